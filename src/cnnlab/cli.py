@@ -1,0 +1,59 @@
+"""Console entry points: `cnnlab-train`, `cnnlab-eval`, `cnnlab-viz` (Hydra apps over configs/)."""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from .errors import ConfigError
+
+log = logging.getLogger("cnnlab")
+
+
+def _config_dir() -> str:
+    """configs/ inside the installed package (wheel), else the repository's top-level configs/ (editable)."""
+    here = Path(__file__).resolve().parent
+    for cand in (here / "configs", here.parents[1] / "configs"):
+        if (cand / "train.yaml").is_file():
+            return str(cand)
+    raise RuntimeError(f"cnnlab configs not found next to {here}: reinstall the package")
+
+
+CONFIG_DIR = _config_dir()
+
+
+def _guard(fn, cfg: DictConfig):
+    """Run `fn(cfg)`; a ConfigError (bad input) becomes one line on stderr and exit status 2."""
+    try:
+        return fn(cfg)
+    except ConfigError as e:
+        log.error(f"error: {e}")
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+@hydra.main(config_path=CONFIG_DIR, config_name="train", version_base="1.3")
+def train_cli(cfg: DictConfig) -> float:
+    from .run import train
+    from .runinfo import RunInfo
+
+    return _guard(lambda c: train(c, RunInfo.from_hydra()), cfg)
+
+
+@hydra.main(config_path=CONFIG_DIR, config_name="eval", version_base="1.3")
+def eval_cli(cfg: DictConfig) -> None:
+    from .evaluation import evaluate_checkpoint
+    from .runinfo import RunInfo
+
+    _guard(lambda c: evaluate_checkpoint(c, RunInfo.from_hydra()), cfg)
+
+
+@hydra.main(config_path=CONFIG_DIR, config_name="eval", version_base="1.3")
+def viz_cli(cfg: DictConfig) -> None:
+    from .evaluation import visualise_checkpoint
+    from .runinfo import RunInfo
+
+    _guard(lambda c: visualise_checkpoint(c, RunInfo.from_hydra()), cfg)

@@ -1,0 +1,125 @@
+"""CIFAR-10 from the official python pickle batches (`cifar-10-batches-py/`), held in memory as tensors.
+
+The official format is Python pickles: each `data_batch_k`/`test_batch` is a dict with b'data' (uint8 N x 3072,
+row-major 32x32 planes R, G, B) and b'labels' (list of ints); `batches.meta` holds b'label_names'. They are
+read with `pickle` (encoding='bytes', as the dataset's page prescribes) through an unpickler that only
+rebuilds numpy arrays, so a tampered file cannot run code.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from cnnlab.data.augment import BatchAugment
+from cnnlab.data.common import DataBundle, TensorSplit, normalise, stratified_split
+from cnnlab.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+FOLDER = "cifar-10-batches-py"
+TRAIN_FILES = tuple(f"data_batch_{k}" for k in range(1, 6))
+TEST_FILE, META_FILE = "test_batch", "batches.meta"
+_ALLOWED = {  # everything a numpy array (and nothing else) needs to unpickle; numpy 2 renamed core -> _core
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"), ("_codecs", "encode"),
+}
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickler that refuses every global except the numpy array constructors."""
+
+    def find_class(self, module: str, name: str):  # noqa: ANN201 (pickle's signature)
+        if (module, name) in _ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}")
+
+
+def unpickle(path: Path) -> dict:
+    """One CIFAR pickle file as a dict with bytes keys (b'data', b'labels', ...)."""
+    try:
+        with open(path, "rb") as f:
+            return _ArrayUnpickler(io.BytesIO(f.read()), encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as e:
+        raise ConfigError(f"{path} is not a CIFAR-10 python pickle ({e}): delete it and rerun with "
+                          "data.download=true") from e
+
+
+def read_batch(path: Path) -> "tuple[Tensor, Tensor]":
+    """Images uint8 [N,3,32,32] and labels long [N] from one batch file."""
+    d = unpickle(path)
+    if b"data" not in d or b"labels" not in d:
+        raise ConfigError(f"{path} has no b'data'/b'labels' entries: it is not a CIFAR-10 batch file")
+    data = np.asarray(d[b"data"], dtype=np.uint8)
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(d[b"labels"]):
+        raise ConfigError(f"{path}: b'data' has shape {data.shape}, expected N x 3072 with one label each")
+    images = torch.from_numpy(data.copy()).view(-1, 3, 32, 32)
+    return images, torch.tensor(d[b"labels"], dtype=torch.long)
+
+
+def find_folder(root: str, download: bool) -> Path:
+    """The `cifar-10-batches-py` folder under `root` (or `root` itself), downloading it first if asked."""
+    base = Path(root).expanduser()
+    if download:
+        from torchvision.datasets import CIFAR10  # fetches and extracts <root>/cifar-10-batches-py
+
+        CIFAR10(str(base), train=True, download=True)
+    for folder in (base / FOLDER, base):
+        if all((folder / name).is_file() for name in (*TRAIN_FILES, TEST_FILE)):
+            return folder
+    raise ConfigError(f"no CIFAR-10 batches in {base / FOLDER} (expected {', '.join(TRAIN_FILES)}, {TEST_FILE}, "
+                      f"{META_FILE}): set data.download=true or data.root=<folder containing {FOLDER}>")
+
+
+def class_names(folder: Path) -> list[str]:
+    """Label names from `batches.meta`, or the ten standard ones when the file is absent."""
+    if not (folder / META_FILE).is_file():
+        return ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    return [n.decode() if isinstance(n, bytes) else str(n) for n in unpickle(folder / META_FILE)[b"label_names"]]
+
+
+def channel_stats(images: Tensor) -> "tuple[tuple[float, ...], tuple[float, ...]]":
+    """Per-channel mean and std of uint8 [N,C,H,W] images, in [0,1] units."""
+    x = images.transpose(0, 1).reshape(images.shape[1], -1).double() / 255
+    return tuple(x.mean(1).tolist()), tuple(x.std(1).tolist())
+
+
+def to_split(images: Tensor, labels: Tensor, mean: "tuple[float, ...]", std: "tuple[float, ...]") -> TensorSplit:
+    """uint8 images -> normalised float32 TensorSplit."""
+    return TensorSplit(normalise(images.float().div_(255), mean, std), labels)
+
+
+def build_cifar10(root: str, download: bool = False, val_size: int = 5000, split_seed: int = 0,
+                  crop_padding: int = 4, hflip: bool = True, jitter: float = 0.0) -> DataBundle:
+    """CIFAR-10 in memory: train minus a stratified `val_size` validation split, test; stats from train.
+
+    `val_size=0` keeps all 50,000 images for training and validates on the test split (logged as a warning:
+    choices made on that score are choices made on the test set).
+    """
+    folder = find_folder(root, download)
+    parts = [read_batch(folder / name) for name in TRAIN_FILES]
+    images, labels = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    test_images, test_labels = read_batch(folder / TEST_FILE)
+    if not 0 <= val_size < len(labels):
+        raise ConfigError(f"data.val_size={val_size} must be in [0, {len(labels)}): the train batches hold "
+                          f"{len(labels)} images")
+    names = class_names(folder)
+    frac = val_size / len(labels)
+    val_idx, train_idx = stratified_split(labels, (frac, 1 - frac), split_seed)
+    mean, std = channel_stats(images[train_idx])
+    train = to_split(images[train_idx], labels[train_idx], mean, std)
+    test = to_split(test_images, test_labels, mean, std)
+    if val_size == 0:
+        log.warning("data.val_size=0: validating on the CIFAR-10 test split (no held-out validation set)")
+        val = test
+    else:
+        val = to_split(images[val_idx], labels[val_idx], mean, std)
+    return DataBundle(train=train, val=val, test=test, num_classes=len(names), class_names=names,
+                      model_kwargs={"in_channels": 3}, train_augment=BatchAugment(crop_padding, hflip, jitter),
+                      mean=mean, std=std, name="cifar10")

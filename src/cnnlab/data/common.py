@@ -1,0 +1,126 @@
+"""What every dataset builder returns, and the on-device batch loader for data that fits in memory."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Optional, Union
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+# A batched, on-device augmentation: (inputs, targets, generator) -> (inputs, targets).
+# Targets go through too, so segmentation masks can be flipped/cropped with their images.
+Augment = Callable[[Tensor, Tensor, torch.Generator], "tuple[Tensor, Tensor]"]
+
+
+@dataclass
+class TensorSplit:
+    """An in-memory split: `inputs[i]` belongs with `targets[i]`."""
+
+    inputs: Tensor   # float [N,C,H,W] images (already normalised), or long [N,L] padded token ids
+    targets: Tensor  # long [N] class labels, or long [N,H,W] masks
+
+    def __post_init__(self) -> None:
+        if len(self.inputs) != len(self.targets):
+            raise ValueError(f"inputs ({len(self.inputs)}) and targets ({len(self.targets)}) differ in length")
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def to(self, device: Union[str, torch.device]) -> "TensorSplit":
+        return TensorSplit(self.inputs.to(device), self.targets.to(device))
+
+    def subset(self, index: Tensor) -> "TensorSplit":
+        return TensorSplit(self.inputs[index], self.targets[index])
+
+
+Split = Union[TensorSplit, Dataset]
+
+
+@dataclass
+class DataBundle:
+    """Train/val/test splits plus the dataset-dependent values that `run.py` hands to the model."""
+
+    train: Split
+    val: Split
+    test: Split
+    num_classes: int
+    class_names: list[str]
+    model_kwargs: dict = field(default_factory=dict)  # e.g. {"in_channels": 1}; num_classes is added by run.py
+    train_augment: Optional[Augment] = None           # used for TensorSplit training data only
+    task: str = "classification"                       # or "segmentation"
+    mean: tuple[float, ...] = ()                        # per-channel statistics used to normalise (for pictures)
+    std: tuple[float, ...] = ()
+    name: str = ""
+
+
+class TensorLoader:
+    """Batches a TensorSplit that already lives on the training device; shuffles with `torch.randperm` there.
+
+    No per-sample Python: one index tensor per epoch, one gather per batch. The generator is the loader's
+    whole random state (shuffle order and augmentation), so checkpointing it makes a resumed run exact.
+    """
+
+    def __init__(self, split: TensorSplit, batch_size: int, shuffle: bool = False, drop_last: bool = False,
+                 augment: Optional[Augment] = None, generator: Optional[torch.Generator] = None) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.split, self.batch_size, self.shuffle, self.drop_last = split, batch_size, shuffle, drop_last
+        self.augment = augment
+        self.generator = generator or torch.Generator(device=split.inputs.device)
+
+    def __len__(self) -> int:
+        n = len(self.split)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        n, device = len(self.split), self.split.inputs.device
+        order = torch.randperm(n, generator=self.generator, device=device) if self.shuffle else None
+        for b in range(len(self)):
+            lo, hi = b * self.batch_size, min(n, (b + 1) * self.batch_size)
+            if order is None:
+                x, y = self.split.inputs[lo:hi], self.split.targets[lo:hi]
+            else:
+                idx = order[lo:hi]
+                x, y = self.split.inputs[idx], self.split.targets[idx]
+            if self.augment is not None:
+                x, y = self.augment(x, y, self.generator)
+            yield x, y
+
+
+def make_loader(split: Split, batch_size: int, shuffle: bool, device: torch.device, *,
+                augment: Optional[Augment] = None, seed: int = 0, drop_last: bool = False,
+                num_workers: int = 0, transform_on_device: bool = True) -> Union[TensorLoader, DataLoader]:
+    """TensorLoader (data moved to `device` once) for a TensorSplit; a worker DataLoader for anything else."""
+    if isinstance(split, TensorSplit):
+        split = split.to(device)
+        gen = torch.Generator(device=device)
+        gen.manual_seed(seed)
+        return TensorLoader(split, batch_size, shuffle, drop_last, augment if transform_on_device else None, gen)
+    gen = torch.Generator()
+    gen.manual_seed(seed)
+    return DataLoader(split, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, generator=gen,
+                      num_workers=num_workers, pin_memory=device.type == "cuda",
+                      persistent_workers=num_workers > 0)
+
+
+def stratified_split(labels: Tensor, fractions: "tuple[float, ...]", seed: int) -> list[Tensor]:
+    """Indices for each fraction, stratified by label, reproducible from `seed` (fractions sum to 1)."""
+    gen = torch.Generator().manual_seed(seed)
+    parts: list[list[Tensor]] = [[] for _ in fractions]
+    for c in torch.unique(labels):
+        idx = torch.nonzero(labels == c).flatten()
+        idx = idx[torch.randperm(len(idx), generator=gen)]
+        bounds = torch.tensor([0.0, *fractions]).cumsum(0) * len(idx)
+        bounds = bounds.round().long().tolist()
+        bounds[-1] = len(idx)
+        for k in range(len(fractions)):
+            parts[k].append(idx[bounds[k]:bounds[k + 1]])
+    return [torch.cat(p).sort().values for p in parts]
+
+
+def normalise(x: Tensor, mean: "tuple[float, ...]", std: "tuple[float, ...]") -> Tensor:
+    """(x - mean) / std per channel of an [N,C,H,W] float tensor."""
+    m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    return (x - m) / s

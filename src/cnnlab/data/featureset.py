@@ -1,0 +1,203 @@
+"""Feature-vector datasets for the linear baseline: image bundles -> features, and segmentation data -> patch features.
+
+Features are computed in batches on `device`, standardised with training-split statistics only, and cached on disk
+(torch.save of plain tensors, written atomically, read back with weights_only=True) under a key made of the dataset
+name, the feature configuration, the split sizes and a cheap fingerprint of the data.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Callable, Optional, Sequence, Union
+
+import torch
+from torch import Tensor
+
+from cnnlab.checkpoint import save_checkpoint
+from cnnlab.data.common import DataBundle, TensorSplit
+from cnnlab.data.patches import patch_labels, patchify, split_indices
+from cnnlab.data.segmentation import mito_page_count, mito_split_exists, read_mito, read_roads
+from cnnlab.errors import ConfigError
+from cnnlab.features import FeatureSpec, Standardiser, extract
+
+SPLITS = ("train", "val", "test")
+CACHE_VERSION = 1  # bump when feature code changes the numbers
+
+
+def _cached(cache_dir: Optional[str], name: str, key: dict, compute: Callable[[], dict]) -> dict[str, Tensor]:
+    """compute() -> dict of tensors, memoised in `<cache_dir>/<name>-<hash>.pt` (no cache when cache_dir is None)."""
+    if cache_dir is None:
+        return compute()
+    digest = hashlib.sha1(json.dumps({"v": CACHE_VERSION, **key}, sort_keys=True).encode()).hexdigest()[:16]
+    path = Path(cache_dir).expanduser() / f"{name}-{digest}.pt"
+    if path.is_file():
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile):
+            pass  # unreadable cache entry (e.g. another torch version): recompute and overwrite it
+    result = compute()
+    save_checkpoint(result, path)  # temp file + fsync + os.replace: never a half-written cache entry
+    return result
+
+
+def _device(device: str) -> torch.device:
+    """'auto' (CUDA when present, else CPU) or any torch device string."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _fingerprint(*tensors: Tensor) -> list[float]:
+    """Cheap content check for cache keys: sums and lengths (catches a different seed or subset with equal sizes)."""
+    return [float(t.double().sum()) for t in tensors] + [len(t) for t in tensors]
+
+
+def _standardised(raw: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Standardise `<split>_x` features with statistics of `train_x` only."""
+    scale = Standardiser.fit(raw["train_x"])
+    return {k: scale(v) if k.endswith("_x") else v for k, v in raw.items()}
+
+
+def _bundle(data: dict[str, Tensor], num_classes: int, class_names: list[str], name: str) -> DataBundle:
+    """A DataBundle of feature TensorSplits with model_kwargs={'in_features': D}."""
+    splits = {s: TensorSplit(data[f"{s}_x"].float(), data[f"{s}_y"].long()) for s in SPLITS}
+    return DataBundle(**splits, num_classes=num_classes, class_names=list(class_names),
+                      model_kwargs={"in_features": int(data["train_x"].shape[1])}, name=name)
+
+
+def _images_to_features(x: Tensor, spec: FeatureSpec, device: torch.device, batch_size: int,
+                        mean: Sequence[float], std: Sequence[float]) -> Tensor:
+    """Features [N,D] on CPU of images [N,C,H,W], un-normalised back to pixel values first when mean/std are set."""
+    out = []
+    for lo in range(0, len(x), batch_size):
+        batch = x[lo:lo + batch_size].to(device).float()
+        if mean and std:
+            batch = batch * torch.tensor(std, device=device).view(1, -1, 1, 1) + \
+                torch.tensor(mean, device=device).view(1, -1, 1, 1)
+        out.append(extract(batch, spec=spec).cpu())
+    return torch.cat(out)
+
+
+def build_feature_data(source: Union[DataBundle, Callable[[], DataBundle]],
+                       features: Sequence[str] = ("hog", "colour_histogram"), hist_bins: int = 16,
+                       value_range: tuple[float, float] = (0.0, 1.0), cell: int = 8, block: int = 2,
+                       orientations: int = 9, cache_dir: Optional[str] = None, device: str = "cpu",
+                       batch_size: int = 2048) -> DataBundle:
+    """Turn an image DataBundle (TensorSplits [N,C,H,W]) into standardised feature vectors [N,D] per split.
+
+    Images normalised by the source (its `mean`/`std`) are mapped back to pixel values before extraction, so
+    `value_range` refers to raw pixels ((0, 1) for the usual ToTensor scaling).
+    """
+    bundle = source if isinstance(source, DataBundle) else source()
+    spec = FeatureSpec(list(features), hist_bins, tuple(value_range), cell, block, orientations)
+    splits = {s: getattr(bundle, s) for s in SPLITS}
+    for s, split in splits.items():
+        if not isinstance(split, TensorSplit) or split.inputs.ndim != 4 or split.targets.ndim != 1:
+            raise ConfigError(f"features need in-memory image splits (TensorSplit [N,C,H,W] with labels [N]); "
+                              f"{bundle.name or 'the dataset'}'s {s} split is not: use an image data config")
+    key = {"name": bundle.name, "spec": spec.key(), "sizes": [len(v) for v in splits.values()],
+           "data": _fingerprint(*[v.targets for v in splits.values()], splits["train"].inputs[:256])}
+
+    def compute() -> dict:
+        dev = _device(device)
+        raw = {}
+        for s, split in splits.items():
+            raw[f"{s}_x"] = _images_to_features(split.inputs, spec, dev, batch_size, bundle.mean, bundle.std)
+            raw[f"{s}_y"] = split.targets.cpu()
+        return _standardised(raw)
+
+    data = _cached(cache_dir, f"{bundle.name or 'images'}-features", key, compute)
+    return _bundle(data, bundle.num_classes, bundle.class_names, f"{bundle.name}+{'+'.join(spec.names)}")
+
+
+def patch_features(images: Tensor, spec: FeatureSpec, patch: int = 16, context: int = 0,
+                   device: str = "cpu", images_per_batch: int = 8) -> Tensor:
+    """Features [N*gh*gw, D] (CPU) of every patch of uint8 images [N,C,H,W], in patch_labels' order."""
+    dev, out = _device(device), []
+    for lo in range(0, len(images), images_per_batch):
+        x = images[lo:lo + images_per_batch].to(dev).float() / 255.0
+        out.append(extract(patchify(x, patch, context), spec=spec).cpu())
+    return torch.cat(out)
+
+
+def _patch_data(parts: dict[str, tuple[Tensor, Tensor]], spec: FeatureSpec, patch: int, context: int, rule: str,
+                threshold: float, device: str, max_train_patches: Optional[int], seed: int) -> dict[str, Tensor]:
+    """Standardised patch features and labels for (images, masks) per split; train optionally subsampled."""
+    raw = {}
+    for s, (images, masks) in parts.items():
+        raw[f"{s}_x"] = patch_features(images, spec, patch, context, device)
+        raw[f"{s}_y"] = patch_labels(masks, patch, rule, threshold).flatten()
+    if max_train_patches is not None and len(raw["train_y"]) > max_train_patches:
+        keep = torch.randperm(len(raw["train_y"]), generator=torch.Generator().manual_seed(seed))[:max_train_patches]
+        keep = keep.sort().values
+        raw["train_x"], raw["train_y"] = raw["train_x"][keep], raw["train_y"][keep]
+    return _standardised(raw)
+
+
+def build_road_patches(root: str, patch: int = 16, threshold: float = 0.25,
+                       features: Sequence[str] = ("colour_moments", "colour_histogram", "hog"), context: int = 0,
+                       val_fraction: float = 0.2, test_fraction: float = 0.2, seed: int = 0, hist_bins: int = 16,
+                       cell: int = 8, block: int = 2, orientations: int = 9, cache_dir: Optional[str] = None,
+                       device: str = "cpu", max_images: Optional[int] = None) -> DataBundle:
+    """Road patch classification: features of each 16x16 patch (+ `context` pixels), label = mean road > threshold.
+
+    The official test images have no masks, so train/val/test are disjoint sets of *training images* (split by
+    image, never by patch, as neighbouring patches are correlated), chosen by a seeded permutation.
+    """
+    spec = FeatureSpec(list(features), hist_bins, (0.0, 1.0), cell, block, orientations)
+    images, masks, names = read_roads(root, max_images)
+    index = dict(zip(SPLITS, split_indices(len(names), val_fraction, test_fraction, seed)))
+    key = {"root": str(Path(root).expanduser().resolve()), "names": names, "spec": spec.key(), "patch": patch,
+           "context": context, "threshold": threshold, "split": [v.tolist() for v in index.values()],
+           "data": _fingerprint(images[:, :, ::37, ::37], masks)}
+    parts = {s: (images[i], masks[i]) for s, i in index.items()}
+    data = _cached(cache_dir, "roads-patches", key, lambda: _patch_data(
+        parts, spec, patch, context, "mean", threshold, device, None, seed))
+    return _bundle(data, 2, ["background", "road"], "roads_patches")
+
+
+def _mito_parts(root: str, slice_step: int, val_fraction: float, test_fraction: float) -> dict:
+    """(images, masks) per split from contiguous slice blocks (adjacent EM slices are near-duplicates)."""
+    if slice_step < 1:
+        raise ConfigError(f"data.slice_step must be >= 1, got {slice_step}")
+    slices = list(range(0, mito_page_count(Path(root).expanduser() / "training.tif"), slice_step))
+    has_test = mito_split_exists(root, "testing")
+    held_out = val_fraction + (0.0 if has_test else test_fraction)
+    n_train = round(len(slices) * (1 - held_out))
+    n_val = round(len(slices) * val_fraction)
+    if n_train < 1 or n_val < 1 or (not has_test and len(slices) - n_train - n_val < 1):
+        raise ConfigError(f"{len(slices)} mitochondria slices (slice_step={slice_step}) cannot be split with "
+                          f"val_fraction={val_fraction}, test_fraction={test_fraction}: lower data.slice_step")
+    blocks = {"train": slices[:n_train], "val": slices[n_train:n_train + n_val]}
+    parts = {s: read_mito(root, "training", b) for s, b in blocks.items()}
+    if has_test:
+        n_test = mito_page_count(Path(root).expanduser() / "testing.tif")
+        parts["test"] = read_mito(root, "testing", range(0, n_test, slice_step))
+    else:
+        parts["test"] = read_mito(root, "training", slices[n_train + n_val:])
+    return parts
+
+
+def build_mito_patches(root: str, patch: int = 16, rule: str = "centre",
+                       features: Sequence[str] = ("colour_moments", "colour_histogram", "hog"), context: int = 0,
+                       slice_step: int = 4, max_train_patches: Optional[int] = 100_000, val_fraction: float = 0.2,
+                       test_fraction: float = 0.2, seed: int = 0, hist_bins: int = 16, cell: int = 8,
+                       block: int = 2, orientations: int = 9, cache_dir: Optional[str] = None,
+                       device: str = "cpu") -> DataBundle:
+    """Mitochondria patch classification on every `slice_step`-th slice; label by the centre pixel or majority.
+
+    Splits are contiguous slice blocks of training.tif (train first, then val); test is testing.tif when present,
+    otherwise the last block of training.tif. The training patches are randomly subsampled to `max_train_patches`
+    (165 slices of 768x1024 hold ~500k patches; the default keeps 41 slices and at most 100k training patches).
+    """
+    spec = FeatureSpec(list(features), hist_bins, (0.0, 1.0), cell, block, orientations)
+    parts = _mito_parts(root, slice_step, val_fraction, test_fraction)
+    key = {"root": str(Path(root).expanduser().resolve()), "spec": spec.key(), "patch": patch, "rule": rule,
+           "context": context, "step": slice_step, "max": max_train_patches, "seed": seed,
+           "data": _fingerprint(*[m for _, m in parts.values()], *[i[:, :, ::41, ::41] for i, _ in parts.values()])}
+    data = _cached(cache_dir, "mito-patches", key, lambda: _patch_data(
+        parts, spec, patch, context, rule, 0.5, device, max_train_patches, seed))
+    return _bundle(data, 2, ["background", "mitochondrion"], "mito_patches")

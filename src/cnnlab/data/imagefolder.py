@@ -1,0 +1,189 @@
+"""Any `root/<class>/<image>` tree: in memory as tensors when small, else a Dataset for the worker DataLoader.
+
+Small trees are decoded once (resize shorter side, centre crop), normalised by the train split's statistics
+and augmented on the device with BatchAugment. Large trees stay on disk: torchvision transforms (random
+resized crop and flip for train, resize and centre crop for eval) run in DataLoader workers, normalised with
+the ImageNet statistics unless `mean`/`std` are given.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+from torch.utils.data import Dataset
+from torchvision import transforms as T
+
+from cnnlab.data.augment import BatchAugment
+from cnnlab.data.cifar import channel_stats, to_split
+from cnnlab.data.common import DataBundle, Split, TensorSplit, stratified_split
+from cnnlab.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+LAYOUT = "<root>/<class name>/<image>.png|jpg|..."
+
+Samples = list[tuple[Path, int]]
+
+
+def scan(folder: Path, classes: Optional[list[str]] = None) -> "tuple[list[str], Samples]":
+    """Class names (sorted sub-folders, or the given ones) and (file, label) pairs under `folder`."""
+    if not folder.is_dir():
+        raise ConfigError(f"image folder {folder} does not exist: set data.root to a folder laid out as {LAYOUT}")
+    found = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if classes is None:
+        classes = found
+    elif set(found) - set(classes):
+        raise ConfigError(f"{folder} has classes {sorted(set(found) - set(classes))} that the train folder lacks: "
+                          "give every split the same class folders")
+    samples = [(p, label) for label, name in enumerate(classes) if (folder / name).is_dir()
+               for p in sorted((folder / name).rglob("*")) if p.suffix.lower() in EXTENSIONS and p.is_file()]
+    if not samples:
+        raise ConfigError(f"no images found in {folder}: expected the layout {LAYOUT}")
+    return classes, samples
+
+
+def _bad_file(path: Path, error: Exception, on_bad_file: str) -> None:
+    """Apply the on_bad_file policy: raise ConfigError naming the file, or log one warning line."""
+    if on_bad_file == "error":
+        raise ConfigError(f"cannot read image {path} ({type(error).__name__}): remove the file or set "
+                          "data.on_bad_file=skip") from error
+    log.warning("skipping unreadable image %s (%s)", path, type(error).__name__)
+
+
+BAD_IMAGE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
+def load_image(path: Path, on_bad_file: str) -> Optional[Image.Image]:
+    """The RGB image at `path`, or None when it cannot be decoded and on_bad_file is skip."""
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except BAD_IMAGE as e:
+        _bad_file(path, e, on_bad_file)
+        return None
+
+
+def readable(samples: Samples, on_bad_file: str) -> Samples:
+    """The samples whose files PIL can identify and verify (no full decode), under the on_bad_file policy."""
+    kept = []
+    for path, label in samples:
+        try:
+            with Image.open(path) as img:
+                img.verify()
+            kept.append((path, label))
+        except BAD_IMAGE as e:
+            _bad_file(path, e, on_bad_file)
+    return kept
+
+
+class ImageFileDataset(Dataset):
+    """(transformed image tensor, label) per file; a file that fails to decode later is replaced by the next."""
+
+    def __init__(self, samples: Samples, transform: Callable, on_bad_file: str = "skip") -> None:
+        self.samples, self.transform, self.on_bad_file = samples, transform, on_bad_file
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> "tuple[Tensor, int]":
+        for k in range(len(self.samples)):
+            path, label = self.samples[(i + k) % len(self.samples)]
+            img = load_image(path, self.on_bad_file)
+            if img is not None:
+                return self.transform(img), label
+        raise ConfigError("no image in this split can be decoded: check the files under data.root")
+
+
+def decode_all(samples: Samples, image_size: int, on_bad_file: str) -> "tuple[Tensor, Tensor]":
+    """uint8 [N,3,S,S] (shorter side resized to S, centre crop) and long [N] labels for readable files."""
+    prep = T.Compose([T.Resize(image_size), T.CenterCrop(image_size)])
+    images, labels = [], []
+    for path, label in samples:
+        img = load_image(path, on_bad_file)
+        if img is not None:
+            images.append(torch.from_numpy(np.asarray(prep(img), dtype=np.uint8).copy()).permute(2, 0, 1))
+            labels.append(label)
+    if not images:
+        raise ConfigError("no readable images in the image folder: check the files under data.root")
+    return torch.stack(images), torch.tensor(labels, dtype=torch.long)
+
+
+def pick(samples: Samples, index: Tensor) -> Samples:
+    """The samples at the positions in `index`."""
+    return [samples[i] for i in index.tolist()]
+
+
+def split_samples(root: Path, train_dir: Optional[str], val_dir: Optional[str], test_dir: Optional[str],
+                  val_fraction: float, split_seed: int) -> "tuple[list[str], list[Samples]]":
+    """Class names and [train, val, test] samples: given folders, or a stratified split of `root`."""
+    if not 0 < val_fraction < 1 and val_dir is None:
+        raise ConfigError(f"data.val_fraction={val_fraction} must be in (0, 1), or give data.val_dir")
+    classes, train = scan(root / train_dir if train_dir else root)
+    if val_dir is not None:
+        val = scan(root / val_dir, classes)[1]
+    else:
+        labels = torch.tensor([label for _, label in train])
+        val_idx, train_idx = stratified_split(labels, (val_fraction, 1 - val_fraction), split_seed)
+        train, val = pick(train, train_idx), pick(train, val_idx)
+    if test_dir is not None:
+        test = scan(root / test_dir, classes)[1]
+    else:
+        log.warning("no data.test_dir: the test split is the validation split")
+        test = val
+    if not train or not val:
+        raise ConfigError(f"the {'train' if not train else 'validation'} split of {root} is empty: add images "
+                          "or change data.val_fraction")
+    return classes, [train, val, test]
+
+
+def in_memory_splits(parts: "list[Samples]", image_size: int, on_bad_file: str, mean: Optional[Sequence[float]],
+                     std: Optional[Sequence[float]]) -> "tuple[list[Split], tuple, tuple]":
+    """Decode every split once into normalised TensorSplits; statistics from train unless given."""
+    decoded = {id(p): decode_all(p, image_size, on_bad_file) for p in parts}  # test may be the val list itself
+    if mean is None or std is None:
+        mean, std = channel_stats(decoded[id(parts[0])][0])
+    mean, std = tuple(mean), tuple(std)
+    splits = {k: to_split(*v, mean, std) for k, v in decoded.items()}
+    return [splits[id(p)] for p in parts], mean, std
+
+
+def build_imagefolder(root: str, image_size: int = 224, val_fraction: float = 0.1, split_seed: int = 0,
+                      train_dir: Optional[str] = None, val_dir: Optional[str] = None, test_dir: Optional[str] = None,
+                      on_bad_file: str = "skip", in_memory: Optional[bool] = None, max_memory_mb: int = 2048,
+                      crop_padding: Optional[int] = None, hflip: bool = True, jitter: float = 0.0,
+                      mean: Optional[Sequence[float]] = None, std: Optional[Sequence[float]] = None) -> DataBundle:
+    """An image-classification DataBundle from `root/<class>/<image>` (or its train/val/test sub-folders)."""
+    if on_bad_file not in ("skip", "error"):
+        raise ConfigError(f"data.on_bad_file must be skip or error, got {on_bad_file!r}")
+    base = Path(root).expanduser()
+    if not base.is_dir():
+        raise ConfigError(f"data.root={root} does not exist: point it at a folder laid out as {LAYOUT}")
+    classes, parts = split_samples(base, train_dir, val_dir, test_dir, val_fraction, split_seed)
+    n_files = len({p for part in parts for p, _ in part})
+    if in_memory is None:  # float32 tensors of 3 x S x S per image
+        in_memory = n_files * 3 * image_size ** 2 * 4 <= max_memory_mb * 2 ** 20
+    augment = None
+    if in_memory:
+        splits, mean, std = in_memory_splits(parts, image_size, on_bad_file, mean, std)
+        pad = image_size // 8 if crop_padding is None else crop_padding
+        augment = BatchAugment(pad, hflip, jitter)
+    else:
+        mean, std = tuple(mean or IMAGENET_MEAN), tuple(std or IMAGENET_STD)
+        checked = {id(p): readable(p, on_bad_file) for p in parts}  # test may be the val list itself
+        parts = [checked[id(p)] for p in parts]
+        norm = [T.ToTensor(), T.Normalize(mean, std)]
+        flip = [T.RandomHorizontalFlip()] if hflip else []
+        train_tf = T.Compose([T.RandomResizedCrop(image_size), *flip, *norm])
+        eval_tf = T.Compose([T.Resize(round(image_size * 256 / 224)), T.CenterCrop(image_size), *norm])
+        splits = [ImageFileDataset(parts[0], train_tf, on_bad_file),
+                  *(ImageFileDataset(p, eval_tf, on_bad_file) for p in parts[1:])]
+    return DataBundle(train=splits[0], val=splits[1], test=splits[2], num_classes=len(classes),
+                      class_names=classes, model_kwargs={"in_channels": 3}, train_augment=augment,
+                      mean=mean, std=std, name=base.name)

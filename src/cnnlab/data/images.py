@@ -1,0 +1,125 @@
+"""Small image datasets that live on the device: scikit-learn's digits, MNIST and Fashion-MNIST (raw IDX files)."""
+from __future__ import annotations
+
+import gzip
+import logging
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..errors import ConfigError
+from .augment import BatchAugment
+from .common import DataBundle, TensorSplit, normalise, stratified_split
+
+log = logging.getLogger(__name__)
+
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+_VARIANTS = {  # folder name (torchvision's layout) -> class names
+    "MNIST": [str(d) for d in range(10)],
+    "FashionMNIST": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                     "Ankle boot"],
+}
+
+
+def read_idx(path: "str | Path") -> Tensor:
+    """Read one IDX file (LeCun's MNIST format, optionally gzip-compressed) into a tensor of its stored shape."""
+    path = Path(path)
+    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise ConfigError(f"{path} is not an IDX file (bad magic number): re-download it with data.download=true")
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    expected = 4 + 4 * ndim + int(np.prod(dims)) * dtype.itemsize
+    if len(raw) != expected:
+        raise ConfigError(f"{path} is truncated or corrupt ({len(raw)} bytes, header says {expected}): "
+                          f"delete it and re-download with data.download=true")
+    data = np.frombuffer(raw, dtype=dtype, offset=4 + 4 * ndim).reshape(dims)
+    return torch.from_numpy(data.astype(dtype.newbyteorder("=")).copy())
+
+
+def _find_idx(raw_dir: Path, stem: str) -> Optional[Path]:
+    for name in (stem, stem + ".gz"):
+        if (raw_dir / name).is_file():
+            return raw_dir / name
+    return None
+
+
+def _mnist_raw_dir(root: Path, variant: str, download: bool) -> Path:
+    """Locate `<root>/<variant>/raw` (torchvision's layout; `root` may also be the raw folder itself)."""
+    for cand in (root / variant / "raw", root / "raw", root):
+        if all(_find_idx(cand, s) for s in _MNIST_FILES):
+            return cand
+    if download:
+        from torchvision import datasets  # the real download code, with its mirrors and checksums
+
+        getattr(datasets, variant)(str(root), train=True, download=True)
+        getattr(datasets, variant)(str(root), train=False, download=True)
+        return root / variant / "raw"
+    raise ConfigError(
+        f"{variant} not found under {root}: expected {root / variant / 'raw'}/{{{','.join(_MNIST_FILES)}}}[.gz]; "
+        f"download with data.download=true, or point data.root=<folder containing {variant}/raw>")
+
+
+def _prepare(images: Tensor, pad: int, size: Optional[int]) -> Tensor:
+    """uint8 [N,H,W] -> float [N,1,H',W'] in [0,1], zero-padded by `pad` and/or resized to `size`."""
+    x = images.unsqueeze(1).float().div_(255.0)
+    if pad:
+        x = F.pad(x, (pad, pad, pad, pad))
+    if size and x.shape[-1] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    return x
+
+
+def _bundle(splits: dict, class_names: list, name: str, shift: int) -> DataBundle:
+    """Normalise all splits with the training split's mean/std and wrap them in a DataBundle.
+
+    `shift` > 0 augments training batches on the device with random translations of up to `shift` pixels.
+    """
+    mean = (splits["train"][0].mean().item(),)
+    std = (splits["train"][0].std().item(),)
+    parts = {k: TensorSplit(normalise(x, mean, std), y.long()) for k, (x, y) in splits.items()}
+    augment = BatchAugment(crop_padding=shift, hflip=False, fill=-mean[0] / std[0]) if shift > 0 else None
+    return DataBundle(parts["train"], parts["val"], parts["test"], num_classes=len(class_names),
+                      class_names=class_names, model_kwargs={"in_channels": 1}, train_augment=augment,
+                      mean=mean, std=std, name=name)
+
+
+def build_mnist(root: str, download: bool = False, variant: str = "MNIST", val_size: int = 5000,
+                split_seed: int = 0, pad: int = 2, size: Optional[int] = None, shift: int = 0) -> DataBundle:
+    """MNIST or Fashion-MNIST: official test set as test; a stratified `val_size` split of train as val."""
+    if variant not in _VARIANTS:
+        raise ConfigError(f"data.variant={variant!r} is not known: choose one of {', '.join(_VARIANTS)}")
+    raw = _mnist_raw_dir(Path(root).expanduser(), variant, download)
+    tr_x, tr_y, te_x, te_y = (read_idx(_find_idx(raw, s)) for s in _MNIST_FILES)
+    if len(tr_x) != len(tr_y) or len(te_x) != len(te_y):
+        raise ConfigError(f"{raw}: image and label files disagree in length; re-download with data.download=true")
+    tr_x, te_x = _prepare(tr_x, pad, size), _prepare(te_x, pad, size)
+    if val_size > 0:
+        frac = val_size / len(tr_y)
+        tr_idx, va_idx = stratified_split(tr_y, (1 - frac, frac), split_seed)
+        splits = {"train": (tr_x[tr_idx], tr_y[tr_idx]), "val": (tr_x[va_idx], tr_y[va_idx])}
+    else:
+        log.warning("data.val_size=0: validating on the test split, so val metrics are not held out")
+        splits = {"train": (tr_x, tr_y), "val": (te_x, te_y)}
+    splits["test"] = (te_x, te_y)
+    return _bundle(splits, _VARIANTS[variant], variant.lower(), shift)
+
+
+def build_digits(size: int = 32, val_fraction: float = 0.15, test_fraction: float = 0.15,
+                 split_seed: int = 0, shift: int = 0) -> DataBundle:
+    """scikit-learn's 1,797 bundled 8x8 handwritten digits (no download), upsampled to `size`, fixed split."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = torch.from_numpy(digits.images).float().div_(16.0).unsqueeze(1)  # pixel values are 0..16
+    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    y = torch.from_numpy(digits.target).long()
+    fractions = (1.0 - val_fraction - test_fraction, val_fraction, test_fraction)
+    idx = dict(zip(("train", "val", "test"), stratified_split(y, fractions, split_seed)))
+    return _bundle({k: (x[i], y[i]) for k, i in idx.items()}, [str(d) for d in range(10)], "digits", shift)

@@ -1,0 +1,111 @@
+"""Non-overlapping patches of images and masks: patch labels, painting patch predictions back, the roads CSV.
+
+Patch order everywhere is (image, patch row, patch column), row-major, matching `patch_labels(...).flatten()`.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from cnnlab.errors import ConfigError
+
+RULES = ("mean", "majority", "centre")
+
+
+def _check_grid(h: int, w: int, patch: int) -> tuple[int, int]:
+    if patch < 1 or h % patch or w % patch:
+        raise ConfigError(f"images of {h}x{w} pixels do not split into {patch}x{patch} patches: "
+                          f"set data.patch to a divisor of both (16 for roads and mitochondria)")
+    return h // patch, w // patch
+
+
+def patchify(images: Tensor, patch: int = 16, context: int = 0) -> Tensor:
+    """Patches [N*gh*gw, C, p+2c, p+2c] of images [N,C,H,W]: each p x p patch plus `context` pixels around it.
+
+    With context > 0 the window extends past the image border by replicating edge pixels (output is then float).
+    """
+    n, c, h, w = images.shape
+    gh, gw = _check_grid(h, w, patch)
+    if context > 0:
+        images = F.pad(images.float(), (context,) * 4, mode="replicate")
+    k = patch + 2 * context
+    windows = images.unfold(2, k, patch).unfold(3, k, patch)  # [N,C,gh,gw,k,k]
+    return windows.permute(0, 2, 3, 1, 4, 5).reshape(n * gh * gw, c, k, k)
+
+
+def patch_labels(masks: Tensor, patch: int = 16, rule: str = "mean", threshold: float = 0.25) -> Tensor:
+    """Patch labels long [N,gh,gw] from masks [N,H,W] in {0,1}.
+
+    rule="mean":     foreground when the patch's mean foreground > threshold (roads: 0.25, the CIL scoring rule);
+    rule="majority": foreground when more than half the pixels are;
+    rule="centre":   the pixel at (p//2, p//2) inside the patch (for even p, just below/right of the centre).
+    """
+    if rule not in RULES:
+        raise ConfigError(f"unknown patch label rule {rule!r}: set data.rule to one of {list(RULES)}")
+    n, h, w = masks.shape
+    gh, gw = _check_grid(h, w, patch)
+    cells = masks.reshape(n, gh, patch, gw, patch)
+    if rule == "centre":
+        return cells[:, :, patch // 2, :, patch // 2].long()
+    frac = cells.float().mean(dim=(2, 4))
+    return (frac > (threshold if rule == "mean" else 0.5)).long()
+
+
+def patch_grid_to_image(labels: Tensor, patch: int = 16) -> Tensor:
+    """Paint patch labels [N,gh,gw] (or [gh,gw]) back into pixel masks [N,gh*p,gw*p] (or [gh*p,gw*p])."""
+    return labels.repeat_interleave(patch, dim=-2).repeat_interleave(patch, dim=-1)
+
+
+def submission_rows(predictions: Tensor, image_ids: Sequence[int], patch: int = 16) -> list[str]:
+    """CSV rows `<img>_<x>_<y>,<label>` for predictions [N,gh,gw]; x = column, y = row of the patch's top-left pixel.
+
+    Image numbers are zero-padded to three digits and patches are listed column by column (x outer, y inner),
+    as in the course's mask_to_submission.py.
+    """
+    if predictions.ndim != 3 or len(predictions) != len(image_ids):
+        raise ValueError(f"need predictions [N,gh,gw] for {len(image_ids)} images, got {tuple(predictions.shape)}")
+    preds = predictions.long().cpu().tolist()
+    rows = []
+    for img, grid in zip(image_ids, preds):
+        for col in range(len(grid[0])):
+            for row in range(len(grid)):
+                rows.append(f"{int(img):03d}_{col * patch}_{row * patch},{grid[row][col]}")
+    return rows
+
+
+def write_submission(path: str | Path, predictions: Tensor, image_ids: Sequence[int], patch: int = 16) -> Path:
+    """Write the roads submission CSV (header `id,prediction`) atomically; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "\n".join(["id,prediction", *submission_rows(predictions, image_ids, patch)]) + "\n"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def split_indices(n: int, val_fraction: float, test_fraction: float, seed: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Disjoint sorted (train, val, test) indices of n items from a seeded permutation (val, test rounded, >= 1 each)."""
+    if not (0 < val_fraction and 0 < test_fraction and val_fraction + test_fraction < 1) or n < 3:
+        raise ConfigError(f"cannot split {n} items with val_fraction={val_fraction}, test_fraction={test_fraction}: "
+                          "use fractions in (0,1) summing to < 1 and at least 3 images")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_val = max(1, round(n * val_fraction))
+    n_test = max(1, round(n * test_fraction))
+    n_train = n - n_val - n_test
+    if n_train < 1:
+        raise ConfigError(f"no training images left from {n} with val_fraction={val_fraction}, "
+                          f"test_fraction={test_fraction}: lower the fractions")
+    parts = order[:n_train], order[n_train:n_train + n_val], order[n_train + n_val:]
+    return tuple(p.sort().values for p in parts)  # type: ignore[return-value]

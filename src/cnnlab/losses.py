@@ -1,0 +1,71 @@
+"""Losses of the linear baseline: multi-class hinge (SVM) and least squares, plus the closed-form ridge check.
+
+SVM: Cortes & Vapnik, "Support-vector networks", 1995; Crammer & Singer, "On the algorithmic implementation of
+multiclass kernel-based vector machines", JMLR 2001. Every loss maps (scores [N,K], class indices long [N]) to a
+scalar mean over the batch. The l2 penalty is not here: run.py gives `weight_decay=lam` to weight matrices only
+(never biases), so SGD minimises `loss + lam/2 * ||W||^2`. LeNet-5's RBF loss lives with the LeNet model.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from cnnlab.errors import ConfigError
+
+
+class MulticlassHinge(nn.Module):
+    """Multi-class hinge loss, `kind="ovr"` (one-vs-rest) or `"crammer_singer"`, averaged over samples.
+
+    one-vs-rest:    mean_n sum_k max(0, margin - y_nk * s_nk), y_nk = +1 for the true class, -1 otherwise.
+                    The K binary problems decouple, so with `weight_decay=lam` each row w_k minimises
+                    (1/n) sum_n hinge + lam/2 |w_k|^2, i.e. sklearn's LinearSVC(loss="hinge") primal
+                    1/2 |w|^2 + C sum_n hinge with C = 1/(lam*n) (liblinear also penalises the bias; we do not).
+    crammer_singer: mean_n max(0, margin + max_{k != y} s_nk - s_ny).
+    """
+
+    def __init__(self, kind: str = "ovr", margin: float = 1.0) -> None:
+        super().__init__()
+        if kind not in ("ovr", "crammer_singer"):
+            raise ConfigError(f"unknown hinge kind {kind!r}: set loss.kind to 'ovr' or 'crammer_singer'")
+        self.kind, self.margin = kind, float(margin)
+
+    def forward(self, scores: Tensor, target: Tensor) -> Tensor:
+        true = F.one_hot(target, scores.shape[1]).to(torch.bool)
+        if self.kind == "ovr":
+            signs = true.to(scores.dtype) * 2 - 1
+            return F.relu(self.margin - signs * scores).sum(1).mean()
+        s_true = scores.gather(1, target.unsqueeze(1)).squeeze(1)
+        s_other = scores.masked_fill(true, float("-inf")).amax(1)
+        return F.relu(self.margin + s_other - s_true).mean()
+
+    def extra_repr(self) -> str:
+        return f"kind={self.kind!r}, margin={self.margin}"
+
+
+class SquaredError(nn.Module):
+    """Least squares on one-hot targets: mean_n sum_k (onehot_nk - s_nk)^2 (1/n over samples, summed over classes)."""
+
+    def forward(self, scores: Tensor, target: Tensor) -> Tensor:
+        onehot = F.one_hot(target, scores.shape[1]).to(scores.dtype)
+        return (onehot - scores).pow(2).sum(1).mean()
+
+
+def ridge_closed_form(x: Tensor, y: Tensor, lam: float, num_classes: Optional[int] = None) -> tuple[Tensor, Tensor]:
+    """Exact minimiser (W [K,D], b [K]) of (1/n) sum_n |y_n - W x_n - b|^2 + lam/2 |W|^2, bias unpenalised.
+
+    `y` is class indices long [N] (turned into one-hot with `num_classes` columns) or float targets [N,K].
+    Centring removes b; the normal equations are (Xc^T Xc + (lam*n/2) I) W^T = Xc^T Yc, solved in float64.
+    """
+    if y.dtype in (torch.int32, torch.int64):
+        y = F.one_hot(y, num_classes or int(y.max()) + 1)
+    xd, yd = x.double(), y.double()
+    n, d = xd.shape
+    x_mean, y_mean = xd.mean(0), yd.mean(0)
+    xc, yc = xd - x_mean, yd - y_mean
+    gram = xc.T @ xc + (lam * n / 2) * torch.eye(d, dtype=xd.dtype, device=xd.device)
+    w = torch.linalg.solve(gram, xc.T @ yc).T  # [K,D]
+    b = y_mean - w @ x_mean
+    return w.to(x.dtype), b.to(x.dtype)

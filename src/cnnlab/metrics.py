@@ -1,0 +1,53 @@
+"""Confusion-matrix metrics shared by classification and segmentation: accuracy, F1, IoU, per-class accuracy."""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+
+def confusion_matrix(preds: Tensor, targets: Tensor, num_classes: int, ignore_index: Optional[int] = None) -> Tensor:
+    """[num_classes, num_classes] int64 counts, rows = true class, columns = predicted; any matching shapes."""
+    preds, targets = preds.reshape(-1), targets.reshape(-1)
+    if ignore_index is not None:
+        keep = targets != ignore_index
+        preds, targets = preds[keep], targets[keep]
+    flat = targets.long() * num_classes + preds.long()
+    return torch.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def _safe_div(num: Tensor, den: Tensor) -> Tensor:
+    return torch.where(den > 0, num / den.clamp(min=1), torch.zeros_like(num))
+
+
+def metrics_from_confusion(cm: Tensor) -> dict[str, float]:
+    """acc, macro F1, mean IoU, balanced acc; for two classes also precision/recall/F1/IoU of the positive class 1."""
+    cm = cm.double()
+    tp = cm.diag()
+    support, predicted = cm.sum(1), cm.sum(0)
+    precision, recall = _safe_div(tp, predicted), _safe_div(tp, support)
+    f1 = _safe_div(2 * tp, support + predicted)
+    iou = _safe_div(tp, support + predicted - tp)
+    present = support > 0
+    out = {
+        "acc": (tp.sum() / cm.sum().clamp(min=1)).item(),
+        "balanced_acc": recall[present].mean().item() if present.any() else 0.0,
+        "macro_f1": f1[present].mean().item() if present.any() else 0.0,
+        "miou": iou[present].mean().item() if present.any() else 0.0,
+    }
+    if cm.shape[0] == 2:
+        out.update(precision=precision[1].item(), recall=recall[1].item(), f1=f1[1].item(), iou=iou[1].item())
+    return out
+
+
+def per_class_accuracy(cm: Tensor, class_names: list[str]) -> dict[str, float]:
+    """Recall of each class (the diagonal over the row sums), keyed by class name."""
+    recall = _safe_div(cm.diag().double(), cm.sum(1).double())
+    return {name: recall[i].item() for i, name in enumerate(class_names)}
+
+
+def topk_correct(logits: Tensor, targets: Tensor, k: int) -> Tensor:
+    """Number of samples whose target is among the k highest logits (a 0-d tensor, no host sync)."""
+    k = min(k, logits.shape[1])
+    return (logits.topk(k, dim=1).indices == targets.unsqueeze(1)).any(dim=1).sum()

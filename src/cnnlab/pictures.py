@@ -1,0 +1,65 @@
+"""What the network learned, as TensorBoard images and PNGs: first-layer filters, saliency, confusion, mistakes."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+from torch import Tensor, nn
+
+from . import viz
+from .data.common import DataBundle, TensorSplit
+from .tblog import RunLogger
+
+
+def _first(split, n: int) -> tuple[Tensor, Tensor]:
+    if isinstance(split, TensorSplit):
+        return split.inputs[:n], split.targets[:n]
+    items = [split[i] for i in range(min(n, len(split)))]
+    return torch.stack([torch.as_tensor(x) for x, _ in items]), torch.tensor([int(y) for _, y in items])
+
+
+@torch.no_grad()
+def _predict(model: nn.Module, split, device: torch.device, limit: int = 5000, batch: int = 500):
+    """Logits of up to `limit` samples of `split` (a fixed prefix, so pictures are comparable across epochs)."""
+    model.eval()
+    xs, ys, outs = [], [], []
+    n = min(limit, len(split))
+    for lo in range(0, n, batch):
+        x, y = (split.inputs[lo:lo + batch], split.targets[lo:lo + batch]) if isinstance(split, TensorSplit) \
+            else _first(torch.utils.data.Subset(split, range(lo, min(n, lo + batch))), batch)
+        outs.append(model(x.to(device)).float().cpu())
+        xs.append(x.cpu())
+        ys.append(y.cpu())
+    return torch.cat(xs), torch.cat(ys), torch.cat(outs)
+
+
+def make_pictures(model: nn.Module, bundle: DataBundle, logger: RunLogger, out_dir: Optional[Path],
+                  device: torch.device, step: Callable[[], int], num_images: int = 16) -> Callable[..., None]:
+    """A function `pictures(epoch, final=False)`; it writes PNGs into `out_dir` when `final` is true."""
+    def emit(tag: str, img: Tensor, final: bool) -> None:
+        logger.image(tag, img, step())
+        if final and out_dir is not None:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            viz.save_png(img, out_dir / f"{tag.replace('/', '_')}.png")
+
+    def pictures(epoch: int, final: bool = False) -> None:
+        if bundle.task != "classification" or not isinstance(bundle.val, (TensorSplit, torch.utils.data.Dataset)):
+            return
+        was_training = model.training
+        conv = viz.first_conv(model)
+        if conv is not None:
+            emit("filters/first_layer", viz.filter_grid(conv.weight.detach().float().cpu()), final)
+        x, y, logits = _predict(model, bundle.val, device)
+        if x.dim() == 4:  # images: saliency and the worst mistakes
+            sal = viz.saliency(model, x[:num_images].to(device), y[:num_images].to(device)).cpu()
+            emit("saliency/val", viz.saliency_grid(x[:num_images], sal, bundle.mean, bundle.std), final)
+            probs = logits.softmax(1)
+            conf, pred = probs.max(1)
+            emit("errors/most_confident", viz.misclassified_grid(x, y, pred, conf, bundle.class_names,
+                                                                 bundle.mean, bundle.std), final)
+        cm = torch.bincount(y * bundle.num_classes + logits.argmax(1), minlength=bundle.num_classes ** 2)
+        emit("confusion/val", viz.confusion_image(cm.view(bundle.num_classes, -1), bundle.class_names), final)
+        model.train(was_training)
+
+    return pictures

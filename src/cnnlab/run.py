@@ -1,0 +1,167 @@
+"""The one module that turns a Hydra config into objects and calls the loop: `cnnlab-train`, `cnnlab-eval`."""
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import random
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from hydra.utils import get_object, instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from .checkpoint import load_checkpoint, set_rng_state
+from .data.common import DataBundle, TensorSplit, make_loader
+from .engine import LoopSettings, TrainState, evaluate, fit
+from .errors import ConfigError
+from .models.init import init_weights
+from .runinfo import RunInfo, write_results, write_run_metadata
+from .tblog import RunLogger
+
+log = logging.getLogger("cnnlab")
+AMP_DTYPES = {None: None, "none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def select_device(name: str) -> torch.device:
+    """`auto` = CUDA when present, else CPU; asking for CUDA without one is an error, not a silent fallback."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"trainer.device={name} but no CUDA device is visible: use trainer.device=auto or cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed Python, NumPy and torch; `deterministic` also forbids non-deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+
+
+def build_model(model_cfg: DictConfig, bundle: DataBundle) -> nn.Module:
+    """Instantiate the model, passing num_classes and the data's model_kwargs that its constructor accepts."""
+    target = get_object(model_cfg._target_)
+    params = inspect.signature(target).parameters
+    takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    offered = {"num_classes": bundle.num_classes, **bundle.model_kwargs}
+    kwargs = {k: v for k, v in offered.items() if takes_all or k in params}
+    return instantiate(model_cfg, **kwargs)
+
+
+def build_optimizer(optim_cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """Weight decay (the l2 penalty) on weight matrices/kernels only, never on biases or norm scales."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
+    groups = [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return instantiate(optim_cfg)([g for g in groups if g["params"]])
+
+
+def check_compatible(net: nn.Module, bundle: DataBundle, model_name: str, data_name: str,
+                     device: torch.device) -> None:
+    """Push two validation samples through the model before training, so a mismatch fails in a second."""
+    split = bundle.val
+    sample = split.inputs[:2] if isinstance(split, TensorSplit) else torch.stack([split[i][0] for i in range(2)])
+    net.eval()
+    try:
+        with torch.no_grad():
+            net(sample.to(device))
+    except ConfigError:
+        raise
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0][:200]
+        raise ConfigError(f"model={model_name} cannot take data={data_name} inputs of shape "
+                          f"{list(sample.shape[1:])} ({first}): choose a model that fits the data, or resize the "
+                          f"data (e.g. data.size=...)") from None
+
+
+def _settings(cfg: DictConfig, device: torch.device, ckpt_dir: Optional[Path]) -> LoopSettings:
+    t = cfg.trainer
+    amp = AMP_DTYPES[t.amp]
+    if amp is not None and device.type != "cuda":
+        log.info(f"trainer.amp={t.amp} ignored: mixed precision is used on CUDA only (device is {device})")
+        amp = None
+    return LoopSettings(epochs=t.epochs, device=device, amp_dtype=amp, clip_grad=t.clip_grad,
+                        log_every=t.log_every, monitor=t.monitor, mode=t.mode, ckpt_dir=ckpt_dir,
+                        pictures_every=t.pictures_every, progress=t.progress)
+
+
+def _resume_path(cfg: DictConfig, run_dir: Path) -> Optional[Path]:
+    if cfg.ckpt_path:
+        return Path(cfg.ckpt_path)
+    if cfg.resume:
+        path = run_dir / "checkpoints" / "last.pt"
+        if not path.is_file():
+            raise ConfigError(f"resume=true but {path} does not exist: pass hydra.run.dir=<the run folder to "
+                              f"resume> or ckpt_path=<file.pt>")
+        return path
+    return None
+
+
+def restore(state: TrainState, ckpt: dict[str, Any], loader: Any) -> None:
+    """Put model, optimizer, schedule, AMP scaler, counters and every RNG back where the checkpoint left them."""
+    state.model.load_state_dict(ckpt["model"])
+    state.optimizer.load_state_dict(ckpt["optimizer"])
+    state.scheduler.load_state_dict(ckpt["scheduler"])
+    if state.scaler is not None and ckpt.get("scaler"):
+        state.scaler.load_state_dict(ckpt["scaler"])
+    state.epoch, state.step = ckpt["epoch"], ckpt["step"]
+    state.best, state.best_epoch, state.history = ckpt["best"], ckpt["best_epoch"], list(ckpt["history"])
+    set_rng_state(ckpt["rng"])
+    if ckpt.get("loader_rng") is not None:
+        loader.generator.set_state(ckpt["loader_rng"])
+
+
+def train(cfg: DictConfig, info: RunInfo) -> float:
+    """Build everything from `cfg`, train, test the best checkpoint, write results; returns the optimised metric."""
+    run_dir = info.run_dir
+    info.name = info.name or str(cfg.get("name") or "")
+    t = cfg.trainer
+    seed_everything(cfg.seed, t.deterministic)
+    device = select_device(t.device)
+    log.info(f"run folder: {run_dir.resolve()}  (device {device})")
+    bundle: DataBundle = instantiate(cfg.data)
+    model = init_weights(build_model(cfg.model, bundle), cfg.init).to(device)
+    if t.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    check_compatible(model, bundle, info.choice("model"), info.choice("data"), device)
+    net = torch.compile(model) if t.compile else model
+    train_loader = make_loader(bundle.train, t.batch_size, True, device, augment=bundle.train_augment,
+                               seed=cfg.seed, drop_last=t.drop_last, num_workers=t.num_workers)
+    val_loader = make_loader(bundle.val, t.eval_batch_size, False, device, num_workers=t.num_workers)
+    optimizer = build_optimizer(cfg.optim, model)
+    scheduler = instantiate(cfg.sched)(optimizer, total_steps=t.epochs * len(train_loader),
+                                       steps_per_epoch=len(train_loader))
+    settings = _settings(cfg, device, run_dir / "checkpoints")
+    scaler = torch.amp.GradScaler("cuda") if settings.amp_dtype == torch.float16 else None
+    state = TrainState(model, optimizer, scheduler, net=net, scaler=scaler)
+    resume = _resume_path(cfg, run_dir)
+    if resume is not None:
+        restore(state, load_checkpoint(resume, map_location=device), train_loader)
+        log.info(f"resumed from {resume} at epoch {state.epoch}, step {state.step}")
+    loss_fn = instantiate(cfg.loss)
+    logger = RunLogger(run_dir / "tb", enabled=t.tensorboard)
+    write_run_metadata(cfg, info, model, device)
+    from .pictures import make_pictures
+
+    pictures = make_pictures(model, bundle, logger, run_dir / "pictures", device, lambda: state.step)
+    config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
+    fit(state, train_loader, val_loader, loss_fn, bundle.num_classes, settings, logger,
+        lambda: {"config": config_yaml, "loader_rng": train_loader.generator.get_state()}, pictures)
+    best = settings.ckpt_dir / "best.pt"
+    if best.is_file():
+        model.load_state_dict(load_checkpoint(best, map_location=device)["model"])
+    test_loader = make_loader(bundle.test, t.eval_batch_size, False, device, num_workers=t.num_workers)
+    test = evaluate(net, test_loader, loss_fn, bundle.num_classes, settings)
+    pictures(state.epoch, final=True)
+    results = write_results(run_dir, state, test, bundle, info, logger)
+    logger.close()
+    log.info(f"test/acc {test['acc']:.4f} (best val epoch {state.best_epoch}); results in {run_dir.resolve()}")
+    return float(results.get(cfg.optimized_metric, results["test/acc"]))

@@ -1,0 +1,35 @@
+"""Learning-rate schedules, all stepped once per optimisation step: none, step, cosine (with warm-up), one-cycle."""
+from __future__ import annotations
+
+import math
+
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR
+
+NAMES = ("none", "step", "cosine", "onecycle")
+
+
+def build_scheduler(optimizer: Optimizer, total_steps: int, steps_per_epoch: int, name: str = "none",
+                    warmup_epochs: float = 0.0, step_epochs: int = 30, gamma: float = 0.1,
+                    min_lr_ratio: float = 0.0, pct_start: float = 0.3, div_factor: float = 25.0,
+                    final_div_factor: float = 1e4) -> LRScheduler:
+    """A per-step scheduler; epochs-based settings are converted with `steps_per_epoch`."""
+    if name not in NAMES:
+        raise ValueError(f"unknown schedule {name!r}: choose sched={'|'.join(NAMES)}")
+    if name == "onecycle":
+        max_lr = [g["lr"] for g in optimizer.param_groups]
+        return OneCycleLR(optimizer, max_lr=max_lr, total_steps=max(total_steps, 2), pct_start=pct_start,
+                          div_factor=div_factor, final_div_factor=final_div_factor)
+    warmup = int(round(warmup_epochs * steps_per_epoch))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if name == "step":
+            return gamma ** (step // max(1, step_epochs * steps_per_epoch))
+        if name == "cosine":
+            t = (step - warmup) / max(1, total_steps - warmup)
+            return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+        return 1.0
+
+    return LambdaLR(optimizer, factor)

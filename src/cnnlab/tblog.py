@@ -1,0 +1,66 @@
+"""TensorBoard and console output for a run (named tblog, never logging, so the stdlib module stays reachable)."""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+from torch import Tensor
+
+log = logging.getLogger("cnnlab")
+
+
+class RunLogger:
+    """Scalars and images to TensorBoard in the run folder; `enabled=False` keeps only the console."""
+
+    def __init__(self, log_dir: "str | Path", enabled: bool = True) -> None:
+        self.writer = None
+        if enabled:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(log_dir=str(log_dir))
+
+    def scalars(self, values: dict[str, float], step: int) -> None:
+        if self.writer is not None:
+            for tag, value in values.items():
+                self.writer.add_scalar(tag, value, step)
+
+    def image(self, tag: str, img: Tensor, step: int) -> None:
+        """`img` is [3,H,W] float in [0,1]."""
+        if self.writer is not None:
+            self.writer.add_image(tag, img, step)
+
+    def hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
+        """One HParams-tab row in this run's own folder, so a sweep's runs line up side by side."""
+        if self.writer is not None:
+            clean = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in hparams.items()}
+            self.writer.add_hparams(clean, {f"hparam/{k}": v for k, v in metrics.items()}, run_name=".")
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+class Progress:
+    """A one-line progress bar on a terminal (nothing when output is redirected, so logs stay clean)."""
+
+    def __init__(self, total: int, label: str, enabled: Optional[bool] = None) -> None:
+        self.total, self.label, self.start = max(total, 1), label, time.perf_counter()
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+
+    def update(self, done: int, loss: Optional[float] = None) -> None:
+        if not self.enabled:
+            return
+        frac = done / self.total
+        bar = "#" * int(24 * frac) + "-" * (24 - int(24 * frac))
+        rate = done / max(time.perf_counter() - self.start, 1e-9)
+        extra = f" loss {loss:.4f}" if loss is not None else ""
+        sys.stderr.write(f"\r{self.label} [{bar}] {done}/{self.total} {rate:.1f} it/s{extra}")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\r" + " " * 100 + "\r")
+            sys.stderr.flush()
