@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from cnnlab.errors import ConfigError
-from cnnlab.features import (FeatureSpec, Standardiser, colour_histogram, colour_moments, extract,
+from cnnlab.features import (SOBEL_X, FeatureSpec, Standardiser, colour_histogram, colour_moments, extract,
                              gradient_histograms, hog, raw_pixels, sobel, sobel_image)
 
 
@@ -123,3 +123,29 @@ def test_sobel_image_is_a_picture():
     pic = sobel_image(torch.rand(6, 3, 20, 24), max_images=3, pad=2)
     assert pic.shape == (3, 3 * 24, 4 * 28)
     assert pic.min() >= 0 and pic.max() <= 1
+
+
+def test_sobel_vs_lenet_script_writes_pngs_and_tensorboard(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    from cnnlab.checkpoint import save_checkpoint
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "sobel_vs_lenet.py"
+    spec = importlib.util.spec_from_file_location("sobel_vs_lenet", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    weights = {"features.0.weight": torch.randn(6, 1, 5, 5), "features.0.bias": torch.zeros(6),
+               "classifier.weight": torch.randn(10, 84)}
+    save_checkpoint({"model": weights, "epoch": 3, "step": 30}, tmp_path / "best.pt")
+    assert module.main(["--ckpt", str(tmp_path / "best.pt"), "--out", str(tmp_path / "png"),
+                        "--tb-dir", str(tmp_path / "tb")]) == 0
+    names = sorted(p.name for p in (tmp_path / "png").glob("*.png"))
+    assert names == ["lenet_filters.png", "lenet_responses.png", "sobel_responses.png", "sobel_vs_lenet.png"]
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+    # responses are signed around mid-grey: the Sobel d/dx mask as a "learned" filter answers a vertical edge
+    # with light (> 0.5) on the edge and mid-grey (0) on the flat parts, as sobel() does
+    mask = torch.tensor(SOBEL_X).view(1, 1, 3, 3)
+    resp = module.response_image(step_image(8, 8, at=4), mask, pad=0)  # [3, 8, 2*8]: image | response
+    assert torch.equal(resp[0, :, :8], step_image(8, 8, at=4)[0, 0])
+    assert torch.allclose(resp[0, 2:6, 8 + 3:8 + 5], torch.ones(4, 2)) and resp[0, 4, 8 + 1] == 0.5

@@ -5,7 +5,7 @@ from sklearn.datasets import make_classification
 from sklearn.svm import LinearSVC
 
 from cnnlab.errors import ConfigError
-from cnnlab.losses import MulticlassHinge, SquaredError, ridge_closed_form
+from cnnlab.losses import CrossEntropy, MulticlassHinge, SquaredError, ridge_closed_form
 from cnnlab.models.linear import LinearClassifier
 
 
@@ -91,3 +91,78 @@ def test_linear_classifier_starts_at_zero_and_flattens():
     assert model(torch.rand(5, 3, 2, 2)).shape == (5, 4)
     assert model.linear.weight.abs().sum() == 0 and model.linear.bias.abs().sum() == 0
     assert LinearClassifier(12, 4, bias=False, init_std=0.01).linear.bias is None
+
+
+def test_class_weights_give_the_weighted_mean_and_balanced_needs_counts():
+    scores = torch.tensor([[2.0, -1.0], [0.5, 0.0], [-1.0, 1.0]])
+    target = torch.tensor([0, 1, 1])
+    ref = torch.nn.functional.cross_entropy(scores, target, weight=torch.tensor([1.0, 3.0]))
+    assert CrossEntropy(weight=[1.0, 3.0])(scores, target).item() == pytest.approx(ref.item())
+    assert CrossEntropy()(scores, target).item() == pytest.approx(
+        torch.nn.functional.cross_entropy(scores, target).item())
+    per_sample = torch.relu(1 - (torch.nn.functional.one_hot(target, 2) * 2 - 1) * scores).sum(1)
+    expected = (1 * per_sample[0] + 3 * per_sample[1] + 3 * per_sample[2]) / 7
+    assert MulticlassHinge("ovr", weight=[1, 3])(scores, target).item() == pytest.approx(expected.item())
+    assert SquaredError(weight=[1, 1])(scores, target).item() == pytest.approx(SquaredError()(scores, target).item())
+    balanced = CrossEntropy(weight="balanced", class_counts=[74, 26]).weight
+    assert torch.allclose(balanced, torch.tensor([100 / 148, 100 / 52]))  # n / (K n_k), sklearn's "balanced"
+    with pytest.raises(ConfigError, match="class counts"):
+        CrossEntropy(weight="balanced")
+    with pytest.raises(ConfigError, match="one non-negative weight per class"):
+        MulticlassHinge(weight=[1.0, -2.0])
+
+
+@pytest.mark.parametrize("experiment", ["svm_features_digits", "svm_features_mnist", "svm_features_cifar10",
+                                        "svm_patches_roads", "logreg_patches_roads", "lsq_features_digits",
+                                        "svm_patches_mito"])
+def test_issue5_experiments_compose_and_build_their_loss(experiment):
+    from hydra.utils import instantiate
+
+    from conftest import compose_cfg
+
+    cfg = compose_cfg([f"experiment={experiment}"])
+    assert cfg.name == experiment and cfg.model._target_.endswith("LinearClassifier")
+    assert isinstance(instantiate(cfg.loss), (MulticlassHinge, SquaredError, CrossEntropy))
+    if "digits" not in experiment:  # one override for the data folder, as for the image experiments
+        cfg = compose_cfg([f"experiment={experiment}", "data.root=/somewhere"])
+        assert cfg.data.root == "/somewhere"
+
+
+def test_loss_kind_and_crammer_singer_option_agree():
+    from hydra.utils import instantiate
+
+    from conftest import compose_cfg
+
+    a = instantiate(compose_cfg(["experiment=svm_features_digits", "loss.kind=crammer_singer"]).loss)
+    b = instantiate(compose_cfg(["experiment=svm_features_digits", "loss=crammer_singer"]).loss)
+    assert a.kind == b.kind == "crammer_singer"
+
+
+def test_svm_on_digit_features_trains_end_to_end(tmp_path):
+    """The shared loop with model=linear on cached HOG features of the bundled digits (offline, a few seconds)."""
+    import json
+
+    from conftest import run_train
+
+    run_dir, _ = run_train(tmp_path, ["experiment=svm_features_digits", f"paths.data_dir={tmp_path}/data",
+                                      "trainer.epochs=3", "trainer.tensorboard=false"])
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["experiment"] == "svm_features_digits" and results["loss"] == "hinge"
+    assert results["test/acc"] > 0.9  # HOG + linear SVM separates the digits well
+    assert len(list((tmp_path / "data" / "feature_cache").glob("digits-features-*.pt"))) == 1
+
+
+def test_svm_on_cifar10_features_runs_from_data_root(tmp_path):
+    """svm_features_cifar10 on CIFAR-10 pickles in the official layout (written by the CIFAR tests' helper)."""
+    import json
+
+    from conftest import run_train
+    from test_cifar_imagefolder import write_cifar
+
+    write_cifar(tmp_path / "cifar", per_batch=20)
+    run_dir, _ = run_train(tmp_path, ["experiment=svm_features_cifar10", f"data.root={tmp_path}/cifar",
+                                      "data.source.val_size=20", f"paths.data_dir={tmp_path}/data",
+                                      "trainer.epochs=1", "trainer.tensorboard=false"])
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["experiment"] == "svm_features_cifar10" and 0.0 <= results["test/acc"] <= 1.0
+    assert len(list((tmp_path / "data" / "feature_cache").glob("cifar10-features-*.pt"))) == 1

@@ -173,3 +173,32 @@ def test_build_feature_data_from_normalised_images(tmp_path):
     with pytest.raises(ConfigError, match="TensorSplit"):
         build_feature_data(DataBundle(TensorSplit(torch.rand(4, 5), torch.zeros(4)), *[source.val] * 2, 3,
                                       ["a", "b", "c"]), ["hog"])
+
+
+def test_feature_data_calls_its_source_builder_with_root(tmp_path):
+    calls = []
+
+    def source(root=None):
+        calls.append(root)
+        split = TensorSplit(torch.rand(12, 1, 16, 16), torch.arange(12) % 2)
+        return DataBundle(split, split, split, 2, ["a", "b"], name="toy")
+
+    build_feature_data(source, ["colour_histogram"], hist_bins=4, root=str(tmp_path))
+    build_feature_data(source, ["colour_histogram"], hist_bins=4)
+    assert calls == [str(tmp_path), None]
+
+
+def test_logreg_on_road_patches_runs_from_data_root(tmp_path):
+    """`cnnlab-train experiment=logreg_patches_roads data.root=...` on files in the real layout, in-process."""
+    import json
+
+    from conftest import run_train
+
+    write_roads(tmp_path / "my_roads", numbers=range(1, 11), size=64)
+    run_dir, value = run_train(tmp_path, ["experiment=logreg_patches_roads", f"data.root={tmp_path}/my_roads",
+                                          f"paths.data_dir={tmp_path}/data", "trainer.epochs=2",
+                                          "trainer.tensorboard=false"])
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["experiment"] == "logreg_patches_roads" and results["loss"] == "logistic"
+    assert {"test/f1", "test/iou", "val/f1"} <= set(results) and value == results["val/f1"]
+    assert results["test/f1"] > 0.9  # road patches are bright in the synthetic images: colour separates them

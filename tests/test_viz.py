@@ -18,9 +18,9 @@ def test_first_conv_and_filter_grids():
     assert viz.first_conv(model) is model.features[0]
     assert viz.first_conv(nn.Linear(2, 2)) is None
     rgb = viz.filter_grid(torch.randn(96, 3, 11, 11), scale=2)  # 10 columns x 10 rows of 22 px + 2 px padding
-    assert rgb.shape == (3, 2 + 10 * 24, 2 + 10 * 24) and in_unit_range(rgb)
+    assert rgb.shape == (3, 4 + 10 * 26, 4 + 10 * 26) and in_unit_range(rgb)
     grey = viz.filter_grid(torch.randn(6, 1, 5, 5))  # LeNet: 3 x 2 tiles of 5 * 8 = 40 px
-    assert grey.shape == (3, 2 + 2 * 42, 2 + 3 * 42)
+    assert grey.shape == (3, 4 + 2 * 44, 4 + 3 * 44)
     assert torch.equal(grey[0], grey[1]) and torch.equal(grey[1], grey[2])
     one = viz.filter_grid(torch.tensor([[[[0.0, 2.0], [4.0, 1.0]]]]), scale=1)
     assert one[0].tolist() == [[0.0, 0.5], [1.0, 0.25]]  # min-max per filter (one tile: no padding)

@@ -25,13 +25,25 @@ def _config_dir() -> str:
 CONFIG_DIR = _config_dir()
 
 
+def _config_error(exc: BaseException) -> "ConfigError | None":
+    """The ConfigError behind `exc`, also when Hydra's instantiate wrapped it in its own exception."""
+    while exc is not None:
+        if isinstance(exc, ConfigError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def _guard(fn, cfg: DictConfig):
     """Run `fn(cfg)`; a ConfigError (bad input) becomes one line on stderr and exit status 2."""
     try:
         return fn(cfg)
-    except ConfigError as e:
-        log.error(f"error: {e}")
-        print(f"error: {e}", file=sys.stderr)
+    except Exception as e:  # noqa: BLE001 - re-raised unless it is a user error
+        err = _config_error(e)
+        if err is None:
+            raise
+        log.error(f"error: {err}")
+        print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
 
 

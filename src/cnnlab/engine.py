@@ -105,13 +105,12 @@ def train_one_epoch(state: TrainState, loader: Iterable, loss_fn: Callable, sett
         losses[i] = loss.detach()
         seen += len(y)
         state.step += 1
-        if (i + 1) % settings.log_every == 0:
+        if (i + 1) % settings.log_every == 0 or i + 1 == n_batches:
             _check_finite(losses, checked, i + 1, step0, epoch)
             recent = losses[checked:i + 1].mean().item()
             checked = i + 1
             logger.scalars({"train/loss": recent, "train/lr": state.optimizer.param_groups[0]["lr"]}, state.step)
             bar.update(i + 1, recent)
-    _check_finite(losses, checked, n_batches, step0, epoch)
     if settings.device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
@@ -175,7 +174,7 @@ def fit(state: TrainState, train_loader: Iterable, val_loader: Iterable, loss_fn
                "train/samples_per_s": train["samples_per_s"],
                **{f"val/{k}": v for k, v in val.items() if k != "confusion"}}
         state.history.append(row)
-        logger.scalars({k: v for k, v in row.items() if k != "epoch"}, state.step)
+        logger.scalars({k: v for k, v in row.items() if k not in ("epoch", "train/loss")}, state.step)
         if settings.monitor not in row:
             raise KeyError(f"trainer.monitor={settings.monitor!r} is not a logged metric; one of {sorted(row)}")
         shown = " ".join(f"{k} {row[k]:.4f}" for k in _SHOWN if k in row)

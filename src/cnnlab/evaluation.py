@@ -16,7 +16,7 @@ from .errors import ConfigError
 from .metrics import per_class_accuracy
 from .models.init import init_weights
 from .pictures import make_pictures
-from .run import build_model, select_device
+from .run import build_loss, build_model, select_device
 from .runinfo import RunInfo
 from .tblog import RunLogger
 
@@ -54,7 +54,7 @@ def evaluate_checkpoint(cfg: DictConfig, info: RunInfo) -> dict:
     loader = make_loader(split, run_cfg.trainer.eval_batch_size, False, device,
                          num_workers=run_cfg.trainer.num_workers)
     settings = LoopSettings(epochs=0, device=device)
-    result = evaluate(model, loader, instantiate(run_cfg.loss), bundle.num_classes, settings)
+    result = evaluate(model, loader, build_loss(run_cfg.loss, model, bundle), bundle.num_classes, settings)
     out = {"ckpt_path": str(Path(cfg.ckpt_path).resolve()), "split": cfg.split,
            **{f"{cfg.split}/{k}": v for k, v in result.items() if k != "confusion"},
            "per_class_acc": per_class_accuracy(result["confusion"], bundle.class_names),

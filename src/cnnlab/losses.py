@@ -2,12 +2,13 @@
 
 SVM: Cortes & Vapnik, "Support-vector networks", 1995; Crammer & Singer, "On the algorithmic implementation of
 multiclass kernel-based vector machines", JMLR 2001. Every loss maps (scores [N,K], class indices long [N]) to a
-scalar mean over the batch. The l2 penalty is not here: run.py gives `weight_decay=lam` to weight matrices only
-(never biases), so SGD minimises `loss + lam/2 * ||W||^2`. LeNet-5's RBF loss lives with the LeNet model.
+scalar mean over the batch; with per-class `weight` w it is the weighted mean sum_n w_yn l_n / sum_n w_yn (as
+torch's cross-entropy), which counters class imbalance (roads: ~26 % road patches). The l2 penalty is not here:
+run.py gives `weight_decay=lam` to weight matrices only (never biases), so SGD minimises `loss + lam/2 * ||W||^2`. LeNet-5's RBF loss lives with the LeNet model.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -16,7 +17,43 @@ from torch import Tensor, nn
 from cnnlab.errors import ConfigError
 
 
-class MulticlassHinge(nn.Module):
+Weight = Union[None, str, Sequence[float]]
+
+
+def class_weights(weight: Weight, class_counts: Optional[Sequence[int]] = None) -> Optional[Tensor]:
+    """Per-class weights: None, a list, or "balanced" = n / (K * n_k) from the training labels' class counts."""
+    if weight is None:
+        return None
+    if isinstance(weight, str):
+        if weight != "balanced":
+            raise ConfigError(f"loss.weight={weight!r}: use null, 'balanced' or one number per class")
+        if class_counts is None:
+            raise ConfigError("loss.weight=balanced needs the training class counts, which this run does not pass "
+                              "to the loss: give one weight per class instead, e.g. loss.weight=[1.0,3.0]")
+        counts = torch.tensor([float(c) for c in class_counts])
+        return counts.sum() / (len(counts) * counts.clamp_min(1.0))
+    values = [float(w) for w in weight]
+    if len(values) < 2 or min(values) < 0:
+        raise ConfigError(f"loss.weight={values} must give one non-negative weight per class")
+    return torch.tensor(values)
+
+
+class _ClassWeighted(nn.Module):
+    """Base of the losses here: optional per-class weights and the (weighted) mean over samples."""
+
+    def __init__(self, weight: Weight = None, class_counts: Optional[Sequence[int]] = None) -> None:
+        super().__init__()
+        self.register_buffer("weight", class_weights(weight, class_counts))
+
+    def reduce(self, per_sample: Tensor, target: Tensor) -> Tensor:
+        """Mean over samples, weighted by the true class's weight when `weight` is set."""
+        if self.weight is None:
+            return per_sample.mean()
+        w = self.weight.to(per_sample.device, per_sample.dtype)[target]
+        return (w * per_sample).sum() / w.sum().clamp_min(1e-12)
+
+
+class MulticlassHinge(_ClassWeighted):
     """Multi-class hinge loss, `kind="ovr"` (one-vs-rest) or `"crammer_singer"`, averaged over samples.
 
     one-vs-rest:    mean_n sum_k max(0, margin - y_nk * s_nk), y_nk = +1 for the true class, -1 otherwise.
@@ -26,8 +63,9 @@ class MulticlassHinge(nn.Module):
     crammer_singer: mean_n max(0, margin + max_{k != y} s_nk - s_ny).
     """
 
-    def __init__(self, kind: str = "ovr", margin: float = 1.0) -> None:
-        super().__init__()
+    def __init__(self, kind: str = "ovr", margin: float = 1.0, weight: Weight = None,
+                 class_counts: Optional[Sequence[int]] = None) -> None:
+        super().__init__(weight, class_counts)
         if kind not in ("ovr", "crammer_singer"):
             raise ConfigError(f"unknown hinge kind {kind!r}: set loss.kind to 'ovr' or 'crammer_singer'")
         self.kind, self.margin = kind, float(margin)
@@ -36,21 +74,28 @@ class MulticlassHinge(nn.Module):
         true = F.one_hot(target, scores.shape[1]).to(torch.bool)
         if self.kind == "ovr":
             signs = true.to(scores.dtype) * 2 - 1
-            return F.relu(self.margin - signs * scores).sum(1).mean()
+            return self.reduce(F.relu(self.margin - signs * scores).sum(1), target)
         s_true = scores.gather(1, target.unsqueeze(1)).squeeze(1)
         s_other = scores.masked_fill(true, float("-inf")).amax(1)
-        return F.relu(self.margin + s_other - s_true).mean()
+        return self.reduce(F.relu(self.margin + s_other - s_true), target)
 
     def extra_repr(self) -> str:
         return f"kind={self.kind!r}, margin={self.margin}"
 
 
-class SquaredError(nn.Module):
+class SquaredError(_ClassWeighted):
     """Least squares on one-hot targets: mean_n sum_k (onehot_nk - s_nk)^2 (1/n over samples, summed over classes)."""
 
     def forward(self, scores: Tensor, target: Tensor) -> Tensor:
         onehot = F.one_hot(target, scores.shape[1]).to(scores.dtype)
-        return (onehot - scores).pow(2).sum(1).mean()
+        return self.reduce((onehot - scores).pow(2).sum(1), target)
+
+
+class CrossEntropy(_ClassWeighted):
+    """Logistic regression's loss (softmax cross-entropy) with optional per-class weights given as a plain list."""
+
+    def forward(self, scores: Tensor, target: Tensor) -> Tensor:
+        return self.reduce(F.cross_entropy(scores, target, reduction="none"), target)
 
 
 def ridge_closed_form(x: Tensor, y: Tensor, lam: float, num_classes: Optional[int] = None) -> tuple[Tensor, Tensor]:

@@ -47,12 +47,15 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
 
 
 def build_model(model_cfg: DictConfig, bundle: DataBundle) -> nn.Module:
-    """Instantiate the model, passing num_classes and the data's model_kwargs that its constructor accepts."""
+    """Instantiate the model, passing num_classes and the data's model_kwargs that its constructor accepts.
+
+    A value the model config sets itself (e.g. AlexNet's `in_channels: 3`) wins over the data's.
+    """
     target = get_object(model_cfg._target_)
     params = inspect.signature(target).parameters
     takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     offered = {"num_classes": bundle.num_classes, **bundle.model_kwargs}
-    kwargs = {k: v for k, v in offered.items() if takes_all or k in params}
+    kwargs = {k: v for k, v in offered.items() if (takes_all or k in params) and k not in model_cfg}
     return instantiate(model_cfg, **kwargs)
 
 
@@ -64,6 +67,20 @@ def build_optimizer(optim_cfg: DictConfig, model: nn.Module) -> torch.optim.Opti
     return instantiate(optim_cfg)([g for g in groups if g["params"]])
 
 
+def build_loss(loss_cfg: DictConfig, model: nn.Module, bundle: Optional[DataBundle] = None) -> nn.Module:
+    """The configured criterion; `loss=auto` takes the model's own (`criterion` class attribute) or cross-entropy.
+
+    A loss that accepts `class_counts` gets the training labels' counts (for `loss.weight=balanced`).
+    """
+    if loss_cfg.get("auto"):
+        return getattr(model, "criterion", nn.CrossEntropyLoss)()
+    params = inspect.signature(get_object(loss_cfg._target_)).parameters
+    if bundle is not None and "class_counts" in params and isinstance(bundle.train, TensorSplit):
+        counts = torch.bincount(bundle.train.targets.flatten().cpu(), minlength=bundle.num_classes)
+        return instantiate(loss_cfg, class_counts=counts[:bundle.num_classes].tolist())
+    return instantiate(loss_cfg)
+
+
 def check_compatible(net: nn.Module, bundle: DataBundle, model_name: str, data_name: str,
                      device: torch.device) -> None:
     """Push two validation samples through the model before training, so a mismatch fails in a second."""
@@ -72,7 +89,7 @@ def check_compatible(net: nn.Module, bundle: DataBundle, model_name: str, data_n
     net.eval()
     try:
         with torch.no_grad():
-            net(sample.to(device))
+            out = net(sample.to(device))
     except ConfigError:
         raise
     except RuntimeError as e:
@@ -80,6 +97,9 @@ def check_compatible(net: nn.Module, bundle: DataBundle, model_name: str, data_n
         raise ConfigError(f"model={model_name} cannot take data={data_name} inputs of shape "
                           f"{list(sample.shape[1:])} ({first}): choose a model that fits the data, or resize the "
                           f"data (e.g. data.size=...)") from None
+    if out.shape[1] != bundle.num_classes:
+        raise ConfigError(f"model={model_name} outputs {out.shape[1]} classes but data={data_name} has "
+                          f"{bundle.num_classes}: remove model.num_classes from the model config")
 
 
 def _settings(cfg: DictConfig, device: torch.device, ckpt_dir: Optional[Path]) -> LoopSettings:
@@ -135,6 +155,9 @@ def train(cfg: DictConfig, info: RunInfo) -> float:
     net = torch.compile(model) if t.compile else model
     train_loader = make_loader(bundle.train, t.batch_size, True, device, augment=bundle.train_augment,
                                seed=cfg.seed, drop_last=t.drop_last, num_workers=t.num_workers)
+    if len(train_loader) == 0:
+        raise ConfigError(f"the training split has {len(bundle.train)} samples, fewer than trainer.batch_size="
+                          f"{t.batch_size} with trainer.drop_last=true: lower the batch size or set drop_last=false")
     val_loader = make_loader(bundle.val, t.eval_batch_size, False, device, num_workers=t.num_workers)
     optimizer = build_optimizer(cfg.optim, model)
     scheduler = instantiate(cfg.sched)(optimizer, total_steps=t.epochs * len(train_loader),
@@ -146,7 +169,7 @@ def train(cfg: DictConfig, info: RunInfo) -> float:
     if resume is not None:
         restore(state, load_checkpoint(resume, map_location=device), train_loader)
         log.info(f"resumed from {resume} at epoch {state.epoch}, step {state.step}")
-    loss_fn = instantiate(cfg.loss)
+    loss_fn = build_loss(cfg.loss, model, bundle)
     logger = RunLogger(run_dir / "tb", enabled=t.tensorboard)
     write_run_metadata(cfg, info, model, device)
     from .pictures import make_pictures

@@ -79,7 +79,7 @@ def filter_grid(weight: Tensor, scale: Optional[int] = None) -> Tensor:
     w = _rgb((w - lo) / (hi - lo).clamp_min(1e-12))
     scale = scale or max(1, math.ceil(40 / max(w.shape[-2:])))  # 5x5 -> 40 px, 11x11 -> 44 px
     w = F.interpolate(w, scale_factor=scale, mode="nearest") if scale > 1 else w
-    return make_grid(w, nrow=math.ceil(math.sqrt(len(w))), padding=2, pad_value=0.5)
+    return make_grid(w, nrow=math.ceil(math.sqrt(len(w))), padding=4, pad_value=1.0)  # white gaps
 
 
 def saliency(model: nn.Module, x: Tensor, target: Optional[Tensor] = None) -> Tensor:

@@ -81,17 +81,22 @@ def _images_to_features(x: Tensor, spec: FeatureSpec, device: torch.device, batc
     return torch.cat(out)
 
 
-def build_feature_data(source: Union[DataBundle, Callable[[], DataBundle]],
+def build_feature_data(source: Union[DataBundle, Callable[..., DataBundle]],
                        features: Sequence[str] = ("hog", "colour_histogram"), hist_bins: int = 16,
                        value_range: tuple[float, float] = (0.0, 1.0), cell: int = 8, block: int = 2,
                        orientations: int = 9, cache_dir: Optional[str] = None, device: str = "cpu",
-                       batch_size: int = 2048) -> DataBundle:
+                       batch_size: int = 2048, root: Optional[str] = None) -> DataBundle:
     """Turn an image DataBundle (TensorSplits [N,C,H,W]) into standardised feature vectors [N,D] per split.
 
-    Images normalised by the source (its `mean`/`std`) are mapped back to pixel values before extraction, so
-    `value_range` refers to raw pixels ((0, 1) for the usual ToTensor scaling).
+    `source` is a bundle or a builder (a Hydra `_partial_`); a builder is called with `root=root` when `root` is
+    given, so `data.root=...` means the same for feature data as for the images. Images normalised by the source
+    (its `mean`/`std`) are mapped back to pixel values before extraction, so `value_range` refers to raw pixels
+    ((0, 1) for the usual ToTensor scaling).
     """
-    bundle = source if isinstance(source, DataBundle) else source()
+    if isinstance(source, DataBundle):
+        bundle = source
+    else:
+        bundle = source() if root is None else source(root=root)
     spec = FeatureSpec(list(features), hist_bins, tuple(value_range), cell, block, orientations)
     splits = {s: getattr(bundle, s) for s in SPLITS}
     for s, split in splits.items():

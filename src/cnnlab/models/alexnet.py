@@ -57,11 +57,12 @@ def check_input(x: Tensor, in_channels: int, features: nn.Module, final: int, na
         return
     fixes = []
     if not size_ok:
-        fixes.append("use model=alexnet_small for small (32x32) images, or data.image_size=224" if name == "alexnet"
+        fixes.append("use model=alexnet_small for 32x32 images, or resize the data to 224x224 "
+                     "(data=imagefolder data.image_size=224)" if name == "alexnet"
                      else "use model=alexnet for 224x224 images, or data.image_size=32")
     if not channels_ok and x.dim() == 4:
-        fixes.append(f"model.in_channels={in_channels} but the data has {x.shape[1]} channels "
-                     "(run.py passes the data's value: drop the override)")
+        fixes.append(f"the model takes {in_channels}-channel images and the data has {x.shape[1]}: "
+                     f"choose RGB data, or set model.in_channels={x.shape[1]}")
     got = "x".join(str(s) for s in x.shape[1:])
     raise ConfigError(f"model={name} expects {hint} inputs, got {got}: {'; '.join(fixes)}")
 

@@ -89,8 +89,17 @@ def _check_input(x: Tensor, in_channels: int, model: str) -> None:
             f"pad 28x28 digits with data.pad=2, or choose a model that matches the data (e.g. model=alexnet_small)")
 
 
+class RBFLoss(nn.Module):
+    """The paper's Eq. (8): mean penalty of the correct class's RBF unit (squared error to its prototype)."""
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        return -logits.gather(1, target.unsqueeze(1)).mean()
+
+
 class LeNet5Classic(nn.Module):
     """LeNet-5 as published: 32x32 input, C1 6@28x28, S2, C3 16@10x10, S4, C5 120, F6 84, RBF output."""
+
+    criterion = RBFLoss  # what loss=auto trains it with
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1) -> None:
         super().__init__()
@@ -114,13 +123,6 @@ class LeNet5Classic(nn.Module):
         """Logits = minus the RBF penalties y_i = sum_j (x_j - w_ij)^2, so argmax picks the closest prototype."""
         _check_input(x, self.in_channels, "lenet5_classic")
         return -torch.cdist(self.features(x), self.prototypes).pow(2)
-
-
-class RBFLoss(nn.Module):
-    """The paper's Eq. (8): mean penalty of the correct class's RBF unit (squared error to its prototype)."""
-
-    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        return -logits.gather(1, target.unsqueeze(1)).mean()
 
 
 class LeNet5(nn.Module):

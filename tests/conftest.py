@@ -1,0 +1,50 @@
+"""Shared test helpers: compose the real configs, and run training in-process into a temp folder."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from cnnlab.cli import CONFIG_DIR
+
+BIN = Path(__import__("sys").executable).parent
+
+
+@pytest.fixture(autouse=True)
+def _two_threads():
+    """Keep each test to the CI machine's two cores and restore the thread count afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(min(before, 2))
+    yield
+    torch.set_num_threads(before)
+
+
+def compose_cfg(overrides: list[str], config_name: str = "train"):
+    """The config a user gets from `cnnlab-train <overrides>` (with hydra's runtime fields for resolvers)."""
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            return compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def run_train(tmp_path: Path, overrides: list[str], run_dir: Path | None = None):
+    """Train in-process like `cnnlab-train`; returns (run folder, returned metric)."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    from cnnlab.run import train
+    from cnnlab.runinfo import RunInfo
+
+    cfg = compose_cfg([f"paths.output_dir={tmp_path}", "trainer.progress=false", *overrides])
+    HydraConfig.instance().set_config(cfg)
+    choices = {k: str(v) for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra")}
+    run_dir = run_dir or tmp_path / "run"
+    with open_dict(cfg):
+        del cfg["hydra"]
+    value = train(cfg, RunInfo(run_dir, "", overrides, choices))
+    return run_dir, value

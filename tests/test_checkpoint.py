@@ -1,0 +1,65 @@
+"""Atomic writes, refusal of arbitrary pickles, clear errors for damaged files, RNG round trip."""
+import pickle
+import random
+
+import pytest
+import torch
+
+from cnnlab.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from cnnlab.errors import ConfigError
+
+
+class Payload:
+    """Stands in for an object an attacker pickles into a checkpoint."""
+
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def test_atomic_save_round_trip_leaves_no_temp_files(tmp_path):
+    path = save_checkpoint({"model": {"w": torch.arange(3.0)}, "epoch": 2}, tmp_path / "c" / "last.pt")
+    assert [p.name for p in path.parent.iterdir()] == ["last.pt"]
+    assert torch.equal(load_checkpoint(path)["model"]["w"], torch.arange(3.0))
+
+
+def test_interrupted_save_keeps_the_previous_file(tmp_path, monkeypatch):
+    path = save_checkpoint({"model": {}, "epoch": 1}, tmp_path / "last.pt")
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt  # killed mid-write
+
+    monkeypatch.setattr(torch, "save", boom)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint({"model": {}, "epoch": 2}, path)
+    monkeypatch.undo()
+    assert load_checkpoint(path)["epoch"] == 1 and len(list(tmp_path.iterdir())) == 1
+
+
+def test_arbitrary_objects_are_refused(tmp_path, capsys):
+    path = tmp_path / "evil.pt"
+    torch.save({"model": {}, "x": Payload()}, path)
+    with pytest.raises(ConfigError, match="refused for safety"):
+        load_checkpoint(path)
+    assert "must never run" not in capsys.readouterr().out
+
+
+def test_truncated_and_missing_files_are_clear_errors(tmp_path):
+    path = save_checkpoint({"model": {"w": torch.randn(1000)}}, tmp_path / "last.pt")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ConfigError, match="truncated or corrupt"):
+        load_checkpoint(path)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_checkpoint(tmp_path / "nope.pt")
+    (tmp_path / "plain.pt").write_bytes(pickle.dumps({"model": 1}))
+    with pytest.raises(ConfigError):
+        load_checkpoint(tmp_path / "plain.pt")
+
+
+def test_rng_state_survives_a_weights_only_round_trip(tmp_path):
+    random.seed(1)
+    torch.manual_seed(1)
+    path = save_checkpoint({"model": {}, "rng": rng_state()}, tmp_path / "r.pt")
+    expected = (random.random(), torch.rand(3))
+    set_rng_state(load_checkpoint(path)["rng"])
+    assert random.random() == expected[0] and torch.equal(torch.rand(3), expected[1])

@@ -1,0 +1,41 @@
+"""What a user sees on the command line: Hydra's messages for bad overrides, one clear line for bad data."""
+import subprocess
+
+import pytest
+
+from conftest import BIN
+
+
+def cli(*args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "cnnlab-train"), *args, "trainer.progress=false"], cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_unknown_group_option_lists_the_choices(tmp_path):
+    out = cli("model=lenet6", cwd=tmp_path)
+    assert out.returncode != 0
+    assert "Could not find 'model/lenet6'" in out.stderr
+    assert "lenet5" in out.stderr and "lenet5_classic" in out.stderr  # Hydra lists what exists
+
+
+def test_unknown_key_is_rejected_by_name(tmp_path):
+    out = cli("trainer.epochz=3", cwd=tmp_path)
+    assert out.returncode != 0 and "epochz" in out.stderr
+
+
+@pytest.mark.parametrize("data", ["mnist", "fashion_mnist"])
+def test_missing_data_folder_is_one_line_with_the_fix(tmp_path, data):
+    out = cli(f"data={data}", f"data.root={tmp_path / 'nowhere'}", f"paths.output_dir={tmp_path}", cwd=tmp_path)
+    assert out.returncode == 2
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in out.stderr
+    assert "data.download=true" in errors[0] and "train-images-idx3-ubyte" in errors[0]
+
+
+def test_requesting_cuda_without_a_gpu_is_explained(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    out = cli("trainer.device=cuda", f"paths.output_dir={tmp_path}", cwd=tmp_path)
+    assert out.returncode == 2 and "trainer.device=auto" in out.stderr

@@ -1,0 +1,38 @@
+"""Confusion-matrix metrics against scikit-learn."""
+import numpy as np
+import torch
+from sklearn import metrics as skm
+
+from cnnlab.metrics import confusion_matrix, metrics_from_confusion, per_class_accuracy, topk_correct
+
+
+def test_multiclass_metrics_match_sklearn():
+    rng = np.random.default_rng(0)
+    y, p = rng.integers(0, 5, 400), rng.integers(0, 5, 400)
+    cm = confusion_matrix(torch.from_numpy(p), torch.from_numpy(y), 5)
+    assert np.array_equal(cm.numpy(), skm.confusion_matrix(y, p, labels=range(5)))
+    m = metrics_from_confusion(cm)
+    assert np.isclose(m["acc"], skm.accuracy_score(y, p))
+    assert np.isclose(m["macro_f1"], skm.f1_score(y, p, average="macro"))
+    assert np.isclose(m["miou"], skm.jaccard_score(y, p, average="macro"))
+    assert np.isclose(m["balanced_acc"], skm.balanced_accuracy_score(y, p))
+    recalls = skm.recall_score(y, p, average=None)
+    assert np.allclose(list(per_class_accuracy(cm, list("abcde")).values()), recalls)
+
+
+def test_binary_masks_give_f1_and_iou_of_the_positive_class():
+    rng = np.random.default_rng(1)
+    y, p = rng.integers(0, 2, (3, 16, 16)), rng.integers(0, 2, (3, 16, 16))
+    m = metrics_from_confusion(confusion_matrix(torch.from_numpy(p), torch.from_numpy(y), 2))
+    assert np.isclose(m["f1"], skm.f1_score(y.ravel(), p.ravel()))
+    assert np.isclose(m["iou"], skm.jaccard_score(y.ravel(), p.ravel()))
+    assert np.isclose(m["precision"], skm.precision_score(y.ravel(), p.ravel()))
+
+
+def test_ignore_index_and_topk():
+    y = torch.tensor([0, 1, 255, 1])
+    p = torch.tensor([0, 0, 1, 1])
+    assert confusion_matrix(p, y, 2, ignore_index=255).tolist() == [[1, 0], [1, 1]]
+    logits = torch.tensor([[3.0, 2.0, 1.0], [1.0, 2.0, 3.0]])
+    assert topk_correct(logits, torch.tensor([1, 0]), 1).item() == 0
+    assert topk_correct(logits, torch.tensor([1, 0]), 2).item() == 1
