@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import platform
 import subprocess
 from dataclasses import dataclass, field
@@ -14,6 +15,8 @@ from torch import nn
 
 from .metrics import per_class_accuracy
 from .tblog import RunLogger
+
+log = logging.getLogger("cnnlab")
 
 
 @dataclass
@@ -70,6 +73,14 @@ def _hparams(info: RunInfo, cfg_overrides: list[str]) -> dict[str, Any]:
     return hp
 
 
+def _log_per_class(acc: dict[str, float], width: int = 4) -> None:
+    """The per-class test accuracy table in the log, `width` classes per line (first 40 classes)."""
+    items = [f"{name[:14]:>14} {value:6.3f}" for name, value in list(acc.items())[:40]]
+    log.info("per-class test accuracy:")
+    for i in range(0, len(items), width):
+        log.info("  " + "   ".join(items[i:i + width]))
+
+
 def write_results(run_dir: Path, state: Any, test: dict[str, Any], bundle: Any, info: RunInfo,
                   logger: RunLogger) -> dict[str, Any]:
     """results.json: test metrics of the best checkpoint, best val metrics, timing; plus the HParams row."""
@@ -89,6 +100,7 @@ def write_results(run_dir: Path, state: Any, test: dict[str, Any], bundle: Any, 
         "overrides": info.overrides,
     }
     (run_dir / "results.json").write_text(json.dumps(results, indent=2))
+    _log_per_class(results["per_class_test_acc"])
     metric_keys = [k for k in ("test/acc", "test/top5", "test/f1", "test/iou", "test/loss", "val/acc")
                    if isinstance(results.get(k), float)]
     logger.hparams(_hparams(info, info.overrides), {k.replace("/", "_"): results[k] for k in metric_keys})
