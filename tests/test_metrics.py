@@ -36,3 +36,11 @@ def test_ignore_index_and_topk():
     logits = torch.tensor([[3.0, 2.0, 1.0], [1.0, 2.0, 3.0]])
     assert topk_correct(logits, torch.tensor([1, 0]), 1).item() == 0
     assert topk_correct(logits, torch.tensor([1, 0]), 2).item() == 1
+
+
+def test_class_predicted_but_absent_counts_in_macro_averages_like_sklearn():
+    y, p = np.array([0, 0, 1, 1]), np.array([0, 2, 1, 1])
+    m = metrics_from_confusion(confusion_matrix(torch.from_numpy(p), torch.from_numpy(y), 3))
+    assert np.isclose(m["macro_f1"], skm.f1_score(y, p, average="macro"))
+    assert np.isclose(m["miou"], skm.jaccard_score(y, p, average="macro"))
+    assert np.isclose(m["balanced_acc"], skm.balanced_accuracy_score(y, p))

@@ -7,7 +7,7 @@ import random
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 import numpy as np
 import torch
@@ -15,21 +15,34 @@ import torch
 from .errors import ConfigError
 
 
-def save_checkpoint(state: dict[str, Any], path: "str | Path") -> Path:
-    """Write `state` to a temp file in the same folder, fsync it, then rename over `path` (never half-written)."""
+def atomic_write(path: "str | Path", write: Callable[[BinaryIO], Any]) -> Path:
+    """Call `write(f)` on a temp file in `path`'s folder, fsync it, rename it over `path`, fsync the folder.
+
+    A reader sees the old file or the new one, never half of one, also after a crash or a kill.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)  # make the rename itself durable
+    finally:
+        os.close(folder)
     return path
+
+
+def save_checkpoint(state: dict[str, Any], path: "str | Path") -> Path:
+    """Write `state` atomically (see `atomic_write`)."""
+    return atomic_write(path, lambda f: torch.save(state, f))
 
 
 def load_checkpoint(path: "str | Path", map_location: "str | torch.device" = "cpu") -> dict[str, Any]:

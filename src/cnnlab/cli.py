@@ -42,8 +42,9 @@ def _guard(fn, cfg: DictConfig):
         err = _config_error(e)
         if err is None:
             raise
-        log.error(f"error: {err}")
-        print(f"error: {err}", file=sys.stderr)
+        line = str(err).strip().splitlines()[-1]  # a DataLoader worker wraps it in a traceback
+        log.error(f"error: {line}")
+        print(f"error: {line}", file=sys.stderr)
         sys.exit(2)
 
 

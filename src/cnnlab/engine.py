@@ -35,6 +35,7 @@ class LoopSettings:
     ckpt_dir: Optional[Path] = None
     pictures_every: int = 0                    # epochs between TensorBoard pictures; 0 = only at the end
     progress: Optional[bool] = None            # None = a bar when stderr is a terminal
+    channels_last: bool = False                # NHWC batches for NHWC weights (tensor-core friendly on CUDA)
 
 
 @dataclass
@@ -59,6 +60,13 @@ class TrainState:
 def _autocast(settings: LoopSettings) -> torch.autocast:
     enabled = settings.amp_dtype is not None and settings.device.type == "cuda"
     return torch.autocast(settings.device.type, dtype=settings.amp_dtype or torch.float32, enabled=enabled)
+
+
+def _to_device(x: Tensor, y: Tensor, settings: LoopSettings) -> tuple[Tensor, Tensor]:
+    x, y = x.to(settings.device, non_blocking=True), y.to(settings.device, non_blocking=True)
+    if settings.channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x, y
 
 
 def _check_finite(losses: Tensor, lo: int, hi: int, step0: int, epoch: int) -> None:
@@ -98,7 +106,7 @@ def train_one_epoch(state: TrainState, loader: Iterable, loss_fn: Callable, sett
     bar = Progress(n_batches, f"epoch {epoch}", settings.progress)
     start = time.perf_counter()
     for i, (x, y) in enumerate(loader):
-        x, y = x.to(settings.device, non_blocking=True), y.to(settings.device, non_blocking=True)
+        x, y = _to_device(x, y, settings)
         with _autocast(settings):
             loss = loss_fn(state.net(x), y)
         _backward_step(state, loss, settings)
@@ -129,7 +137,7 @@ def evaluate(net: Callable, loader: Iterable, loss_fn: Callable, num_classes: in
     top5 = torch.zeros((), dtype=torch.long, device=settings.device)
     n = 0
     for x, y in loader:
-        x, y = x.to(settings.device, non_blocking=True), y.to(settings.device, non_blocking=True)
+        x, y = _to_device(x, y, settings)
         with _autocast(settings):
             logits = net(x)
             loss_sum += loss_fn(logits, y).float() * len(y)

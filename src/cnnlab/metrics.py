@@ -29,16 +29,27 @@ def metrics_from_confusion(cm: Tensor) -> dict[str, float]:
     precision, recall = _safe_div(tp, predicted), _safe_div(tp, support)
     f1 = _safe_div(2 * tp, support + predicted)
     iou = _safe_div(tp, support + predicted - tp)
-    present = support > 0
+    present = (support + predicted) > 0  # as scikit-learn: classes in the targets or the predictions
+    seen = support > 0
     out = {
         "acc": (tp.sum() / cm.sum().clamp(min=1)).item(),
-        "balanced_acc": recall[present].mean().item() if present.any() else 0.0,
+        "balanced_acc": recall[seen].mean().item() if seen.any() else 0.0,
         "macro_f1": f1[present].mean().item() if present.any() else 0.0,
         "miou": iou[present].mean().item() if present.any() else 0.0,
     }
     if cm.shape[0] == 2:
         out.update(precision=precision[1].item(), recall=recall[1].item(), f1=f1[1].item(), iou=iou[1].item())
     return out
+
+
+def metric_names(num_classes: int) -> list[str]:
+    """The keys `engine.evaluate` reports for a classifier with `num_classes` outputs."""
+    names = ["loss", "acc", "balanced_acc", "macro_f1", "miou"]
+    if num_classes == 2:
+        names += ["precision", "recall", "f1", "iou"]
+    if num_classes > 5:
+        names.append("top5")
+    return names
 
 
 def per_class_accuracy(cm: Tensor, class_names: list[str]) -> dict[str, float]:

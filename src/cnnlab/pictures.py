@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from . import viz
 from .data.common import DataBundle, TensorSplit
+from .metrics import confusion_matrix
 from .tblog import RunLogger
 
 
@@ -50,7 +51,8 @@ def make_pictures(model: nn.Module, bundle: DataBundle, logger: RunLogger, out_d
         conv = viz.first_conv(model)
         if conv is not None:
             emit("filters/first_layer", viz.filter_grid(conv.weight.detach().float().cpu()), final)
-        x, y, logits = _predict(model, bundle.val, device)
+        limit = 5000 if isinstance(bundle.val, TensorSplit) else 512  # on-disk images: bounded memory
+        x, y, logits = _predict(model, bundle.val, device, limit=limit)
         if x.dim() == 4:  # images: saliency and the worst mistakes
             sal = viz.saliency(model, x[:num_images].to(device), y[:num_images].to(device)).cpu()
             emit("saliency/val", viz.saliency_grid(x[:num_images], sal, bundle.mean, bundle.std), final)
@@ -58,8 +60,8 @@ def make_pictures(model: nn.Module, bundle: DataBundle, logger: RunLogger, out_d
             conf, pred = probs.max(1)
             emit("errors/most_confident", viz.misclassified_grid(x, y, pred, conf, bundle.class_names,
                                                                  bundle.mean, bundle.std), final)
-        cm = torch.bincount(y * bundle.num_classes + logits.argmax(1), minlength=bundle.num_classes ** 2)
-        emit("confusion/val", viz.confusion_image(cm.view(bundle.num_classes, -1), bundle.class_names), final)
+        cm = confusion_matrix(logits.argmax(1), y, bundle.num_classes)
+        emit("confusion/val", viz.confusion_image(cm, bundle.class_names), final)
         model.train(was_training)
 
     return pictures

@@ -17,8 +17,10 @@ from torch import nn
 from .checkpoint import load_checkpoint, set_rng_state
 from .data.common import DataBundle, TensorSplit, make_loader
 from .engine import LoopSettings, TrainState, evaluate, fit
+from .device import select_device
 from .errors import ConfigError
-from .models.init import init_weights
+from .metrics import metric_names
+from .models.init import SCHEMES, init_weights
 from .runinfo import RunInfo, write_results, write_run_metadata
 from .tblog import RunLogger
 
@@ -26,13 +28,26 @@ log = logging.getLogger("cnnlab")
 AMP_DTYPES = {None: None, "none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def select_device(name: str) -> torch.device:
-    """`auto` = CUDA when present, else CPU; asking for CUDA without one is an error, not a silent fallback."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"trainer.device={name} but no CUDA device is visible: use trainer.device=auto or cpu")
-    return torch.device(name)
+def validate(cfg: DictConfig, num_classes: int) -> None:
+    """Reject bad trainer settings before any training, each with one line naming the key and its choices."""
+    t = cfg.trainer
+    metrics = metric_names(num_classes)
+    checks = [
+        (t.amp in AMP_DTYPES, f"trainer.amp={t.amp} is not known: use null, bf16 or fp16"),
+        (t.mode in ("max", "min"), f"trainer.mode={t.mode} is not known: use max or min"),
+        (t.batch_size >= 1 and t.eval_batch_size >= 1, "trainer.batch_size and trainer.eval_batch_size must be >= 1"),
+        (t.epochs >= 0, f"trainer.epochs must be >= 0, got {t.epochs}"),
+        (cfg.init in SCHEMES, f"init={cfg.init} is not known: use one of {', '.join(SCHEMES)}"),
+        (t.monitor in [f"val/{m}" for m in metrics],
+         f"trainer.monitor={t.monitor} is not reported for {num_classes} classes: use one of "
+         f"{', '.join('val/' + m for m in metrics)}"),
+        (cfg.optimized_metric in [f"{s}/{m}" for s in ("val", "test") for m in metrics],
+         f"optimized_metric={cfg.optimized_metric} is not reported for {num_classes} classes: use one of "
+         f"{', '.join('val/' + m for m in metrics)}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -42,8 +57,9 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
     torch.manual_seed(seed)
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = False
+    # set both ways: the flag is process-wide. warn_only: LRN/adaptive pools lack a deterministic CUDA backward
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    torch.backends.cudnn.benchmark = not deterministic
 
 
 def build_model(model_cfg: DictConfig, bundle: DataBundle) -> nn.Module:
@@ -110,7 +126,7 @@ def _settings(cfg: DictConfig, device: torch.device, ckpt_dir: Optional[Path]) -
         amp = None
     return LoopSettings(epochs=t.epochs, device=device, amp_dtype=amp, clip_grad=t.clip_grad,
                         log_every=t.log_every, monitor=t.monitor, mode=t.mode, ckpt_dir=ckpt_dir,
-                        pictures_every=t.pictures_every, progress=t.progress)
+                        pictures_every=t.pictures_every, progress=t.progress, channels_last=t.channels_last)
 
 
 def _resume_path(cfg: DictConfig, run_dir: Path) -> Optional[Path]:
@@ -135,8 +151,11 @@ def restore(state: TrainState, ckpt: dict[str, Any], loader: Any) -> None:
     state.epoch, state.step = ckpt["epoch"], ckpt["step"]
     state.best, state.best_epoch, state.history = ckpt["best"], ckpt["best_epoch"], list(ckpt["history"])
     set_rng_state(ckpt["rng"])
-    if ckpt.get("loader_rng") is not None:
-        loader.generator.set_state(ckpt["loader_rng"])
+    saved = ckpt.get("loader_rng")
+    if saved is not None and saved.numel() == loader.generator.get_state().numel():
+        loader.generator.set_state(saved)
+    elif saved is not None:
+        log.warning("the checkpoint's data-order RNG is for another device type: the shuffle order will differ")
 
 
 def train(cfg: DictConfig, info: RunInfo) -> float:
@@ -148,6 +167,7 @@ def train(cfg: DictConfig, info: RunInfo) -> float:
     device = select_device(t.device)
     log.info(f"run folder: {run_dir.resolve()}  (device {device})")
     bundle: DataBundle = instantiate(cfg.data)
+    validate(cfg, bundle.num_classes)
     model = init_weights(build_model(cfg.model, bundle), cfg.init).to(device)
     if t.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -167,7 +187,7 @@ def train(cfg: DictConfig, info: RunInfo) -> float:
     state = TrainState(model, optimizer, scheduler, net=net, scaler=scaler)
     resume = _resume_path(cfg, run_dir)
     if resume is not None:
-        restore(state, load_checkpoint(resume, map_location=device), train_loader)
+        restore(state, load_checkpoint(resume, map_location="cpu"), train_loader)  # RNG states must stay on CPU
         log.info(f"resumed from {resume} at epoch {state.epoch}, step {state.step}")
     loss_fn = build_loss(cfg.loss, model, bundle)
     logger = RunLogger(run_dir / "tb", enabled=t.tensorboard)
@@ -187,4 +207,4 @@ def train(cfg: DictConfig, info: RunInfo) -> float:
     results = write_results(run_dir, state, test, bundle, info, logger)
     logger.close()
     log.info(f"test/acc {test['acc']:.4f} (best val epoch {state.best_epoch}); results in {run_dir.resolve()}")
-    return float(results.get(cfg.optimized_metric, results["test/acc"]))
+    return float(results[cfg.optimized_metric])

@@ -101,7 +101,7 @@ def make_loader(split: Split, batch_size: int, shuffle: bool, device: torch.devi
     gen.manual_seed(seed)
     return DataLoader(split, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, generator=gen,
                       num_workers=num_workers, pin_memory=device.type == "cuda",
-                      persistent_workers=num_workers > 0)
+                      persistent_workers=False)  # workers re-seeded from `gen` each epoch: resume stays exact
 
 
 def stratified_split(labels: Tensor, fractions: "tuple[float, ...]", seed: int) -> list[Tensor]:

@@ -20,6 +20,7 @@ from cnnlab.checkpoint import save_checkpoint
 from cnnlab.data.common import DataBundle, TensorSplit
 from cnnlab.data.patches import patch_labels, patchify, split_indices
 from cnnlab.data.segmentation import mito_page_count, mito_split_exists, read_mito, read_roads
+from cnnlab.device import select_device
 from cnnlab.errors import ConfigError
 from cnnlab.features import FeatureSpec, Standardiser, extract
 
@@ -41,13 +42,6 @@ def _cached(cache_dir: Optional[str], name: str, key: dict, compute: Callable[[]
     result = compute()
     save_checkpoint(result, path)  # temp file + fsync + os.replace: never a half-written cache entry
     return result
-
-
-def _device(device: str) -> torch.device:
-    """'auto' (CUDA when present, else CPU) or any torch device string."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def _fingerprint(*tensors: Tensor) -> list[float]:
@@ -107,7 +101,7 @@ def build_feature_data(source: Union[DataBundle, Callable[..., DataBundle]],
            "data": _fingerprint(*[v.targets for v in splits.values()], splits["train"].inputs[:256])}
 
     def compute() -> dict:
-        dev = _device(device)
+        dev = select_device(device)
         raw = {}
         for s, split in splits.items():
             raw[f"{s}_x"] = _images_to_features(split.inputs, spec, dev, batch_size, bundle.mean, bundle.std)
@@ -121,7 +115,7 @@ def build_feature_data(source: Union[DataBundle, Callable[..., DataBundle]],
 def patch_features(images: Tensor, spec: FeatureSpec, patch: int = 16, context: int = 0,
                    device: str = "cpu", images_per_batch: int = 8) -> Tensor:
     """Features [N*gh*gw, D] (CPU) of every patch of uint8 images [N,C,H,W], in patch_labels' order."""
-    dev, out = _device(device), []
+    dev, out = select_device(device), []
     for lo in range(0, len(images), images_per_batch):
         x = images[lo:lo + images_per_batch].to(dev).float() / 255.0
         out.append(extract(patchify(x, patch, context), spec=spec).cpu())

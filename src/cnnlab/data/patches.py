@@ -4,8 +4,6 @@ Patch order everywhere is (image, patch row, patch column), row-major, matching 
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -13,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from cnnlab.checkpoint import atomic_write
 from cnnlab.errors import ConfigError
 
 RULES = ("mean", "majority", "centre")
@@ -81,18 +80,8 @@ def submission_rows(predictions: Tensor, image_ids: Sequence[int], patch: int = 
 
 def write_submission(path: str | Path, predictions: Tensor, image_ids: Sequence[int], patch: int = 16) -> Path:
     """Write the roads submission CSV (header `id,prediction`) atomically; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = "\n".join(["id,prediction", *submission_rows(predictions, image_ids, patch)]) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def split_indices(n: int, val_fraction: float, test_fraction: float, seed: int) -> tuple[Tensor, Tensor, Tensor]:

@@ -9,7 +9,7 @@ SCHEMES = ("default", "xavier", "kaiming")
 def init_weights(model: nn.Module, scheme: str = "default", nonlinearity: str = "relu") -> nn.Module:
     """Re-initialise every Conv/Linear weight by `scheme` (biases to zero); "default" keeps PyTorch's init."""
     if scheme not in SCHEMES:
-        raise ValueError(f"unknown init scheme {scheme!r}: choose one of {', '.join(SCHEMES)} (model.init=...)")
+        raise ValueError(f"unknown init scheme {scheme!r}: choose one of {', '.join(SCHEMES)} (init=...)")
     if scheme == "default":
         return model
     for m in model.modules():
