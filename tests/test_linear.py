@@ -166,3 +166,27 @@ def test_svm_on_cifar10_features_runs_from_data_root(tmp_path):
     results = json.loads((run_dir / "results.json").read_text())
     assert results["experiment"] == "svm_features_cifar10" and 0.0 <= results["test/acc"] <= 1.0
     assert len(list((tmp_path / "data" / "feature_cache").glob("cifar10-features-*.pt"))) == 1
+
+
+def test_svm_through_the_shared_loop_matches_linear_svc_on_digits_hog(tmp_path):
+    """Issue 5's check: the same HOG + histogram features, our SGD-trained SVM vs liblinear, within a point."""
+    import json
+
+    import numpy as np
+    from hydra.utils import instantiate
+    from sklearn.svm import LinearSVC
+
+    from conftest import compose_cfg, run_train
+
+    overrides = ["experiment=svm_features_digits", f"paths.data_dir={tmp_path / 'data'}", "trainer.tensorboard=false",
+                 "trainer.pictures_every=0"]
+    run_dir, _ = run_train(tmp_path, overrides)
+    ours = json.loads((run_dir / "results.json").read_text())["test/acc"]
+    cfg = compose_cfg(overrides)
+    bundle = instantiate(cfg.data)  # the cached features the run trained on
+    lam, n = cfg.optim.weight_decay, len(bundle.train)
+    svc = LinearSVC(loss="hinge", C=1.0 / (lam * n), max_iter=200_000, intercept_scaling=10)
+    svc.fit(bundle.train.inputs.numpy(), bundle.train.targets.numpy())
+    theirs = float(np.mean(svc.predict(bundle.test.inputs.numpy()) == bundle.test.targets.numpy()))
+    print(f"SGD hinge {ours:.4f} vs LinearSVC {theirs:.4f}")
+    assert abs(ours - theirs) <= 0.01, (ours, theirs)

@@ -79,12 +79,14 @@ def test_killed_run_resumes_bit_identical(tmp_path, monkeypatch):
     monkeypatch.undo()
     killed_dir = tmp_path / "b" / "run"
     assert load_checkpoint(killed_dir / "checkpoints" / "last.pt")["epoch"] == 1
-    resumed, _ = run_train(tmp_path / "b", [*common, "resume=true"], run_dir=killed_dir)
+    # resume=true alone: the run's own config comes from its checkpoint (SGD, one-cycle, shifts, dropout)
+    resumed, _ = run_train(tmp_path / "b", ["resume=true"], run_dir=killed_dir)
     a, b = _weights(straight), _weights(resumed)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     hist_a = json.loads((straight / "results.json").read_text())
     hist_b = json.loads((resumed / "results.json").read_text())
     assert hist_a["test/loss"] == hist_b["test/loss"] and hist_b["epochs"] == 3
+    assert hist_b["overrides"] == common and hist_b["model"] == "lenet5"  # the run keeps its own identity
     # continuing from an explicit checkpoint into a new folder works the same way
     other, _ = run_train(tmp_path / "c", [*common, f"ckpt_path={killed_dir / 'checkpoints' / 'best.pt'}"])
     assert json.loads((other / "results.json").read_text())["epochs"] == 3

@@ -5,7 +5,6 @@ import os
 import pickle
 import random
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
@@ -49,14 +48,14 @@ def load_checkpoint(path: "str | Path", map_location: "str | torch.device" = "cp
     """Load with `weights_only=True`; a missing, truncated, tampered or foreign file gives one clear line."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise ConfigError(f"checkpoint {path} does not exist: pass ckpt_path=<run folder>/checkpoints/last.pt")
+        what = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise ConfigError(f"checkpoint {path} {what}: pass ckpt_path=<run folder>/checkpoints/last.pt")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0][:160]
+    except pickle.UnpicklingError:
         raise ConfigError(f"checkpoint {path} holds objects other than tensors and plain data, refused for safety "
-                          f"({first}); only load checkpoints written by cnnlab") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+                          f"(torch.load weights_only=True); only load checkpoints written by cnnlab") from None
+    except Exception as e:  # noqa: BLE001 - any other failure to read means a damaged or foreign file
         first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
         raise ConfigError(f"checkpoint {path} is truncated or corrupt ({first}); use another checkpoint, "
                           f"e.g. best.pt or last.pt from the same run") from None

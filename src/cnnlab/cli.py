@@ -8,7 +8,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from .errors import ConfigError
+from .errors import find_config_error
 
 log = logging.getLogger("cnnlab")
 
@@ -25,26 +25,40 @@ def _config_dir() -> str:
 CONFIG_DIR = _config_dir()
 
 
-def _config_error(exc: BaseException) -> "ConfigError | None":
-    """The ConfigError behind `exc`, also when Hydra's instantiate wrapped it in its own exception."""
-    while exc is not None:
-        if isinstance(exc, ConfigError):
-            return exc
-        exc = exc.__cause__ or exc.__context__
-    return None
+def _to_log_file(message: str) -> None:
+    """Put `message` in the run's log file only (the console gets it once, on stderr)."""
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.emit(record)
+
+
+def _interrupted() -> str:
+    from hydra.core.hydra_config import HydraConfig
+
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    if (run_dir / "checkpoints" / "last.pt").is_file():
+        return f"interrupted; continue with: cnnlab-train resume=true hydra.run.dir={run_dir}"
+    return "interrupted before the first checkpoint was written"
 
 
 def _guard(fn, cfg: DictConfig):
-    """Run `fn(cfg)`; a ConfigError (bad input) becomes one line on stderr and exit status 2."""
+    """Run `fn(cfg)`; a ConfigError (bad input) becomes one line on stderr and exit status 2; Ctrl-C says how
+    to resume."""
     try:
         return fn(cfg)
+    except KeyboardInterrupt:
+        message = _interrupted()
+        _to_log_file(message)
+        print(message, file=sys.stderr)
+        sys.exit(130)
     except Exception as e:  # noqa: BLE001 - re-raised unless it is a user error
-        err = _config_error(e)
+        err = find_config_error(e)
         if err is None:
             raise
-        line = str(err).strip().splitlines()[-1]  # a DataLoader worker wraps it in a traceback
-        log.error(f"error: {line}")
-        print(f"error: {line}", file=sys.stderr)
+        line = "error: " + str(err).strip().splitlines()[-1]  # a DataLoader worker wraps it in a traceback
+        _to_log_file(line)
+        print(line, file=sys.stderr)
         sys.exit(2)
 
 

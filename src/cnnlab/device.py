@@ -13,6 +13,8 @@ def select_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"trainer.device={name} but no CUDA device is visible: use trainer.device=auto or cpu")
     try:
-        return torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"trainer.device={name} is not a device: use auto, cpu, cuda or cuda:N") from None
+        device = torch.device(name)
+        torch.empty(0, device=device)  # a name torch parses may still be unusable here (e.g. mps on Linux)
+        return device
+    except (RuntimeError, AssertionError):
+        raise ConfigError(f"trainer.device={name} is not usable here: use auto, cpu, cuda or cuda:N") from None

@@ -196,6 +196,7 @@ def fit(state: TrainState, train_loader: Iterable, val_loader: Iterable, loss_fn
             if is_best:
                 save_checkpoint(ckpt, settings.ckpt_dir / "best.pt")
             save_checkpoint(ckpt, settings.ckpt_dir / "last.pt")  # last write of the epoch: resume point
-        if pictures is not None and settings.pictures_every and epoch % settings.pictures_every == 0:
+        last = epoch == settings.epochs  # the caller draws the final pictures after testing
+        if pictures is not None and settings.pictures_every and epoch % settings.pictures_every == 0 and not last:
             pictures(epoch)
     return state

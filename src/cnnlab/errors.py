@@ -3,3 +3,12 @@
 
 class ConfigError(RuntimeError):
     """Bad data folder, bad checkpoint, model/data mismatch: printed as one line, no traceback."""
+
+
+def find_config_error(exc: "BaseException | None") -> "ConfigError | None":
+    """The ConfigError behind `exc`, also when Hydra's instantiate or a DataLoader worker wrapped it."""
+    while exc is not None:
+        if isinstance(exc, ConfigError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None

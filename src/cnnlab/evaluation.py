@@ -16,30 +16,22 @@ from .errors import ConfigError
 from .metrics import per_class_accuracy
 from .models.init import init_weights
 from .pictures import make_pictures
-from .run import build_loss, build_model, select_device
+from .run import build_loss, build_model, checkpoint_config, select_device
 from .runinfo import RunInfo
 from .tblog import RunLogger
 
 log = logging.getLogger("cnnlab")
-_OWN_KEYS = {"ckpt_path", "split", "out_dir", "num_images"}
-
-
-def checkpoint_config(cfg: DictConfig, info: RunInfo, ckpt: dict) -> DictConfig:
-    """The checkpoint's config, with every key the user named on this command line taken from `cfg` instead."""
-    saved = OmegaConf.create(ckpt.get("config") or "{}")
-    if "model" not in saved:
-        raise ConfigError(f"checkpoint {cfg.ckpt_path} has no saved config: it was not written by cnnlab-train")
-    for item in info.overrides:
-        key = item.lstrip("+~").split("=", 1)[0]
-        if key.split(".")[0] not in _OWN_KEYS and not key.startswith("hydra"):
-            OmegaConf.update(saved, key, OmegaConf.select(cfg, key), force_add=True)
-    return saved
+_OWN_KEYS = ("split", "out_dir", "num_images")
 
 
 def load_for_inference(cfg: DictConfig, info: RunInfo):
     """(config, model with the checkpoint's weights, data bundle, device)."""
+    if not cfg.get("ckpt_path"):
+        raise ConfigError("no checkpoint given: pass ckpt_path=<run folder>/checkpoints/best.pt")
+    if cfg.split not in ("train", "val", "test"):
+        raise ConfigError(f"split={cfg.split} is not known: use test, val or train")
     ckpt = load_checkpoint(cfg.ckpt_path, map_location="cpu")
-    run_cfg = checkpoint_config(cfg, info, ckpt)
+    run_cfg = checkpoint_config(cfg, info.overrides, ckpt, Path(cfg.ckpt_path), own_keys=_OWN_KEYS)
     device = select_device(run_cfg.trainer.device)
     bundle: DataBundle = instantiate(run_cfg.data)
     model = init_weights(build_model(run_cfg.model, bundle), "default")

@@ -6,10 +6,11 @@ import logging
 import os
 import random
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
@@ -18,7 +19,7 @@ from .checkpoint import load_checkpoint, set_rng_state
 from .data.common import DataBundle, TensorSplit, make_loader
 from .engine import LoopSettings, TrainState, evaluate, fit
 from .device import select_device
-from .errors import ConfigError
+from .errors import ConfigError, find_config_error
 from .metrics import metric_names
 from .models.init import SCHEMES, init_weights
 from .runinfo import RunInfo, write_results, write_run_metadata
@@ -62,6 +63,24 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
     torch.backends.cudnn.benchmark = not deterministic
 
 
+def built(group: str, make: Callable[[], Any]) -> Any:
+    """`make()`, with a failure inside the `group` config's code reported as one line naming that group."""
+    try:
+        return make()
+    except (InstantiationException, TypeError, ValueError, KeyError, RuntimeError, OSError) as e:
+        inner = find_config_error(e)
+        if inner is not None:
+            raise inner from None
+        if isinstance(e, InstantiationException) and e.__cause__ is None:  # hydra put the cause in its text
+            lines = str(e).strip().splitlines()
+            text = lines[1] if len(lines) > 1 else lines[0]
+        else:
+            cause = e.__cause__ if e.__cause__ is not None else e
+            text = f"{type(cause).__name__}: {str(cause).strip().splitlines()[0] if str(cause).strip() else ''}"
+        raise ConfigError(f"{group} config could not be built ({text[:200]}): check the {group}=... choice and "
+                          f"{group}.* overrides") from None
+
+
 def build_model(model_cfg: DictConfig, bundle: DataBundle) -> nn.Module:
     """Instantiate the model, passing num_classes and the data's model_kwargs that its constructor accepts.
 
@@ -90,6 +109,10 @@ def build_loss(loss_cfg: DictConfig, model: nn.Module, bundle: Optional[DataBund
     """
     if loss_cfg.get("auto"):
         return getattr(model, "criterion", nn.CrossEntropyLoss)()
+    needs = getattr(get_object(loss_cfg._target_), "needs_model", None)
+    if needs is not None and type(model).__name__ != needs:
+        raise ConfigError(f"loss={loss_cfg._target_.rsplit('.', 1)[-1]} needs model {needs} (its outputs are RBF "
+                          f"penalties): use model=lenet5_classic, or loss=cross_entropy for {type(model).__name__}")
     params = inspect.signature(get_object(loss_cfg._target_)).parameters
     if bundle is not None and "class_counts" in params and isinstance(bundle.train, TensorSplit):
         counts = torch.bincount(bundle.train.targets.flatten().cpu(), minlength=bundle.num_classes)
@@ -141,6 +164,20 @@ def _resume_path(cfg: DictConfig, run_dir: Path) -> Optional[Path]:
     return None
 
 
+def checkpoint_config(cfg: DictConfig, overrides: list[str], ckpt: dict[str, Any], path: Path,
+                      own_keys: tuple[str, ...] = ()) -> DictConfig:
+    """The config saved in a checkpoint, with every key named on this command line taken from `cfg` instead."""
+    saved = OmegaConf.create(ckpt.get("config") or "{}")
+    if "model" not in saved:
+        raise ConfigError(f"checkpoint {path} has no saved config: it was not written by cnnlab-train")
+    skip = {"ckpt_path", "resume", *own_keys}
+    for item in overrides:
+        key = item.lstrip("+~").split("=", 1)[0]
+        if key.split(".")[0] not in skip and not key.startswith("hydra"):
+            OmegaConf.update(saved, key, OmegaConf.select(cfg, key), force_add=True)
+    return saved
+
+
 def restore(state: TrainState, ckpt: dict[str, Any], loader: Any) -> None:
     """Put model, optimizer, schedule, AMP scaler, counters and every RNG back where the checkpoint left them."""
     state.model.load_state_dict(ckpt["model"])
@@ -159,16 +196,27 @@ def restore(state: TrainState, ckpt: dict[str, Any], loader: Any) -> None:
 
 
 def train(cfg: DictConfig, info: RunInfo) -> float:
-    """Build everything from `cfg`, train, test the best checkpoint, write results; returns the optimised metric."""
+    """Build everything from `cfg`, train, test the best checkpoint, write results; returns the optimised metric.
+
+    With `resume=true` or `ckpt_path=...` the run continues with the checkpoint's own config; keys given on this
+    command line (e.g. `trainer.epochs=40`) replace its values.
+    """
     run_dir = info.run_dir
+    resume = _resume_path(cfg, run_dir)
+    ckpt = load_checkpoint(resume, map_location="cpu") if resume is not None else None  # RNG states stay on CPU
+    if ckpt is not None:
+        cfg = checkpoint_config(cfg, info.overrides, ckpt, resume)
+        info.continue_from(ckpt.get("run_info"))
     info.name = info.name or str(cfg.get("name") or "")
     t = cfg.trainer
+    if not isinstance(cfg.seed, int) or not isinstance(t.epochs, int):
+        raise ConfigError(f"seed={cfg.seed} and trainer.epochs={t.epochs} must be whole numbers")
     seed_everything(cfg.seed, t.deterministic)
     device = select_device(t.device)
     log.info(f"run folder: {run_dir.resolve()}  (device {device})")
-    bundle: DataBundle = instantiate(cfg.data)
+    bundle: DataBundle = built("data", lambda: instantiate(cfg.data))
     validate(cfg, bundle.num_classes)
-    model = init_weights(build_model(cfg.model, bundle), cfg.init).to(device)
+    model = init_weights(built("model", lambda: build_model(cfg.model, bundle)), cfg.init).to(device)
     if t.channels_last:
         model = model.to(memory_format=torch.channels_last)
     check_compatible(model, bundle, info.choice("model"), info.choice("data"), device)
@@ -179,17 +227,16 @@ def train(cfg: DictConfig, info: RunInfo) -> float:
         raise ConfigError(f"the training split has {len(bundle.train)} samples, fewer than trainer.batch_size="
                           f"{t.batch_size} with trainer.drop_last=true: lower the batch size or set drop_last=false")
     val_loader = make_loader(bundle.val, t.eval_batch_size, False, device, num_workers=t.num_workers)
-    optimizer = build_optimizer(cfg.optim, model)
-    scheduler = instantiate(cfg.sched)(optimizer, total_steps=t.epochs * len(train_loader),
-                                       steps_per_epoch=len(train_loader))
+    optimizer = built("optim", lambda: build_optimizer(cfg.optim, model))
+    scheduler = built("sched", lambda: instantiate(cfg.sched)(optimizer, total_steps=t.epochs * len(train_loader),
+                                                              steps_per_epoch=len(train_loader)))
     settings = _settings(cfg, device, run_dir / "checkpoints")
     scaler = torch.amp.GradScaler("cuda") if settings.amp_dtype == torch.float16 else None
     state = TrainState(model, optimizer, scheduler, net=net, scaler=scaler)
-    resume = _resume_path(cfg, run_dir)
-    if resume is not None:
-        restore(state, load_checkpoint(resume, map_location="cpu"), train_loader)  # RNG states must stay on CPU
+    if ckpt is not None:
+        restore(state, ckpt, train_loader)
         log.info(f"resumed from {resume} at epoch {state.epoch}, step {state.step}")
-    loss_fn = build_loss(cfg.loss, model, bundle)
+    loss_fn = built("loss", lambda: build_loss(cfg.loss, model, bundle))
     logger = RunLogger(run_dir / "tb", enabled=t.tensorboard)
     write_run_metadata(cfg, info, model, device)
     from .pictures import make_pictures
@@ -197,7 +244,8 @@ def train(cfg: DictConfig, info: RunInfo) -> float:
     pictures = make_pictures(model, bundle, logger, run_dir / "pictures", device, lambda: state.step)
     config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
     fit(state, train_loader, val_loader, loss_fn, bundle.num_classes, settings, logger,
-        lambda: {"config": config_yaml, "loader_rng": train_loader.generator.get_state()}, pictures)
+        lambda: {"config": config_yaml, "loader_rng": train_loader.generator.get_state(),
+                 "run_info": info.as_dict()}, pictures)
     best = settings.ckpt_dir / "best.pt"
     if best.is_file():
         model.load_state_dict(load_checkpoint(best, map_location=device)["model"])

@@ -28,6 +28,22 @@ class RunInfo:
     overrides: list[str] = field(default_factory=list)
     choices: dict[str, str] = field(default_factory=dict)
 
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "overrides": list(self.overrides), "choices": dict(self.choices)}
+
+    def continue_from(self, saved: "dict[str, Any] | None") -> None:
+        """Resuming: keep the original run's name, overrides and choices, plus what this command line adds."""
+        if not saved:
+            return
+        new = [o for o in self.overrides if o.lstrip("+~").split("=", 1)[0] not in ("resume", "ckpt_path")
+               and not o.startswith("hydra")]
+        choices = dict(saved["choices"])
+        for item in new:
+            key, _, value = item.lstrip("+~").partition("=")
+            if key in choices:
+                choices[key] = value
+        self.name, self.overrides, self.choices = saved["name"], [*saved["overrides"], *new], choices
+
     def choice(self, group: str) -> str:
         return str(self.choices.get(group) or "?")
 
@@ -69,8 +85,18 @@ def _hparams(info: RunInfo, cfg_overrides: list[str]) -> dict[str, Any]:
     hp: dict[str, Any] = {g: info.choice(g) for g in ("model", "data", "optim", "sched", "loss")}
     for item in cfg_overrides:
         key, _, value = item.lstrip("+~").partition("=")
-        hp[key] = value
+        hp[key] = _number(value)
     return hp
+
+
+def _number(text: str) -> "int | float | str":
+    """'3e-4' -> 0.0003 and '64' -> 64, so TensorBoard's HParams tab can sort and plot them."""
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
 
 
 def _log_per_class(acc: dict[str, float], width: int = 4) -> None:

@@ -69,7 +69,12 @@ def find_folder(root: str, download: bool) -> Path:
     if download:
         from torchvision.datasets import CIFAR10  # fetches and extracts <root>/cifar-10-batches-py
 
-        CIFAR10(str(base), train=True, download=True)
+        try:
+            CIFAR10(str(base), train=True, download=True)
+        except (RuntimeError, OSError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ConfigError(f"downloading CIFAR-10 into {base} failed ({first}): check the internet connection, "
+                              f"or unpack cifar-10-python.tar.gz into {base} by hand") from None
     for folder in (base / FOLDER, base):
         if all((folder / name).is_file() for name in (*TRAIN_FILES, TEST_FILE)):
             return folder

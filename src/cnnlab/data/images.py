@@ -58,8 +58,13 @@ def _mnist_raw_dir(root: Path, variant: str, download: bool) -> Path:
     if download:
         from torchvision import datasets  # the real download code, with its mirrors and checksums
 
-        getattr(datasets, variant)(str(root), train=True, download=True)
-        getattr(datasets, variant)(str(root), train=False, download=True)
+        try:
+            getattr(datasets, variant)(str(root), train=True, download=True)
+            getattr(datasets, variant)(str(root), train=False, download=True)
+        except (RuntimeError, OSError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ConfigError(f"downloading {variant} into {root} failed ({first}): check the internet connection, "
+                              f"or put the four files into {root / variant / 'raw'} by hand") from None
         return root / variant / "raw"
     raise ConfigError(
         f"{variant} not found under {root}: expected {root / variant / 'raw'}/{{{','.join(_MNIST_FILES)}}}[.gz]; "
@@ -115,6 +120,10 @@ def build_digits(size: int = 32, val_fraction: float = 0.15, test_fraction: floa
                  split_seed: int = 0, shift: int = 0) -> DataBundle:
     """scikit-learn's 1,797 bundled 8x8 handwritten digits (no download), upsampled to `size`, fixed split."""
     from sklearn.datasets import load_digits
+
+    if not (0 < val_fraction and 0 < test_fraction and val_fraction + test_fraction < 1):
+        raise ConfigError(f"data.val_fraction={val_fraction} and data.test_fraction={test_fraction} must be > 0 "
+                          f"and sum to less than 1 (the rest is the training split)")
 
     digits = load_digits()
     x = torch.from_numpy(digits.images).float().div_(16.0).unsqueeze(1)  # pixel values are 0..16

@@ -92,6 +92,8 @@ def _check_input(x: Tensor, in_channels: int, model: str) -> None:
 class RBFLoss(nn.Module):
     """The paper's Eq. (8): mean penalty of the correct class's RBF unit (squared error to its prototype)."""
 
+    needs_model = "LeNet5Classic"  # other models' logits are not penalties: run.build_loss refuses them
+
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         return -logits.gather(1, target.unsqueeze(1)).mean()
 
