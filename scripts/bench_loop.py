@@ -72,16 +72,28 @@ def throughput(split: TensorSplit, batch_size: int, repeats: int, device: torch.
     return statistics.median(ours), statistics.median(bare)
 
 
-def time_to_99(mnist_root: str, out_dir: str) -> dict:
-    """Run the lenet5_mnist experiment through the CLI; wall time includes start-up and data loading."""
+def run_mnist(mnist_root: str, epochs: int, out_dir: Path) -> dict:
+    """`cnnlab-train experiment=lenet5_mnist trainer.epochs=E`; wall time includes start-up and data loading."""
     exe = Path(sys.executable).parent / "cnnlab-train"
     start = time.perf_counter()
-    subprocess.run([str(exe), "experiment=lenet5_mnist", f"data.root={mnist_root}", f"paths.output_dir={out_dir}",
-                    "trainer.progress=false"], check=True, capture_output=True)
+    subprocess.run([str(exe), "experiment=lenet5_mnist", f"data.root={mnist_root}", f"trainer.epochs={epochs}",
+                    f"hydra.run.dir={out_dir}", "trainer.progress=false"], check=True, capture_output=True)
     wall = time.perf_counter() - start
-    results = json.loads(next(Path(out_dir).rglob("results.json")).read_text())
-    return {"wall_s": wall, "test_acc": results["test/acc"], "train_time_s": results["train_time_s"],
-            "epochs": results["epochs"]}
+    results = json.loads((out_dir / "results.json").read_text())
+    return {"wall_s": wall, "test_acc": results["test/acc"], "train_time_s": results["train_time_s"]}
+
+
+def time_to_99(mnist_root: str, schedules: list[int]) -> None:
+    """The one-cycle schedule's length decides when accuracy peaks: run each length, report the shortest >= 99 %."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for epochs in schedules:
+            r = run_mnist(mnist_root, epochs, Path(tmp) / str(epochs))
+            mark = "  <- reaches 99.0 %" if r["test_acc"] >= 0.99 else ""
+            print(f"experiment=lenet5_mnist trainer.epochs={epochs}: test acc {r['test_acc']:.4f}; wall "
+                  f"{r['wall_s']:.1f} s (training {r['train_time_s']:.1f} s){mark}")
+            if r["test_acc"] >= 0.99:
+                return
+    print("no schedule reached 99.0 %")
 
 
 def main() -> None:
@@ -92,6 +104,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--skip-accuracy", action="store_true", help="only the throughput comparison")
+    ap.add_argument("--schedules", type=int, nargs="+", default=[2, 3, 4, 8],
+                    help="epochs of the one-cycle schedules tried, shortest first, for the time to 99 %%")
     args = ap.parse_args()
     device = torch.device(args.device)
     if args.mnist_root:
@@ -106,10 +120,8 @@ def main() -> None:
     print(f"  bare loop   : {bare:9.0f} samples/s")
     print(f"  ratio cnnlab/bare = {ours / bare:.3f}  (goal >= 0.95)")
     if args.mnist_root and not args.skip_accuracy:
-        with tempfile.TemporaryDirectory() as tmp:
-            r = time_to_99(args.mnist_root, tmp)
-        print(f"experiment=lenet5_mnist: test acc {r['test_acc']:.4f} after {r['epochs']} epochs; "
-              f"wall {r['wall_s']:.1f} s (training {r['train_time_s']:.1f} s)  (goal >= 0.990 in < 120 s)")
+        print("time to 99.0 % MNIST test accuracy (goal: < 120 s on 2 CPU cores):")
+        time_to_99(args.mnist_root, args.schedules)
 
 
 if __name__ == "__main__":
