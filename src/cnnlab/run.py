@@ -22,6 +22,7 @@ from .device import select_device
 from .errors import ConfigError, find_config_error
 from .metrics import metric_names
 from .models.init import SCHEMES, init_weights
+from .pictures import make_pictures
 from .runinfo import RunInfo, write_results, write_run_metadata
 from .tblog import RunLogger
 
@@ -239,8 +240,6 @@ def train(cfg: DictConfig, info: RunInfo) -> float:
     loss_fn = built("loss", lambda: build_loss(cfg.loss, model, bundle))
     logger = RunLogger(run_dir / "tb", enabled=t.tensorboard)
     write_run_metadata(cfg, info, model, device)
-    from .pictures import make_pictures
-
     pictures = make_pictures(model, bundle, logger, run_dir / "pictures", device, lambda: state.step)
     config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
     fit(state, train_loader, val_loader, loss_fn, bundle.num_classes, settings, logger,
