@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
-from torchvision.utils import make_grid
 
 from cnnlab import viz
 from cnnlab.checkpoint import load_checkpoint
+from cnnlab.data.common import unnormalise
 from cnnlab.features import SOBEL_X, sobel_image
 
 ZOOM = 3  # nearest-neighbour enlargement of the 32x32 response panels
@@ -43,7 +43,7 @@ def sample_images(n: int, mnist_root: Optional[str]) -> Tensor:
     from cnnlab.data.images import build_digits, build_mnist
 
     bundle = build_mnist(mnist_root, val_size=1000) if mnist_root else build_digits(size=32)
-    x = bundle.test.inputs * bundle.std[0] + bundle.mean[0]  # undo the normalisation: pixel values again
+    x = unnormalise(bundle.test.inputs, bundle.mean, bundle.std)  # pixel values again
     firsts = [int((bundle.test.targets == c).nonzero()[0]) for c in range(min(n, 10))]
     return x[firsts].clamp(0, 1)
 
@@ -61,7 +61,7 @@ def response_image(x: Tensor, weight: Tensor, pad: int = 2) -> Tensor:
 def filter_row(weight: Tensor, gap: int = 6) -> Tensor:
     """Filters [O,I,k,k] as one row of separate enlarged tiles (viz.filter_grid each: black = min, white = max)."""
     tiles = [viz.filter_grid(weight[i:i + 1], scale=TILE // weight.shape[-1]) for i in range(len(weight))]
-    return make_grid(torch.stack(tiles), nrow=len(tiles), padding=gap, pad_value=1.0)
+    return viz.grid(torch.stack(tiles), nrow=len(tiles), padding=gap, pad_value=1.0)
 
 
 def _zoom(img: Tensor, factor: int = ZOOM) -> Tensor:

@@ -90,10 +90,10 @@ def test_small_output_and_size():
 
 def test_mismatched_inputs_name_the_config_to_change():
     with pytest.raises(ConfigError, match=r"model=alexnet expects 3x224x224 .*got 3x32x32: use model=alexnet_small"):
-        AlexNet()(torch.randn(1, 3, 32, 32))
+        AlexNet().check_input(torch.randn(1, 3, 32, 32))
     with pytest.raises(ConfigError, match="the data has 1: choose RGB data"):
-        AlexNet()(torch.randn(1, 1, 224, 224))
+        AlexNet().check_input(torch.randn(1, 1, 224, 224))
     with pytest.raises(ConfigError, match="model=alexnet_small expects 3x32x32"):
-        AlexNetSmall()(torch.randn(1, 3, 224, 224))
+        AlexNetSmall().check_input(torch.randn(1, 3, 224, 224))
     with pytest.raises(ConfigError, match="model.norm"):
         AlexNetSmall(norm="group")

@@ -72,4 +72,4 @@ def test_rbf_output_and_loss_are_squared_distances():
 @pytest.mark.parametrize("cls", [LeNet5, LeNet5Classic])
 def test_wrong_input_size_is_a_clear_error(cls):
     with pytest.raises(ConfigError, match="data.pad=2"):
-        cls()(torch.zeros(2, 1, 28, 28))
+        cls().check_input(torch.zeros(2, 1, 28, 28))

@@ -90,3 +90,11 @@ def test_save_png_round_trip(tmp_path):
         assert png.format == "PNG" and png.size == (9, 7)
         back = torch.from_numpy(__import__("numpy").asarray(png).copy()).permute(2, 0, 1).float() / 255
     assert (back - img).abs().max() <= 0.5 / 255 + 1e-6
+
+
+def test_grid_matches_torchvision_make_grid():
+    from torchvision.utils import make_grid
+
+    for n, c, nrow, pad, value in [(6, 1, 3, 4, 1.0), (96, 3, 10, 4, 1.0), (5, 3, 3, 2, 0.5), (1, 3, 8, 2, 1.0)]:
+        tiles = torch.rand(n, c, 7, 9)
+        assert torch.equal(viz.grid(tiles, nrow, pad, value), make_grid(tiles, nrow=nrow, padding=pad, pad_value=value))

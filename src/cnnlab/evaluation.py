@@ -7,16 +7,15 @@ from pathlib import Path
 
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from .checkpoint import load_checkpoint
 from .data.common import DataBundle, make_loader
 from .engine import LoopSettings, evaluate
 from .errors import ConfigError
 from .metrics import per_class_accuracy
-from .models.init import init_weights
 from .pictures import make_pictures
-from .run import build_loss, build_model, checkpoint_config, select_device
+from .run import build_loss, build_model, check_compatible, checkpoint_config, select_device
 from .runinfo import RunInfo
 from .tblog import RunLogger
 
@@ -34,9 +33,12 @@ def load_for_inference(cfg: DictConfig, info: RunInfo):
     run_cfg = checkpoint_config(cfg, info.overrides, ckpt, Path(cfg.ckpt_path), own_keys=_OWN_KEYS)
     device = select_device(run_cfg.trainer.device)
     bundle: DataBundle = instantiate(run_cfg.data)
-    model = init_weights(build_model(run_cfg.model, bundle), "default")
+    model = build_model(run_cfg.model, bundle)
     model.load_state_dict(ckpt["model"])
-    return run_cfg, model.to(device).eval(), bundle, device
+    model.to(device)
+    choices = (ckpt.get("run_info") or {}).get("choices", {})
+    check_compatible(model, bundle, choices.get("model", "?"), choices.get("data", "?"), device)
+    return run_cfg, model.eval(), bundle, device
 
 
 def evaluate_checkpoint(cfg: DictConfig, info: RunInfo) -> dict:

@@ -127,9 +127,13 @@ def check_compatible(net: nn.Module, bundle: DataBundle, model_name: str, data_n
     split = bundle.val
     sample = split.inputs[:2] if isinstance(split, TensorSplit) else torch.stack([split[i][0] for i in range(2)])
     net.eval()
+    sample = sample.to(device)
+    check = getattr(net, "check_input", None)  # a model's own check names the config to change
+    if check is not None:
+        check(sample)
     try:
         with torch.no_grad():
-            out = net(sample.to(device))
+            out = net(sample)
     except ConfigError:
         raise
     except RuntimeError as e:

@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor, nn
-from torchvision.utils import make_grid
+
+from .data.common import unnormalise
 
 MIN_TILE = 96  # pixels: small images (28, 32) are upscaled to at least this, nearest-neighbour
 
@@ -24,10 +25,22 @@ def denormalise(x: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tenso
     """Undo per-channel (x - mean) / std on [C,H,W] or [N,C,H,W] and clamp to [0,1]; no stats: min-max."""
     if not mean or not std:
         return (x - x.min()) / (x.max() - x.min()).clamp_min(1e-12)
-    shape = (-1, 1, 1)
-    m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(shape)
-    s = torch.tensor(std, dtype=x.dtype, device=x.device).view(shape)
-    return (x * s + m).clamp(0, 1)
+    return unnormalise(x, tuple(mean), tuple(std)).clamp(0, 1)
+
+
+def grid(tiles: Tensor, nrow: int, padding: int = 2, pad_value: float = 0.0) -> Tensor:
+    """[N,C,H,W] tiles of one size -> a [3, rows*(H+p)+p, cols*(W+p)+p] mosaic, `nrow` tiles per row."""
+    tiles = _rgb(tiles)
+    if len(tiles) == 1:
+        return tiles[0]  # one tile: no frame (as torchvision's make_grid)
+    n, _, h, w = tiles.shape
+    cols = min(nrow, n)
+    rows = math.ceil(n / cols)
+    canvas = tiles.new_full((3, rows * (h + padding) + padding, cols * (w + padding) + padding), pad_value)
+    for i in range(n):
+        top, left = padding + (i // cols) * (h + padding), padding + (i % cols) * (w + padding)
+        canvas[:, top:top + h, left:left + w] = tiles[i]
+    return canvas
 
 
 def _rgb(x: Tensor) -> Tensor:
@@ -79,7 +92,7 @@ def filter_grid(weight: Tensor, scale: Optional[int] = None) -> Tensor:
     w = _rgb((w - lo) / (hi - lo).clamp_min(1e-12))
     scale = scale or max(1, math.ceil(40 / max(w.shape[-2:])))  # 5x5 -> 40 px, 11x11 -> 44 px
     w = F.interpolate(w, scale_factor=scale, mode="nearest") if scale > 1 else w
-    return make_grid(w, nrow=math.ceil(math.sqrt(len(w))), padding=4, pad_value=1.0)  # white gaps
+    return grid(w, nrow=math.ceil(math.sqrt(len(w))), padding=4, pad_value=1.0)  # white gaps
 
 
 def saliency(model: nn.Module, x: Tensor, target: Optional[Tensor] = None) -> Tensor:
@@ -105,7 +118,7 @@ def saliency_grid(images: Tensor, saliency_maps: Tensor, mean: Sequence[float], 
     sal = saliency_maps.detach().float().cpu()
     sal = sal / sal.flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1)
     pairs = torch.stack([imgs, _heat(sal)], 1).flatten(0, 1)  # image, map, image, map, ...
-    return make_grid(_upscale(pairs), nrow=2 * pairs_per_row, padding=2, pad_value=1.0)
+    return grid(_upscale(pairs), nrow=2 * pairs_per_row, padding=2, pad_value=1.0)
 
 
 def _font() -> ImageFont.ImageFont:
@@ -194,7 +207,7 @@ def misclassified_grid(images: Tensor, targets: Tensor, preds: Tensor, confidenc
     names = [str(n) for n in class_names]
     tiles = [_caption(t, names[int(targets[i])], names[int(preds[i])], float(confidences[i]), font)
              for t, i in zip(tiles, worst.tolist())]
-    return make_grid(torch.stack(tiles), nrow=math.ceil(math.sqrt(len(tiles))), padding=2, pad_value=1.0)
+    return grid(torch.stack(tiles), nrow=math.ceil(math.sqrt(len(tiles))), padding=2, pad_value=1.0)
 
 
 def overlay(image: Tensor, mask_pred: Tensor, mask_true: Optional[Tensor] = None, alpha: float = 0.5) -> Tensor:

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from cnnlab.data.augment import BatchAugment
-from cnnlab.data.common import DataBundle, TensorSplit, normalise, stratified_split
+from cnnlab.data.common import DataBundle, channel_stats, holdout, to_split
 from cnnlab.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -89,17 +89,6 @@ def class_names(folder: Path) -> list[str]:
     return [n.decode() if isinstance(n, bytes) else str(n) for n in unpickle(folder / META_FILE)[b"label_names"]]
 
 
-def channel_stats(images: Tensor) -> "tuple[tuple[float, ...], tuple[float, ...]]":
-    """Per-channel mean and std of uint8 [N,C,H,W] images, in [0,1] units."""
-    x = images.transpose(0, 1).reshape(images.shape[1], -1).double() / 255
-    return tuple(x.mean(1).tolist()), tuple(x.std(1).tolist())
-
-
-def to_split(images: Tensor, labels: Tensor, mean: "tuple[float, ...]", std: "tuple[float, ...]") -> TensorSplit:
-    """uint8 images -> normalised float32 TensorSplit."""
-    return TensorSplit(normalise(images.float().div_(255), mean, std), labels)
-
-
 def build_cifar10(root: str, download: bool = False, val_size: int = 5000, split_seed: int = 0,
                   crop_padding: int = 4, hflip: bool = True, jitter: float = 0.0) -> DataBundle:
     """CIFAR-10 in memory: train minus a stratified `val_size` validation split, test; stats from train.
@@ -111,20 +100,12 @@ def build_cifar10(root: str, download: bool = False, val_size: int = 5000, split
     parts = [read_batch(folder / name) for name in TRAIN_FILES]
     images, labels = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
     test_images, test_labels = read_batch(folder / TEST_FILE)
-    if not 0 <= val_size < len(labels):
-        raise ConfigError(f"data.val_size={val_size} must be in [0, {len(labels)}): the train batches hold "
-                          f"{len(labels)} images")
     names = class_names(folder)
-    frac = val_size / len(labels)
-    val_idx, train_idx = stratified_split(labels, (frac, 1 - frac), split_seed)
+    train_idx, val_idx = holdout(labels, val_size, split_seed, "CIFAR-10")
     mean, std = channel_stats(images[train_idx])
     train = to_split(images[train_idx], labels[train_idx], mean, std)
     test = to_split(test_images, test_labels, mean, std)
-    if val_size == 0:
-        log.warning("data.val_size=0: validating on the CIFAR-10 test split (no held-out validation set)")
-        val = test
-    else:
-        val = to_split(images[val_idx], labels[val_idx], mean, std)
+    val = test if val_idx is None else to_split(images[val_idx], labels[val_idx], mean, std)
     return DataBundle(train=train, val=val, test=test, num_classes=len(names), class_names=names,
                       model_kwargs={"in_channels": 3}, train_augment=BatchAugment(crop_padding, hflip, jitter),
                       mean=mean, std=std, name="cifar10")

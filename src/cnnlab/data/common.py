@@ -1,12 +1,17 @@
 """What every dataset builder returns, and the on-device batch loader for data that fits in memory."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional, Union
 
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
+
+from ..errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 # A batched, on-device augmentation: (inputs, targets, generator) -> (inputs, targets).
 # Targets go through too, so segmentation masks can be flipped/cropped with their images.
@@ -119,8 +124,45 @@ def stratified_split(labels: Tensor, fractions: "tuple[float, ...]", seed: int) 
     return [torch.cat(p).sort().values for p in parts]
 
 
+def holdout(labels: Tensor, val_size: int, seed: int, what: str) -> "tuple[Tensor, Optional[Tensor]]":
+    """(train, val) indices with a stratified `val_size` validation part; val is None when `val_size` is 0."""
+    if not 0 <= val_size < len(labels):
+        raise ConfigError(f"data.val_size={val_size} must be in [0, {len(labels)}): the {what} training files "
+                          f"hold {len(labels)} images")
+    if val_size == 0:
+        log.warning(f"data.val_size=0: validating on the {what} test split, so val metrics are not held out")
+        return torch.arange(len(labels)), None
+    frac = val_size / len(labels)
+    train, val = stratified_split(labels, (1 - frac, frac), seed)
+    return train, val
+
+
+def channel_stats(images: Tensor) -> "tuple[tuple[float, ...], tuple[float, ...]]":
+    """Per-channel mean and std of [N,C,H,W] images in [0,1] units (uint8 images are divided by 255)."""
+    x = images.transpose(0, 1).reshape(images.shape[1], -1).double()
+    if images.dtype == torch.uint8:
+        x = x / 255
+    return tuple(x.mean(1).tolist()), tuple(x.std(1).tolist())
+
+
+def _stats_view(mean: "tuple[float, ...]", std: "tuple[float, ...]", like: Tensor) -> "tuple[Tensor, Tensor]":
+    shape = (1, -1, 1, 1) if like.dim() == 4 else (-1, 1, 1)
+    return (torch.tensor(mean, dtype=like.dtype, device=like.device).view(shape),
+            torch.tensor(std, dtype=like.dtype, device=like.device).view(shape))
+
+
 def normalise(x: Tensor, mean: "tuple[float, ...]", std: "tuple[float, ...]") -> Tensor:
-    """(x - mean) / std per channel of an [N,C,H,W] float tensor."""
-    m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-    s = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    """(x - mean) / std per channel of an [N,C,H,W] (or [C,H,W]) float tensor."""
+    m, s = _stats_view(mean, std, x)
     return (x - m) / s
+
+
+def unnormalise(x: Tensor, mean: "tuple[float, ...]", std: "tuple[float, ...]") -> Tensor:
+    """x * std + mean per channel: back to [0,1] pixel units."""
+    m, s = _stats_view(mean, std, x)
+    return x * s + m
+
+
+def to_split(images: Tensor, labels: Tensor, mean: "tuple[float, ...]", std: "tuple[float, ...]") -> TensorSplit:
+    """uint8 images -> normalised float32 TensorSplit."""
+    return TensorSplit(normalise(images.float().div_(255), mean, std), labels)

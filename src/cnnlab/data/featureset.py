@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from cnnlab.checkpoint import save_checkpoint
-from cnnlab.data.common import DataBundle, TensorSplit
+from cnnlab.data.common import DataBundle, TensorSplit, unnormalise
 from cnnlab.data.patches import patch_labels, patchify, split_indices
 from cnnlab.data.segmentation import mito_page_count, mito_split_exists, read_mito, read_roads
 from cnnlab.device import select_device
@@ -69,8 +69,7 @@ def _images_to_features(x: Tensor, spec: FeatureSpec, device: torch.device, batc
     for lo in range(0, len(x), batch_size):
         batch = x[lo:lo + batch_size].to(device).float()
         if mean and std:
-            batch = batch * torch.tensor(std, device=device).view(1, -1, 1, 1) + \
-                torch.tensor(mean, device=device).view(1, -1, 1, 1)
+            batch = unnormalise(batch, tuple(mean), tuple(std))
         out.append(extract(batch, spec=spec).cpu())
     return torch.cat(out)
 

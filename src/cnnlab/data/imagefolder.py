@@ -19,8 +19,7 @@ from torch.utils.data import Dataset
 from torchvision import transforms as T
 
 from cnnlab.data.augment import BatchAugment
-from cnnlab.data.cifar import channel_stats, to_split
-from cnnlab.data.common import DataBundle, Split, TensorSplit, stratified_split
+from cnnlab.data.common import DataBundle, Split, channel_stats, stratified_split, to_split
 from cnnlab.errors import ConfigError
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from .augment import BatchAugment
-from .common import DataBundle, TensorSplit, normalise, stratified_split
+from .common import DataBundle, TensorSplit, channel_stats, holdout, normalise, stratified_split
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +86,7 @@ def _bundle(splits: dict, class_names: list, name: str, shift: int) -> DataBundl
 
     `shift` > 0 augments training batches on the device with random translations of up to `shift` pixels.
     """
-    mean = (splits["train"][0].mean().item(),)
-    std = (splits["train"][0].std().item(),)
+    mean, std = channel_stats(splits["train"][0])
     parts = {k: TensorSplit(normalise(x, mean, std), y.long()) for k, (x, y) in splits.items()}
     augment = BatchAugment(crop_padding=shift, hflip=False, fill=-mean[0] / std[0]) if shift > 0 else None
     return DataBundle(parts["train"], parts["val"], parts["test"], num_classes=len(class_names),
@@ -105,14 +104,9 @@ def build_mnist(root: str, download: bool = False, variant: str = "MNIST", val_s
     if len(tr_x) != len(tr_y) or len(te_x) != len(te_y):
         raise ConfigError(f"{raw}: image and label files disagree in length; re-download with data.download=true")
     tr_x, te_x = _prepare(tr_x, pad, size), _prepare(te_x, pad, size)
-    if val_size > 0:
-        frac = val_size / len(tr_y)
-        tr_idx, va_idx = stratified_split(tr_y, (1 - frac, frac), split_seed)
-        splits = {"train": (tr_x[tr_idx], tr_y[tr_idx]), "val": (tr_x[va_idx], tr_y[va_idx])}
-    else:
-        log.warning("data.val_size=0: validating on the test split, so val metrics are not held out")
-        splits = {"train": (tr_x, tr_y), "val": (te_x, te_y)}
-    splits["test"] = (te_x, te_y)
+    tr_idx, va_idx = holdout(tr_y, val_size, split_seed, variant)
+    splits = {"train": (tr_x[tr_idx], tr_y[tr_idx]), "test": (te_x, te_y)}
+    splits["val"] = splits["test"] if va_idx is None else (tr_x[va_idx], tr_y[va_idx])
     return _bundle(splits, _VARIANTS[variant], variant.lower(), shift)
 
 

@@ -86,7 +86,6 @@ class AlexNet(nn.Module):
                  towers: bool = False) -> None:
         super().__init__()
         self.in_channels = in_channels
-        self._checked: tuple = ()  # last input shape (C, H, W) that passed check_input
         g = 2 if towers else 1
         pool = (lambda: nn.MaxPool2d(kernel_size=3, stride=2))  # overlapping: z=3 > s=2 (section 3.4)
         self.features = nn.Sequential(
@@ -97,10 +96,11 @@ class AlexNet(nn.Module):
             *_conv(384, 256, 3, pad=1, groups=g), pool())                         # 13 -> 6
         self.classifier = _classifier((256 * 6 * 6, 4096, 4096), num_classes, dropout)
 
+    def check_input(self, x: Tensor) -> None:
+        """ConfigError naming the config to change unless `x` is [N, in_channels, 223..254, 223..254]."""
+        check_input(x, self.in_channels, self.features, 6, "alexnet", f"{self.in_channels}x224x224 (or 227)")
+
     def forward(self, x: Tensor) -> Tensor:
-        if x.shape[1:] != self._checked:  # walk the layers only when the input shape changes
-            check_input(x, self.in_channels, self.features, 6, "alexnet", f"{self.in_channels}x224x224 (or 227)")
-            self._checked = x.shape[1:]
         return self.classifier(self.features(x).flatten(1))
 
 
@@ -113,7 +113,6 @@ class AlexNetSmall(nn.Module):
         if norm not in ("lrn", "bn", "none"):
             raise ConfigError(f"model.norm must be lrn, bn or none, got {norm!r}")
         self.in_channels = in_channels
-        self._checked: tuple = ()  # last input shape (C, H, W) that passed check_input
         widths = (64, 128, 256, 256, 128)
 
         def conv(cin: int, cout: int, k: int) -> list[nn.Module]:
@@ -131,8 +130,9 @@ class AlexNetSmall(nn.Module):
             *conv(widths[3], widths[4], 3), pool())
         self.classifier = _classifier((widths[4] * 4 * 4, 512, 256), num_classes, dropout)
 
+    def check_input(self, x: Tensor) -> None:
+        """ConfigError naming the config to change unless `x` is [N, in_channels, 25..32, 25..32]."""
+        check_input(x, self.in_channels, self.features, 4, "alexnet_small", f"{self.in_channels}x32x32")
+
     def forward(self, x: Tensor) -> Tensor:
-        if x.shape[1:] != self._checked:
-            check_input(x, self.in_channels, self.features, 4, "alexnet_small", f"{self.in_channels}x32x32")
-            self._checked = x.shape[1:]
         return self.classifier(self.features(x).flatten(1))

@@ -83,6 +83,7 @@ class SparseConv(nn.Conv2d):
 
 
 def _check_input(x: Tensor, in_channels: int, model: str) -> None:
+    """ConfigError with the fix unless `x` is [N, in_channels, 32, 32]."""
     if x.dim() != 4 or x.shape[1] != in_channels or tuple(x.shape[-2:]) != (32, 32):
         raise ConfigError(
             f"model={model} expects [N,{in_channels},32,32] inputs, got {list(x.shape)}: "
@@ -114,6 +115,10 @@ class LeNet5Classic(nn.Module):
         self.f6 = nn.Linear(120, 84)
         self.register_buffer("prototypes", rbf_prototypes(num_classes))
 
+    def check_input(self, x: Tensor) -> None:
+        """ConfigError with the fix unless `x` is [N, in_channels, 32, 32] (run.check_compatible calls it)."""
+        _check_input(x, self.in_channels, "lenet5_classic")
+
     def features(self, x: Tensor) -> Tensor:
         """F6 activations [N, 84]."""
         x = scaled_tanh(self.s2(self.c1(x)))
@@ -123,7 +128,6 @@ class LeNet5Classic(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits = minus the RBF penalties y_i = sum_j (x_j - w_ij)^2, so argmax picks the closest prototype."""
-        _check_input(x, self.in_channels, "lenet5_classic")
         return -torch.cdist(self.features(x), self.prototypes).pow(2)
 
 
@@ -145,6 +149,9 @@ class LeNet5(nn.Module):
             nn.Linear(hidden[1], num_classes),
         )
 
-    def forward(self, x: Tensor) -> Tensor:
+    def check_input(self, x: Tensor) -> None:
+        """ConfigError with the fix unless `x` is [N, in_channels, 32, 32] (run.check_compatible calls it)."""
         _check_input(x, self.in_channels, "lenet5")
+
+    def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.features(x))
