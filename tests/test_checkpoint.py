@@ -63,3 +63,14 @@ def test_rng_state_survives_a_weights_only_round_trip(tmp_path):
     expected = (random.random(), torch.rand(3))
     set_rng_state(load_checkpoint(path)["rng"])
     assert random.random() == expected[0] and torch.equal(torch.rand(3), expected[1])
+
+
+def test_link_atomic_keeps_the_linked_contents_when_the_source_is_rewritten(tmp_path):
+    from cnnlab.checkpoint import link_atomic
+
+    best = save_checkpoint({"model": {}, "epoch": 1}, tmp_path / "best.pt")
+    link_atomic(best, tmp_path / "last.pt")
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
+    save_checkpoint({"model": {}, "epoch": 2}, tmp_path / "last.pt")  # the next epoch, not an improvement
+    assert load_checkpoint(tmp_path / "best.pt")["epoch"] == 1 and load_checkpoint(tmp_path / "last.pt")["epoch"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "last.pt"]

@@ -63,17 +63,18 @@ def test_killed_run_resumes_bit_identical(tmp_path, monkeypatch):
               "sched=onecycle", "model.dropout=0.3", "trainer.pictures_every=1"]
     straight, _ = run_train(tmp_path / "a", common)
 
-    real_save = engine.save_checkpoint
+    real_epoch = engine.train_one_epoch
 
     class Killed(BaseException):
         pass
 
-    def save_then_die(state, path):
-        real_save(state, path)
-        if Path(path).name == "last.pt" and state["epoch"] == 1:
-            raise Killed  # the process dies right after epoch 1's checkpoint
+    def die_in_epoch_2(state, loader, loss_fn, settings, logger, epoch):
+        if epoch == 2:
+            next(iter(loader))  # half-way into the epoch's data...
+            raise Killed        # ...the process dies; epoch 1's checkpoints are on disk
+        return real_epoch(state, loader, loss_fn, settings, logger, epoch)
 
-    monkeypatch.setattr(engine, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(engine, "train_one_epoch", die_in_epoch_2)
     with pytest.raises(Killed):
         run_train(tmp_path / "b", common)
     monkeypatch.undo()

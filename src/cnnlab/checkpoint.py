@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import pickle
 import random
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
@@ -11,7 +12,7 @@ from typing import Any, BinaryIO, Callable
 import numpy as np
 import torch
 
-from .errors import ConfigError
+from .errors import ConfigError, first_line
 
 
 def atomic_write(path: "str | Path", write: Callable[[BinaryIO], Any]) -> Path:
@@ -39,6 +40,24 @@ def atomic_write(path: "str | Path", write: Callable[[BinaryIO], Any]) -> Path:
     return path
 
 
+def link_atomic(src: "str | Path", dst: "str | Path") -> Path:
+    """Make `dst` the same file as `src`, atomically: a hard link renamed over `dst` (a copy where links fail).
+
+    Later atomic writes to `src` replace its inode, so `dst` keeps these contents.
+    """
+    src, dst = Path(src), Path(dst)
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.link")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+        os.replace(tmp, dst)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        with open(src, "rb") as f:
+            atomic_write(dst, lambda out: shutil.copyfileobj(f, out))
+    return dst
+
+
 def save_checkpoint(state: dict[str, Any], path: "str | Path") -> Path:
     """Write `state` atomically (see `atomic_write`)."""
     return atomic_write(path, lambda f: torch.save(state, f))
@@ -56,7 +75,7 @@ def load_checkpoint(path: "str | Path", map_location: "str | torch.device" = "cp
         raise ConfigError(f"checkpoint {path} holds objects other than tensors and plain data, refused for safety "
                           f"(torch.load weights_only=True); only load checkpoints written by cnnlab") from None
     except Exception as e:  # noqa: BLE001 - any other failure to read means a damaged or foreign file
-        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        first = first_line(e, 160)
         raise ConfigError(f"checkpoint {path} is truncated or corrupt ({first}); use another checkpoint, "
                           f"e.g. best.pt or last.pt from the same run") from None
     if not isinstance(state, dict) or "model" not in state:

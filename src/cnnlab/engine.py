@@ -10,8 +10,8 @@ from typing import Any, Callable, Iterable, Optional
 import torch
 from torch import Tensor, nn
 
-from .checkpoint import rng_state, save_checkpoint
-from .metrics import confusion_matrix, metrics_from_confusion, topk_correct
+from .checkpoint import link_atomic, rng_state, save_checkpoint
+from .metrics import confusion_matrix, metric_names, metrics_from_confusion, topk_correct
 from .tblog import Progress, RunLogger
 
 log = logging.getLogger("cnnlab")
@@ -127,27 +127,28 @@ def train_one_epoch(state: TrainState, loader: Iterable, loss_fn: Callable, sett
 
 
 @torch.no_grad()
-def evaluate(net: Callable, loader: Iterable, loss_fn: Callable, num_classes: int, settings: LoopSettings,
-             ignore_index: Optional[int] = None) -> dict[str, Any]:
+def evaluate(net: Callable, loader: Iterable, loss_fn: Callable, num_classes: int,
+             settings: LoopSettings) -> dict[str, Any]:
     """Mean loss, confusion matrix and its metrics (plus top-5 for many-class classification)."""
     if isinstance(net, nn.Module):
         net.eval()
     cm = torch.zeros(num_classes, num_classes, dtype=torch.long, device=settings.device)
     loss_sum = torch.zeros((), device=settings.device)
     top5 = torch.zeros((), dtype=torch.long, device=settings.device)
+    want_top5 = "top5" in metric_names(num_classes)
     n = 0
     for x, y in loader:
         x, y = _to_device(x, y, settings)
         with _autocast(settings):
             logits = net(x)
             loss_sum += loss_fn(logits, y).float() * len(y)
-        cm += confusion_matrix(logits.argmax(1), y, num_classes, ignore_index)
-        if logits.dim() == 2 and num_classes > 5:
+        cm += confusion_matrix(logits.argmax(1), y, num_classes)
+        if want_top5:
             top5 += topk_correct(logits, y, 5)
         n += len(y)
     out: dict[str, Any] = {"loss": loss_sum.item() / max(n, 1), **metrics_from_confusion(cm.cpu())}
-    if num_classes > 5 and n:
-        out["top5"] = top5.item() / n
+    if want_top5:
+        out["top5"] = top5.item() / max(n, 1)
     out["confusion"] = cm.cpu()
     return out
 
@@ -183,19 +184,18 @@ def fit(state: TrainState, train_loader: Iterable, val_loader: Iterable, loss_fn
                **{f"val/{k}": v for k, v in val.items() if k != "confusion"}}
         state.history.append(row)
         logger.scalars({k: v for k, v in row.items() if k not in ("epoch", "train/loss")}, state.step)
-        if settings.monitor not in row:
-            raise KeyError(f"trainer.monitor={settings.monitor!r} is not a logged metric; one of {sorted(row)}")
         shown = " ".join(f"{k} {row[k]:.4f}" for k in _SHOWN if k in row)
         log.info(f"epoch {epoch}/{settings.epochs} train/loss {train['loss']:.4f} {shown} "
                  f"({train['seconds']:.1f}s, {train['samples_per_s']:.0f} samples/s)")
         is_best = _improved(row[settings.monitor], state.best, settings.mode)
         if is_best:
             state.best, state.best_epoch = row[settings.monitor], epoch
-        if settings.ckpt_dir is not None:
-            ckpt = checkpoint_state(state, extra_state())
+        if settings.ckpt_dir is not None:  # written once; last.pt (the resume point) is always written last
+            ckpt, last = checkpoint_state(state, extra_state()), settings.ckpt_dir / "last.pt"
             if is_best:
-                save_checkpoint(ckpt, settings.ckpt_dir / "best.pt")
-            save_checkpoint(ckpt, settings.ckpt_dir / "last.pt")  # last write of the epoch: resume point
+                link_atomic(save_checkpoint(ckpt, settings.ckpt_dir / "best.pt"), last)
+            else:
+                save_checkpoint(ckpt, last)
         last = epoch == settings.epochs  # the caller draws the final pictures after testing
         if pictures is not None and settings.pictures_every and epoch % settings.pictures_every == 0 and not last:
             pictures(epoch)

@@ -92,10 +92,16 @@ class SquaredError(_ClassWeighted):
 
 
 class CrossEntropy(_ClassWeighted):
-    """Logistic regression's loss (softmax cross-entropy) with optional per-class weights given as a plain list."""
+    """Softmax cross-entropy (logistic regression's loss) with optional class weights and label smoothing."""
+
+    def __init__(self, weight: Weight = None, class_counts: Optional[Sequence[int]] = None,
+                 label_smoothing: float = 0.0) -> None:
+        super().__init__(weight, class_counts)
+        self.label_smoothing = label_smoothing
 
     def forward(self, scores: Tensor, target: Tensor) -> Tensor:
-        return self.reduce(F.cross_entropy(scores, target, reduction="none"), target)
+        per_sample = F.cross_entropy(scores, target, reduction="none", label_smoothing=self.label_smoothing)
+        return self.reduce(per_sample, target)
 
 
 def ridge_closed_form(x: Tensor, y: Tensor, lam: float, num_classes: Optional[int] = None) -> tuple[Tensor, Tensor]:

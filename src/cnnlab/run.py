@@ -19,11 +19,11 @@ from .checkpoint import load_checkpoint, set_rng_state
 from .data.common import DataBundle, TensorSplit, make_loader
 from .engine import LoopSettings, TrainState, evaluate, fit
 from .device import select_device
-from .errors import ConfigError, find_config_error
+from .errors import ConfigError, find_config_error, first_line
 from .metrics import metric_names
 from .models.init import SCHEMES, init_weights
 from .pictures import make_pictures
-from .runinfo import RunInfo, write_results, write_run_metadata
+from .runinfo import RunInfo, is_setting, parse_override, write_results, write_run_metadata
 from .tblog import RunLogger
 
 log = logging.getLogger("cnnlab")
@@ -44,8 +44,8 @@ def validate(cfg: DictConfig, num_classes: int) -> None:
          f"trainer.monitor={t.monitor} is not reported for {num_classes} classes: use one of "
          f"{', '.join('val/' + m for m in metrics)}"),
         (cfg.optimized_metric in [f"{s}/{m}" for s in ("val", "test") for m in metrics],
-         f"optimized_metric={cfg.optimized_metric} is not reported for {num_classes} classes: use one of "
-         f"{', '.join('val/' + m for m in metrics)}"),
+         f"optimized_metric={cfg.optimized_metric} is not reported for {num_classes} classes: use val/ (or "
+         f"test/) with one of {', '.join(metrics)}"),
     ]
     for ok, message in checks:
         if not ok:
@@ -77,7 +77,7 @@ def built(group: str, make: Callable[[], Any]) -> Any:
             text = lines[1] if len(lines) > 1 else lines[0]
         else:
             cause = e.__cause__ if e.__cause__ is not None else e
-            text = f"{type(cause).__name__}: {str(cause).strip().splitlines()[0] if str(cause).strip() else ''}"
+            text = f"{type(cause).__name__}: {first_line(cause)}"
         raise ConfigError(f"{group} config could not be built ({text[:200]}): check the {group}=... choice and "
                           f"{group}.* overrides") from None
 
@@ -137,7 +137,7 @@ def check_compatible(net: nn.Module, bundle: DataBundle, model_name: str, data_n
     except ConfigError:
         raise
     except RuntimeError as e:
-        first = str(e).strip().splitlines()[0][:200]
+        first = first_line(e)
         raise ConfigError(f"model={model_name} cannot take data={data_name} inputs of shape "
                           f"{list(sample.shape[1:])} ({first}): choose a model that fits the data, or resize the "
                           f"data (e.g. data.size=...)") from None
@@ -175,10 +175,9 @@ def checkpoint_config(cfg: DictConfig, overrides: list[str], ckpt: dict[str, Any
     saved = OmegaConf.create(ckpt.get("config") or "{}")
     if "model" not in saved:
         raise ConfigError(f"checkpoint {path} has no saved config: it was not written by cnnlab-train")
-    skip = {"ckpt_path", "resume", *own_keys}
-    for item in overrides:
-        key = item.lstrip("+~").split("=", 1)[0]
-        if key.split(".")[0] not in skip and not key.startswith("hydra"):
+    for item in filter(is_setting, overrides):
+        key = parse_override(item)[0]
+        if key.split(".")[0] not in own_keys:
             OmegaConf.update(saved, key, OmegaConf.select(cfg, key), force_add=True)
     return saved
 

@@ -19,6 +19,21 @@ from .tblog import RunLogger
 log = logging.getLogger("cnnlab")
 
 
+RUN_CONTROL_KEYS = ("resume", "ckpt_path")  # how a run was started, not what it is
+
+
+def parse_override(item: str) -> "tuple[str, str]":
+    """'+trainer.epochs=5' -> ('trainer.epochs', '5')."""
+    key, _, value = item.lstrip("+~").partition("=")
+    return key, value
+
+
+def is_setting(item: str) -> bool:
+    """True for an override that changes the run's config (not resume/ckpt_path, not hydra.*)."""
+    key = parse_override(item)[0]
+    return key not in RUN_CONTROL_KEYS and not key.startswith("hydra")
+
+
 @dataclass
 class RunInfo:
     """Where the run writes, and how it was asked for (CLI overrides, chosen config-group options)."""
@@ -35,11 +50,10 @@ class RunInfo:
         """Resuming: keep the original run's name, overrides and choices, plus what this command line adds."""
         if not saved:
             return
-        new = [o for o in self.overrides if o.lstrip("+~").split("=", 1)[0] not in ("resume", "ckpt_path")
-               and not o.startswith("hydra")]
+        new = [o for o in self.overrides if is_setting(o)]
         choices = dict(saved["choices"])
         for item in new:
-            key, _, value = item.lstrip("+~").partition("=")
+            key, value = parse_override(item)
             if key in choices:
                 choices[key] = value
         self.name, self.overrides, self.choices = saved["name"], [*saved["overrides"], *new], choices
@@ -84,7 +98,7 @@ def write_run_metadata(cfg: DictConfig, info: RunInfo, model: nn.Module, device:
 def _hparams(info: RunInfo, cfg_overrides: list[str]) -> dict[str, Any]:
     hp: dict[str, Any] = {g: info.choice(g) for g in ("model", "data", "optim", "sched", "loss")}
     for item in cfg_overrides:
-        key, _, value = item.lstrip("+~").partition("=")
+        key, value = parse_override(item)
         hp[key] = _number(value)
     return hp
 

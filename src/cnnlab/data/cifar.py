@@ -18,7 +18,7 @@ from torch import Tensor
 
 from cnnlab.data.augment import BatchAugment
 from cnnlab.data.common import DataBundle, channel_stats, holdout, to_split
-from cnnlab.errors import ConfigError
+from cnnlab.errors import ConfigError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def find_folder(root: str, download: bool) -> Path:
         try:
             CIFAR10(str(base), train=True, download=True)
         except (RuntimeError, OSError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            first = first_line(e)
             raise ConfigError(f"downloading CIFAR-10 into {base} failed ({first}): check the internet connection, "
                               f"or unpack cifar-10-python.tar.gz into {base} by hand") from None
     for folder in (base / FOLDER, base):

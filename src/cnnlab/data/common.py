@@ -35,9 +35,6 @@ class TensorSplit:
     def to(self, device: Union[str, torch.device]) -> "TensorSplit":
         return TensorSplit(self.inputs.to(device), self.targets.to(device))
 
-    def subset(self, index: Tensor) -> "TensorSplit":
-        return TensorSplit(self.inputs[index], self.targets[index])
-
 
 Split = Union[TensorSplit, Dataset]
 
@@ -95,13 +92,13 @@ class TensorLoader:
 
 def make_loader(split: Split, batch_size: int, shuffle: bool, device: torch.device, *,
                 augment: Optional[Augment] = None, seed: int = 0, drop_last: bool = False,
-                num_workers: int = 0, transform_on_device: bool = True) -> Union[TensorLoader, DataLoader]:
+                num_workers: int = 0) -> Union[TensorLoader, DataLoader]:
     """TensorLoader (data moved to `device` once) for a TensorSplit; a worker DataLoader for anything else."""
     if isinstance(split, TensorSplit):
         split = split.to(device)
         gen = torch.Generator(device=device)
         gen.manual_seed(seed)
-        return TensorLoader(split, batch_size, shuffle, drop_last, augment if transform_on_device else None, gen)
+        return TensorLoader(split, batch_size, shuffle, drop_last, augment, gen)
     gen = torch.Generator()
     gen.manual_seed(seed)
     return DataLoader(split, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, generator=gen,

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..errors import ConfigError
+from ..errors import ConfigError, first_line
 from .augment import BatchAugment
 from .common import DataBundle, TensorSplit, channel_stats, holdout, normalise, stratified_split
 
@@ -62,7 +62,7 @@ def _mnist_raw_dir(root: Path, variant: str, download: bool) -> Path:
             getattr(datasets, variant)(str(root), train=True, download=True)
             getattr(datasets, variant)(str(root), train=False, download=True)
         except (RuntimeError, OSError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            first = first_line(e)
             raise ConfigError(f"downloading {variant} into {root} failed ({first}): check the internet connection, "
                               f"or put the four files into {root / variant / 'raw'} by hand") from None
         return root / variant / "raw"
