@@ -12,9 +12,7 @@ Each pipeline is timed twice: data only (iterate the loader) and training (forwa
 from __future__ import annotations
 
 import argparse
-import pickle
 import statistics
-import struct
 import tempfile
 import time
 from pathlib import Path
@@ -29,27 +27,8 @@ from torchvision.datasets import CIFAR10
 
 from cnnlab.data.cifar import TEST_FILE, TRAIN_FILES, build_cifar10
 from cnnlab.data.common import make_loader
+from cnnlab.data.fakes import dump_py2
 from cnnlab.models.alexnet import AlexNetSmall
-
-
-class Py2Pickler(pickle._Pickler):
-    """Writes bytes as Python 2 `str` opcodes, like the official files (made with Python 2): keys then load as
-    bytes under encoding='bytes' (cnnlab) and as str under encoding='latin1' (torchvision)."""
-
-    dispatch = pickle._Pickler.dispatch.copy()
-
-    def save_py2_str(self, obj: bytes) -> None:
-        n = len(obj)
-        head = pickle.SHORT_BINSTRING + bytes([n]) if n < 256 else pickle.BINSTRING + struct.pack("<i", n)
-        self.write(head + obj)
-        self.memoize(obj)
-
-    dispatch[bytes] = save_py2_str
-
-
-def dump_py2(obj: dict, path: Path) -> None:
-    with open(path, "wb") as f:
-        Py2Pickler(f, protocol=2).dump(obj)
 
 
 def write_cifar_batches(folder: Path, n_train: int, n_test: int = 100, seed: int = 0) -> None:

@@ -1,7 +1,11 @@
 """Shared test helpers: compose the real configs, and run training in-process into a temp folder."""
 from __future__ import annotations
 
+import importlib.util
+import subprocess
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -10,7 +14,30 @@ from hydra.core.global_hydra import GlobalHydra
 
 from cnnlab.cli import CONFIG_DIR
 
-BIN = Path(__import__("sys").executable).parent
+BIN = Path(sys.executable).parent
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def command(name: str, *args: str, cwd) -> subprocess.CompletedProcess:
+    """Run an installed console script (cnnlab-train, cnnlab-eval, ...) as a user would."""
+    return subprocess.run([str(BIN / name), *args, "trainer.progress=false"], cwd=cwd, capture_output=True,
+                          text=True, timeout=120)
+
+
+def one_error_line(out: subprocess.CompletedProcess) -> str:
+    """The run failed with exit status 2 and exactly one `error:` line on stderr, no traceback."""
+    assert out.returncode == 2, out.stderr[-2000:]
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    return errors[0]
+
+
+def load_script(name: str) -> ModuleType:
+    """Import scripts/<name>.py as a module."""
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(autouse=True)

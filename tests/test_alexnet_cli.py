@@ -1,7 +1,6 @@
 """Issue 4 end to end: the AlexNet experiments through train() and the installed commands, on files written here."""
 import json
 import logging
-import subprocess
 
 import pytest
 import torch
@@ -10,25 +9,12 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from cnnlab.data.common import DataBundle
 from cnnlab.errors import ConfigError
 from cnnlab.run import build_model
-from conftest import BIN, compose_cfg, run_train
-from test_cifar_imagefolder import write_cifar, write_tree
+from conftest import command, compose_cfg, one_error_line, run_train
+from cnnlab.data.fakes import write_cifar, write_tree
 
 PICTURES = {"filters_first_layer.png", "saliency_val.png", "confusion_val.png", "errors_most_confident.png"}
 SMALL = ["trainer.epochs=1", "trainer.batch_size=16", "trainer.eval_batch_size=16", "trainer.pictures_every=1",
          "trainer.num_workers=0"]
-
-
-def command(name: str, *args: str, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / name), *args, "trainer.progress=false"], cwd=cwd, capture_output=True,
-                          text=True, timeout=120)
-
-
-def one_error_line(out: subprocess.CompletedProcess) -> str:
-    """The run failed with exit status 2 and exactly one `error:` line on stderr, no traceback."""
-    assert out.returncode == 2, out.stderr[-2000:]
-    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "Traceback" not in out.stderr, out.stderr[-2000:]
-    return errors[0]
 
 
 @pytest.fixture(scope="module")

@@ -2,37 +2,15 @@
 import logging
 import pickle
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from cnnlab.data.augment import BatchAugment
 from cnnlab.data.cifar import build_cifar10, read_batch
 from cnnlab.data.common import TensorSplit
+from cnnlab.data.fakes import write_cifar, write_tree
 from cnnlab.data.imagefolder import ImageFileDataset, build_imagefolder
 from cnnlab.errors import ConfigError
-
-NAMES = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse", b"ship", b"truck"]
-
-
-def write_cifar(root, per_batch=40, seed=0):
-    """Fake `cifar-10-batches-py`: dicts with b'data' uint8 N x 3072 (R, G, B planes) and b'labels'."""
-    rng = np.random.default_rng(seed)
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    batches = {}
-    for name in [f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]:
-        labels = [i % 10 for i in range(per_batch)]
-        data = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
-        batches[name] = (data, labels)
-        with open(folder / name, "wb") as f:
-            pickle.dump({b"batch_label": name.encode(), b"labels": labels, b"data": data,
-                         b"filenames": [b"x.png"] * per_batch}, f, protocol=2)
-    with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({b"label_names": NAMES, b"num_cases_per_batch": per_batch, b"num_vis": 3072}, f, protocol=2)
-    return folder, batches
-
 
 def test_cifar_batch_layout_is_rgb_planes(tmp_path):
     folder, batches = write_cifar(tmp_path)
@@ -75,20 +53,6 @@ def test_cifar_missing_folder_and_bad_pickle(tmp_path):
         pickle.dump({b"data": ConfigError("not an array")}, f)  # a global outside the allow-list
     with pytest.raises(ConfigError, match="data_batch_1 is not a CIFAR-10 python pickle"):
         build_cifar10(str(tmp_path))
-
-
-def write_tree(root, per_class=6, size=(20, 16), corrupt=True):
-    """root/<class>/<n>.png|jpg with a distinct colour per class, plus one corrupt file and one stray text file."""
-    colours = {"cat": (255, 0, 0), "dog": (0, 255, 0), "fox": (0, 0, 255)}
-    for name, colour in colours.items():
-        (root / name).mkdir(parents=True)
-        for i in range(per_class):
-            ext = "png" if i % 2 else "jpg"
-            Image.new("RGB", size, colour).save(root / name / f"{i}.{ext}")
-    if corrupt:
-        (root / "dog" / "broken.png").write_bytes(b"this is not a png")
-    (root / "cat" / "notes.txt").write_text("ignored")
-    return list(colours)
 
 
 def test_imagefolder_in_memory_skips_bad_file(tmp_path, caplog):

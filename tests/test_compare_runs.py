@@ -1,13 +1,11 @@
 """scripts/compare_runs.py on results.json files written here: table columns, glob filter, latest run per experiment."""
-import importlib.util
 import json
 import os
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "compare_runs.py"
-spec = importlib.util.spec_from_file_location("compare_runs", SCRIPT)
-compare_runs = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(compare_runs)
+from conftest import load_script
+
+compare_runs = load_script("compare_runs")
 
 
 def write_run(root: Path, experiment: str, stamp: str, mtime: float, **metrics) -> Path:

@@ -126,15 +126,10 @@ def test_sobel_image_is_a_picture():
 
 
 def test_sobel_vs_lenet_script_writes_pngs_and_tensorboard(tmp_path):
-    import importlib.util
-    from pathlib import Path
-
     from cnnlab.checkpoint import save_checkpoint
+    from conftest import load_script
 
-    script = Path(__file__).resolve().parents[1] / "scripts" / "sobel_vs_lenet.py"
-    spec = importlib.util.spec_from_file_location("sobel_vs_lenet", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("sobel_vs_lenet")
     weights = {"features.0.weight": torch.randn(6, 1, 5, 5), "features.0.bias": torch.zeros(6),
                "classifier.weight": torch.randn(10, 84)}
     save_checkpoint({"model": weights, "epoch": 3, "step": 30}, tmp_path / "best.pt")

@@ -1,35 +1,12 @@
 """The IDX reader and MNIST/digits builders, on files written here in the real formats."""
-import gzip
-import struct
 
 import numpy as np
 import pytest
 import torch
 
+from cnnlab.data.fakes import write_idx, write_mnist
 from cnnlab.data.images import build_digits, build_mnist, read_idx
 from cnnlab.errors import ConfigError
-
-
-def write_idx(path, array: np.ndarray, compress: bool = False) -> None:
-    """LeCun's IDX: two zero bytes, type code 0x08 (ubyte), ndim, big-endian dims, then the data."""
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(struct.pack(">I", d) for d in array.shape)
-    raw = header + array.astype(np.uint8).tobytes()
-    path.write_bytes(gzip.compress(raw) if compress else raw)
-
-
-def write_mnist(root, variant="MNIST", n_train=120, n_test=30, compress=True, seed=0):
-    raw = root / variant / "raw"
-    raw.mkdir(parents=True)
-    rng = np.random.default_rng(seed)
-    ext = ".gz" if compress else ""
-    data = {}
-    for split, n in (("train", n_train), ("t10k", n_test)):
-        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
-        labels = np.arange(n, dtype=np.uint8) % 10
-        write_idx(raw / f"{split}-images-idx3-ubyte{ext}", images, compress)
-        write_idx(raw / f"{split}-labels-idx1-ubyte{ext}", labels, compress)
-        data[split] = (images, labels)
-    return data
 
 
 @pytest.mark.parametrize("compress", [False, True])

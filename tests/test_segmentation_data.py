@@ -5,50 +5,11 @@ import torch
 from PIL import Image
 
 from cnnlab.data.common import DataBundle, TensorSplit
+from cnnlab.data.fakes import write_mito, write_roads
 from cnnlab.data.featureset import build_feature_data, build_mito_patches, build_road_patches
 from cnnlab.data.patches import patch_grid_to_image, patch_labels, patchify, split_indices, write_submission
 from cnnlab.data.segmentation import read_mito, read_road_test, read_roads, read_tiff_stack
 from cnnlab.errors import ConfigError
-
-ROAD = 237  # the real masks' road value; anti-aliased edges lie in between
-
-
-def write_roads(root, numbers=(1, 2, 4, 7, 9), size=32, test_size=48):
-    """The CIL layout with gaps in the numbering; road = a vertical band at columns 8..15 with soft edges."""
-    (root / "training/images").mkdir(parents=True)
-    (root / "training/groundtruth").mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for k in numbers:
-        rgb = rng.integers(0, 100, (size, size, 3), dtype=np.uint8)
-        mask = np.zeros((size, size), np.uint8)
-        mask[:, 8:16] = ROAD
-        mask[:, 7], mask[:, 16] = 100, 128  # below / just above the > 127 threshold
-        rgb[mask > 127] = 200
-        Image.fromarray(rgb).save(root / f"training/images/satImage_{k:03d}.png")
-        Image.fromarray(mask).save(root / f"training/groundtruth/satImage_{k:03d}.png")
-    for k in (2, 10):
-        (root / f"test_set_images/test_{k}").mkdir(parents=True)
-        Image.fromarray(rng.integers(0, 255, (test_size, test_size, 3), dtype=np.uint8)).save(
-            root / f"test_set_images/test_{k}/test_{k}.png")
-    return root
-
-
-def write_tiff(path, pages):
-    frames = [Image.fromarray(p) for p in pages]
-    frames[0].save(path, save_all=True, append_images=frames[1:], compression="tiff_adobe_deflate")
-
-
-def write_mito(root, slices=10, h=32, w=48, testing=True):
-    rng = np.random.default_rng(1)
-    images = rng.integers(0, 256, (slices, h, w), dtype=np.uint8)
-    masks = np.zeros((slices, h, w), np.uint8)
-    masks[:, 4:20, 8:24] = 255
-    splits = ("training", "testing") if testing else ("training",)
-    for split in splits:
-        write_tiff(root / f"{split}.tif", images)
-        write_tiff(root / f"{split}_groundtruth.tif", masks)
-    return images, masks
-
 
 def test_read_roads_pairs_by_name_and_thresholds(tmp_path):
     write_roads(tmp_path)

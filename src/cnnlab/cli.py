@@ -64,6 +64,7 @@ def _guard(fn, cfg: DictConfig):
 
 @hydra.main(config_path=CONFIG_DIR, config_name="train", version_base="1.3")
 def train_cli(cfg: DictConfig) -> float:
+    """`cnnlab-train`: train, test and report; returns `optimized_metric` (for sweepers)."""
     from .run import train
     from .runinfo import RunInfo
 
@@ -72,6 +73,7 @@ def train_cli(cfg: DictConfig) -> float:
 
 @hydra.main(config_path=CONFIG_DIR, config_name="eval", version_base="1.3")
 def eval_cli(cfg: DictConfig) -> None:
+    """`cnnlab-eval ckpt_path=...`: a checkpoint's metrics on a split, written to metrics.json."""
     from .evaluation import evaluate_checkpoint
     from .runinfo import RunInfo
 
@@ -80,6 +82,7 @@ def eval_cli(cfg: DictConfig) -> None:
 
 @hydra.main(config_path=CONFIG_DIR, config_name="eval", version_base="1.3")
 def viz_cli(cfg: DictConfig) -> None:
+    """`cnnlab-viz ckpt_path=...`: a checkpoint's filters, saliency, confusion and mistakes as PNG files."""
     from .evaluation import visualise_checkpoint
     from .runinfo import RunInfo
 

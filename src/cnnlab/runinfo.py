@@ -44,6 +44,7 @@ class RunInfo:
     choices: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
+        """Name, overrides and choices as plain data (stored in checkpoints)."""
         return {"name": self.name, "overrides": list(self.overrides), "choices": dict(self.choices)}
 
     def continue_from(self, saved: "dict[str, Any] | None") -> None:
@@ -59,10 +60,12 @@ class RunInfo:
         self.name, self.overrides, self.choices = saved["name"], [*saved["overrides"], *new], choices
 
     def choice(self, group: str) -> str:
+        """The option chosen for a config group (`model` -> `lenet5`), or '?'."""
         return str(self.choices.get(group) or "?")
 
     @classmethod
     def from_hydra(cls) -> "RunInfo":
+        """The running Hydra job's output folder, command-line overrides and group choices."""
         from hydra.core.hydra_config import HydraConfig
 
         hc = HydraConfig.get()

@@ -23,6 +23,7 @@ class RunLogger:
             self.writer = SummaryWriter(log_dir=str(log_dir))
 
     def scalars(self, values: dict[str, float], step: int) -> None:
+        """One point per tag at `step`."""
         if self.writer is not None:
             for tag, value in values.items():
                 self.writer.add_scalar(tag, value, step)
@@ -39,6 +40,7 @@ class RunLogger:
             self.writer.add_hparams(clean, {f"hparam/{k}": v for k, v in metrics.items()}, run_name=".")
 
     def close(self) -> None:
+        """Flush and close the event file."""
         if self.writer is not None:
             self.writer.close()
 
@@ -51,6 +53,7 @@ class Progress:
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
 
     def update(self, done: int, loss: Optional[float] = None) -> None:
+        """Redraw the bar: `done` of `total` steps, with the recent loss."""
         if not self.enabled:
             return
         frac = done / self.total
@@ -61,6 +64,7 @@ class Progress:
         sys.stderr.flush()
 
     def close(self) -> None:
+        """Clear the bar's line."""
         if self.enabled:
             sys.stderr.write("\r" + " " * 100 + "\r")
             sys.stderr.flush()
