@@ -127,7 +127,8 @@ def _log_per_class(acc: dict[str, float], width: int = 4) -> None:
 def write_results(run_dir: Path, state: Any, test: dict[str, Any], bundle: Any, info: RunInfo,
                   logger: RunLogger) -> dict[str, Any]:
     """results.json: test metrics of the best checkpoint, best val metrics, timing; plus the HParams row."""
-    best = next((h for h in state.history if h["epoch"] == state.best_epoch), state.history[-1] if state.history else {})
+    fallback = state.history[-1] if state.history else {}
+    best = next((h for h in state.history if h["epoch"] == state.best_epoch), fallback)
     epoch_times = [h["train/epoch_time_s"] for h in state.history]
     results: dict[str, Any] = {
         "experiment": info.name or f"{info.choice('model')}_{info.choice('data')}",

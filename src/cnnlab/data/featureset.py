@@ -62,16 +62,11 @@ def _bundle(data: dict[str, Tensor], num_classes: int, class_names: list[str], n
                       model_kwargs={"in_features": int(data["train_x"].shape[1])}, name=name)
 
 
-def _images_to_features(x: Tensor, spec: FeatureSpec, device: torch.device, batch_size: int,
-                        mean: Sequence[float], std: Sequence[float]) -> Tensor:
-    """Features [N,D] on CPU of images [N,C,H,W], un-normalised back to pixel values first when mean/std are set."""
-    out = []
-    for lo in range(0, len(x), batch_size):
-        batch = x[lo:lo + batch_size].to(device).float()
-        if mean and std:
-            batch = unnormalise(batch, tuple(mean), tuple(std))
-        out.append(extract(batch, spec=spec).cpu())
-    return torch.cat(out)
+def _batched_extract(x: Tensor, spec: FeatureSpec, device: torch.device, batch: int,
+                     prepare: Callable[[Tensor], Tensor]) -> Tensor:
+    """extract(prepare(chunk)) for chunks of `batch` images of `x` on `device`; the features [N', D] on the CPU."""
+    return torch.cat([extract(prepare(x[lo:lo + batch].to(device).float()), spec=spec).cpu()
+                      for lo in range(0, len(x), batch)])
 
 
 def build_feature_data(source: Union[DataBundle, Callable[..., DataBundle]],
@@ -99,11 +94,14 @@ def build_feature_data(source: Union[DataBundle, Callable[..., DataBundle]],
     key = {"name": bundle.name, "spec": spec.key(), "sizes": [len(v) for v in splits.values()],
            "data": _fingerprint(*[v.targets for v in splits.values()], splits["train"].inputs[:256])}
 
+    def to_pixels(x: Tensor) -> Tensor:  # undo the source's normalisation: `value_range` is in pixel units
+        return unnormalise(x, tuple(bundle.mean), tuple(bundle.std)) if bundle.mean and bundle.std else x
+
     def compute() -> dict:
         dev = select_device(device)
         raw = {}
         for s, split in splits.items():
-            raw[f"{s}_x"] = _images_to_features(split.inputs, spec, dev, batch_size, bundle.mean, bundle.std)
+            raw[f"{s}_x"] = _batched_extract(split.inputs, spec, dev, batch_size, to_pixels)
             raw[f"{s}_y"] = split.targets.cpu()
         return _standardised(raw)
 
@@ -114,11 +112,8 @@ def build_feature_data(source: Union[DataBundle, Callable[..., DataBundle]],
 def patch_features(images: Tensor, spec: FeatureSpec, patch: int = 16, context: int = 0,
                    device: str = "cpu", images_per_batch: int = 8) -> Tensor:
     """Features [N*gh*gw, D] (CPU) of every patch of uint8 images [N,C,H,W], in patch_labels' order."""
-    dev, out = select_device(device), []
-    for lo in range(0, len(images), images_per_batch):
-        x = images[lo:lo + images_per_batch].to(dev).float() / 255.0
-        out.append(extract(patchify(x, patch, context), spec=spec).cpu())
-    return torch.cat(out)
+    return _batched_extract(images, spec, select_device(device), images_per_batch,
+                            lambda x: patchify(x / 255.0, patch, context))
 
 
 def _patch_data(parts: dict[str, tuple[Tensor, Tensor]], spec: FeatureSpec, patch: int, context: int, rule: str,

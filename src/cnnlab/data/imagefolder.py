@@ -120,7 +120,7 @@ def pick(samples: Samples, index: Tensor) -> Samples:
 
 
 def split_samples(root: Path, train_dir: Optional[str], val_dir: Optional[str], test_dir: Optional[str],
-                  val_fraction: float, split_seed: int) -> "tuple[list[str], list[Samples]]":
+                  val_fraction: float, split_seed: int) -> "tuple[list[str], list[Optional[Samples]]]":
     """Class names and [train, val, test] samples: given folders, or a stratified split of `root`."""
     if not 0 < val_fraction < 1 and val_dir is None:
         raise ConfigError(f"data.val_fraction={val_fraction} must be in (0, 1), or give data.val_dir")
@@ -135,22 +135,22 @@ def split_samples(root: Path, train_dir: Optional[str], val_dir: Optional[str], 
         test = scan(root / test_dir, classes)[1]
     else:
         log.warning("no data.test_dir: the test split is the validation split")
-        test = val
+        test = None
     if not train or not val:
         raise ConfigError(f"the {'train' if not train else 'validation'} split of {root} is empty: add images "
                           "or change data.val_fraction")
     return classes, [train, val, test]
 
 
-def in_memory_splits(parts: "list[Samples]", image_size: int, on_bad_file: str, mean: Optional[Sequence[float]],
-                     std: Optional[Sequence[float]]) -> "tuple[list[Split], tuple, tuple]":
-    """Decode every split once into normalised TensorSplits; statistics from train unless given."""
-    decoded = {id(p): decode_all(p, image_size, on_bad_file) for p in parts}  # test may be the val list itself
+def in_memory_splits(parts: "list[Optional[Samples]]", image_size: int, on_bad_file: str,
+                     mean: Optional[Sequence[float]],
+                     std: Optional[Sequence[float]]) -> "tuple[list[Optional[Split]], tuple, tuple]":
+    """Decode every split once into normalised TensorSplits (None stays None); statistics from train unless given."""
+    decoded = [None if p is None else decode_all(p, image_size, on_bad_file) for p in parts]
     if mean is None or std is None:
-        mean, std = channel_stats(decoded[id(parts[0])][0])
+        mean, std = channel_stats(decoded[0][0])
     mean, std = tuple(mean), tuple(std)
-    splits = {k: to_split(*v, mean, std) for k, v in decoded.items()}
-    return [splits[id(p)] for p in parts], mean, std
+    return [None if d is None else to_split(*d, mean, std) for d in decoded], mean, std
 
 
 def build_imagefolder(root: str, image_size: int = 224, val_fraction: float = 0.1, split_seed: int = 0,
@@ -165,7 +165,7 @@ def build_imagefolder(root: str, image_size: int = 224, val_fraction: float = 0.
     if not base.is_dir():
         raise ConfigError(f"data.root={root} does not exist: point it at a folder laid out as {LAYOUT}")
     classes, parts = split_samples(base, train_dir, val_dir, test_dir, val_fraction, split_seed)
-    n_files = len({p for part in parts for p, _ in part})
+    n_files = len({p for part in parts if part is not None for p, _ in part})
     if in_memory is None:  # float32 tensors of 3 x S x S per image
         in_memory = n_files * 3 * image_size ** 2 * 4 <= max_memory_mb * 2 ** 20
     augment = None
@@ -175,14 +175,14 @@ def build_imagefolder(root: str, image_size: int = 224, val_fraction: float = 0.
         augment = BatchAugment(pad, hflip, jitter)
     else:
         mean, std = tuple(mean or IMAGENET_MEAN), tuple(std or IMAGENET_STD)
-        checked = {id(p): readable(p, on_bad_file) for p in parts}  # test may be the val list itself
-        parts = [checked[id(p)] for p in parts]
+        parts = [None if p is None else readable(p, on_bad_file) for p in parts]
         norm = [T.ToTensor(), T.Normalize(mean, std)]
         flip = [T.RandomHorizontalFlip()] if hflip else []
         train_tf = T.Compose([T.RandomResizedCrop(image_size), *flip, *norm])
         eval_tf = T.Compose([T.Resize(round(image_size * 256 / 224)), T.CenterCrop(image_size), *norm])
         splits = [ImageFileDataset(parts[0], train_tf, on_bad_file),
-                  *(ImageFileDataset(p, eval_tf, on_bad_file) for p in parts[1:])]
-    return DataBundle(train=splits[0], val=splits[1], test=splits[2], num_classes=len(classes),
+                  *(None if p is None else ImageFileDataset(p, eval_tf, on_bad_file) for p in parts[1:])]
+    test = splits[1] if splits[2] is None else splits[2]  # no test folder: test on the validation split
+    return DataBundle(train=splits[0], val=splits[1], test=test, num_classes=len(classes),
                       class_names=classes, model_kwargs={"in_channels": 3}, train_augment=augment,
                       mean=mean, std=std, name=base.name)

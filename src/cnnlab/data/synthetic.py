@@ -17,5 +17,6 @@ def build_synthetic(num_samples: int = 256, channels: int = 1, size: int = 32, n
 
     train, val, test = split(num_samples), split(max(num_samples // 4, 2)), split(max(num_samples // 4, 2))
     return DataBundle(train, val, test, num_classes=num_classes, class_names=[str(c) for c in range(num_classes)],
-                      model_kwargs={"in_channels": channels, "in_features": channels * size * size}, mean=(0.0,) * channels, std=(1.0,) * channels,
+                      model_kwargs={"in_channels": channels, "in_features": channels * size * size},
+                      mean=(0.0,) * channels, std=(1.0,) * channels,
                       name="synthetic")
