@@ -196,7 +196,8 @@ def fit(state: TrainState, train_loader: Iterable, val_loader: Iterable, loss_fn
                 link_atomic(save_checkpoint(ckpt, settings.ckpt_dir / "best.pt"), last)
             else:
                 save_checkpoint(ckpt, last)
-        last = epoch == settings.epochs  # the caller draws the final pictures after testing
-        if pictures is not None and settings.pictures_every and epoch % settings.pictures_every == 0 and not last:
+        final_epoch = epoch == settings.epochs  # the caller draws the final pictures after testing
+        due = settings.pictures_every and epoch % settings.pictures_every == 0
+        if pictures is not None and due and not final_epoch:
             pictures(epoch)
     return state
