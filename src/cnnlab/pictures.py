@@ -8,16 +8,9 @@ import torch
 from torch import Tensor, nn
 
 from . import viz
-from .data.common import DataBundle, TensorSplit
+from .data.common import DataBundle, TensorLoader, TensorSplit, head
 from .metrics import confusion_matrix
 from .tblog import RunLogger
-
-
-def _first(split, n: int) -> tuple[Tensor, Tensor]:
-    if isinstance(split, TensorSplit):
-        return split.inputs[:n], split.targets[:n]
-    items = [split[i] for i in range(min(n, len(split)))]
-    return torch.stack([torch.as_tensor(x) for x, _ in items]), torch.tensor([int(y) for _, y in items])
 
 
 @torch.no_grad()
@@ -25,10 +18,11 @@ def _predict(model: nn.Module, split, device: torch.device, limit: int = 5000, b
     """Logits of up to `limit` samples of `split` (a fixed prefix, so pictures are comparable across epochs)."""
     model.eval()
     xs, ys, outs = [], [], []
-    n = min(limit, len(split))
-    for lo in range(0, n, batch):
-        x, y = (split.inputs[lo:lo + batch], split.targets[lo:lo + batch]) if isinstance(split, TensorSplit) \
-            else _first(torch.utils.data.Subset(split, range(lo, min(n, lo + batch))), batch)
+    prefix = head(split, limit) if isinstance(split, TensorSplit) else \
+        torch.utils.data.Subset(split, range(min(limit, len(split))))
+    batches = TensorLoader(TensorSplit(*prefix), batch) if isinstance(prefix, tuple) else \
+        torch.utils.data.DataLoader(prefix, batch_size=batch)
+    for x, y in batches:
         outs.append(model(x.to(device)).float().cpu())
         xs.append(x.cpu())
         ys.append(y.cpu())

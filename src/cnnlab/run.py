@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from .checkpoint import load_checkpoint, set_rng_state
-from .data.common import DataBundle, TensorSplit, make_loader
+from .data.common import DataBundle, TensorSplit, head, make_loader
 from .engine import LoopSettings, TrainState, evaluate, fit
 from .device import select_device
 from .errors import ConfigError, find_config_error, first_line
@@ -124,8 +124,7 @@ def build_loss(loss_cfg: DictConfig, model: nn.Module, bundle: Optional[DataBund
 def check_compatible(net: nn.Module, bundle: DataBundle, model_name: str, data_name: str,
                      device: torch.device) -> None:
     """Push two validation samples through the model before training, so a mismatch fails in a second."""
-    split = bundle.val
-    sample = split.inputs[:2] if isinstance(split, TensorSplit) else torch.stack([split[i][0] for i in range(2)])
+    sample = head(bundle.val, 2)[0]
     net.eval()
     sample = sample.to(device)
     check = getattr(net, "check_input", None)  # a model's own check names the config to change

@@ -91,6 +91,14 @@ class TensorLoader:
             yield x, y
 
 
+def head(split: Split, n: int) -> "tuple[Tensor, Tensor]":
+    """The first `n` (inputs, targets) of a split, stacked (a TensorSplit is sliced, a Dataset indexed)."""
+    if isinstance(split, TensorSplit):
+        return split.inputs[:n], split.targets[:n]
+    items = [split[i] for i in range(min(n, len(split)))]
+    return torch.stack([torch.as_tensor(x) for x, _ in items]), torch.tensor([int(y) for _, y in items])
+
+
 def make_loader(split: Split, batch_size: int, shuffle: bool, device: torch.device, *,
                 augment: Optional[Augment] = None, seed: int = 0, drop_last: bool = False,
                 num_workers: int = 0) -> Union[TensorLoader, DataLoader]:
