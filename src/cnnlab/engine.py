@@ -54,7 +54,10 @@ class TrainState:
     history: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.net = self.net or self.model
+        if self.net is None:  # not `or`: a compiled module has no truth value of its own
+            self.net = self.model
+        # a model may re-impose a constraint after every optimisation step (e.g. Kim 2014's max-norm)
+        self.after_step: Optional[Callable[[], None]] = getattr(self.model, "after_step", None)
 
 
 def _autocast(settings: LoopSettings) -> torch.autocast:
@@ -93,6 +96,8 @@ def _backward_step(state: TrainState, loss: Tensor, settings: LoopSettings) -> N
         state.scaler.update()
     else:
         opt.step()
+    if state.after_step is not None:
+        state.after_step()
     state.scheduler.step()
 
 

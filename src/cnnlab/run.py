@@ -96,9 +96,12 @@ def build_model(model_cfg: DictConfig, bundle: DataBundle) -> nn.Module:
 
 
 def build_optimizer(optim_cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
-    """Weight decay (the l2 penalty) on weight matrices/kernels only, never on biases or norm scales."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
+    """Weight decay (the l2 penalty) on weight matrices/kernels only, never on biases, norm scales, or the
+    parameters a model names in `no_weight_decay()` (e.g. word embeddings)."""
+    exempt = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    decay = [p for n, p in named if p.ndim >= 2 and n not in exempt]
+    no_decay = [p for n, p in named if p.ndim < 2 or n in exempt]
     groups = [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
     return instantiate(optim_cfg)([g for g in groups if g["params"]])
 

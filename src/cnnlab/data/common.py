@@ -13,17 +13,24 @@ from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-# A batched, on-device augmentation: (inputs, targets, generator) -> (inputs, targets).
+# A batched, on-device augmentation of prepared training batches: (inputs, targets, generator) -> (inputs, targets).
 # Targets go through too, so segmentation masks can be flipped/cropped with their images.
 Augment = Callable[[Tensor, Tensor, torch.Generator], "tuple[Tensor, Tensor]"]
+# Stored batch -> model-ready batch, e.g. uint8 images -> normalised float, uint8 masks -> long, token ids trimmed.
+Prepare = Callable[[Tensor, Tensor], "tuple[Tensor, Tensor]"]
 
 
 @dataclass
 class TensorSplit:
-    """An in-memory split: `inputs[i]` belongs with `targets[i]`."""
+    """An in-memory split: `inputs[i]` belongs with `targets[i]`, stored compactly (uint8 pixels, int32 token ids).
 
-    inputs: Tensor   # float [N,C,H,W] images (already normalised), or long [N,L] padded token ids
-    targets: Tensor  # long [N] class labels, or long [N,H,W] masks
+    `prepare` turns a stored batch into what the model and the loss take; every loader applies it per batch, so
+    the whole split never exists in float.
+    """
+
+    inputs: Tensor   # e.g. uint8 [N,C,H,W] images, float [N,D] features, int32 [N,L] padded token ids
+    targets: Tensor  # e.g. long [N] class labels, uint8 [N,H,W] masks
+    prepare: Optional[Prepare] = None
 
     def __post_init__(self) -> None:
         if len(self.inputs) != len(self.targets):
@@ -34,7 +41,12 @@ class TensorSplit:
 
     def to(self, device: Union[str, torch.device]) -> "TensorSplit":
         """Both tensors on `device` (no copy when they are there already)."""
-        return TensorSplit(self.inputs.to(device), self.targets.to(device))
+        return TensorSplit(self.inputs.to(device), self.targets.to(device), self.prepare)
+
+    def batch(self, index: "Tensor | slice") -> "tuple[Tensor, Tensor]":
+        """The prepared batch at `index` (a slice or an index tensor)."""
+        x, y = self.inputs[index], self.targets[index]
+        return self.prepare(x, y) if self.prepare is not None else (x, y)
 
 
 Split = Union[TensorSplit, Dataset]
@@ -55,6 +67,9 @@ class DataBundle:
     mean: tuple[float, ...] = ()                        # per-channel statistics used to normalise (for pictures)
     std: tuple[float, ...] = ()
     name: str = ""
+    state: dict = field(default_factory=dict)          # plain data that turns raw input into model input and
+                                                        # outputs into labels (class names, normalisation,
+                                                        # vocabulary, threshold); stored in checkpoints
 
 
 class TensorLoader:
@@ -81,11 +96,7 @@ class TensorLoader:
         order = torch.randperm(n, generator=self.generator, device=device) if self.shuffle else None
         for b in range(len(self)):
             lo, hi = b * self.batch_size, min(n, (b + 1) * self.batch_size)
-            if order is None:
-                x, y = self.split.inputs[lo:hi], self.split.targets[lo:hi]
-            else:
-                idx = order[lo:hi]
-                x, y = self.split.inputs[idx], self.split.targets[idx]
+            x, y = self.split.batch(slice(lo, hi) if order is None else order[lo:hi])
             if self.augment is not None:
                 x, y = self.augment(x, y, self.generator)
             yield x, y
@@ -94,7 +105,7 @@ class TensorLoader:
 def head(split: Split, n: int) -> "tuple[Tensor, Tensor]":
     """The first `n` (inputs, targets) of a split, stacked (a TensorSplit is sliced, a Dataset indexed)."""
     if isinstance(split, TensorSplit):
-        return split.inputs[:n], split.targets[:n]
+        return split.batch(slice(0, n))
     items = [split[i] for i in range(min(n, len(split)))]
     return torch.stack([torch.as_tensor(x) for x, _ in items]), torch.tensor([int(y) for _, y in items])
 
