@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnlab.data.common import TensorSplit, make_loader
-from cnnlab.data.images import build_mnist
+from cnnlab.data.mnist import build_mnist
 from cnnlab.engine import LoopSettings, TrainState, train_one_epoch
 from cnnlab.models.lenet import LeNet5
 from cnnlab.sched import build_scheduler
@@ -112,7 +112,7 @@ def main() -> None:
         split = build_mnist(args.mnist_root).train
     else:
         split = TensorSplit(torch.randn(args.samples, 1, 32, 32), torch.randint(0, 10, (args.samples,)))
-    split = TensorSplit(split.inputs[:args.samples], split.targets[:args.samples])
+    split = TensorSplit(*split.batch(slice(0, args.samples)))  # normalised float images, as the model takes them
     ours, bare = throughput(split, args.batch_size, args.repeats, device)
     print(f"device {device}, {torch.get_num_threads()} threads, LeNet-5, batch {args.batch_size}, "
           f"{len(split)} samples/epoch, median of {args.repeats}")

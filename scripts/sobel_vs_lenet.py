@@ -40,10 +40,10 @@ def first_conv_weight(state_dict: dict[str, Tensor]) -> tuple[str, Tensor]:
 
 def sample_images(n: int, mnist_root: Optional[str]) -> Tensor:
     """n grey digits [n,1,32,32] in [0,1], one per class first: MNIST test images, or scikit-learn's digits."""
-    from cnnlab.data.images import build_digits, build_mnist
+    from cnnlab.data.mnist import build_digits, build_mnist
 
     bundle = build_mnist(mnist_root, val_size=1000) if mnist_root else build_digits(size=32)
-    x = unnormalise(bundle.test.inputs, bundle.mean, bundle.std)  # pixel values again
+    x = unnormalise(bundle.test.batch(slice(None))[0], bundle.mean, bundle.std)  # pixel values again
     firsts = [int((bundle.test.targets == c).nonzero()[0]) for c in range(min(n, 10))]
     return x[firsts].clamp(0, 1)
 

@@ -64,8 +64,8 @@ def run_train(tmp_path: Path, overrides: list[str], run_dir: Path | None = None)
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    from cnnlab.run import train
-    from cnnlab.runinfo import RunInfo
+    from cnnlab.commands import train
+    from cnnlab.report import RunInfo
 
     cfg = compose_cfg([f"paths.output_dir={tmp_path}", "trainer.progress=false", *overrides])
     HydraConfig.instance().set_config(cfg)
@@ -75,3 +75,34 @@ def run_train(tmp_path: Path, overrides: list[str], run_dir: Path | None = None)
         del cfg["hydra"]
     value = train(cfg, RunInfo(run_dir, "", overrides, choices))
     return run_dir, value
+
+
+def fake_data(choice: str, root: Path) -> list[str]:
+    """Write small files in the real on-disk format that `data=<choice>` reads, under `root`; returns the overrides
+    that point the data config at them (and keep it small). Add a line here when a data config is added."""
+    from cnnlab.data import fakes
+
+    if choice in ("digits", "digits_features", "synthetic"):
+        return ["data.cache_dir=null"] if choice.endswith("features") else []
+    if choice in ("mnist", "fashion_mnist", "mnist_features"):
+        fakes.write_mnist(root, variant="FashionMNIST" if choice == "fashion_mnist" else "MNIST")
+        val = "data.source.val_size=20" if choice.endswith("features") else "data.val_size=20"
+        return [f"data.root={root}", val, *(["data.cache_dir=null"] if choice.endswith("features") else [])]
+    if choice in ("cifar10", "cifar10_features"):
+        fakes.write_cifar(root, per_batch=12)
+        if choice == "cifar10":
+            return [f"data.root={root}", "data.val_size=20"]
+        return [f"data.root={root}", "data.source.val_size=20", "data.cache_dir=null"]
+    if choice in ("imagefolder", "imagefolder_features"):
+        fakes.write_tree(root / "imgs")
+        extra = ["data.cache_dir=null", "data.source.val_fraction=0.34"] if choice.endswith("features") else \
+            ["data.val_fraction=0.34"]
+        return [f"data.root={root / 'imgs'}", *extra]
+    if choice == "roads_patches":
+        fakes.write_roads(root / "roads")
+        return [f"data.root={root / 'roads'}", "data.cache_dir=null"]
+    if choice == "mito_patches":
+        (root / "mito").mkdir(parents=True)
+        fakes.write_mito(root / "mito")
+        return [f"data.root={root / 'mito'}", "data.cache_dir=null", "data.slice_step=1"]
+    raise KeyError(f"no fake data for data={choice}: add it to tests/conftest.py:fake_data")

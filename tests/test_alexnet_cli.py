@@ -8,7 +8,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from cnnlab.data.common import DataBundle
 from cnnlab.errors import ConfigError
-from cnnlab.run import build_model
+from cnnlab.build import build_model
 from conftest import command, compose_cfg, one_error_line, run_train
 from cnnlab.data.fakes import write_cifar, write_tree
 
@@ -92,13 +92,12 @@ def test_224_models_refuse_32px_cifar_before_training(cifar_run, model, expected
 @pytest.mark.parametrize("overrides, cls, first", [
     (["experiment=alexnet_small_cifar10"], "AlexNetSmall", (64, 3, 5, 5)),
     (["experiment=alexnet_imagefolder"], "AlexNet", (96, 3, 11, 11)),
-    (["experiment=alexnet_imagefolder", "model=torchvision_alexnet"], "torchvision.models.alexnet.AlexNet",
-     (64, 3, 11, 11)),
+    (["experiment=alexnet_imagefolder", "model=torchvision_alexnet"], "TorchvisionClassifier", (64, 3, 11, 11)),
 ])
 def test_experiments_compose_and_build_their_model(overrides, cls, first):
     cfg = compose_cfg(overrides)
     assert cfg.data.root.startswith(cfg.paths.data_dir)
     bundle = DataBundle(None, None, None, num_classes=7, class_names=list("abcdefg"), model_kwargs={"in_channels": 3})
-    model = build_model(cfg.model, bundle)
+    model = build_model(cfg.model, bundle.num_classes, bundle.model_kwargs, ("m", "d"))
     assert f"{type(model).__module__}.{type(model).__name__}".endswith(cls)
     assert next(model.parameters()).shape == first and list(model.parameters())[-1].shape == (7,)

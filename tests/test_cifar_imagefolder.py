@@ -28,7 +28,8 @@ def test_build_cifar10_splits_and_normalises_by_train(tmp_path):
     assert b.class_names[1] == "automobile" and b.num_classes == 10
     assert b.model_kwargs == {"in_channels": 3} and isinstance(b.train_augment, BatchAugment)
     assert torch.bincount(b.val.targets, minlength=10).tolist() == [2] * 10  # stratified
-    x = b.train.inputs
+    assert b.train.inputs.dtype == torch.uint8  # stored compactly, normalised per batch
+    x = b.train.batch(slice(None))[0]
     assert x.dtype == torch.float32 and x.shape[1:] == (3, 32, 32)
     torch.testing.assert_close(x.mean((0, 2, 3)), torch.zeros(3), atol=1e-4, rtol=0)
     torch.testing.assert_close(x.std((0, 2, 3)), torch.ones(3), atol=1e-3, rtol=0)
@@ -63,7 +64,7 @@ def test_imagefolder_in_memory_skips_bad_file(tmp_path, caplog):
     assert b.class_names == classes and b.num_classes == 3
     assert isinstance(b.train, TensorSplit) and b.train.inputs.shape[1:] == (3, 8, 8)
     assert len(b.train) + len(b.val) == 18 and len(b.val) == 6
-    raw = b.train.inputs * torch.tensor(b.std).view(1, 3, 1, 1) + torch.tensor(b.mean).view(1, 3, 1, 1)
+    raw = b.train.batch(slice(None))[0] * torch.tensor(b.std).view(1, 3, 1, 1) + torch.tensor(b.mean).view(1, 3, 1, 1)
     dominant = raw.mean((2, 3)).argmax(1)  # cat = red, dog = green, fox = blue
     assert torch.equal(dominant, b.train.targets)
 

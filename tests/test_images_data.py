@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from cnnlab.data.fakes import write_idx, write_mnist
-from cnnlab.data.images import build_digits, build_mnist, read_idx
+from cnnlab.data.mnist import build_digits, build_mnist, read_idx
 from cnnlab.errors import ConfigError
 
 
@@ -32,11 +32,12 @@ def test_read_idx_rejects_truncated_and_foreign_files(tmp_path):
 def test_build_mnist_reads_torchvision_layout(tmp_path):
     data = write_mnist(tmp_path)
     b = build_mnist(str(tmp_path), val_size=20)
-    assert b.train.inputs.shape == (100, 1, 32, 32) and len(b.val) == 20 and len(b.test) == 30
+    assert b.train.inputs.shape == (100, 1, 32, 32) and b.train.inputs.dtype == torch.uint8  # normalised per batch
+    assert len(b.val) == 20 and len(b.test) == 30
     assert torch.bincount(b.val.targets).tolist() == [2] * 10  # stratified
     # the test split is the official test file, padded by 2 and normalised with train statistics
     raw = torch.from_numpy(data["t10k"][0]).float() / 255
-    restored = b.test.inputs[:, 0, 2:30, 2:30] * b.std[0] + b.mean[0]
+    restored = b.test.batch(slice(None))[0][:, 0, 2:30, 2:30] * b.std[0] + b.mean[0]
     assert torch.allclose(restored, raw, atol=1e-5)
     assert torch.equal(b.test.targets, torch.from_numpy(data["t10k"][1]).long())
     assert b.model_kwargs == {"in_channels": 1} and b.num_classes == 10

@@ -6,7 +6,7 @@ import torch
 
 from cnnlab.errors import ConfigError
 from cnnlab.models.lenet import LeNet5
-from cnnlab.run import build_optimizer
+from cnnlab.build import build_optimizer
 from conftest import compose_cfg, run_train
 
 QUICK = ["data=synthetic", "data.num_samples=32", "trainer.epochs=1", "trainer.batch_size=8",
@@ -32,7 +32,7 @@ def test_amp_on_cpu_is_ignored_with_a_notice(tmp_path, caplog):
 @pytest.mark.parametrize("override, named", [
     ("trainer.amp=fp32", "trainer.amp=fp32"), ("trainer.mode=Max", "trainer.mode=Max"),
     ("trainer.batch_size=0", "trainer.batch_size"), ("init=he", "init=he"),
-    ("trainer.monitor=val/f1", "val/f1 is not reported for 10 classes"),
+    ("trainer.monitor=val/f1", "val/f1 is not reported for classification with 10 classes"),
     ("optimized_metric=val/iou", "optimized_metric=val/iou"), ("trainer.device=gpu", "trainer.device=gpu"),
 ])
 def test_bad_trainer_values_fail_before_training(tmp_path, override, named):
@@ -49,3 +49,54 @@ def test_weight_decay_applies_to_weights_only():
     assert {id(p) for p in decay["params"]} == {id(p) for p in model.parameters() if p.ndim >= 2}
     assert {id(p) for p in no_decay["params"]} == {id(m.bias) for m in model.modules() if hasattr(m, "bias")
                                                    and isinstance(m.bias, torch.nn.Parameter)}
+
+
+def test_compile_runs_compiled_code(tmp_path):
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    run_train(tmp_path, [*QUICK, "trainer.compile=aot_eager"])  # a backend that needs no C compiler: fast
+    assert counters["stats"]["unique_graphs"] > 0
+    torch._dynamo.reset()
+
+
+def test_compile_without_a_compiler_falls_back_with_a_notice(tmp_path, caplog, monkeypatch):
+    monkeypatch.setattr("cnnlab.commands.shutil.which", lambda name: None)
+    with caplog.at_level("INFO", logger="cnnlab"):
+        run_dir, _ = run_train(tmp_path, [*QUICK, "trainer.compile=true", "trainer.device=cpu"])
+    assert any("trainer.compile ignored" in r.message for r in caplog.records)
+    assert (run_dir / "results.json").is_file()
+
+
+def test_clip_grad_bounds_the_gradient_norm():
+    from torch import nn
+
+    from cnnlab.engine import LoopSettings, TrainState, _backward_step
+    from cnnlab.sched import build_scheduler
+
+    def grad_norm(clip):
+        torch.manual_seed(0)
+        model = nn.Linear(10, 3)
+        opt = torch.optim.SGD(model.parameters(), lr=0.0)
+        state = TrainState(model, opt, build_scheduler(opt, 10, 10))
+        loss = (model(torch.randn(8, 10) * 100) ** 2).sum()
+        _backward_step(state, loss, LoopSettings(epochs=1, device=torch.device("cpu"), clip_grad=clip))
+        return torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters()])).item()
+
+    assert grad_norm(0.0) > 100 and grad_norm(0.5) == pytest.approx(0.5, rel=1e-4)
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_channels_last_gives_nhwc_batches(tmp_path, monkeypatch, on):
+    seen = []
+    real = LeNet5.forward
+
+    def spy(self, x):
+        if self.training:
+            seen.append(x.is_contiguous(memory_format=torch.channels_last))
+        return real(self, x)
+
+    monkeypatch.setattr(LeNet5, "forward", spy)
+    run_train(tmp_path, [*QUICK, "data.channels=3", f"trainer.channels_last={on}"])  # 3 channels: NCHW != NHWC
+    assert seen and all(s == on for s in seen)

@@ -4,14 +4,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra.utils import get_object, instantiate
 
 from cnnlab import engine
 from cnnlab.checkpoint import load_checkpoint
 from cnnlab.cli import CONFIG_DIR
 from cnnlab.data.synthetic import build_synthetic
-from cnnlab.run import build_loss, build_model, build_optimizer
-from conftest import compose_cfg, run_train
+from cnnlab.build import build_data, build_loss, build_model, build_optimizer, build_scheduler
+from cnnlab.commands import check_compatible
+from cnnlab.data.common import head
+from cnnlab.engine import LoopSettings
+from conftest import compose_cfg, fake_data, run_train
 
 EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
 MODELS = sorted(p.stem for p in (Path(CONFIG_DIR) / "model").glob("*.yaml"))
@@ -20,23 +22,27 @@ THREE_CHANNEL = {"alexnet", "alexnet_small", "torchvision_alexnet"}
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_every_experiment_composes_and_instantiates(experiment):
-    cfg = compose_cfg([f"experiment={experiment}"])
-    assert callable(get_object(cfg.data._target_))  # the data builder exists (its files may not, here)
-    size = INPUT_SIZE.get(cfg.hydra.runtime.choices.model, 32)
-    channels = 3 if cfg.hydra.runtime.choices.model in THREE_CHANNEL else 1
-    bundle = build_synthetic(8, channels=channels, size=size, num_classes=2)  # 2 suits class-weighted losses too
-    model = build_model(cfg.model, bundle)
+def test_every_experiment_builds_its_data_and_model_and_takes_a_step(tmp_path, experiment):
+    """Compose the experiment, build its data from files in the real format and its model, take one step: a
+    misspelt key, a missing builder argument or a model that does not fit the data fails here."""
+    choice = compose_cfg([f"experiment={experiment}"]).hydra.runtime.choices.data
+    cfg = compose_cfg([f"experiment={experiment}", *fake_data(choice, tmp_path)])
+    names = (cfg.hydra.runtime.choices.model, choice)
+    bundle = build_data(cfg.data)
+    model = build_model(cfg.model, bundle.num_classes, bundle.model_kwargs, names)
+    loop = LoopSettings(epochs=1, device=torch.device("cpu"))
+    check_compatible(model, bundle, names, loop)
     opt = build_optimizer(cfg.optim, model)
-    sched = instantiate(cfg.sched)(opt, total_steps=10, steps_per_epoch=5)
-    loss = build_loss(cfg.loss, model)
-    if cfg.hydra.runtime.choices.model == "lenet5_classic":
-        assert type(loss).__name__ == "RBFLoss"
-    out = model(bundle.train.inputs[:2])
-    assert out.shape == (2, 2)
-    loss(out, bundle.train.targets[:2]).backward()
+    sched = build_scheduler(cfg.sched, opt, total_steps=10, steps_per_epoch=5)
+    loss_fn = build_loss(cfg.loss, model, bundle)
+    if names[0] == "lenet5_classic":
+        assert type(loss_fn).__name__ == "RBFLoss"
+    x, y = head(bundle.train, 4)
+    loss = loss_fn(model.train()(x), y)
+    loss.backward()
     opt.step()
     sched.step()
+    assert torch.isfinite(loss)
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -45,6 +51,7 @@ def test_two_step_smoke_run_per_model(tmp_path, model):
     channels = 3 if model in THREE_CHANNEL else 1
     run_dir, value = run_train(tmp_path, [f"model={model}", "data=synthetic", "data.num_samples=8",
                                           f"data.size={size}", f"data.channels={channels}", "trainer.epochs=1",
+                                          f"data.flat={model == 'linear'}",
                                           "trainer.batch_size=4", "trainer.tensorboard=false",
                                           "trainer.pictures_every=0"])
     results = json.loads((run_dir / "results.json").read_text())
@@ -113,8 +120,8 @@ def test_default_run_trains_lenet5_on_digits(tmp_path):
 
 
 def test_eval_command_reproduces_test_metrics(tmp_path):
-    from cnnlab.evaluation import evaluate_checkpoint
-    from cnnlab.runinfo import RunInfo
+    from cnnlab.commands import evaluate_checkpoint
+    from cnnlab.report import RunInfo
 
     run_dir, _ = run_train(tmp_path, ["data=synthetic", "trainer.epochs=2", "trainer.tensorboard=false"])
     ckpt = run_dir / "checkpoints" / "best.pt"

@@ -9,10 +9,16 @@ import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
+import logging
+
 import numpy as np
 import torch
 
 from .errors import ConfigError, first_line
+
+log = logging.getLogger("cnnlab")
+CKPT_DIR, LAST, BEST = "checkpoints", "last.pt", "best.pt"  # <run folder>/checkpoints/{last,best}.pt
+LOCK = ".cnnlab.lock"
 
 
 def atomic_write(path: "str | Path", write: Callable[[BinaryIO], Any]) -> Path:
@@ -103,3 +109,52 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Delete the temp files a kill during `atomic_write`/`link_atomic` can leave (`.last.pt.*.tmp`)."""
+    stale = [p for p in folder.glob(".*.*") if p.suffix in (".tmp", ".link") and p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
+class RunFolderLock:
+    """An exclusive lock on a run folder for as long as a command writes into it (released when the process
+    ends, also when it is killed), so two runs never mix their files in one folder."""
+
+    def __init__(self, run_dir: Path) -> None:
+        import fcntl
+
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.path = run_dir / LOCK
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(self.fd)
+            raise ConfigError(f"run folder {run_dir} is in use by another cnnlab command (pid {other}): wait for it "
+                              f"to end, or choose another hydra.run.dir") from None
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, str(os.getpid()).encode(), 0)
+
+    def release(self) -> None:
+        """Give the folder back (closing the descriptor drops the lock)."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def claim_run_folder(run_dir: Path, continuing: bool) -> RunFolderLock:
+    """Lock `run_dir` for this run; refuse a fresh run in a folder that already holds one; clear stale temp files."""
+    lock = RunFolderLock(run_dir)
+    ckpt_dir = run_dir / CKPT_DIR
+    if not continuing and ((ckpt_dir / LAST).exists() or (run_dir / "results.json").exists()):
+        lock.release()
+        raise ConfigError(f"run folder {run_dir} already holds a run: continue it with resume=true "
+                          f"hydra.run.dir={run_dir}, or choose another hydra.run.dir")
+    if ckpt_dir.is_dir():
+        for p in remove_stale_temp_files(ckpt_dir):
+            log.info(f"removed {p.name}, left by a write that was interrupted")
+    return lock

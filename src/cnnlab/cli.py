@@ -1,28 +1,30 @@
-"""Console entry points: `cnnlab-train`, `cnnlab-eval`, `cnnlab-viz` (Hydra apps over configs/)."""
+"""Console entry points: `cnnlab-train`, `cnnlab-eval`, `cnnlab-viz`, `cnnlab-predict` (Hydra apps over configs/).
+
+A mistake the user made ends in one `error:` line and exit status 2; a bug shows its traceback. In a multirun a
+failed job is recorded in its folder (`failed.json`) and the sweep goes on; the sweep's exit status is the number
+of failed jobs. A stop signal (SIGTERM, SIGUSR1, Ctrl-C) checkpoints at the next step and says how to resume.
+"""
 from __future__ import annotations
 
+import json
 import logging
+import shutil
+import signal
 import sys
+import traceback
 from pathlib import Path
+from typing import Any, Callable
 
 import hydra
 from omegaconf import DictConfig
 
+from .build import CONFIG_DIR
+from .engine import TrainingStopped
 from .errors import find_config_error
+from .sweep import FAILED_JOBS
 
 log = logging.getLogger("cnnlab")
-
-
-def _config_dir() -> str:
-    """configs/ inside the installed package (wheel), else the repository's top-level configs/ (editable)."""
-    here = Path(__file__).resolve().parent
-    for cand in (here / "configs", here.parents[1] / "configs"):
-        if (cand / "train.yaml").is_file():
-            return str(cand)
-    raise RuntimeError(f"cnnlab configs not found next to {here}: reinstall the package")
-
-
-CONFIG_DIR = _config_dir()
+__all__ = ["CONFIG_DIR", "train_cli", "eval_cli", "viz_cli", "predict_cli"]
 
 
 def _to_log_file(message: str) -> None:
@@ -33,49 +35,97 @@ def _to_log_file(message: str) -> None:
             handler.emit(record)
 
 
-def _interrupted() -> str:
+def _job() -> "tuple[Path, bool]":
+    """(this job's output folder, whether it is one job of a multirun)."""
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    hc = HydraConfig.get()
+    return Path(hc.runtime.output_dir), hc.mode == RunMode.MULTIRUN
+
+
+def _resume_hint(run_dir: Path) -> str:
     if (run_dir / "checkpoints" / "last.pt").is_file():
-        return f"interrupted; continue with: cnnlab-train resume=true hydra.run.dir={run_dir}"
-    return "interrupted before the first checkpoint was written"
+        return f"continue with: cnnlab-train resume=true hydra.run.dir={run_dir}"
+    return "no checkpoint was written yet"
 
 
-def _guard(fn, cfg: DictConfig):
-    """Run `fn(cfg)`; a ConfigError (bad input) becomes one line on stderr and exit status 2; Ctrl-C says how
-    to resume."""
+def _only_start_up_files(run_dir: Path) -> bool:
+    """True when the folder holds nothing but what Hydra and the lock wrote at start-up."""
+    return run_dir.is_dir() and all(p.name in (".hydra", ".cnnlab.lock") or p.suffix == ".log"
+                                    for p in run_dir.iterdir())
+
+
+def _forget_or_mark(run_dir: Path, cfg: DictConfig, error: str) -> None:
+    """A run that failed before writing anything leaves no folder behind; any other says why it failed."""
+    if _only_start_up_files(run_dir):
+        shutil.rmtree(run_dir, ignore_errors=True)
+        root = Path(str(cfg.get("paths", {}).get("output_dir", "outputs"))).resolve()
+        parent = run_dir.resolve().parent
+        while parent != root and root in parent.parents and not any(parent.iterdir()):
+            parent.rmdir()
+            parent = parent.parent
+    elif run_dir.is_dir():
+        (run_dir / "failed.json").write_text(json.dumps({"status": "failed", "error": error}, indent=2))
+
+
+def _guard(fn: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
+    """Run `fn(cfg)` and report how it ended (see the module docstring)."""
+    run_dir, multirun = _job()
     try:
         return fn(cfg)
+    except TrainingStopped as e:
+        message = f"stopped by {e.signal_name} at epoch {e.epoch}, step {e.step}; {_resume_hint(run_dir)}"
+        _to_log_file(message)
+        print(message, file=sys.stderr)
+        sys.exit(128 + getattr(signal, e.signal_name, signal.SIGTERM).value)
     except KeyboardInterrupt:
-        message = _interrupted()
+        message = f"interrupted; {_resume_hint(run_dir)}"
         _to_log_file(message)
         print(message, file=sys.stderr)
         sys.exit(130)
-    except Exception as e:  # noqa: BLE001 - re-raised unless it is a user error
+    except Exception as e:  # noqa: BLE001 - re-raised unless it is a user error or one job of a sweep
         err = find_config_error(e)
-        if err is None:
+        line = "error: " + str(err).strip().splitlines()[-1] if err is not None else None
+        if multirun:  # record the failure in the job's folder and let the sweep go on
+            if line is None:
+                log.error("job failed with a bug in cnnlab (traceback below)\n" + traceback.format_exc())
+            else:
+                log.error(line)
+            (run_dir / "failed.json").write_text(json.dumps(
+                {"status": "failed", "error": line or f"{type(e).__name__}: {e}"}, indent=2))
+            return float("nan")
+        if line is None:  # a bug: its traceback goes to the log file too, then to the console (by Hydra)
+            _to_log_file("job failed with a bug in cnnlab:\n" + traceback.format_exc())
             raise
-        line = "error: " + str(err).strip().splitlines()[-1]  # a DataLoader worker wraps it in a traceback
         _to_log_file(line)
         print(line, file=sys.stderr)
+        _forget_or_mark(run_dir, cfg, line)
         sys.exit(2)
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="train", version_base="1.3")
-def train_cli(cfg: DictConfig) -> float:
-    """`cnnlab-train`: train, test and report; returns `optimized_metric` (for sweepers)."""
-    from .run import train
-    from .runinfo import RunInfo
+def _train_main(cfg: DictConfig) -> float:
+    from .commands import train
+    from .report import RunInfo
 
     return _guard(lambda c: train(c, RunInfo.from_hydra()), cfg)
+
+
+def train_cli() -> None:
+    """`cnnlab-train`: train, test and report (returns `optimized_metric` to a sweeper); after a multirun the exit
+    status is the number of failed jobs."""
+    FAILED_JOBS.clear()
+    _train_main()
+    if FAILED_JOBS:
+        sys.exit(min(len(FAILED_JOBS), 125))
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="eval", version_base="1.3")
 def eval_cli(cfg: DictConfig) -> None:
     """`cnnlab-eval ckpt_path=...`: a checkpoint's metrics on a split, written to metrics.json."""
-    from .evaluation import evaluate_checkpoint
-    from .runinfo import RunInfo
+    from .commands import evaluate_checkpoint
+    from .report import RunInfo
 
     _guard(lambda c: evaluate_checkpoint(c, RunInfo.from_hydra()), cfg)
 
@@ -83,7 +133,16 @@ def eval_cli(cfg: DictConfig) -> None:
 @hydra.main(config_path=CONFIG_DIR, config_name="eval", version_base="1.3")
 def viz_cli(cfg: DictConfig) -> None:
     """`cnnlab-viz ckpt_path=...`: a checkpoint's filters, saliency, confusion and mistakes as PNG files."""
-    from .evaluation import visualise_checkpoint
-    from .runinfo import RunInfo
+    from .commands import visualise_checkpoint
+    from .report import RunInfo
 
     _guard(lambda c: visualise_checkpoint(c, RunInfo.from_hydra()), cfg)
+
+
+@hydra.main(config_path=CONFIG_DIR, config_name="predict", version_base="1.3")
+def predict_cli(cfg: DictConfig) -> None:
+    """`cnnlab-predict ckpt_path=... input=... output=...`: apply a trained model to new files."""
+    from .predict import predict
+    from .report import RunInfo
+
+    _guard(lambda c: predict(c, RunInfo.from_hydra()), cfg)

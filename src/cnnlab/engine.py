@@ -1,29 +1,61 @@
-"""The one train/eval loop for every model: plain functions over (inputs, targets) batches and logits."""
+"""The one train/eval loop for every model and task: plain functions over (inputs, targets) batches and logits."""
 from __future__ import annotations
 
+import itertools
 import logging
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 import torch
 from torch import Tensor, nn
 
-from .checkpoint import link_atomic, rng_state, save_checkpoint
-from .metrics import confusion_matrix, metric_names, metrics_from_confusion, topk_correct
+from .checkpoint import BEST, LAST, link_atomic, rng_state, save_checkpoint
+from .errors import ConfigError
 from .tblog import Progress, RunLogger
 
 log = logging.getLogger("cnnlab")
 
 
-class NonFiniteLoss(RuntimeError):
-    """The training loss became NaN or infinite."""
+class NonFiniteLoss(ConfigError):
+    """The training loss became NaN or infinite (a setting to change, reported in one line)."""
+
+
+class TrainingStopped(BaseException):
+    """A stop signal arrived; a checkpoint at the step boundary was written. BaseException: sweeps end too."""
+
+    def __init__(self, signal_name: str, epoch: int, step: int) -> None:
+        super().__init__(f"{signal_name} at epoch {epoch}, step {step}")
+        self.signal_name, self.epoch, self.step = signal_name, epoch, step
+
+
+class StopRequest:
+    """Set by a signal (SIGTERM, SIGINT, SIGUSR1); the loop stops at the next step boundary and checkpoints.
+
+    A second SIGINT (Ctrl-C pressed twice) raises KeyboardInterrupt at once.
+    """
+
+    def __init__(self) -> None:
+        self.signal_name: Optional[str] = None
+
+    def __bool__(self) -> bool:
+        return self.signal_name is not None
+
+    def handle(self, signum: int, frame: Any) -> None:  # noqa: ARG002 (signal handler signature)
+        if signum == signal.SIGINT and self:
+            raise KeyboardInterrupt
+        self.signal_name = signal.Signals(signum).name
+        log.warning(f"{self.signal_name} received: stopping at the next step boundary with a checkpoint")
+
+
+STOP = StopRequest()
 
 
 @dataclass
 class LoopSettings:
-    """What the loop needs to know, decided once in run.py from the trainer config."""
+    """What the loop needs to know, decided once from the trainer config."""
 
     epochs: int
     device: torch.device
@@ -47,11 +79,13 @@ class TrainState:
     scheduler: Any
     net: Optional[Callable[[Tensor], Tensor]] = None
     scaler: Optional[torch.amp.GradScaler] = None
-    epoch: int = 0
-    step: int = 0
+    epoch: int = 0                              # completed epochs
+    step: int = 0                               # optimisation steps taken
     best: Optional[float] = None
     best_epoch: int = 0
     history: list = field(default_factory=list)
+    batch_in_epoch: int = 0                     # batches of epoch `epoch + 1` already taken (a mid-epoch stop)
+    epoch_losses: Optional[Tensor] = None       # their losses
 
     def __post_init__(self) -> None:
         if self.net is None:  # not `or`: a compiled module has no truth value of its own
@@ -65,11 +99,40 @@ def _autocast(settings: LoopSettings) -> torch.autocast:
     return torch.autocast(settings.device.type, dtype=settings.amp_dtype or torch.float32, enabled=enabled)
 
 
-def _to_device(x: Tensor, y: Tensor, settings: LoopSettings) -> tuple[Tensor, Tensor]:
-    x, y = x.to(settings.device, non_blocking=True), y.to(settings.device, non_blocking=True)
+def _to_device(x: Tensor, settings: LoopSettings) -> Tensor:
+    x = x.to(settings.device, non_blocking=True)
     if settings.channels_last and x.dim() == 4:
         x = x.contiguous(memory_format=torch.channels_last)
-    return x, y
+    return x
+
+
+def _batches(loader: Iterable, skip: int = 0) -> Iterator:
+    """The loader's batches from batch `skip` on, drawn in the same random order as an uninterrupted epoch."""
+    if skip and hasattr(loader, "batches"):
+        return loader.batches(skip)
+    return itertools.islice(iter(loader), skip, None)
+
+
+@torch.no_grad()
+def forward_batches(net: Callable, loader: Iterable, settings: LoopSettings) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+    """(inputs, targets, logits) per batch, in eval mode on the device: THE forward path of evaluation, the pictures,
+    the model/data check and prediction."""
+    if isinstance(net, nn.Module):
+        net.eval()
+    for x, y in loader:
+        x = _to_device(x, settings)
+        with _autocast(settings):
+            logits = net(x)
+        yield x, y.to(settings.device, non_blocking=True), logits
+
+
+def evaluate(net: Callable, loader: Iterable, loss_fn: Callable, meter: Any, settings: LoopSettings) -> dict[str, Any]:
+    """The task's metrics (from `meter`) and the mean loss over `loader`."""
+    for x, y, logits in forward_batches(net, loader, settings):
+        with _autocast(settings):
+            loss = loss_fn(logits, y).float()
+        meter.update(x, y, logits.float(), loss)
+    return meter.compute()
 
 
 def _check_finite(losses: Tensor, lo: int, hi: int, step0: int, epoch: int) -> None:
@@ -102,60 +165,44 @@ def _backward_step(state: TrainState, loss: Tensor, settings: LoopSettings) -> N
 
 
 def train_one_epoch(state: TrainState, loader: Iterable, loss_fn: Callable, settings: LoopSettings,
-                    logger: RunLogger, epoch: int) -> dict[str, float]:
-    """One pass over `loader`; losses stay on the device and are read every `log_every` steps."""
+                    logger: RunLogger, epoch: int) -> dict[str, Any]:
+    """One pass over `loader` (from `state.batch_in_epoch` on); losses stay on the device, read every `log_every`
+    steps. Returns early with `stopped=True` at the first step boundary after a stop signal."""
     state.model.train()
-    n_batches = len(loader)
+    n_batches, start = len(loader), state.batch_in_epoch
     losses = torch.zeros(n_batches, device=settings.device)
-    step0, seen, checked = state.step, 0, 0
-    bar = Progress(n_batches, f"epoch {epoch}", settings.progress)
-    start = time.perf_counter()
-    for i, (x, y) in enumerate(loader):
-        x, y = _to_device(x, y, settings)
+    if start:
+        losses[:start] = state.epoch_losses.to(settings.device)
+    step0, seen, checked = state.step - start, 0, start
+    bar = Progress(n_batches, f"epoch {epoch}/{settings.epochs}", settings.progress, done=start)
+    began = time.perf_counter()
+    for i, (x, y) in enumerate(_batches(loader, start), start=start):
+        x, y = _to_device(x, settings), y.to(settings.device, non_blocking=True)
         with _autocast(settings):
             loss = loss_fn(state.net(x), y)
         _backward_step(state, loss, settings)
         losses[i] = loss.detach()
         seen += len(y)
         state.step += 1
-        if (i + 1) % settings.log_every == 0 or i + 1 == n_batches:
+        if (i + 1) % settings.log_every == 0 or i + 1 == n_batches or STOP:
             _check_finite(losses, checked, i + 1, step0, epoch)
             recent = losses[checked:i + 1].mean().item()
             checked = i + 1
             logger.scalars({"train/loss": recent, "train/lr": state.optimizer.param_groups[0]["lr"]}, state.step)
             bar.update(i + 1, recent)
+        else:
+            bar.update(i + 1)
+        if STOP and i + 1 < n_batches:
+            state.batch_in_epoch, state.epoch_losses = i + 1, losses[:i + 1].cpu()
+            bar.close()
+            return {"stopped": True}
     if settings.device.type == "cuda":
         torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - began
     bar.close()
-    return {"loss": losses.mean().item(), "seconds": seconds, "samples_per_s": seen / max(seconds, 1e-9)}
-
-
-@torch.no_grad()
-def evaluate(net: Callable, loader: Iterable, loss_fn: Callable, num_classes: int,
-             settings: LoopSettings) -> dict[str, Any]:
-    """Mean loss, confusion matrix and its metrics (plus top-5 for many-class classification)."""
-    if isinstance(net, nn.Module):
-        net.eval()
-    cm = torch.zeros(num_classes, num_classes, dtype=torch.long, device=settings.device)
-    loss_sum = torch.zeros((), device=settings.device)
-    top5 = torch.zeros((), dtype=torch.long, device=settings.device)
-    want_top5 = "top5" in metric_names(num_classes)
-    n = 0
-    for x, y in loader:
-        x, y = _to_device(x, y, settings)
-        with _autocast(settings):
-            logits = net(x)
-            loss_sum += loss_fn(logits, y).float() * len(y)
-        cm += confusion_matrix(logits.argmax(1), y, num_classes)
-        if want_top5:
-            top5 += topk_correct(logits, y, 5)
-        n += len(y)
-    out: dict[str, Any] = {"loss": loss_sum.item() / max(n, 1), **metrics_from_confusion(cm.cpu())}
-    if want_top5:
-        out["top5"] = top5.item() / max(n, 1)
-    out["confusion"] = cm.cpu()
-    return out
+    state.batch_in_epoch, state.epoch_losses = 0, None
+    return {"stopped": False, "loss": losses.mean().item(), "seconds": seconds, "samples": seen,
+            "samples_per_s": seen / max(seconds, 1e-9)}
 
 
 def checkpoint_state(state: TrainState, extra: dict[str, Any]) -> dict[str, Any]:
@@ -165,44 +212,62 @@ def checkpoint_state(state: TrainState, extra: dict[str, Any]) -> dict[str, Any]
         "scheduler": state.scheduler.state_dict(),
         "scaler": state.scaler.state_dict() if state.scaler is not None else None,
         "epoch": state.epoch, "step": state.step, "best": state.best, "best_epoch": state.best_epoch,
-        "history": state.history, "rng": rng_state(), **extra,
+        "history": state.history, "rng": rng_state(), "batch_in_epoch": state.batch_in_epoch,
+        "epoch_losses": state.epoch_losses, **extra,
     }
-
-
-_SHOWN = ("val/loss", "val/acc", "val/top5", "val/f1", "val/iou")  # the epoch line; TensorBoard gets all
 
 
 def _improved(value: float, best: Optional[float], mode: str) -> bool:
     return best is None or (value >= best if mode == "max" else value <= best)  # ties: the later epoch
 
 
-def fit(state: TrainState, train_loader: Iterable, val_loader: Iterable, loss_fn: Callable, num_classes: int,
-        settings: LoopSettings, logger: RunLogger, extra_state: Callable[[], dict[str, Any]],
-        pictures: Optional[Callable[[int], None]] = None) -> TrainState:
-    """Train from `state.epoch + 1` to `settings.epochs`; best.pt by the monitored metric, last.pt every epoch."""
+def _save(state: TrainState, extra: dict[str, Any], settings: LoopSettings, is_best: bool) -> None:
+    """Write the checkpoint once; last.pt (the resume point) is always written last."""
+    if settings.ckpt_dir is None:
+        return
+    ckpt, last = checkpoint_state(state, extra), settings.ckpt_dir / LAST
+    if is_best:
+        link_atomic(save_checkpoint(ckpt, settings.ckpt_dir / BEST), last)
+    else:
+        save_checkpoint(ckpt, last)
+
+
+def _generator_state(loader: Any) -> Optional[Tensor]:
+    gen = getattr(loader, "generator", None)
+    return gen.get_state() if gen is not None else None
+
+
+def fit(state: TrainState, train_loader: Iterable, val_loader: Iterable, loss_fn: Callable,
+        new_meter: Callable[[], Any], settings: LoopSettings, logger: RunLogger, shown: tuple[str, ...],
+        extra_state: Callable[[], dict[str, Any]],
+        pictures: Optional[Callable[[int, dict], None]] = None) -> TrainState:
+    """Train from where `state` stands to `settings.epochs`; best.pt by the monitored metric, last.pt every epoch.
+
+    A stop signal ends the run at the next step boundary with a checkpoint from which it resumes exactly.
+    """
     for epoch in range(state.epoch + 1, settings.epochs + 1):
+        rng0 = _generator_state(train_loader)  # this epoch's data order, for a mid-epoch checkpoint
         train = train_one_epoch(state, train_loader, loss_fn, settings, logger, epoch)
-        val = evaluate(state.net, val_loader, loss_fn, num_classes, settings)
+        if train["stopped"]:
+            _save(state, {**extra_state(), "loader_rng": rng0}, settings, is_best=False)
+            raise TrainingStopped(STOP.signal_name or "stop", epoch, state.step)
+        val = evaluate(state.net, val_loader, loss_fn, new_meter(), settings)
         state.epoch = epoch
         row = {"epoch": epoch, "train/loss": train["loss"], "train/epoch_time_s": train["seconds"],
-               "train/samples_per_s": train["samples_per_s"],
-               **{f"val/{k}": v for k, v in val.items() if k != "confusion"}}
+               "train/samples": train["samples"], "train/samples_per_s": train["samples_per_s"],
+               **{f"val/{k}": v for k, v in val.items() if isinstance(v, float)}}
         state.history.append(row)
-        logger.scalars({k: v for k, v in row.items() if k not in ("epoch", "train/loss")}, state.step)
-        shown = " ".join(f"{k} {row[k]:.4f}" for k in _SHOWN if k in row)
-        log.info(f"epoch {epoch}/{settings.epochs} train/loss {train['loss']:.4f} {shown} "
+        logger.scalars({k: v for k, v in row.items() if k != "train/loss"}, state.step)
+        line = " ".join(f"{k} {row[k]:.4f}" for k in shown if k in row)
+        log.info(f"epoch {epoch}/{settings.epochs} train/loss {train['loss']:.4f} {line} "
                  f"({train['seconds']:.1f}s, {train['samples_per_s']:.0f} samples/s)")
         is_best = _improved(row[settings.monitor], state.best, settings.mode)
         if is_best:
             state.best, state.best_epoch = row[settings.monitor], epoch
-        if settings.ckpt_dir is not None:  # written once; last.pt (the resume point) is always written last
-            ckpt, last = checkpoint_state(state, extra_state()), settings.ckpt_dir / "last.pt"
-            if is_best:
-                link_atomic(save_checkpoint(ckpt, settings.ckpt_dir / "best.pt"), last)
-            else:
-                save_checkpoint(ckpt, last)
-        final_epoch = epoch == settings.epochs  # the caller draws the final pictures after testing
+        _save(state, {**extra_state(), "loader_rng": _generator_state(train_loader)}, settings, is_best)
+        if STOP:
+            raise TrainingStopped(STOP.signal_name, epoch, state.step)
         due = settings.pictures_every and epoch % settings.pictures_every == 0
-        if pictures is not None and due and not final_epoch:
-            pictures(epoch)
+        if pictures is not None and due and epoch != settings.epochs:  # the caller draws the final ones
+            pictures(epoch, val)
     return state

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR
+
+from .errors import ConfigError
 
 NAMES = ("none", "step", "cosine", "onecycle")
 
@@ -15,7 +18,7 @@ def build_scheduler(optimizer: Optimizer, total_steps: int, steps_per_epoch: int
                     final_div_factor: float = 1e4) -> LRScheduler:
     """A per-step scheduler; epochs-based settings are converted with `steps_per_epoch`."""
     if name not in NAMES:
-        raise ValueError(f"unknown schedule {name!r}: choose sched={'|'.join(NAMES)}")
+        raise ConfigError(f"sched.name={name} is not known: choose one of {', '.join(NAMES)}")
     if name == "onecycle":
         max_lr = [g["lr"] for g in optimizer.param_groups]
         return OneCycleLR(optimizer, max_lr=max_lr, total_steps=max(total_steps, 2), pct_start=pct_start,
@@ -33,3 +36,12 @@ def build_scheduler(optimizer: Optimizer, total_steps: int, steps_per_epoch: int
         return 1.0
 
     return LambdaLR(optimizer, factor)
+
+
+def fast_forward(scheduler: LRScheduler, step: int) -> None:
+    """Put a freshly built scheduler at `step`: the optimiser gets the learning rate (and one-cycle momentum) that
+    this schedule gives at that step, as if it had been stepped `step` times."""
+    scheduler.last_epoch = step - 1
+    with warnings.catch_warnings():  # 'lr_scheduler.step() before optimizer.step()': intended here
+        warnings.simplefilter("ignore", UserWarning)
+        scheduler.step()

@@ -46,25 +46,34 @@ class RunLogger:
 
 
 class Progress:
-    """A one-line progress bar on a terminal (nothing when output is redirected, so logs stay clean)."""
+    """A one-line progress bar on a terminal (nothing when output is redirected, so logs stay clean): steps done of
+    the total, rate, time left, and the last loss read; redrawn at most every `interval` seconds."""
 
-    def __init__(self, total: int, label: str, enabled: Optional[bool] = None) -> None:
-        self.total, self.label, self.start = max(total, 1), label, time.perf_counter()
+    def __init__(self, total: int, label: str, enabled: Optional[bool] = None, done: int = 0,
+                 interval: float = 0.1) -> None:
+        self.total, self.label, self.start, self.first = max(total, 1), label, time.perf_counter(), done
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.interval, self.drawn, self.loss = interval, 0.0, None
 
     def update(self, done: int, loss: Optional[float] = None) -> None:
-        """Redraw the bar: `done` of `total` steps, with the recent loss."""
-        if not self.enabled:
+        """`done` of `total` steps; `loss` when it was read (kept for the next redraws)."""
+        if loss is not None:
+            self.loss = loss
+        now = time.perf_counter()
+        if not self.enabled or (now - self.drawn < self.interval and done < self.total):
             return
+        self.drawn = now
         frac = done / self.total
         bar = "#" * int(24 * frac) + "-" * (24 - int(24 * frac))
-        rate = done / max(time.perf_counter() - self.start, 1e-9)
-        extra = f" loss {loss:.4f}" if loss is not None else ""
-        sys.stderr.write(f"\r{self.label} [{bar}] {done}/{self.total} {rate:.1f} it/s{extra}")
+        rate = (done - self.first) / max(now - self.start, 1e-9)
+        left = (self.total - done) / rate if rate > 0 else 0.0
+        extra = f" loss {self.loss:.4f}" if self.loss is not None else ""
+        sys.stderr.write(f"\r{self.label} [{bar}] {done}/{self.total} {rate:.1f} it/s "
+                         f"ETA {int(left // 60):d}:{int(left % 60):02d}{extra}   ")
         sys.stderr.flush()
 
     def close(self) -> None:
         """Clear the bar's line."""
         if self.enabled:
-            sys.stderr.write("\r" + " " * 100 + "\r")
+            sys.stderr.write("\r" + " " * 110 + "\r")
             sys.stderr.flush()

@@ -11,13 +11,16 @@ import io
 import logging
 import pickle
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from cnnlab.data.augment import BatchAugment
-from cnnlab.data.common import DataBundle, channel_stats, holdout, to_split
+from cnnlab.data.common import DataBundle, TensorSplit, channel_stats
+from cnnlab.data.imageio import image_state, prepare_images
+from cnnlab.data.splits import holdout
 from cnnlab.errors import ConfigError, first_line
 
 log = logging.getLogger(__name__)
@@ -64,7 +67,7 @@ def read_batch(path: Path) -> "tuple[Tensor, Tensor]":
     return images, torch.tensor(d[b"labels"], dtype=torch.long)
 
 
-def find_folder(root: str, download: bool) -> Path:
+def find_folder(root: str, download: bool, needed: "tuple[str, ...]" = (*TRAIN_FILES, TEST_FILE)) -> Path:
     """The `cifar-10-batches-py` folder under `root` (or `root` itself), downloading it first if asked."""
     base = Path(root).expanduser()
     if download:
@@ -77,10 +80,10 @@ def find_folder(root: str, download: bool) -> Path:
             raise ConfigError(f"downloading CIFAR-10 into {base} failed ({first}): check the internet connection, "
                               f"or unpack cifar-10-python.tar.gz into {base} by hand") from None
     for folder in (base / FOLDER, base):
-        if all((folder / name).is_file() for name in (*TRAIN_FILES, TEST_FILE)):
+        if all((folder / name).is_file() for name in needed):
             return folder
-    raise ConfigError(f"no CIFAR-10 batches in {base / FOLDER} (expected {', '.join(TRAIN_FILES)}, {TEST_FILE}, "
-                      f"{META_FILE}): set data.download=true or data.root=<folder containing {FOLDER}>")
+    raise ConfigError(f"no CIFAR-10 batches in {base / FOLDER} (expected {', '.join(needed)}, {META_FILE}): "
+                      f"set data.download=true or data.root=<folder containing {FOLDER}>")
 
 
 def class_names(folder: Path) -> list[str]:
@@ -91,22 +94,32 @@ def class_names(folder: Path) -> list[str]:
 
 
 def build_cifar10(root: str, download: bool = False, val_size: int = 5000, split_seed: int = 0,
-                  crop_padding: int = 4, hflip: bool = True, jitter: float = 0.0) -> DataBundle:
-    """CIFAR-10 in memory: train minus a stratified `val_size` validation split, test; stats from train.
+                  crop_padding: int = 4, hflip: bool = True, jitter: float = 0.0, state: Optional[dict] = None,
+                  only: Optional[str] = None) -> DataBundle:
+    """CIFAR-10 in memory (uint8 on the device, normalised per batch): train minus a stratified `val_size`
+    validation split, test; statistics from train (or from a checkpoint's `state`; `only="test"` then reads
+    test_batch alone).
 
     `val_size=0` keeps all 50,000 images for training and validates on the test split (logged as a warning:
     choices made on that score are choices made on the test set).
     """
-    folder = find_folder(root, download)
-    parts = [read_batch(folder / name) for name in TRAIN_FILES]
-    images, labels = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    test_only = only == "test" and state is not None
+    folder = find_folder(root, download, (TEST_FILE,) if test_only else (*TRAIN_FILES, TEST_FILE))
     test_images, test_labels = read_batch(folder / TEST_FILE)
     names = class_names(folder)
-    train_idx, val_idx = holdout(labels, val_size, split_seed, "CIFAR-10")
-    mean, std = channel_stats(images[train_idx])
-    train = to_split(images[train_idx], labels[train_idx], mean, std)
-    test = to_split(test_images, test_labels, mean, std)
-    val = test if val_idx is None else to_split(images[val_idx], labels[val_idx], mean, std)
-    return DataBundle(train=train, val=val, test=test, num_classes=len(names), class_names=names,
+    train = val = None
+    if state is not None:
+        mean, std = tuple(state["mean"]), tuple(state["std"])
+    if not test_only:
+        parts = [read_batch(folder / name) for name in TRAIN_FILES]
+        images, labels = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+        train_idx, val_idx = holdout(labels, val_size, split_seed, "CIFAR-10")
+        if state is None:
+            mean, std = channel_stats(images[train_idx])
+        prepare = prepare_images(mean, std)
+        train = TensorSplit(images[train_idx], labels[train_idx], prepare)
+        val = None if val_idx is None else TensorSplit(images[val_idx], labels[val_idx], prepare)
+    test = TensorSplit(test_images, test_labels, prepare_images(mean, std))
+    return DataBundle(train=train, val=val or test, test=test, num_classes=len(names), class_names=names,
                       model_kwargs={"in_channels": 3}, train_augment=BatchAugment(crop_padding, hflip, jitter),
-                      mean=mean, std=std, name="cifar10")
+                      mean=mean, std=std, name="cifar10", state=image_state(3, (32, 32), shorter_side=32))

@@ -71,6 +71,15 @@ class DataBundle:
                                                         # outputs into labels (class names, normalisation,
                                                         # vocabulary, threshold); stored in checkpoints
 
+    def data_state(self) -> dict:
+        """What a checkpoint stores so that eval/viz/predict need nothing but it and the inputs: task, classes,
+        normalisation, the plain values offered to the model (tensors such as embeddings live in the weights),
+        and the builder's own `state` (input size, vocabulary, threshold, ...)."""
+        offered = {k: v for k, v in self.model_kwargs.items() if not isinstance(v, Tensor) and v is not None}
+        return {"task": self.task, "num_classes": self.num_classes, "class_names": list(self.class_names),
+                "mean": list(self.mean), "std": list(self.std), "name": self.name, "model_kwargs": offered,
+                **self.state}
+
 
 class TensorLoader:
     """Batches a TensorSplit that already lives on the training device; shuffles with `torch.randperm` there.
@@ -92,14 +101,22 @@ class TensorLoader:
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        return self.batches()
+
+    def batches(self, skip: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
+        """The epoch's batches from batch `skip` on; skipped batches still draw their augmentation, so the
+        generator ends where an uninterrupted epoch leaves it (exact mid-epoch resume)."""
         n, device = len(self.split), self.split.inputs.device
         order = torch.randperm(n, generator=self.generator, device=device) if self.shuffle else None
         for b in range(len(self)):
+            if b < skip and self.augment is None:
+                continue  # nothing random happens in this batch
             lo, hi = b * self.batch_size, min(n, (b + 1) * self.batch_size)
             x, y = self.split.batch(slice(lo, hi) if order is None else order[lo:hi])
             if self.augment is not None:
                 x, y = self.augment(x, y, self.generator)
-            yield x, y
+            if b >= skip:
+                yield x, y
 
 
 def head(split: Split, n: int) -> "tuple[Tensor, Tensor]":
@@ -126,34 +143,6 @@ def make_loader(split: Split, batch_size: int, shuffle: bool, device: torch.devi
                       persistent_workers=False)  # workers re-seeded from `gen` each epoch: resume stays exact
 
 
-def stratified_split(labels: Tensor, fractions: "tuple[float, ...]", seed: int) -> list[Tensor]:
-    """Indices for each fraction, stratified by label, reproducible from `seed` (fractions sum to 1)."""
-    gen = torch.Generator().manual_seed(seed)
-    parts: list[list[Tensor]] = [[] for _ in fractions]
-    for c in torch.unique(labels):
-        idx = torch.nonzero(labels == c).flatten()
-        idx = idx[torch.randperm(len(idx), generator=gen)]
-        bounds = torch.tensor([0.0, *fractions]).cumsum(0) * len(idx)
-        bounds = bounds.round().long().tolist()
-        bounds[-1] = len(idx)
-        for k in range(len(fractions)):
-            parts[k].append(idx[bounds[k]:bounds[k + 1]])
-    return [torch.cat(p).sort().values for p in parts]
-
-
-def holdout(labels: Tensor, val_size: int, seed: int, what: str) -> "tuple[Tensor, Optional[Tensor]]":
-    """(train, val) indices with a stratified `val_size` validation part; val is None when `val_size` is 0."""
-    if not 0 <= val_size < len(labels):
-        raise ConfigError(f"data.val_size={val_size} must be in [0, {len(labels)}): the {what} training files "
-                          f"hold {len(labels)} images")
-    if val_size == 0:
-        log.warning(f"data.val_size=0: validating on the {what} test split, so val metrics are not held out")
-        return torch.arange(len(labels)), None
-    frac = val_size / len(labels)
-    train, val = stratified_split(labels, (1 - frac, frac), seed)
-    return train, val
-
-
 def channel_stats(images: Tensor) -> "tuple[tuple[float, ...], tuple[float, ...]]":
     """Per-channel mean and std of [N,C,H,W] images in [0,1] units (uint8 images are divided by 255)."""
     x = images.transpose(0, 1).reshape(images.shape[1], -1).double()
@@ -178,8 +167,3 @@ def unnormalise(x: Tensor, mean: "tuple[float, ...]", std: "tuple[float, ...]") 
     """x * std + mean per channel: back to [0,1] pixel units."""
     m, s = _stats_view(mean, std, x)
     return x * s + m
-
-
-def to_split(images: Tensor, labels: Tensor, mean: "tuple[float, ...]", std: "tuple[float, ...]") -> TensorSplit:
-    """uint8 images -> normalised float32 TensorSplit."""
-    return TensorSplit(normalise(images.float().div_(255), mean, std), labels)

@@ -25,7 +25,7 @@ from cnnlab.errors import ConfigError
 from cnnlab.features import FeatureSpec, Standardiser, extract
 
 SPLITS = ("train", "val", "test")
-CACHE_VERSION = 1  # bump when feature code changes the numbers
+CACHE_VERSION = 2  # bump when feature code changes the numbers (2: standardiser statistics stored too)
 
 
 def _cached(cache_dir: Optional[str], name: str, key: dict, compute: Callable[[], dict]) -> dict[str, Tensor]:
@@ -49,17 +49,24 @@ def _fingerprint(*tensors: Tensor) -> list[float]:
     return [float(t.double().sum()) for t in tensors] + [len(t) for t in tensors]
 
 
-def _standardised(raw: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Standardise `<split>_x` features with statistics of `train_x` only."""
-    scale = Standardiser.fit(raw["train_x"])
-    return {k: scale(v) if k.endswith("_x") else v for k, v in raw.items()}
+def _standardised(raw: dict[str, Tensor], scale: Optional[Standardiser] = None) -> dict[str, Tensor]:
+    """Standardise `<split>_x` features with statistics of `train_x` only (or the given ones); the statistics
+    come back as `scale_mean` / `scale_std`."""
+    scale = scale or Standardiser.fit(raw["train_x"])
+    out = {k: scale(v) if k.endswith("_x") else v for k, v in raw.items()}
+    return {**out, "scale_mean": scale.mean.cpu(), "scale_std": scale.std.cpu()}
 
 
-def _bundle(data: dict[str, Tensor], num_classes: int, class_names: list[str], name: str) -> DataBundle:
-    """A DataBundle of feature TensorSplits with model_kwargs={'in_features': D}."""
-    splits = {s: TensorSplit(data[f"{s}_x"].float(), data[f"{s}_y"].long()) for s in SPLITS}
-    return DataBundle(**splits, num_classes=num_classes, class_names=list(class_names),
-                      model_kwargs={"in_features": int(data["train_x"].shape[1])}, name=name)
+def _bundle(data: dict[str, Tensor], num_classes: int, class_names: list[str], name: str,
+            state: Optional[dict] = None) -> DataBundle:
+    """A DataBundle of feature TensorSplits with model_kwargs={'in_features': D}; absent splits stand in for
+    each other (a checkpoint's evaluation builds only the one it needs)."""
+    splits = {s: TensorSplit(data[f"{s}_x"].float(), data[f"{s}_y"].long()) for s in SPLITS if f"{s}_x" in data}
+    first = next(iter(splits.values()))
+    state = {"input": "vectors", **(state or {}), "feature_mean": data["scale_mean"], "feature_std": data["scale_std"]}
+    return DataBundle(**{s: splits.get(s, first) for s in SPLITS}, num_classes=num_classes,
+                      class_names=list(class_names), model_kwargs={"in_features": int(first.inputs.shape[1])},
+                      name=name, state=state)
 
 
 def _batched_extract(x: Tensor, spec: FeatureSpec, device: torch.device, batch: int,
@@ -73,18 +80,22 @@ def build_feature_data(source: Union[DataBundle, Callable[..., DataBundle]],
                        features: Sequence[str] = ("hog", "colour_histogram"), hist_bins: int = 16,
                        value_range: tuple[float, float] = (0.0, 1.0), cell: int = 8, block: int = 2,
                        orientations: int = 9, cache_dir: Optional[str] = None, device: str = "cpu",
-                       batch_size: int = 2048, root: Optional[str] = None) -> DataBundle:
+                       batch_size: int = 2048, root: Optional[str] = None, state: Optional[dict] = None,
+                       only: Optional[str] = None) -> DataBundle:
     """Turn an image DataBundle (TensorSplits [N,C,H,W]) into standardised feature vectors [N,D] per split.
 
     `source` is a bundle or a builder (a Hydra `_partial_`); a builder is called with `root=root` when `root` is
-    given, so `data.root=...` means the same for feature data as for the images. Images normalised by the source
-    (its `mean`/`std`) are mapped back to pixel values before extraction, so `value_range` refers to raw pixels
-    ((0, 1) for the usual ToTensor scaling).
+    given, so `data.root=...` means the same for feature data as for the images. Images are taken in pixel
+    units, so `value_range` refers to raw pixels ((0, 1) for the usual ToTensor scaling). With a checkpoint's
+    `state`, its image normalisation and feature statistics are used (and `only` is passed to the source).
     """
     if isinstance(source, DataBundle):
         bundle = source
     else:
-        bundle = source() if root is None else source(root=root)
+        extra = {"root": root} if root is not None else {}
+        if state is not None:
+            extra.update(state=state["image"], only=only)
+        bundle = source(**extra)
     spec = FeatureSpec(list(features), hist_bins, tuple(value_range), cell, block, orientations)
     splits = {s: getattr(bundle, s) for s in SPLITS}
     for s, split in splits.items():
@@ -94,19 +105,23 @@ def build_feature_data(source: Union[DataBundle, Callable[..., DataBundle]],
     key = {"name": bundle.name, "spec": spec.key(), "sizes": [len(v) for v in splits.values()],
            "data": _fingerprint(*[v.targets for v in splits.values()], splits["train"].inputs[:256])}
 
-    def to_pixels(x: Tensor) -> Tensor:  # undo the source's normalisation: `value_range` is in pixel units
-        return unnormalise(x, tuple(bundle.mean), tuple(bundle.std)) if bundle.mean and bundle.std else x
-
     def compute() -> dict:
         dev = select_device(device)
         raw = {}
         for s, split in splits.items():
+            def to_pixels(x: Tensor, split=split) -> Tensor:  # the model's input, mapped back to pixel units
+                x = split.prepare(x, x.new_zeros(len(x)))[0] if split.prepare is not None else x
+                return unnormalise(x, tuple(bundle.mean), tuple(bundle.std)) if bundle.mean and bundle.std else x
             raw[f"{s}_x"] = _batched_extract(split.inputs, spec, dev, batch_size, to_pixels)
             raw[f"{s}_y"] = split.targets.cpu()
-        return _standardised(raw)
+        scale = Standardiser(state["feature_mean"], state["feature_std"]) if state is not None else None
+        return _standardised(raw, scale)
 
-    data = _cached(cache_dir, f"{bundle.name or 'images'}-features", key, compute)
-    return _bundle(data, bundle.num_classes, bundle.class_names, f"{bundle.name}+{'+'.join(spec.names)}")
+    data = compute() if state is not None else \
+        _cached(cache_dir, f"{bundle.name or 'images'}-features", key, compute)
+    image = {**bundle.state, "mean": list(bundle.mean), "std": list(bundle.std)}
+    return _bundle(data, bundle.num_classes, bundle.class_names, f"{bundle.name}+{'+'.join(spec.names)}",
+                   {"input": "features", "image": image, "features": spec.key()})
 
 
 def patch_features(images: Tensor, spec: FeatureSpec, patch: int = 16, context: int = 0,
@@ -134,13 +149,14 @@ def build_road_patches(root: str, patch: int = 16, threshold: float = 0.25,
                        features: Sequence[str] = ("colour_moments", "colour_histogram", "hog"), context: int = 0,
                        val_fraction: float = 0.2, test_fraction: float = 0.2, seed: int = 0, hist_bins: int = 16,
                        cell: int = 8, block: int = 2, orientations: int = 9, cache_dir: Optional[str] = None,
-                       device: str = "cpu", max_images: Optional[int] = None) -> DataBundle:
+                       device: str = "cpu", max_images: Optional[int] = None,
+                       value_range: tuple[float, float] = (0.0, 1.0)) -> DataBundle:
     """Road patch classification: features of each 16x16 patch (+ `context` pixels), label = mean road > threshold.
 
     The official test images have no masks, so train/val/test are disjoint sets of *training images* (split by
     image, never by patch, as neighbouring patches are correlated), chosen by a seeded permutation.
     """
-    spec = FeatureSpec(list(features), hist_bins, (0.0, 1.0), cell, block, orientations)
+    spec = FeatureSpec(list(features), hist_bins, tuple(value_range), cell, block, orientations)
     images, masks, names = read_roads(root, max_images)
     index = dict(zip(SPLITS, split_indices(len(names), val_fraction, test_fraction, seed)))
     key = {"root": str(Path(root).expanduser().resolve()), "names": names, "spec": spec.key(), "patch": patch,
@@ -149,7 +165,7 @@ def build_road_patches(root: str, patch: int = 16, threshold: float = 0.25,
     parts = {s: (images[i], masks[i]) for s, i in index.items()}
     data = _cached(cache_dir, "roads-patches", key, lambda: _patch_data(
         parts, spec, patch, context, "mean", threshold, device, None, seed))
-    return _bundle(data, 2, ["background", "road"], "roads_patches")
+    return _bundle(data, 2, ["background", "road"], "roads_patches", {"input": "patches", "patch": patch})
 
 
 def _mito_parts(root: str, slice_step: int, val_fraction: float, test_fraction: float) -> dict:
@@ -179,18 +195,18 @@ def build_mito_patches(root: str, patch: int = 16, rule: str = "centre",
                        slice_step: int = 4, max_train_patches: Optional[int] = 100_000, val_fraction: float = 0.2,
                        test_fraction: float = 0.2, seed: int = 0, hist_bins: int = 16, cell: int = 8,
                        block: int = 2, orientations: int = 9, cache_dir: Optional[str] = None,
-                       device: str = "cpu") -> DataBundle:
+                       device: str = "cpu", value_range: tuple[float, float] = (0.0, 1.0)) -> DataBundle:
     """Mitochondria patch classification on every `slice_step`-th slice; label by the centre pixel or majority.
 
     Splits are contiguous slice blocks of training.tif (train first, then val); test is testing.tif when present,
     otherwise the last block of training.tif. The training patches are randomly subsampled to `max_train_patches`
     (165 slices of 768x1024 hold ~500k patches; the default keeps 41 slices and at most 100k training patches).
     """
-    spec = FeatureSpec(list(features), hist_bins, (0.0, 1.0), cell, block, orientations)
+    spec = FeatureSpec(list(features), hist_bins, tuple(value_range), cell, block, orientations)
     parts = _mito_parts(root, slice_step, val_fraction, test_fraction)
     key = {"root": str(Path(root).expanduser().resolve()), "spec": spec.key(), "patch": patch, "rule": rule,
            "context": context, "step": slice_step, "max": max_train_patches, "seed": seed,
            "data": _fingerprint(*[m for _, m in parts.values()], *[i[:, :, ::41, ::41] for i, _ in parts.values()])}
     data = _cached(cache_dir, "mito-patches", key, lambda: _patch_data(
         parts, spec, patch, context, rule, 0.5, device, max_train_patches, seed))
-    return _bundle(data, 2, ["background", "mitochondrion"], "mito_patches")
+    return _bundle(data, 2, ["background", "mitochondrion"], "mito_patches", {"input": "patches", "patch": patch})

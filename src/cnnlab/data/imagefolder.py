@@ -19,12 +19,13 @@ from torch.utils.data import Dataset
 from torchvision import transforms as T
 
 from cnnlab.data.augment import BatchAugment
-from cnnlab.data.common import DataBundle, Split, channel_stats, stratified_split, to_split
+from cnnlab.data.common import DataBundle, Split, TensorSplit, channel_stats
+from cnnlab.data.imageio import BAD_IMAGE, EXTENSIONS, image_state, prepare_images
+from cnnlab.data.splits import stratified_split
 from cnnlab.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 LAYOUT = "<root>/<class name>/<image>.png|jpg|..."
 
@@ -45,6 +46,9 @@ def scan(folder: Path, classes: Optional[list[str]] = None) -> "tuple[list[str],
                for p in sorted((folder / name).rglob("*")) if p.suffix.lower() in EXTENSIONS and p.is_file()]
     if not samples:
         raise ConfigError(f"no images found in {folder}: expected the layout {LAYOUT}")
+    if len(classes) < 2:
+        raise ConfigError(f"{folder} has {len(classes)} class folder ({', '.join(classes)}): a classifier needs at "
+                          f"least two, laid out as {LAYOUT}")
     return classes, samples
 
 
@@ -54,9 +58,6 @@ def _bad_file(path: Path, error: Exception, on_bad_file: str) -> None:
         raise ConfigError(f"cannot read image {path} ({type(error).__name__}): remove the file or set "
                           "data.on_bad_file=skip") from error
     log.warning("skipping unreadable image %s (%s)", path, type(error).__name__)
-
-
-BAD_IMAGE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
 def load_image(path: Path, on_bad_file: str) -> Optional[Image.Image]:
@@ -119,12 +120,28 @@ def pick(samples: Samples, index: Tensor) -> Samples:
     return [samples[i] for i in index.tolist()]
 
 
+SPLIT_FOLDERS = {"train": ("train", "training"), "val": ("val", "valid", "validation"), "test": ("test", "testing")}
+
+
+def split_folders(root: Path) -> dict[str, Optional[str]]:
+    """{'train': 'train', 'val': 'val', 'test': None}-style names of split sub-folders that `root` holds, so that a
+    tree with train/ and val/ folders is never read as the classes "train" and "val"."""
+    present = {p.name for p in root.iterdir() if p.is_dir()}
+    return {split: next((n for n in names if n in present), None) for split, names in SPLIT_FOLDERS.items()}
+
+
 def split_samples(root: Path, train_dir: Optional[str], val_dir: Optional[str], test_dir: Optional[str],
-                  val_fraction: float, split_seed: int) -> "tuple[list[str], list[Optional[Samples]]]":
+                  val_fraction: float, split_seed: int,
+                  classes: Optional[list[str]] = None) -> "tuple[list[str], list[Optional[Samples]]]":
     """Class names and [train, val, test] samples: given folders, or a stratified split of `root`."""
+    if train_dir is None and val_dir is None and test_dir is None:
+        found = split_folders(root)
+        if found["train"] and (found["val"] or found["test"]):
+            train_dir, val_dir, test_dir = found["train"], found["val"], found["test"]
+            log.info(f"{root} holds split folders: train={train_dir} val={val_dir} test={test_dir}")
     if not 0 < val_fraction < 1 and val_dir is None:
         raise ConfigError(f"data.val_fraction={val_fraction} must be in (0, 1), or give data.val_dir")
-    classes, train = scan(root / train_dir if train_dir else root)
+    classes, train = scan(root / train_dir if train_dir else root, classes)
     if val_dir is not None:
         val = scan(root / val_dir, classes)[1]
     else:
@@ -145,44 +162,63 @@ def split_samples(root: Path, train_dir: Optional[str], val_dir: Optional[str], 
 def in_memory_splits(parts: "list[Optional[Samples]]", image_size: int, on_bad_file: str,
                      mean: Optional[Sequence[float]],
                      std: Optional[Sequence[float]]) -> "tuple[list[Optional[Split]], tuple, tuple]":
-    """Decode every split once into normalised TensorSplits (None stays None); statistics from train unless given."""
+    """Decode every split once into uint8 TensorSplits normalised per batch (None stays None); statistics from
+    train unless given."""
     decoded = [None if p is None else decode_all(p, image_size, on_bad_file) for p in parts]
     if mean is None or std is None:
         mean, std = channel_stats(decoded[0][0])
-    mean, std = tuple(mean), tuple(std)
-    return [None if d is None else to_split(*d, mean, std) for d in decoded], mean, std
+    prepare = prepare_images(mean, std)
+    return [None if d is None else TensorSplit(*d, prepare) for d in decoded], tuple(mean), tuple(std)
+
+
+def _on_disk_splits(parts: "list[Optional[Samples]]", image_size: int, on_bad_file: str, hflip: bool,
+                    mean: Sequence[float], std: Sequence[float]) -> "list[Optional[Split]]":
+    """Datasets that decode in DataLoader workers: random resized crop + flip for train, resize + centre crop."""
+    parts = [None if p is None else readable(p, on_bad_file) for p in parts]
+    norm = [T.ToTensor(), T.Normalize(mean, std)]
+    flip = [T.RandomHorizontalFlip()] if hflip else []
+    train_tf = T.Compose([T.RandomResizedCrop(image_size), *flip, *norm])
+    eval_tf = T.Compose([T.Resize(round(image_size * 256 / 224)), T.CenterCrop(image_size), *norm])
+    return [None if p is None else ImageFileDataset(p, train_tf if k == 0 else eval_tf, on_bad_file)
+            for k, p in enumerate(parts)]
 
 
 def build_imagefolder(root: str, image_size: int = 224, val_fraction: float = 0.1, split_seed: int = 0,
                       train_dir: Optional[str] = None, val_dir: Optional[str] = None, test_dir: Optional[str] = None,
                       on_bad_file: str = "skip", in_memory: Optional[bool] = None, max_memory_mb: int = 2048,
                       crop_padding: Optional[int] = None, hflip: bool = True, jitter: float = 0.0,
-                      mean: Optional[Sequence[float]] = None, std: Optional[Sequence[float]] = None) -> DataBundle:
-    """An image-classification DataBundle from `root/<class>/<image>` (or its train/val/test sub-folders)."""
+                      mean: Optional[Sequence[float]] = None, std: Optional[Sequence[float]] = None,
+                      state: Optional[dict] = None, only: Optional[str] = None) -> DataBundle:
+    """An image-classification DataBundle from `root/<class>/<image>` (or its train/val/test sub-folders).
+
+    With a checkpoint's `state`, its classes and normalisation are used, and `only` decodes that split alone.
+    """
     if on_bad_file not in ("skip", "error"):
         raise ConfigError(f"data.on_bad_file must be skip or error, got {on_bad_file!r}")
     base = Path(root).expanduser()
     if not base.is_dir():
         raise ConfigError(f"data.root={root} does not exist: point it at a folder laid out as {LAYOUT}")
-    classes, parts = split_samples(base, train_dir, val_dir, test_dir, val_fraction, split_seed)
+    known = list(state["class_names"]) if state else None
+    classes, parts = split_samples(base, train_dir, val_dir, test_dir, val_fraction, split_seed, known)
+    if state:
+        mean, std = state["mean"], state["std"]
+        if only is not None:
+            keep = {"train": 0, "val": 1, "test": 2 if parts[2] is not None else 1}[only]
+            parts = [p if k == keep else None for k, p in enumerate(parts)]
     n_files = len({p for part in parts if part is not None for p, _ in part})
-    if in_memory is None:  # float32 tensors of 3 x S x S per image
-        in_memory = n_files * 3 * image_size ** 2 * 4 <= max_memory_mb * 2 ** 20
+    if in_memory is None:  # uint8 tensors of 3 x S x S per image
+        in_memory = n_files * 3 * image_size ** 2 <= max_memory_mb * 2 ** 20
     augment = None
     if in_memory:
         splits, mean, std = in_memory_splits(parts, image_size, on_bad_file, mean, std)
-        pad = image_size // 8 if crop_padding is None else crop_padding
-        augment = BatchAugment(pad, hflip, jitter)
+        augment = BatchAugment(image_size // 8 if crop_padding is None else crop_padding, hflip, jitter)
+        geometry = image_state(3, (image_size, image_size), shorter_side=image_size)
     else:
         mean, std = tuple(mean or IMAGENET_MEAN), tuple(std or IMAGENET_STD)
-        parts = [None if p is None else readable(p, on_bad_file) for p in parts]
-        norm = [T.ToTensor(), T.Normalize(mean, std)]
-        flip = [T.RandomHorizontalFlip()] if hflip else []
-        train_tf = T.Compose([T.RandomResizedCrop(image_size), *flip, *norm])
-        eval_tf = T.Compose([T.Resize(round(image_size * 256 / 224)), T.CenterCrop(image_size), *norm])
-        splits = [ImageFileDataset(parts[0], train_tf, on_bad_file),
-                  *(None if p is None else ImageFileDataset(p, eval_tf, on_bad_file) for p in parts[1:])]
-    test = splits[1] if splits[2] is None else splits[2]  # no test folder: test on the validation split
-    return DataBundle(train=splits[0], val=splits[1], test=test, num_classes=len(classes),
+        splits = _on_disk_splits(parts, image_size, on_bad_file, hflip, mean, std)
+        geometry = image_state(3, (image_size, image_size), shorter_side=round(image_size * 256 / 224))
+    val = splits[1] if splits[1] is not None else splits[2]
+    test = splits[2] if splits[2] is not None else splits[1]  # no test folder: test on the validation split
+    return DataBundle(train=splits[0] if splits[0] is not None else val, val=val, test=test, num_classes=len(classes),
                       class_names=classes, model_kwargs={"in_channels": 3}, train_augment=augment,
-                      mean=mean, std=std, name=base.name)
+                      mean=tuple(mean), std=tuple(std), name=base.name, state=geometry)

@@ -1,4 +1,5 @@
-"""What a run writes beside its checkpoints: resolved config, environment, results.json, the HParams row."""
+"""The run's report: how it was asked for (RunInfo), what it ran on (env.json, config.yaml), what it measured
+(results.json, the per-class table, the HParams row)."""
 from __future__ import annotations
 
 import json
@@ -13,25 +14,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from .build import is_setting, parse_override
 from .metrics import per_class_accuracy
+from .tasks import metric_names
 from .tblog import RunLogger
 
 log = logging.getLogger("cnnlab")
-
-
-RUN_CONTROL_KEYS = ("resume", "ckpt_path")  # how a run was started, not what it is
-
-
-def parse_override(item: str) -> "tuple[str, str]":
-    """'+trainer.epochs=5' -> ('trainer.epochs', '5')."""
-    key, _, value = item.lstrip("+~").partition("=")
-    return key, value
-
-
-def is_setting(item: str) -> bool:
-    """True for an override that changes the run's config (not resume/ckpt_path, not hydra.*)."""
-    key = parse_override(item)[0]
-    return key not in RUN_CONTROL_KEYS and not key.startswith("hydra")
 
 
 @dataclass
@@ -98,14 +86,6 @@ def write_run_metadata(cfg: DictConfig, info: RunInfo, model: nn.Module, device:
     (info.run_dir / "env.json").write_text(json.dumps(env, indent=2))
 
 
-def _hparams(info: RunInfo, cfg_overrides: list[str]) -> dict[str, Any]:
-    hp: dict[str, Any] = {g: info.choice(g) for g in ("model", "data", "optim", "sched", "loss")}
-    for item in cfg_overrides:
-        key, value = parse_override(item)
-        hp[key] = _number(value)
-    return hp
-
-
 def _number(text: str) -> "int | float | str":
     """'3e-4' -> 0.0003 and '64' -> 64, so TensorBoard's HParams tab can sort and plot them."""
     for cast in (int, float):
@@ -116,6 +96,21 @@ def _number(text: str) -> "int | float | str":
     return text
 
 
+def hparams(cfg: DictConfig, info: RunInfo, loss: nn.Module) -> dict[str, Any]:
+    """The effective settings that define a run (not paths): choices, optimiser values, batch size, epochs, seed,
+    the resolved loss, plus any other value set on the command line."""
+    hp: dict[str, Any] = {g: info.choice(g) for g in ("model", "data", "optim", "sched")}
+    hp.update({"loss": " ".join(repr(loss).split()), "optim.lr": float(cfg.optim.lr),
+               "optim.weight_decay": float(cfg.optim.get("weight_decay", 0.0)),
+               "trainer.batch_size": int(cfg.trainer.batch_size), "trainer.epochs": int(cfg.trainer.epochs),
+               "seed": int(cfg.seed), "init": str(cfg.init)})
+    for item in info.overrides:
+        key, value = parse_override(item)
+        if is_setting(item) and not key.endswith(("root", "_dir", "dir")) and key not in hp and "." in key:
+            hp[key] = _number(value)
+    return hp
+
+
 def _log_per_class(acc: dict[str, float], width: int = 4) -> None:
     """The per-class test accuracy table in the log, `width` classes per line (first 40 classes)."""
     items = [f"{name[:14]:>14} {value:6.3f}" for name, value in list(acc.items())[:40]]
@@ -124,28 +119,28 @@ def _log_per_class(acc: dict[str, float], width: int = 4) -> None:
         log.info("  " + "   ".join(items[i:i + width]))
 
 
-def write_results(run_dir: Path, state: Any, test: dict[str, Any], bundle: Any, info: RunInfo,
-                  logger: RunLogger) -> dict[str, Any]:
-    """results.json: test metrics of the best checkpoint, best val metrics, timing; plus the HParams row."""
-    fallback = state.history[-1] if state.history else {}
-    best = next((h for h in state.history if h["epoch"] == state.best_epoch), fallback)
-    epoch_times = [h["train/epoch_time_s"] for h in state.history]
+def write_results(run_dir: Path, state: Any, test: dict[str, Any], val: dict[str, Any], bundle: Any,
+                  info: RunInfo, logger: RunLogger, hp: dict[str, Any]) -> dict[str, Any]:
+    """results.json: test and validation metrics of the best checkpoint, timing; plus the HParams row."""
+    scalars = metric_names(bundle.task, bundle.num_classes, bundle.state)
+    seconds = sum(h["train/epoch_time_s"] for h in state.history)
+    samples = sum(h.get("train/samples", 0) for h in state.history)
     results: dict[str, Any] = {
         "experiment": info.name or f"{info.choice('model')}_{info.choice('data')}",
-        "model": info.choice("model"), "data": info.choice("data"), "loss": info.choice("loss"),
-        **{f"test/{k}": v for k, v in test.items() if k != "confusion"},
-        **{k: v for k, v in best.items() if k.startswith("val/")},
+        "model": info.choice("model"), "data": info.choice("data"), "task": bundle.task, "loss": info.choice("loss"),
+        "loss_resolved": hp["loss"],
+        **{f"test/{k}": test[k] for k in scalars if k in test},
+        **{f"val/{k}": val[k] for k in scalars if k in val},
         "best_epoch": state.best_epoch, "epochs": state.epoch, "steps": state.step,
-        "train_time_s": sum(epoch_times),
-        "train_samples_per_s": (sum(h["train/samples_per_s"] for h in state.history) / len(state.history)
-                                if state.history else 0.0),
-        "per_class_test_acc": per_class_accuracy(test["confusion"], bundle.class_names),
-        "test_confusion": test["confusion"].tolist(),
-        "overrides": info.overrides,
+        "train_time_s": seconds, "train_samples_per_s": samples / seconds if seconds > 0 else 0.0,
     }
+    if "threshold" in bundle.state:
+        results["threshold"] = bundle.state["threshold"]
+    if bundle.task in ("classification", "text"):
+        results["per_class_test_acc"] = per_class_accuracy(test["confusion"], bundle.class_names)
+        _log_per_class(results["per_class_test_acc"])
+    results["test_confusion"] = test["confusion"].tolist()
+    results["overrides"] = info.overrides
     (run_dir / "results.json").write_text(json.dumps(results, indent=2))
-    _log_per_class(results["per_class_test_acc"])
-    metric_keys = [k for k in ("test/acc", "test/top5", "test/f1", "test/iou", "test/loss", "val/acc")
-                   if isinstance(results.get(k), float)]
-    logger.hparams(_hparams(info, info.overrides), {k.replace("/", "_"): results[k] for k in metric_keys})
+    logger.hparams(hp, {f"{s}/{k}": results.get(f"{s}/{k}", float("nan")) for s in ("val", "test") for k in scalars})
     return results

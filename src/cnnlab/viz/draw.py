@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor, nn
 
-from .data.common import unnormalise
+from ..data.common import unnormalise
 
 MIN_TILE = 96  # pixels: small images (28, 32) are upscaled to at least this, nearest-neighbour
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import zlib
 from pathlib import Path
 from typing import Optional
 
@@ -13,7 +14,9 @@ from torch import Tensor
 
 from ..errors import ConfigError, first_line
 from .augment import BatchAugment
-from .common import DataBundle, TensorSplit, channel_stats, holdout, normalise, stratified_split
+from .common import DataBundle, TensorSplit, channel_stats
+from .imageio import image_state, prepare_images
+from .splits import holdout, stratified_split
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +33,11 @@ _VARIANTS = {  # folder name (torchvision's layout) -> class names
 def read_idx(path: "str | Path") -> Tensor:
     """Read one IDX file (LeCun's MNIST format, optionally gzip-compressed) into a tensor of its stored shape."""
     path = Path(path)
-    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+        raise ConfigError(f"{path} is not a readable gzip file ({first_line(e)}): delete it and re-download with "
+                          f"data.download=true") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise ConfigError(f"{path} is not an IDX file (bad magic number): re-download it with data.download=true")
     ndim = raw[3]
@@ -51,10 +58,10 @@ def _find_idx(raw_dir: Path, stem: str) -> Optional[Path]:
     return None
 
 
-def _mnist_raw_dir(root: Path, variant: str, download: bool) -> Path:
+def _mnist_raw_dir(root: Path, variant: str, download: bool, files: tuple[str, ...]) -> Path:
     """Locate `<root>/<variant>/raw` (torchvision's layout; `root` may also be the raw folder itself)."""
     for cand in (root / variant / "raw", root / "raw", root):
-        if all(_find_idx(cand, s) for s in _MNIST_FILES):
+        if all(_find_idx(cand, s) for s in files):
             return cand
     if download:
         from torchvision import datasets  # the real download code, with its mirrors and checksums
@@ -68,51 +75,75 @@ def _mnist_raw_dir(root: Path, variant: str, download: bool) -> Path:
                               f"or put the four files into {root / variant / 'raw'} by hand") from None
         return root / variant / "raw"
     raise ConfigError(
-        f"{variant} not found under {root}: expected {root / variant / 'raw'}/{{{','.join(_MNIST_FILES)}}}[.gz]; "
+        f"{variant} not found under {root}: expected {root / variant / 'raw'}/{{{','.join(files)}}}[.gz]; "
         f"download with data.download=true, or point data.root=<folder containing {variant}/raw>")
 
 
-def _prepare(images: Tensor, pad: int, size: Optional[int]) -> Tensor:
-    """uint8 [N,H,W] -> float [N,1,H',W'] in [0,1], zero-padded by `pad` and/or resized to `size`."""
-    x = images.unsqueeze(1).float().div_(255.0)
-    if pad:
-        x = F.pad(x, (pad, pad, pad, pad))
-    if size and x.shape[-1] != size:
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-    return x
-
-
-def _bundle(splits: dict, class_names: list, name: str, shift: int) -> DataBundle:
-    """Normalise all splits with the training split's mean/std and wrap them in a DataBundle.
+def _bundle(splits: dict, class_names: list, name: str, shift: int, state: dict,
+            stats: "Optional[dict]" = None) -> DataBundle:
+    """Wrap the splits (pixels in [0,1] or uint8) in a DataBundle normalised per batch with the training split's
+    mean/std (or those of a checkpoint's data state, `stats`).
 
     `shift` > 0 augments training batches on the device with random translations of up to `shift` pixels.
     """
-    mean, std = channel_stats(splits["train"][0])
-    parts = {k: TensorSplit(normalise(x, mean, std), y.long()) for k, (x, y) in splits.items()}
+    if stats:
+        mean, std = tuple(stats["mean"]), tuple(stats["std"])
+    else:  # statistics of the float32 pixels, as the model sees them
+        train_x = splits["train"][0]
+        mean, std = channel_stats(train_x.float().div(255) if train_x.dtype == torch.uint8 else train_x)
+    prepare = prepare_images(mean, std)
+    parts = {k: TensorSplit(x, y, prepare) for k, (x, y) in splits.items() if x is not None}
     augment = BatchAugment(crop_padding=shift, hflip=False, fill=-mean[0] / std[0]) if shift > 0 else None
-    return DataBundle(parts["train"], parts["val"], parts["test"], num_classes=len(class_names),
+    test = parts["test"]  # a checkpoint's test-only evaluation: the test split stands in for the others
+    return DataBundle(parts.get("train", test), parts.get("val", test), test, num_classes=len(class_names),
                       class_names=class_names, model_kwargs={"in_channels": 1}, train_augment=augment,
-                      mean=mean, std=std, name=name)
+                      mean=mean, std=std, name=name, state=state)
 
 
 def build_mnist(root: str, download: bool = False, variant: str = "MNIST", val_size: int = 5000,
-                split_seed: int = 0, pad: int = 2, size: Optional[int] = None, shift: int = 0) -> DataBundle:
-    """MNIST or Fashion-MNIST: official test set as test; a stratified `val_size` split of train as val."""
+                split_seed: int = 0, pad: int = 2, size: Optional[int] = None, shift: int = 0,
+                state: Optional[dict] = None, only: Optional[str] = None) -> DataBundle:
+    """MNIST or Fashion-MNIST: official test set as test; a stratified `val_size` split of train as val.
+
+    Images stay uint8 on the device (zero-padded by `pad`) unless `size` resizes them. With a checkpoint's `state`
+    its normalisation is used; `only="test"` reads only the t10k files.
+    """
     if variant not in _VARIANTS:
         raise ConfigError(f"data.variant={variant!r} is not known: choose one of {', '.join(_VARIANTS)}")
-    raw = _mnist_raw_dir(Path(root).expanduser(), variant, download)
-    tr_x, tr_y, te_x, te_y = (read_idx(_find_idx(raw, s)) for s in _MNIST_FILES)
+    test_only = only == "test" and state is not None
+    files = _MNIST_FILES[2:] if test_only else _MNIST_FILES
+    raw = _mnist_raw_dir(Path(root).expanduser(), variant, download, files)
+    te_x, te_y = read_idx(_find_idx(raw, files[-2])), read_idx(_find_idx(raw, files[-1]))
+    tr_x, tr_y = (te_x[:0], te_y[:0]) if test_only else \
+        (read_idx(_find_idx(raw, _MNIST_FILES[0])), read_idx(_find_idx(raw, _MNIST_FILES[1])))
     if len(tr_x) != len(tr_y) or len(te_x) != len(te_y):
         raise ConfigError(f"{raw}: image and label files disagree in length; re-download with data.download=true")
     tr_x, te_x = _prepare(tr_x, pad, size), _prepare(te_x, pad, size)
-    tr_idx, va_idx = holdout(tr_y, val_size, split_seed, variant)
-    splits = {"train": (tr_x[tr_idx], tr_y[tr_idx]), "test": (te_x, te_y)}
-    splits["val"] = splits["test"] if va_idx is None else (tr_x[va_idx], tr_y[va_idx])
-    return _bundle(splits, _VARIANTS[variant], variant.lower(), shift)
+    splits = {"test": (te_x, te_y.long())}
+    if test_only:
+        splits.update(train=(None, None), val=(None, None))
+    else:
+        tr_idx, va_idx = holdout(tr_y, val_size, split_seed, variant)
+        splits["train"] = (tr_x[tr_idx], tr_y[tr_idx].long())
+        splits["val"] = splits["test"] if va_idx is None else (tr_x[va_idx], tr_y[va_idx].long())
+    side = te_x.shape[-1]
+    geometry = image_state(1, (side, side), pad=0 if size else pad, resize=bool(size))
+    return _bundle(splits, _VARIANTS[variant], variant.lower(), shift, geometry, state)
+
+
+def _prepare(images: Tensor, pad: int, size: Optional[int]) -> Tensor:
+    """uint8 [N,H,W] -> [N,1,H',W']: zero-padded by `pad` (uint8), or resized to `size` (float in [0,1])."""
+    x = images.unsqueeze(1)
+    if pad:
+        x = F.pad(x, (pad, pad, pad, pad))
+    if size and x.shape[-1] != size:
+        x = F.interpolate(x.float().div_(255.0), size=(size, size), mode="bilinear", align_corners=False)
+    return x
 
 
 def build_digits(size: int = 32, val_fraction: float = 0.15, test_fraction: float = 0.15,
-                 split_seed: int = 0, shift: int = 0) -> DataBundle:
+                 split_seed: int = 0, shift: int = 0, state: Optional[dict] = None,
+                 root: Optional[str] = None) -> DataBundle:  # noqa: ARG001 (root: bundled data, no folder)
     """scikit-learn's 1,797 bundled 8x8 handwritten digits (no download), upsampled to `size`, fixed split."""
     from sklearn.datasets import load_digits
 
@@ -126,4 +157,6 @@ def build_digits(size: int = 32, val_fraction: float = 0.15, test_fraction: floa
     y = torch.from_numpy(digits.target).long()
     fractions = (1.0 - val_fraction - test_fraction, val_fraction, test_fraction)
     idx = dict(zip(("train", "val", "test"), stratified_split(y, fractions, split_seed)))
-    return _bundle({k: (x[i], y[i]) for k, i in idx.items()}, [str(d) for d in range(10)], "digits", shift)
+    geometry = image_state(1, (size, size), resize=True)
+    return _bundle({k: (x[i], y[i]) for k, i in idx.items()}, [str(d) for d in range(10)], "digits", shift,
+                   geometry, state)

@@ -1,0 +1,231 @@
+"""The one module that reads the config: it checks it and turns it into objects (data, model, optimizer, schedule,
+loss, trainer settings). Models, datasets and losses never see the config; what they need arrives here."""
+from __future__ import annotations
+
+import inspect
+import logging
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import get_object, instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from .confcheck import TrainerSettings, accepted, check_call, check_saved_targets, target_name
+from .data.common import DataBundle, TensorSplit
+from .engine import LoopSettings
+from .errors import ConfigError, find_config_error, first_line
+from .models.init import SCHEMES
+from .tasks import TASKS
+
+log = logging.getLogger("cnnlab")
+
+
+def _config_dir() -> str:
+    """configs/ inside the installed package (wheel), else the repository's top-level configs/ (editable)."""
+    here = Path(__file__).resolve().parent
+    for cand in (here / "configs", here.parents[1] / "configs"):
+        if (cand / "train.yaml").is_file():
+            return str(cand)
+    raise RuntimeError(f"cnnlab configs not found next to {here}: reinstall the package")
+
+
+CONFIG_DIR = _config_dir()
+AMP_DTYPES = {None: None, "none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+RUN_CONTROL_KEYS = ("resume", "ckpt_path")  # how a run was started, not what it is
+TOP_KEYS = ("model", "data", "optim", "sched", "loss", "trainer", "paths", "name", "seed", "init", "ckpt_path",
+            "resume", "optimized_metric", "split", "out_dir", "num_images", "input", "output", "text", "overlays",
+            "submission", "batch_size", "device")
+
+
+# ---------------------------------------------------------------- the command line
+
+def parse_override(item: str) -> "tuple[str, str]":
+    """'+trainer.epochs=5' -> ('trainer.epochs', '5')."""
+    key, _, value = item.lstrip("+~").partition("=")
+    return key, value
+
+
+def is_setting(item: str) -> bool:
+    """True for an override that changes the run's config (not resume/ckpt_path, not hydra.*)."""
+    key = parse_override(item)[0]
+    return key not in RUN_CONTROL_KEYS and not key.startswith("hydra")
+
+
+def plain(node: Any) -> Any:
+    """A config node as plain Python (dicts, lists, scalars), interpolations resolved."""
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+
+
+# ---------------------------------------------------------------- targets
+
+def resolve_target(group: str, node: Any) -> Callable:
+    """The callable a config node's `_target_` names (ConfigError when it cannot be imported)."""
+    target = node.get("_target_") if node is not None else None
+    if not target:
+        raise ConfigError(f"the {group} config has no _target_: choose one with {group}=<option>")
+    try:
+        return get_object(str(target))
+    except (ImportError, AttributeError, ValueError) as e:
+        raise ConfigError(f"{group}._target_={target} cannot be imported ({first_line(e)}): check the name") from None
+
+
+def _checked(group: str, node: Any) -> Callable:
+    """Resolve `node`'s target and check its keys and value types (and those of nested targets)."""
+    target = resolve_target(group, node)
+    values = plain(node)
+    check_call(group, target, values)
+    for key, value in values.items():
+        if isinstance(value, dict) and "_target_" in value:
+            _checked(f"{group}.{key}", node[key])
+    return target
+
+
+def _call(group: str, make: Callable[[], Any]) -> Any:
+    """`make()`; a ConfigError raised inside comes out unwrapped, and a ValueError that a constructor raised about
+    its arguments becomes one line naming the group. Anything else is a bug and keeps its traceback."""
+    try:
+        return make()
+    except InstantiationException as e:
+        inner = find_config_error(e)
+        if inner is not None:
+            raise inner from None
+        if isinstance(e.__cause__, ValueError):
+            raise ConfigError(f"{group} config: {first_line(e.__cause__)}: check the {group}=... choice and its "
+                              f"{group}.* values") from None
+        raise
+
+
+# ---------------------------------------------------------------- objects
+
+def build_data(data_cfg: DictConfig, state: Optional[dict] = None, only: Optional[str] = None) -> DataBundle:
+    """The DataBundle the data config describes. For a checkpoint's data (`cnnlab-eval`/`-viz`), a builder that
+    takes them gets `state` (the checkpoint's data state: classes, normalisation, vocabulary) and `only` (the one
+    split needed, so that the other splits' files need not be there)."""
+    target = _checked("data", data_cfg)
+    takes, takes_any = accepted(target)
+    extra = {k: v for k, v in (("state", state), ("only", only)) if v is not None and (k in takes or takes_any)}
+    bundle = _call("data", lambda: instantiate(data_cfg, _convert_="all", **extra))
+    if not isinstance(bundle, DataBundle):
+        raise ConfigError(f"data._target_={data_cfg._target_} did not return a DataBundle")
+    if bundle.task not in TASKS:
+        raise ConfigError(f"data._target_={data_cfg._target_} returned task {bundle.task!r}: use one of {TASKS}")
+    return bundle
+
+
+def _offer_hint(key: str, takes: set[str]) -> str:
+    if key == "in_channels" and "in_features" in takes:
+        return "it takes feature vectors: use a features data config (e.g. data=digits_features) or an image model"
+    if key == "in_features" and "in_channels" in takes:
+        return "it takes images: use an image data config (e.g. data=digits) or model=linear"
+    return f"it takes {', '.join(sorted(takes)) or 'nothing'}: choose a model made for this data"
+
+
+def build_model(model_cfg: DictConfig, num_classes: int, offered: dict[str, Any], names: "tuple[str, str]"
+                ) -> nn.Module:
+    """The model, given num_classes and every value the data offers (`model_kwargs`); a value the model does not
+    take is an error naming both. A value the model config sets itself (AlexNet's `in_channels: 3`) wins."""
+    target = _checked("model", model_cfg)
+    takes, takes_any = accepted(target)
+    kwargs = {}
+    for key, value in {"num_classes": num_classes, **offered}.items():
+        if key in model_cfg:
+            continue
+        if not (takes_any or key in takes):
+            shown = f"{key}={value}" if isinstance(value, (int, float, str)) else key
+            raise ConfigError(f"data={names[1]} offers {shown}, which model={names[0]} ({target_name(target)}) does "
+                              f"not take: {_offer_hint(key, takes)}")
+        kwargs[key] = value
+    return _call("model", lambda: instantiate(model_cfg, _convert_="all", **kwargs))
+
+
+def build_optimizer(optim_cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """Weight decay (the l2 penalty) on weight matrices/kernels only, never on biases, norm scales, or the
+    parameters a model names in `no_weight_decay()` (e.g. word embeddings)."""
+    _checked("optim", optim_cfg)
+    exempt = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    decay = [p for n, p in named if p.ndim >= 2 and n not in exempt]
+    no_decay = [p for n, p in named if p.ndim < 2 or n in exempt]
+    groups = [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return _call("optim", lambda: instantiate(optim_cfg)([g for g in groups if g["params"]]))
+
+
+def build_scheduler(sched_cfg: DictConfig, optimizer: torch.optim.Optimizer, total_steps: int,
+                    steps_per_epoch: int) -> Any:
+    """The per-step learning-rate schedule over `total_steps`."""
+    _checked("sched", sched_cfg)
+    return _call("sched", lambda: instantiate(sched_cfg)(optimizer, total_steps=total_steps,
+                                                          steps_per_epoch=steps_per_epoch))
+
+
+def build_loss(loss_cfg: DictConfig, model: nn.Module, bundle: Optional[DataBundle] = None) -> nn.Module:
+    """The configured criterion; `loss=auto` takes the model's own (`criterion` class attribute) or cross-entropy.
+
+    A loss that accepts `class_counts` gets the training labels' counts (for `loss.weight=balanced`).
+    """
+    if loss_cfg.get("auto"):
+        return getattr(model, "criterion", nn.CrossEntropyLoss)()
+    target = _checked("loss", loss_cfg)
+    needs = getattr(target, "needs_model", None)
+    if needs is not None and type(model).__name__ != needs:
+        raise ConfigError(f"loss={target.__name__} needs model {needs} (its outputs are RBF penalties): use "
+                          f"model=lenet5_classic, or loss=cross_entropy for {type(model).__name__}")
+    if bundle is not None and "class_counts" in inspect.signature(target).parameters \
+            and isinstance(bundle.train, TensorSplit):
+        counts = torch.bincount(bundle.train.targets.flatten().long().cpu(), minlength=bundle.num_classes)
+        return _call("loss", lambda: instantiate(loss_cfg, class_counts=counts[:bundle.num_classes].tolist()))
+    return _call("loss", lambda: instantiate(loss_cfg))
+
+
+# ---------------------------------------------------------------- settings
+
+def check_top_level(cfg: DictConfig) -> None:
+    """Seed, init and unknown top-level keys (`+foo=1`), each named alone."""
+    unknown = [k for k in cfg if k not in TOP_KEYS]
+    if unknown:
+        raise ConfigError(f"{unknown[0]} is not a cnnlab setting: the top-level keys are {', '.join(TOP_KEYS)}")
+    if not isinstance(cfg.get("seed"), int) or isinstance(cfg.get("seed"), bool):
+        raise ConfigError(f"seed={cfg.get('seed')!r} is not valid: it must be a whole number")
+    if cfg.get("init", "default") not in SCHEMES:
+        raise ConfigError(f"init={cfg.init} is not known: use one of {', '.join(SCHEMES)}")
+
+
+def trainer_settings(cfg: DictConfig) -> TrainerSettings:
+    """The trainer group, type- and range-checked (each bad value named alone)."""
+    check_top_level(cfg)
+    return TrainerSettings.from_config(plain(cfg.trainer))
+
+
+def loop_settings(t: TrainerSettings, device: torch.device, ckpt_dir: Optional[Path]) -> LoopSettings:
+    """What the loop needs; AMP off with a notice where it cannot run."""
+    amp = AMP_DTYPES[t.amp]
+    if amp is not None and device.type != "cuda":
+        log.info(f"trainer.amp={t.amp} ignored: mixed precision is used on CUDA only (device is {device})")
+        amp = None
+    return LoopSettings(epochs=t.epochs, device=device, amp_dtype=amp, clip_grad=t.clip_grad,
+                        log_every=t.log_every, monitor=t.monitor, mode=t.mode, ckpt_dir=ckpt_dir,
+                        pictures_every=t.pictures_every, progress=t.progress, channels_last=t.channels_last)
+
+
+def saved_config(cfg: DictConfig, overrides: list[str], ckpt: dict[str, Any], path: Path,
+                 own_keys: tuple[str, ...] = ()) -> DictConfig:
+    """The config saved in a checkpoint, every `_target_` in it checked against cnnlab's own configs before
+    anything is built, with every key named on this command line taken from `cfg` instead."""
+    text = ckpt.get("config")
+    if not isinstance(text, str) or not text.strip():
+        raise ConfigError(f"checkpoint {path} has no saved config: it was not written by cnnlab-train")
+    try:
+        saved = OmegaConf.create(text)
+    except Exception as e:  # noqa: BLE001 - any YAML/OmegaConf failure means a damaged or foreign file
+        raise ConfigError(f"checkpoint {path} holds an unreadable config ({first_line(e)})") from None
+    if not isinstance(saved, DictConfig) or "model" not in saved:
+        raise ConfigError(f"checkpoint {path} has no saved model config: it was not written by cnnlab-train")
+    replaced = {parse_override(o)[0] for o in overrides if is_setting(o)}
+    replaced = {k for k in replaced if k.split(".")[0] not in own_keys and OmegaConf.select(cfg, k) is not None}
+    check_saved_targets(OmegaConf.to_container(saved, resolve=False), replaced, f"checkpoint {path}", CONFIG_DIR)
+    for key in sorted(replaced):
+        OmegaConf.update(saved, key, OmegaConf.select(cfg, key), force_add=True, merge=False)
+    return saved

@@ -1,0 +1,305 @@
+"""The bodies of `cnnlab-train`, `cnnlab-eval` and `cnnlab-viz` (`cnnlab-predict` lives in predict.py)."""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import random
+import shutil
+import signal
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from . import tasks
+from .build import (build_data, build_loss, build_model, build_optimizer, build_scheduler, loop_settings, plain,
+                    saved_config, trainer_settings)
+from .checkpoint import BEST, CKPT_DIR, LAST, claim_run_folder, load_checkpoint, save_checkpoint, set_rng_state
+from .confcheck import TrainerSettings
+from .data.common import DataBundle, head, make_loader
+from .device import select_device
+from .engine import STOP, LoopSettings, TrainingStopped, TrainState, evaluate, fit, forward_batches
+from .errors import ConfigError, first_line
+from .models.init import init_weights
+from .report import RunInfo, hparams, write_results, write_run_metadata
+from .sched import fast_forward
+from .tblog import RunLogger
+from .viz.pictures import make_pictures
+
+log = logging.getLogger("cnnlab")
+NUM_PICTURES = 16  # validation images per picture (saliency, mistakes); segmentation shows 4
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed Python, NumPy and torch; `deterministic` also forbids non-deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    # set both ways: the flag is process-wide. warn_only: LRN/adaptive pools lack a deterministic CUDA backward
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    torch.backends.cudnn.benchmark = not deterministic
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[None]:
+    """SIGTERM, SIGUSR1 (what clusters send before a kill) and a first Ctrl-C stop the run at the next step
+    boundary with a checkpoint; the previous handlers come back afterwards."""
+    STOP.signal_name = None
+    names = [s for s in ("SIGTERM", "SIGINT", "SIGUSR1") if hasattr(signal, s)]
+    previous = {s: signal.signal(getattr(signal, s), STOP.handle) for s in names}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(getattr(signal, s), handler)
+
+
+def check_compatible(model: nn.Module, bundle: DataBundle, names: "tuple[str, str]", loop: LoopSettings) -> None:
+    """Push two validation samples through the model before training, so a mismatch fails in a second."""
+    x, y = head(bundle.val, 2)
+    check = getattr(model, "check_input", None)  # a model's own check names the config to change
+    if check is not None:
+        check(x.to(loop.device))
+    _, _, out = next(forward_batches(model, [(x, y)], loop))
+    if out.shape[1] != bundle.num_classes:
+        raise ConfigError(f"model={names[0]} outputs {out.shape[1]} classes but data={names[1]} has "
+                          f"{bundle.num_classes}: remove model.num_classes from the model config")
+    if bundle.task == "segmentation" and out.shape[2:] != x.shape[2:]:
+        raise ConfigError(f"model={names[0]} outputs {tuple(out.shape[2:])} maps for {tuple(x.shape[2:])} images: "
+                          "a segmenter's output must have the input's size")
+
+
+def compile_model(model: nn.Module, t: TrainerSettings, device: torch.device) -> Any:
+    """`torch.compile(model)` when asked for and possible here; otherwise the model itself, with one notice."""
+    if t.compile is False:
+        return model
+    backend = "inductor" if t.compile is True else str(t.compile)
+    if backend == "inductor" and device.type == "cpu" and not shutil.which(os.environ.get("CXX", "g++")):
+        log.info("trainer.compile ignored: the inductor backend needs a C++ compiler on CPU (none found)")
+        return model
+    return torch.compile(model, backend=backend)
+
+
+def _resume_path(cfg: DictConfig, run_dir: Path) -> Optional[Path]:
+    if cfg.get("ckpt_path"):
+        return Path(cfg.ckpt_path)
+    if cfg.get("resume"):
+        path = run_dir / CKPT_DIR / LAST
+        if not path.is_file():
+            raise ConfigError(f"resume=true but {path} does not exist: pass hydra.run.dir=<the run folder to "
+                              f"resume> or ckpt_path=<file.pt>")
+        return path
+    return None
+
+
+def restore(state: TrainState, ckpt: dict[str, Any], loader: Any, plan: dict[str, Any]) -> None:
+    """Put model, optimizer, schedule, scaler, counters and every RNG back where the checkpoint left them.
+
+    If the schedule's plan changed (more epochs, another schedule or learning rate), the schedule is rebuilt for
+    the new plan and continues from the current step: the learning rate is what the new plan gives there.
+    """
+    state.model.load_state_dict(ckpt["model"])
+    fresh = [{k: v for k, v in g.items() if k != "params"} for g in state.optimizer.param_groups]
+    state.optimizer.load_state_dict(ckpt["optimizer"])
+    saved_plan = ckpt.get("plan")
+    if saved_plan is None or saved_plan == plan or plan["total_steps"] < ckpt["step"]:
+        state.scheduler.load_state_dict(ckpt["scheduler"])
+    else:
+        for group, hyper in zip(state.optimizer.param_groups, fresh):
+            group.update(hyper)
+        fast_forward(state.scheduler, ckpt["step"])
+        log.info(f"schedule rebuilt for {plan['total_steps']} steps (was {saved_plan['total_steps']}), continuing "
+                 f"at step {ckpt['step']} with lr {state.optimizer.param_groups[0]['lr']:.4g}")
+    if state.scaler is not None and ckpt.get("scaler"):
+        state.scaler.load_state_dict(ckpt["scaler"])
+    state.epoch, state.step = ckpt["epoch"], ckpt["step"]
+    state.best, state.best_epoch, state.history = ckpt["best"], ckpt["best_epoch"], list(ckpt["history"])
+    state.batch_in_epoch, state.epoch_losses = ckpt.get("batch_in_epoch", 0), ckpt.get("epoch_losses")
+    set_rng_state(ckpt["rng"])
+    saved = ckpt.get("loader_rng")
+    gen = getattr(loader, "generator", None)
+    if saved is not None and gen is not None and saved.numel() == gen.get_state().numel():
+        gen.set_state(saved)
+    elif saved is not None:
+        log.warning("the checkpoint's data-order RNG is for another device type: the shuffle order will differ")
+
+
+def train(cfg: DictConfig, info: RunInfo) -> float:
+    """Build everything from `cfg`, train, test the best checkpoint, write results; returns the optimised metric.
+
+    With `resume=true` or `ckpt_path=...` the run continues with the checkpoint's own config; keys given on this
+    command line (e.g. `trainer.epochs=40`) replace its values.
+    """
+    resume = _resume_path(cfg, info.run_dir)
+    ckpt = load_checkpoint(resume, map_location="cpu") if resume is not None else None  # RNG states stay on CPU
+    if ckpt is not None:
+        cfg = saved_config(cfg, info.overrides, ckpt, resume)
+        info.continue_from(ckpt.get("run_info"))
+    in_place = resume is not None and resume.resolve().parent.parent == info.run_dir.resolve()
+    lock = claim_run_folder(info.run_dir, continuing=in_place)
+    try:
+        with stop_signals():
+            return _train(cfg, info, ckpt)
+    finally:
+        lock.release()
+
+
+def _train(cfg: DictConfig, info: RunInfo, ckpt: Optional[dict]) -> float:
+    info.name = info.name or str(cfg.get("name") or "")
+    t = trainer_settings(cfg)
+    seed_everything(cfg.seed, t.deterministic)
+    device = select_device(t.device)
+    log.info(f"run folder: {info.run_dir.resolve()}  (device {device})")
+    bundle = build_data(cfg.data)
+    k, names = bundle.num_classes, (info.choice("model"), info.choice("data"))
+    tasks.check_metric(t.monitor, "trainer.monitor", bundle.task, k, bundle.state)
+    tasks.check_metric(cfg.optimized_metric, "optimized_metric", bundle.task, k, bundle.state, ("val", "test"))
+    model = init_weights(build_model(cfg.model, k, bundle.model_kwargs, names), cfg.init).to(device)
+    if t.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    loop = loop_settings(t, device, info.run_dir / CKPT_DIR)
+    check_compatible(model, bundle, names, loop)
+    train_loader = make_loader(bundle.train, t.batch_size, True, device, augment=bundle.train_augment,
+                               seed=cfg.seed, drop_last=t.drop_last, num_workers=t.num_workers)
+    if len(train_loader) == 0:
+        raise ConfigError(f"the training split has {len(bundle.train)} samples, fewer than trainer.batch_size="
+                          f"{t.batch_size} with trainer.drop_last=true: lower the batch size or set drop_last=false")
+    val_loader = make_loader(bundle.val, t.eval_batch_size, False, device, num_workers=t.num_workers)
+    optimizer = build_optimizer(cfg.optim, model)
+    plan = {"total_steps": t.epochs * len(train_loader), "sched": plain(cfg.sched), "optim": plain(cfg.optim)}
+    scheduler = build_scheduler(cfg.sched, optimizer, plan["total_steps"], len(train_loader))
+    scaler = torch.amp.GradScaler("cuda") if loop.amp_dtype == torch.float16 else None
+    state = TrainState(model, optimizer, scheduler, net=compile_model(model, t, device), scaler=scaler)
+    if ckpt is not None:
+        restore(state, ckpt, train_loader, plan)
+        log.info(f"resumed at epoch {state.epoch}, step {state.step}")
+    loss_fn = build_loss(cfg.loss, model, bundle)
+    logger = RunLogger(info.run_dir / "tb", enabled=t.tensorboard)
+    write_run_metadata(cfg, info, model, device)
+    pictures = make_pictures(model, bundle, logger, info.run_dir / "pictures", device, lambda: state.step,
+                             NUM_PICTURES)
+    extra = {"config": OmegaConf.to_yaml(cfg, resolve=True), "run_info": info.as_dict(), "plan": plan,
+             "data_state": bundle.data_state()}
+    if STOP:
+        raise TrainingStopped(STOP.signal_name, state.epoch, state.step)
+    fit(state, train_loader, val_loader, loss_fn, lambda: _meter(bundle, device, collect=True), loop, logger,
+        tasks.shown_metrics(bundle.task, k, bundle.state), lambda: extra, pictures)
+    results = _finish(cfg, info, bundle, state, loss_fn, loop, logger, pictures, val_loader, extra)
+    return float(results[cfg.optimized_metric])
+
+
+def _meter(bundle: DataBundle, device: torch.device, collect: bool = False, sweep: bool = False) -> Any:
+    collect_n = (4 if bundle.task == "segmentation" else NUM_PICTURES) if collect else 0
+    return tasks.new_meter(bundle.task, bundle.num_classes, device, bundle.state, collect=collect_n, sweep=sweep)
+
+
+def tune_threshold(net: Any, bundle: DataBundle, loader: Any, loss_fn: Any, loop: LoopSettings) -> Optional[float]:
+    """For binary segmentation: the foreground-probability threshold that maximises the monitored metric (f1,
+    iou or patch_f1) on `loader` (validation), stored in `bundle.state`. None for other tasks."""
+    if bundle.task != "segmentation" or bundle.num_classes != 2:
+        return None
+    sweep = evaluate(net, loader, loss_fn, _meter(bundle, loop.device, sweep=True), loop)["sweep"]
+    metric = loop.monitor.split("/", 1)[1]
+    chosen = tasks.choose_threshold(sweep, metric if metric in ("f1", "iou", "patch_f1") else "f1")
+    bundle.state["threshold"] = chosen
+    log.info(f"decision threshold {chosen:.2f} chosen on validation ({metric} {sweep[chosen].get(metric, 0):.4f})")
+    return chosen
+
+
+def _finish(cfg: DictConfig, info: RunInfo, bundle: DataBundle, state: TrainState, loss_fn: Any,
+            loop: LoopSettings, logger: RunLogger, pictures: Any, val_loader: Any, extra: dict) -> dict:
+    """Best checkpoint back in; threshold chosen on validation; test; final pictures; results.json."""
+    best = loop.ckpt_dir / BEST
+    if best.is_file():
+        state.model.load_state_dict(load_checkpoint(best, map_location=loop.device)["model"])
+    if tune_threshold(state.net, bundle, val_loader, loss_fn, loop) is not None and best.is_file():
+        ckpt = load_checkpoint(best)
+        ckpt["data_state"] = extra["data_state"] = bundle.data_state()
+        save_checkpoint(ckpt, best)
+    val = evaluate(state.net, val_loader, loss_fn, _meter(bundle, loop.device, collect=True), loop)
+    t = cfg.trainer
+    test_loader = make_loader(bundle.test, t.eval_batch_size, False, loop.device, num_workers=t.num_workers)
+    test = evaluate(state.net, test_loader, loss_fn, _meter(bundle, loop.device), loop)
+    pictures(state.epoch, val, final=True)
+    results = write_results(info.run_dir, state, test, val, bundle, info, logger, hparams(cfg, info, loss_fn))
+    logger.close()
+    shown = " ".join(f"{k} {results[k]:.4f}" for k in results if k.startswith("test/") and k != "test/loss")
+    log.info(f"{shown} (best val epoch {state.best_epoch}); results in {info.run_dir.resolve()}")
+    return results
+
+
+# ---------------------------------------------------------------- cnnlab-eval, cnnlab-viz
+
+EVAL_KEYS = ("split", "out_dir", "num_images")
+
+
+def load_for_inference(cfg: DictConfig, info: RunInfo, only: Optional[str] = None):
+    """(saved config, model with the checkpoint's weights, data bundle built with the checkpoint's data state,
+    loop settings) for `cnnlab-eval` / `cnnlab-viz`."""
+    if not cfg.get("ckpt_path"):
+        raise ConfigError("no checkpoint given: pass ckpt_path=<run folder>/checkpoints/best.pt")
+    if cfg.split not in ("train", "val", "test"):
+        raise ConfigError(f"split={cfg.split} is not known: use test, val or train")
+    ckpt = load_checkpoint(cfg.ckpt_path, map_location="cpu")
+    run_cfg = saved_config(cfg, info.overrides, ckpt, Path(cfg.ckpt_path), own_keys=EVAL_KEYS)
+    t = trainer_settings(run_cfg)
+    loop = loop_settings(t, select_device(t.device), None)
+    state = ckpt.get("data_state") or {}
+    bundle = build_data(run_cfg.data, state=state or None, only=only)
+    names = (info.choice("model"), info.choice("data"))
+    saved_names = (ckpt.get("run_info") or {}).get("choices", {})
+    names = (saved_names.get("model", names[0]), saved_names.get("data", names[1]))
+    if state and list(state.get("class_names", [])) != list(bundle.class_names):
+        raise ConfigError(f"the data's classes {bundle.class_names[:5]}... differ from the checkpoint's "
+                          f"{state['class_names'][:5]}...: evaluate on data with the classes it was trained on")
+    offered = state.get("model_kwargs", bundle.model_kwargs) if state else bundle.model_kwargs
+    model = build_model(run_cfg.model, bundle.num_classes, offered, names)
+    model.load_state_dict(ckpt["model"])
+    model.to(loop.device)
+    check_compatible(model, bundle, names, loop)
+    return run_cfg, model.eval(), bundle, loop
+
+
+def evaluate_checkpoint(cfg: DictConfig, info: RunInfo) -> dict:
+    """Metrics of a checkpoint on `split` (test by default), written to metrics.json in the eval run folder."""
+    run_cfg, model, bundle, loop = load_for_inference(cfg, info, only=cfg.split)
+    loader = make_loader(getattr(bundle, cfg.split), run_cfg.trainer.eval_batch_size, False, loop.device,
+                         num_workers=run_cfg.trainer.num_workers)
+    result = evaluate(model, loader, build_loss(run_cfg.loss, model, bundle), _meter(bundle, loop.device), loop)
+    scalars = tasks.metric_names(bundle.task, bundle.num_classes, bundle.state)
+    out = {"ckpt_path": str(Path(cfg.ckpt_path).resolve()), "split": cfg.split,
+           **{f"{cfg.split}/{k}": result[k] for k in scalars if k in result},
+           "confusion": result["confusion"].tolist()}
+    if bundle.task != "segmentation":
+        from .metrics import per_class_accuracy
+
+        out["per_class_acc"] = per_class_accuracy(result["confusion"], bundle.class_names)
+    out_dir = Path(cfg.out_dir) if cfg.out_dir else info.run_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "metrics.json").write_text(json.dumps(out, indent=2))
+    shown = " ".join(f"{k} {v:.4f}" for k, v in out.items() if k.startswith(f"{cfg.split}/"))
+    log.info(f"{shown}; metrics in {(out_dir / 'metrics.json').resolve()}")
+    return out
+
+
+def visualise_checkpoint(cfg: DictConfig, info: RunInfo) -> Path:
+    """First-layer filters, saliency maps, confusion matrix and worst mistakes (or overlays) of a checkpoint."""
+    run_cfg, model, bundle, loop = load_for_inference(cfg, info, only=cfg.split)
+    split = getattr(bundle, cfg.split)
+    bundle.val = split  # the pictures are drawn from the chosen split
+    out_dir = Path(cfg.out_dir) if cfg.out_dir else info.run_dir
+    loader = make_loader(split, run_cfg.trainer.eval_batch_size, False, loop.device,
+                         num_workers=run_cfg.trainer.num_workers)
+    val = evaluate(model, loader, build_loss(run_cfg.loss, model, bundle), _meter(bundle, loop.device, True), loop)
+    pictures = make_pictures(model, bundle, RunLogger(out_dir, enabled=False), out_dir, loop.device, lambda: 0,
+                             num_images=cfg.num_images)
+    pictures(0, val, final=True)
+    log.info(f"pictures written to {out_dir.resolve()}: {', '.join(sorted(p.name for p in out_dir.glob('*.png')))}")
+    return out_dir

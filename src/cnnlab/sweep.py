@@ -1,0 +1,64 @@
+"""After a multirun: one summary table of the sweep's jobs (console and `<sweep dir>/summary.md`), and the count
+of failed jobs that becomes the exit status of `cnnlab-train -m`.
+
+Registered as a Hydra callback in configs/train.yaml. It reads the job folders, so it also sees jobs that other
+launchers (joblib, submitit) ran in other processes.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+log = logging.getLogger("cnnlab")
+FAILED_JOBS: list[str] = []  # folders of the failed jobs of the last multirun in this process
+
+
+def job_rows(sweep_dir: Path, metric: str) -> list[dict[str, Any]]:
+    """One row per job folder (a sub-folder with a `.hydra` record): number, overrides, status, metric."""
+    rows = []
+    for job in sorted(p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir()):
+        overrides_file = job / ".hydra" / "overrides.yaml"
+        overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.is_file() else []
+        row: dict[str, Any] = {"job": job.name.split("_", 1)[0], "folder": str(job),
+                               "overrides": " ".join(overrides or []), "status": "no result", "value": None}
+        if (job / "failed.json").is_file():
+            row.update(status="failed", error=json.loads((job / "failed.json").read_text()).get("error", ""))
+        elif (job / "results.json").is_file():
+            results = json.loads((job / "results.json").read_text())
+            row.update(status="ok", value=results.get(metric))
+        rows.append(row)
+    return sorted(rows, key=lambda r: int(r["job"]) if r["job"].isdigit() else 0)
+
+
+def summary_table(rows: list[dict[str, Any]], metric: str) -> str:
+    """The rows as a markdown table."""
+    lines = [f"| job | overrides | status | {metric} |", "|---|---|---|---|"]
+    for r in rows:
+        value = f"{r['value']:.4f}" if isinstance(r["value"], (int, float)) else ""
+        status = r["status"] if r["status"] != "failed" else f"failed: {r.get('error', '')[:120]}"
+        lines.append(f"| {r['job']} | {r['overrides']} | {status} | {value} |")
+    return "\n".join(lines)
+
+
+class SweepSummary(Callback):
+    """Prints and writes the summary table at the end of a multirun; remembers the failed jobs."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:  # noqa: ARG002 (Hydra's signature)
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if not sweep_dir.is_dir():
+            return
+        metric = str(config.get("optimized_metric", "val/acc"))
+        rows = job_rows(sweep_dir, metric)
+        table = summary_table(rows, metric)
+        (sweep_dir / "summary.md").write_text(table + "\n")
+        failed = [r["folder"] for r in rows if r["status"] != "ok"]
+        FAILED_JOBS[:] = failed
+        log.info(f"sweep of {len(rows)} jobs in {sweep_dir}:\n{table}")
+        if failed:
+            log.error(f"{len(failed)} of {len(rows)} jobs failed or left no result (see failed.json in their folders)")

@@ -1,0 +1,200 @@
+"""What a task reports: its metric names (defined here, read by the log line, results.json, HParams, the compare
+script and the monitor checks) and the meter that computes them from (inputs, targets, logits) batches.
+
+Tasks: `classification` and `text` (one label per input), `segmentation` (a label per pixel; binary masks are
+thresholded on the foreground probability, and roads are also scored per 16x16 patch, a patch being foreground
+when its mean foreground exceeds 0.25, the CIL rule).
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .errors import ConfigError
+from .metrics import confusion_matrix, metrics_from_confusion
+
+TASKS = ("classification", "text", "segmentation")
+THRESHOLDS = tuple(round(0.05 * k, 2) for k in range(1, 20))  # candidate decision thresholds, chosen on val
+
+
+def metric_names(task: str, num_classes: int, state: Optional[dict] = None) -> list[str]:
+    """The keys a task's evaluation reports (without the `val/` or `test/` prefix)."""
+    state = state or {}
+    if task in ("classification", "text"):
+        names = ["loss", "acc", "balanced_acc", "macro_f1"]
+        if num_classes == 2:
+            names += ["precision", "recall", "f1", "iou"]
+        if num_classes > 5:
+            names.append("top5")
+        return names
+    if task == "segmentation":
+        if num_classes > 2:
+            return ["loss", "acc", "miou", "macro_f1"]
+        names = ["loss", "acc", "precision", "recall", "f1", "iou"]
+        return names + (["patch_acc", "patch_f1"] if state.get("patch") else [])
+    raise ConfigError(f"unknown task {task!r}: a data builder must set task to one of {', '.join(TASKS)}")
+
+
+def shown_metrics(task: str, num_classes: int, state: Optional[dict] = None) -> tuple[str, ...]:
+    """The validation metrics on each epoch's console line (TensorBoard gets all of them)."""
+    names = metric_names(task, num_classes, state)
+    keep = ("loss", "acc", "top5", "f1", "iou", "miou", "patch_f1")
+    return tuple(f"val/{n}" for n in names if n in keep)
+
+
+def check_metric(key: str, what: str, task: str, num_classes: int, state: dict, prefixes=("val",)) -> None:
+    """ConfigError unless `key` (e.g. val/acc) is one the task reports."""
+    valid = [f"{p}/{m}" for p in prefixes for m in metric_names(task, num_classes, state)]
+    if key not in valid:
+        raise ConfigError(f"{what}={key} is not reported for {task} with {num_classes} classes: use one of "
+                          f"{', '.join(valid)}")
+
+
+class ClassificationMeter:
+    """Loss, confusion matrix, top-5 and (optionally) the k most confidently wrong inputs, batch by batch."""
+
+    def __init__(self, num_classes: int, device: torch.device, keep_mistakes: int = 0) -> None:
+        self.k = num_classes
+        self.cm = torch.zeros(num_classes, num_classes, dtype=torch.long, device=device)
+        self.loss_sum, self.n = torch.zeros((), device=device), 0
+        self.top5 = torch.zeros((), dtype=torch.long, device=device)
+        self.keep = keep_mistakes
+        self.mistakes: Optional[tuple[Tensor, Tensor, Tensor, Tensor]] = None
+
+    def update(self, x: Tensor, y: Tensor, logits: Tensor, loss: Tensor) -> None:
+        pred = logits.argmax(1)
+        self.cm += confusion_matrix(pred, y, self.k)
+        self.loss_sum += loss * len(y)
+        self.n += len(y)
+        if self.k > 5:
+            self.top5 += (logits.topk(5, dim=1).indices == y.unsqueeze(1)).any(dim=1).sum()
+        if self.keep:
+            self._keep_mistakes(x, y, logits)
+
+    def _keep_mistakes(self, x: Tensor, y: Tensor, logits: Tensor) -> None:
+        conf, pred = logits.softmax(1).max(1)
+        wrong = pred != y
+        new = (x[wrong], y[wrong], pred[wrong], conf[wrong])
+        if self.mistakes is not None:
+            new = tuple(torch.cat([a, b]) for a, b in zip(self.mistakes, new))
+        order = new[3].argsort(descending=True)[:self.keep]
+        self.mistakes = tuple(t[order] for t in new)
+
+    def compute(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"loss": self.loss_sum.item() / max(self.n, 1)}
+        metrics = metrics_from_confusion(self.cm.cpu())
+        out.update({k: v for k, v in metrics.items() if k != "miou"})
+        if self.k > 5:
+            out["top5"] = self.top5.item() / max(self.n, 1)
+        out["confusion"] = self.cm.cpu()
+        if self.keep:
+            out["mistakes"] = tuple(t.cpu() for t in self.mistakes) if self.mistakes is not None else None
+        return out
+
+
+def _patch_labels(fg: Tensor, patch: int, threshold: float) -> Tensor:
+    """[N,H,W] {0,1} -> [N,H//p,W//p] patch labels: mean foreground > threshold (pixels past whole patches dropped)."""
+    h, w = fg.shape[-2] // patch * patch, fg.shape[-1] // patch * patch
+    return (F.avg_pool2d(fg[:, None, :h, :w].float(), patch)[:, 0] > threshold).long()
+
+
+class SegmentationMeter:
+    """Pixel confusion (ignoring `ignore_index`), patch confusion for roads, a threshold sweep, example masks."""
+
+    def __init__(self, num_classes: int, device: torch.device, threshold: float = 0.5,
+                 ignore_index: Optional[int] = None, patch: int = 0, patch_threshold: float = 0.25,
+                 sweep: bool = False, keep_examples: int = 0) -> None:
+        self.k, self.threshold, self.ignore = num_classes, threshold, ignore_index
+        self.patch, self.patch_threshold = patch, patch_threshold
+        self.cm = torch.zeros(num_classes, num_classes, dtype=torch.long, device=device)
+        self.patch_cm = torch.zeros(2, 2, dtype=torch.long, device=device)
+        self.loss_sum, self.n = torch.zeros((), device=device), 0
+        # per candidate threshold: pixel tp, fp, fn and patch tp, fp, fn
+        self.sweep = torch.zeros(len(THRESHOLDS), 6, dtype=torch.long, device=device) if sweep else None
+        self.keep, self.examples = keep_examples, []
+
+    def predict(self, logits: Tensor) -> tuple[Tensor, Optional[Tensor]]:
+        """(labels [N,H,W], foreground probability [N,H,W] or None for multi-class)."""
+        if self.k == 2:
+            prob = logits.float().softmax(1)[:, 1]
+            return (prob > self.threshold).long(), prob
+        return logits.argmax(1), None
+
+    def update(self, x: Tensor, y: Tensor, logits: Tensor, loss: Tensor) -> None:
+        pred, prob = self.predict(logits)
+        y = y.long()
+        valid = y != self.ignore if self.ignore is not None else torch.ones_like(y, dtype=torch.bool)
+        self.cm += confusion_matrix(pred[valid], y[valid], self.k)
+        self.loss_sum += loss * len(y)
+        self.n += len(y)
+        truth = (y == 1) & valid
+        if self.patch and self.k == 2:
+            true_p = _patch_labels(truth, self.patch, self.patch_threshold)
+            self.patch_cm += confusion_matrix(_patch_labels(pred == 1, self.patch, self.patch_threshold), true_p, 2)
+        if self.sweep is not None and prob is not None:
+            self._sweep(prob, truth, valid)
+        if len(self.examples) < self.keep:
+            take = self.keep - len(self.examples)
+            self.examples += [(a.cpu(), b.cpu(), c.cpu()) for a, b, c in zip(x[:take], y[:take], pred[:take])]
+
+    def _sweep(self, prob: Tensor, truth: Tensor, valid: Tensor) -> None:
+        true_p = _patch_labels(truth, self.patch, self.patch_threshold) if self.patch else None
+        for i, t in enumerate(THRESHOLDS):
+            p = (prob > t) & valid
+            counts = [(p & truth).sum(), (p & ~truth).sum(), (~p & truth).sum()]
+            if true_p is not None:
+                pp = _patch_labels(p, self.patch, self.patch_threshold).bool()
+                tp = true_p.bool()
+                counts += [(pp & tp).sum(), (pp & ~tp).sum(), (~pp & tp).sum()]
+            else:
+                counts += [counts[0] * 0] * 3
+            self.sweep[i] += torch.stack(counts)
+
+    def compute(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"loss": self.loss_sum.item() / max(self.n, 1)}
+        m = metrics_from_confusion(self.cm.cpu())
+        keys = ("acc", "miou", "macro_f1") if self.k > 2 else ("acc", "precision", "recall", "f1", "iou")
+        out.update({k: m[k] for k in keys})
+        if self.patch and self.k == 2:
+            pm = metrics_from_confusion(self.patch_cm.cpu())
+            out.update(patch_acc=pm["acc"], patch_f1=pm["f1"])
+        out["confusion"] = self.cm.cpu()
+        if self.sweep is not None:
+            out["sweep"] = _sweep_scores(self.sweep.cpu().double())
+        if self.keep:
+            out["examples"] = self.examples
+        return out
+
+
+def _f1(tp: Tensor, fp: Tensor, fn: Tensor) -> Tensor:
+    return torch.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn).clamp(min=1), torch.zeros_like(tp))
+
+
+def _sweep_scores(counts: Tensor) -> dict[float, dict[str, float]]:
+    tp, fp, fn, ptp, pfp, pfn = counts.unbind(1)
+    iou = torch.where(tp + fp + fn > 0, tp / (tp + fp + fn).clamp(min=1), torch.zeros_like(tp))
+    f1, pf1 = _f1(tp, fp, fn), _f1(ptp, pfp, pfn)
+    return {t: {"f1": f1[i].item(), "iou": iou[i].item(), "patch_f1": pf1[i].item()}
+            for i, t in enumerate(THRESHOLDS)}
+
+
+def choose_threshold(sweep: dict[float, dict[str, float]], metric: str) -> float:
+    """The candidate threshold with the best `metric` (f1, iou or patch_f1); ties go to the one nearest 0.5."""
+    return max(sweep, key=lambda t: (round(sweep[t][metric], 12), -abs(t - 0.5)))
+
+
+def new_meter(task: str, num_classes: int, device: torch.device, state: Optional[dict] = None,
+              collect: int = 0, sweep: bool = False) -> Any:
+    """The meter of `task`; `collect` keeps that many mistakes (classification) or example masks (segmentation)."""
+    state = state or {}
+    if task in ("classification", "text"):
+        return ClassificationMeter(num_classes, device, keep_mistakes=collect)
+    if task == "segmentation":
+        return SegmentationMeter(num_classes, device, threshold=float(state.get("threshold", 0.5)),
+                                 ignore_index=state.get("ignore_index"), patch=int(state.get("patch") or 0),
+                                 patch_threshold=float(state.get("patch_threshold", 0.25)), sweep=sweep,
+                                 keep_examples=collect)
+    raise ConfigError(f"unknown task {task!r}")

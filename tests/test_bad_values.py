@@ -1,0 +1,99 @@
+"""Every bad value a user can type ends in one line naming the key at fault (and how to fix it), before training."""
+import gzip
+import json
+
+import pytest
+
+from cnnlab.checkpoint import RunFolderLock
+from cnnlab.data.fakes import write_mnist, write_tree
+from cnnlab.errors import ConfigError
+from conftest import command, one_error_line, run_train
+
+QUICK = ["data=synthetic", "data.num_samples=16", "trainer.epochs=1", "trainer.batch_size=8",
+         "trainer.tensorboard=false", "trainer.pictures_every=0"]
+
+
+@pytest.mark.parametrize("override, message", [
+    ("trainer.batch_size=abc", "trainer.batch_size='abc' is not valid: it must be a whole number"),
+    ("trainer.eval_batch_size=abc", "trainer.eval_batch_size='abc' is not valid"),
+    ("trainer.clip_grad=abc", "trainer.clip_grad='abc' is not valid: it must be a number"),
+    ("trainer.clip_grad=-1", "trainer.clip_grad=-1 is not valid: it must be >= 0"),
+    ("trainer.log_every=0", "trainer.log_every=0 is not valid: it must be >= 1"),
+    ("trainer.num_workers=-1", "trainer.num_workers=-1 is not valid: it must be >= 0"),
+    ("trainer.epochs=0", "trainer.epochs=0 is not valid: it must be >= 1"),
+    ("trainer.epochs=abc", "trainer.epochs='abc' is not valid"),
+    ("seed=abc", "seed='abc' is not valid"),
+    ("+trainer.foo=1", "trainer.foo is not a setting of cnnlab.confcheck.TrainerSettings: valid keys are epochs"),
+    ("+foo=1", "foo is not a cnnlab setting"),
+    ("optim.lr=abc", "optim.lr='abc' is not valid: it must be a number"),
+    ("+optim.lrr=0.1", "optim.lrr is not a setting of torch.optim.Adam: valid keys are lr, betas"),
+    ("+model.widht=3", "model.widht is not a setting of cnnlab.models.lenet.LeNet5"),
+    ("model.dropout=2.0", "model config: dropout probability has to be between 0 and 1"),
+    ("sched.name=linear", "sched.name=linear is not known"),
+])
+def test_bad_value_is_one_line_naming_only_the_key_at_fault(tmp_path, override, message):
+    with pytest.raises(ConfigError) as err:
+        run_train(tmp_path, [*QUICK, override])
+    text = str(err.value)
+    assert message in text and "\n" not in text, text
+    if override == "trainer.epochs=abc":
+        assert "seed" not in text
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["model=linear", "data=digits"], "data=digits offers in_channels=1, which model=linear"),
+    (["model=linear", "data=digits"], "use a features data config (e.g. data=digits_features)"),
+    (["model=lenet5", "data=digits_features"], "model=lenet5 (cnnlab.models.lenet.LeNet5) does not take"),
+])
+def test_model_and_data_that_do_not_fit_name_both(tmp_path, overrides, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        run_train(tmp_path, [*overrides, f"paths.data_dir={tmp_path}", "trainer.epochs=1"])
+
+
+def test_one_class_image_folder_is_refused(tmp_path):
+    write_tree(tmp_path / "imgs")
+    for d in ("dog", "fox"):
+        for f in (tmp_path / "imgs" / d).iterdir():
+            f.unlink()
+        (tmp_path / "imgs" / d).rmdir()
+    with pytest.raises(ConfigError, match="needs at least two"):
+        run_train(tmp_path, ["experiment=alexnet_imagefolder", f"data.root={tmp_path / 'imgs'}", "model=alexnet_small",
+                             "data.image_size=32"])
+
+
+@pytest.mark.parametrize("garbage", [b"not gzip at all", "truncated"])
+def test_broken_mnist_gz_names_the_file(tmp_path, garbage):
+    write_mnist(tmp_path)
+    path = tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte.gz"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2] if garbage == "truncated" else garbage)
+    with pytest.raises(ConfigError, match="train-images-idx3-ubyte.gz") as err:
+        run_train(tmp_path, ["data=mnist", f"data.root={tmp_path}", "data.val_size=10", "trainer.epochs=1"])
+    assert "data.download=true" in str(err.value)
+
+
+def test_second_run_in_a_busy_or_used_folder_is_refused(tmp_path):
+    run_dir = tmp_path / "run"
+    lock = RunFolderLock(run_dir)
+    with pytest.raises(ConfigError, match="in use by another cnnlab command"):
+        run_train(tmp_path, QUICK, run_dir=run_dir)
+    lock.release()
+    run_train(tmp_path, QUICK, run_dir=run_dir)
+    with pytest.raises(ConfigError, match="already holds a run: continue it with resume=true"):
+        run_train(tmp_path, QUICK, run_dir=run_dir)
+
+
+def test_nan_loss_is_one_line_in_console_and_log_and_the_folder_says_it_failed(tmp_path):
+    out = command("cnnlab-train", "data=synthetic", "optim=sgd", "optim.lr=1e30", "trainer.log_every=1",
+                  "trainer.epochs=2", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    line = one_error_line(out)
+    assert "training loss is" in line and "at step" in line and "lower optim.lr" in line
+    assert line in (tmp_path / "run" / "train.log").read_text()
+    assert json.loads((tmp_path / "run" / "failed.json").read_text())["error"] == line
+
+
+def test_a_command_that_fails_before_training_leaves_no_folder(tmp_path):
+    out = command("cnnlab-train", "trainer.batch_size=abc", f"paths.output_dir={tmp_path / 'outputs'}", cwd=tmp_path)
+    assert "trainer.batch_size" in one_error_line(out)
+    assert not (tmp_path / "outputs").exists() or not any((tmp_path / "outputs").rglob("*"))

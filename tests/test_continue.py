@@ -1,0 +1,33 @@
+"""Continuing a finished run for longer: every schedule is rebuilt for the new length and goes on from the current
+step, so its learning rate is what a run planned for the new length from the start has at that step."""
+import json
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from conftest import run_train
+
+BASE = ["data=synthetic", "data.num_samples=32", "trainer.batch_size=8", "trainer.log_every=1",
+        "trainer.pictures_every=0", "optim=sgd"]  # 4 steps per epoch
+SCHEDULES = {"none": ["sched=none"], "step": ["sched=step", "sched.step_epochs=1", "sched.gamma=0.5"],
+             "cosine": ["sched=cosine", "sched.warmup_epochs=1"], "onecycle": ["sched=onecycle"]}
+
+
+def lrs(run_dir):
+    """{step: lr after that step} from the run's TensorBoard events."""
+    acc = EventAccumulator(str(run_dir / "tb")).Reload()
+    return {e.step: e.value for e in acc.Scalars("train/lr")}
+
+
+@pytest.mark.parametrize("name", list(SCHEDULES))
+def test_continuing_for_longer_follows_the_longer_plan(tmp_path, name):
+    short, _ = run_train(tmp_path / "short", [*BASE, *SCHEDULES[name], "trainer.epochs=2"])
+    planned, _ = run_train(tmp_path / "planned", [*BASE, *SCHEDULES[name], "trainer.epochs=4"])
+    longer, _ = run_train(tmp_path / "longer", [f"ckpt_path={short / 'checkpoints' / 'last.pt'}",
+                                                "trainer.epochs=4"])
+    got, want = lrs(longer), lrs(planned)
+    assert sorted(got) == list(range(9, 17))  # steps 9..16: epochs 3 and 4, nothing written twice
+    assert [got[s] for s in range(9, 17)] == pytest.approx([want[s] for s in range(9, 17)], rel=1e-6, abs=1e-12)
+    results = json.loads((longer / "results.json").read_text())
+    assert results["epochs"] == 4 and results["steps"] == 16
+

@@ -1,0 +1,131 @@
+"""The checkpoint alone applies a model to new files (`cnnlab-predict`); eval/viz/predict need no training data;
+the data state is plain data that loads with weights_only=True."""
+import csv
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cnnlab.checkpoint import load_checkpoint
+from cnnlab.data.fakes import write_cifar, write_mnist
+from cnnlab.data.imageio import load_image
+from cnnlab.data.common import normalise
+from cnnlab.models.lenet import LeNet5
+from conftest import BIN, command, run_train
+
+SMALL = ["trainer.epochs=2", "trainer.batch_size=16", "trainer.tensorboard=false", "trainer.pictures_every=0"]
+
+
+@pytest.fixture(scope="module")
+def mnist_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("mnist")
+    data = write_mnist(tmp / "data")
+    run_dir, _ = run_train(tmp, ["experiment=lenet5_mnist", f"data.root={tmp / 'data'}", "data.val_size=20", *SMALL])
+    return tmp, run_dir, data
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.reader(f))
+
+
+def test_data_state_is_plain_data_in_the_checkpoint(mnist_run):
+    _, run_dir, _ = mnist_run
+    ckpt = torch.load(run_dir / "checkpoints" / "best.pt", map_location="cpu", weights_only=True)
+    state = ckpt["data_state"]
+    assert state["task"] == "classification" and state["class_names"] == [str(d) for d in range(10)]
+    assert state["channels"] == 1 and state["size"] == [32, 32] and state["pad"] == 2
+    assert state["model_kwargs"] == {"in_channels": 1} and len(state["mean"]) == len(state["std"]) == 1
+
+
+def test_predict_lenet_on_pngs_matches_the_model_on_the_same_pixels(mnist_run):
+    tmp, run_dir, data = mnist_run
+    pics = tmp / "pics"
+    pics.mkdir(exist_ok=True)
+    images = data["t10k"][0][:5]
+    for i, img in enumerate(images):
+        Image.fromarray(img).save(pics / f"digit_{i}.png")           # 28x28 grey, as MNIST
+    Image.fromarray(np.stack([images[0]] * 3, -1)).resize((56, 56)).save(pics / "rgb_big.jpg")  # RGB, larger
+    (pics / "broken.png").write_bytes(b"not an image")
+    out = command("cnnlab-predict", f"ckpt_path={run_dir / 'checkpoints' / 'best.pt'}", f"input={pics}",
+                  f"output={tmp / 'pred.csv'}", cwd=tmp)
+    assert out.returncode == 0, out.stderr[-2000:]
+    said = out.stdout + out.stderr
+    assert "1 of 7 inputs could not be read" in said and "broken.png" in said
+    rows = read_csv(tmp / "pred.csv")
+    header = rows[0]
+    assert header[:3] == ["path", "label", "probability"] and header[3:5] == ["label_2", "probability_2"]
+    assert len(header) == 11 and [r[0] for r in rows[1:]] == sorted(r[0] for r in rows[1:])  # stable order
+    assert len(rows) == 7 and all(r[1] in [str(d) for d in range(10)] for r in rows[1:])
+    # independent check: the model on the same pixels, padded and normalised by hand from the data state
+    ckpt = load_checkpoint(run_dir / "checkpoints" / "best.pt")
+    model = LeNet5()
+    model.load_state_dict(ckpt["model"])
+    state = ckpt["data_state"]
+    x = torch.from_numpy(images[:5]).float().div(255).unsqueeze(1)
+    x = normalise(torch.nn.functional.pad(x, (2, 2, 2, 2)), tuple(state["mean"]), tuple(state["std"]))
+    with torch.no_grad():
+        probs, labels = model.eval()(x).softmax(1).max(1)
+    by_name = {r[0].rsplit("/", 1)[-1]: r for r in rows[1:]}
+    for i in range(5):
+        row = by_name[f"digit_{i}.png"]
+        assert row[1] == str(int(labels[i])) and float(row[2]) == pytest.approx(float(probs[i]), abs=1e-5)
+    assert load_image(pics / "rgb_big.jpg", state).shape == (1, 32, 32)  # converted as the training data was
+
+
+def test_eval_viz_predict_without_the_training_files(mnist_run, tmp_path):
+    tmp, run_dir, _ = mnist_run
+    data = tmp_path / "only_test" / "MNIST" / "raw"
+    data.mkdir(parents=True)
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        shutil.copy(tmp / "data" / "MNIST" / "raw" / name, data / name)
+    ckpt = run_dir / "checkpoints" / "best.pt"
+    out = command("cnnlab-eval", f"ckpt_path={ckpt}", f"data.root={tmp_path / 'only_test'}",
+                  f"out_dir={tmp_path / 'eval'}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (tmp_path / "eval" / "metrics.json").is_file()
+    out = command("cnnlab-viz", f"ckpt_path={ckpt}", f"data.root={tmp_path / 'only_test'}", "split=test",
+                  f"out_dir={tmp_path / 'viz'}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert {"filters_first_layer.png", "saliency_val.png"} <= {p.name for p in (tmp_path / "viz").iterdir()}
+
+
+def test_predict_alexnet_small_with_its_data_folder_gone(tmp_path):
+    write_cifar(tmp_path / "data", per_batch=12)
+    run_dir, _ = run_train(tmp_path, ["experiment=alexnet_small_cifar10", f"data.root={tmp_path / 'data'}",
+                                      "data.val_size=20", "trainer.epochs=1", "trainer.batch_size=16",
+                                      "trainer.pictures_every=0", "trainer.tensorboard=false"])
+    shutil.rmtree(tmp_path / "data")
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(pics / "a.jpg")
+    Image.fromarray(rng.integers(0, 255, (32, 32), dtype=np.uint8)).save(pics / "b_grey.png")
+    out = command("cnnlab-predict", f"ckpt_path={run_dir / 'checkpoints' / 'best.pt'}", f"input={pics}/*",
+                  f"output={tmp_path / 'out.csv'}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = read_csv(tmp_path / "out.csv")
+    assert len(rows) == 3 and rows[1][0].endswith("a.jpg") and rows[2][1] in {"airplane", "automobile", "bird",
+        "cat", "deer", "dog", "frog", "horse", "ship", "truck"}
+
+
+def test_predict_refuses_an_empty_input(mnist_run, tmp_path):
+    _, run_dir, _ = mnist_run
+    out = command("cnnlab-predict", f"ckpt_path={run_dir / 'checkpoints' / 'best.pt'}", f"input={tmp_path}/*.png",
+                  cwd=tmp_path)
+    assert out.returncode == 2 and "no png/jpg" in out.stderr.replace("/jpeg", "")
+
+
+def test_a_bug_in_a_model_constructor_shows_its_traceback(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent / "helpers")}
+    out = subprocess.run([str(BIN / "cnnlab-train"), "model=linear", "data=synthetic", "data.flat=true",
+                          "~model.bias", "model._target_=planted.PlantedBug", f"hydra.run.dir={tmp_path / 'run'}",
+                          "trainer.progress=false"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 1 and "error:" not in out.stderr
+    assert "planted bug: 10 classes" in out.stderr and "Traceback" in (tmp_path / "run" / "train.log").read_text()
