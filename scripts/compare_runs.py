@@ -86,7 +86,7 @@ def markdown_table(runs: list[dict[str, Any]], anchors: bool = False, folders: b
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("root", nargs="?", default="outputs", help="folder searched for results.json (outputs/)")
     parser.add_argument("--filter", action="append", metavar="GLOB",
                         help="keep experiments matching this glob (repeatable), e.g. 'svm_*'")

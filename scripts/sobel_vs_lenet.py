@@ -18,7 +18,7 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 from torch import Tensor
 
 from cnnlab import viz
@@ -59,9 +59,11 @@ def response_image(x: Tensor, weight: Tensor, pad: int = 2) -> Tensor:
 
 
 def filter_row(weight: Tensor, gap: int = 6) -> Tensor:
-    """Filters [O,I,k,k] as one row of separate enlarged tiles (viz.filter_grid each: black = min, white = max)."""
-    tiles = [viz.filter_grid(weight[i:i + 1], scale=TILE // weight.shape[-1]) for i in range(len(weight))]
-    return viz.grid(torch.stack(tiles), nrow=len(tiles), padding=gap, pad_value=1.0)
+    """Filters [O,I,k,k] as one row of enlarged tiles on one shared scale (mid-grey = 0, black/white = -/+ the
+    largest |weight|, as viz.filter_tiles draws them)."""
+    tiles, _ = viz.filter_tiles(weight)
+    tiles = F.interpolate(tiles, size=(TILE, TILE), mode="nearest")
+    return viz.grid(tiles, nrow=len(tiles), padding=gap, pad_value=1.0)
 
 
 def _zoom(img: Tensor, factor: int = ZOOM) -> Tensor:
@@ -70,7 +72,7 @@ def _zoom(img: Tensor, factor: int = ZOOM) -> Tensor:
 
 def compose(panels: list[tuple[str, Tensor]], columns: int = 2, gap: int = 16, title: str = "") -> Tensor:
     """Captioned panels ([3,H,W] in [0,1]) on a white sheet, `columns` per row, as one [3,H,W] image."""
-    font = ImageFont.load_default()
+    font = viz.draw.font()
     pils = [viz.to_pil(img) for _, img in panels]
     rows = [list(range(i, min(i + columns, len(pils)))) for i in range(0, len(pils), columns)]
     col_w = [max(pils[i].width for i in range(c, len(pils), columns)) for c in range(columns)]
@@ -108,13 +110,13 @@ def build_pictures(weight: Tensor, images: Tensor, source: str) -> dict[str, Ten
         (f"LeNet-5 C1 filters, learned ({weight.shape[0]} x {k}x{k})", pictures["lenet_filters"]),
         ("Sobel: image | d/dx | d/dy | magnitude", pictures["sobel_responses"]),
         ("LeNet-5 C1: image | one map per learned filter", pictures["lenet_responses"]),
-    ], title=f"Hand-designed edge detectors vs learned first-layer filters ({source}). Masks: black = most negative "
-             "weight, white = most positive. Responses: grey = 0, dark < 0 < light.")
+    ], title=f"Hand-designed edge detectors vs learned first-layer filters ({source}). Masks: grey = 0, black/white = "
+             "-/+ the largest |weight| of the panel. Responses: grey = 0, dark < 0 < light.")
     return pictures
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ckpt", required=True, help="a LeNet-5 checkpoint (best.pt or last.pt of a run)")
     parser.add_argument("--out", required=True, help="folder for the PNGs")
     parser.add_argument("--tb-dir", help="TensorBoard log dir to add the composite to (e.g. the run's tb/)")

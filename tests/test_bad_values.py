@@ -1,5 +1,4 @@
 """Every bad value a user can type ends in one line naming the key at fault (and how to fix it), before training."""
-import gzip
 import json
 
 import pytest

@@ -36,3 +36,12 @@ def test_requesting_cuda_without_a_gpu_is_explained(tmp_path):
         pytest.skip("this machine has a GPU")
     out = cli("trainer.device=cuda", f"paths.output_dir={tmp_path}", cwd=tmp_path)
     assert out.returncode == 2 and "trainer.device=auto" in out.stderr
+
+
+def test_a_misspelt_key_names_the_valid_keys_of_its_group(tmp_path):
+    out = cli("optim.lrr=0.1", f"paths.output_dir={tmp_path}", cwd=tmp_path)
+    assert out.returncode == 2
+    line = [x for x in out.stderr.splitlines() if x.startswith("error:")][-1]
+    assert line.startswith("error: optim.lrr is not a key of optim: valid keys are lr, betas, weight_decay")
+    out = cli("experiment=lenet5_mnist", "trainer.epochz=3", f"paths.output_dir={tmp_path}", cwd=tmp_path)
+    assert "error: trainer.epochz is not a key of trainer: valid keys are epochs" in out.stderr

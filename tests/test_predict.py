@@ -16,7 +16,7 @@ from cnnlab.data.fakes import write_cifar, write_mnist
 from cnnlab.data.imageio import load_image
 from cnnlab.data.common import normalise
 from cnnlab.models.lenet import LeNet5
-from conftest import BIN, command, run_train
+from conftest import BIN, command, one_error_line, run_train
 
 SMALL = ["trainer.epochs=2", "trainer.batch_size=16", "trainer.tensorboard=false", "trainer.pictures_every=0"]
 
@@ -129,3 +129,12 @@ def test_a_bug_in_a_model_constructor_shows_its_traceback(tmp_path):
                          timeout=120)
     assert out.returncode == 1 and "error:" not in out.stderr
     assert "planted bug: 10 classes" in out.stderr and "Traceback" in (tmp_path / "run" / "train.log").read_text()
+
+
+def test_eval_on_data_with_other_classes_is_refused_in_one_line(mnist_run, tmp_path):
+    _, run_dir, _ = mnist_run
+    write_mnist(tmp_path, variant="FashionMNIST")
+    out = command("cnnlab-eval", f"ckpt_path={run_dir / 'checkpoints' / 'best.pt'}", "data=fashion_mnist",
+                  f"data.root={tmp_path}", "data.val_size=20", cwd=tmp_path)
+    line = one_error_line(out)
+    assert "differ from the checkpoint's" in line and "T-shirt/top" in line

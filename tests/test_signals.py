@@ -3,7 +3,6 @@ exactly; temp files that a kill during a write leaves behind are removed on resu
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest

@@ -1,5 +1,4 @@
 """Each task's metric names (one place) and meters, against hand-computed cases and scikit-learn."""
-import numpy as np
 import pytest
 import torch
 from sklearn import metrics as skm

@@ -8,7 +8,6 @@ import torch
 from cnnlab import engine
 from cnnlab.checkpoint import load_checkpoint
 from cnnlab.cli import CONFIG_DIR
-from cnnlab.data.synthetic import build_synthetic
 from cnnlab.build import build_data, build_loss, build_model, build_optimizer, build_scheduler
 from cnnlab.commands import check_compatible
 from cnnlab.data.common import head

@@ -1,9 +1,7 @@
 """A checkpoint from someone else is as safe to open as a weights file: its saved config may only name the code
 cnnlab's own configs name, on every path that reads it (eval, viz, predict, resume, continue)."""
-import subprocess
 
 import pytest
-import torch
 import yaml
 
 from cnnlab.checkpoint import load_checkpoint, save_checkpoint

@@ -1,10 +1,13 @@
-"""viz: shapes and ranges of the pictures, saliency against a hand-computed gradient, PNGs that PIL reads back."""
+"""viz: what a person reads in the pictures (sizes, captions, scales), saliency against a hand-computed gradient,
+and torchvision's make_grid / save_image behind the layout."""
+import numpy as np
 import torch
 from PIL import Image
 from torch import nn
 
 from cnnlab import viz
 from cnnlab.models.alexnet import AlexNetSmall
+from cnnlab.models.lenet import LeNet5
 
 MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
 
@@ -13,17 +16,18 @@ def in_unit_range(img):
     return img.dim() == 3 and img.shape[0] == 3 and img.min() >= 0 and img.max() <= 1
 
 
-def test_first_conv_and_filter_grids():
-    model = AlexNetSmall()
-    assert viz.first_conv(model) is model.features[0]
-    assert viz.first_conv(nn.Linear(2, 2)) is None
-    rgb = viz.filter_grid(torch.randn(96, 3, 11, 11), scale=2)  # 10 columns x 10 rows of 22 px + 2 px padding
-    assert rgb.shape == (3, 4 + 10 * 26, 4 + 10 * 26) and in_unit_range(rgb)
-    grey = viz.filter_grid(torch.randn(6, 1, 5, 5))  # LeNet: 3 x 2 tiles of 5 * 8 = 40 px
-    assert grey.shape == (3, 4 + 2 * 44, 4 + 3 * 44)
-    assert torch.equal(grey[0], grey[1]) and torch.equal(grey[1], grey[2])
-    one = viz.filter_grid(torch.tensor([[[[0.0, 2.0], [4.0, 1.0]]]]), scale=1)
-    assert one[0].tolist() == [[0.0, 0.5], [1.0, 0.25]]  # min-max per filter (one tile: no padding)
+def test_first_layer_filters_are_large_numbered_and_on_one_scale():
+    model = LeNet5()
+    assert viz.first_conv(model) is model.features[0] and viz.first_conv(nn.Linear(2, 2)) is None
+    w = torch.zeros(6, 1, 5, 5)
+    w[0, 0, 0, 0], w[1, 0, 0, 0] = 2.0, -1.0
+    tiles, peak = viz.filter_tiles(w)
+    assert peak == 2.0 and tiles.shape == (6, 3, 65, 65)  # 5x5 enlarged 13x: at least 64 px
+    assert tiles[0, 0, 0, 0] == 1.0 and tiles[1, 0, 0, 0] == 0.25 and tiles[2, 0, 0, 0] == 0.5  # shared scale
+    img = viz.filter_figure(model.features[0].weight)  # LeNet-5's 6 filters of 5x5 in one row, plus a colour bar
+    assert in_unit_range(img) and img.shape[2] >= 6 * 65 and img.shape[1] >= 65 + 40
+    big = viz.filter_figure(torch.randn(96, 3, 11, 11))  # AlexNet: 10 columns
+    assert big.shape[2] >= 10 * 66
 
 
 def test_saliency_matches_the_linear_models_weights():
@@ -34,67 +38,60 @@ def test_saliency_matches_the_linear_models_weights():
     sal = viz.saliency(lin, x, target)
     w = lin[1].weight.detach().view(5, 3, 4, 4)
     torch.testing.assert_close(sal, w[target].abs().amax(1))  # d score_c / d x = w_c for a linear model
+    torch.testing.assert_close(viz.saliency(lin, x, target, smooth=5), sal)  # linear: noise changes nothing
     assert all(p.grad is None for p in lin.parameters())
 
 
-def test_saliency_on_cnn_keeps_shape_mode_and_grads():
+def test_saliency_figure_on_cnn_keeps_mode_and_grads():
     model = AlexNetSmall(norm="bn").train()
     x = torch.randn(3, 3, 32, 32)
-    sal = viz.saliency(model, x)
+    sal = viz.saliency(model, x, smooth=2)
     assert sal.shape == (3, 32, 32) and (sal > 0).any() and (sal >= 0).all()
     assert model.training and all(p.grad is None for p in model.parameters())
-    grid = viz.saliency_grid(x, sal, MEAN, STD, pairs_per_row=3)
-    assert grid.shape == (3, 2 + 1 * (96 + 2), 2 + 6 * (96 + 2)) and in_unit_range(grid)
+    img = viz.saliency_figure(x, sal, ["cat", "dog", "fox"], ["cat", "cat", "fox"], MEAN, STD, pairs_per_row=3)
+    assert in_unit_range(img) and img.shape[2] >= 6 * 96 and img.shape[1] >= 96 + 2 * 16
 
 
-def test_denormalise_inverts_normalise():
-    raw = torch.rand(2, 3, 5, 5)
-    normed = (raw - torch.tensor(MEAN).view(3, 1, 1)) / torch.tensor(STD).view(3, 1, 1)
-    torch.testing.assert_close(viz.denormalise(normed, MEAN, STD), raw)
-
-
-def test_confusion_image_colours_the_diagonal():
-    cm = torch.tensor([[9, 1, 0], [0, 10, 0], [5, 0, 5]])
-    img = viz.confusion_image(cm, ["a", "b", "c"], cell=40)
-    assert in_unit_range(img) and img.shape[1] > 120 and img.shape[2] > 120
-    big = viz.confusion_image(torch.eye(100, dtype=torch.long), [str(i) for i in range(100)])
+def test_confusion_figure_is_legible_for_two_classes_and_shows_both_views():
+    img = viz.confusion_figure(torch.tensor([[40, 10], [5, 45]]), ["background", "road"])
+    assert in_unit_range(img) and img.shape[2] >= 2 * 2 * 96 and img.shape[1] >= 2 * 96  # two panels of 96 px cells
+    big = viz.confusion_figure(torch.eye(100, dtype=torch.long), [str(i) for i in range(100)])
     assert in_unit_range(big)
 
 
-def test_misclassified_grid_takes_the_most_confident_mistakes():
+def test_mistakes_are_captioned_in_words_and_never_a_bare_tile():
     x = torch.randn(6, 3, 32, 32)
     targets = torch.tensor([0, 1, 2, 0, 1, 2])
     preds = torch.tensor([0, 2, 1, 1, 1, 0])  # 4 mistakes
     conf = torch.tensor([0.9, 0.5, 0.8, 0.99, 0.7, 0.6])
-    img = viz.misclassified_grid(x, targets, preds, conf, ["cat", "dog", "fox"], MEAN, STD, k=3)
-    assert in_unit_range(img) and img.shape == (3, 2 + 2 * (128 + 14 + 2), 2 + 2 * (128 + 2))
-    none = viz.misclassified_grid(x, targets, targets, conf, ["cat", "dog", "fox"], MEAN, STD)
-    assert in_unit_range(none)
+    assert viz.mistake_caption("cat", "dog", 0.97) == "true cat\npredicted dog 97%"
+    img = viz.mistakes_figure(x, targets, preds, conf, ["cat", "dog", "fox"], MEAN, STD, total=6, k=1)
+    assert in_unit_range(img) and img.shape[2] >= 112 and img.shape[1] > 112 + 2 * 16  # title and caption
+    none = viz.mistakes_figure(x, targets, targets, conf, ["cat", "dog", "fox"], MEAN, STD, total=6)
+    assert in_unit_range(none) and none.shape[2] > 200
 
 
-def test_overlay_tints_prediction_and_outlines_truth():
+def test_overlay_tints_the_mask_and_outlines_truth_with_torchvision():
     image = torch.full((3, 10, 10), 0.5)
-    pred = torch.zeros(10, 10)
-    pred[:5] = 1
-    true = torch.zeros(10, 10)
-    true[2:8, 2:8] = 1
-    out = viz.overlay(image, pred, true)
+    pred = torch.zeros(10, 10, dtype=torch.bool)
+    pred[:5] = True
+    true = torch.zeros(10, 10, dtype=torch.bool)
+    true[2:8, 2:8] = True
+    out = viz.overlay(image, pred, "red", outline=true)
     assert out[0, 0, 0] > out[1, 0, 0]  # red tint where predicted
-    assert out[:, 2, 2].tolist() == [0.0, 1.0, 0.0] and out[:, 5, 5].tolist() == [0.5, 0.5, 0.5]  # outline only
+    assert out[:, 2, 2].tolist() == [0.0, 1.0, 0.0] and abs(out[0, 5, 5] - 0.5) < 0.01  # outline only
+    examples = [(torch.randn(3, 10, 10), true.long(), pred.long())]
+    fig = viz.segmentation_figure(examples, MEAN, STD)
+    assert in_unit_range(fig) and fig.shape[2] >= 3 * 160
 
 
-def test_save_png_round_trip(tmp_path):
+def test_save_png_and_grid_are_torchvisions(tmp_path):
+    from torchvision.utils import make_grid
+
     img = torch.rand(3, 7, 9)
     path = viz.save_png(img, tmp_path / "sub" / "x.png")
     with Image.open(path) as png:
-        assert png.format == "PNG" and png.size == (9, 7)
-        back = torch.from_numpy(__import__("numpy").asarray(png).copy()).permute(2, 0, 1).float() / 255
+        back = torch.from_numpy(np.asarray(png).copy()).permute(2, 0, 1).float() / 255
     assert (back - img).abs().max() <= 0.5 / 255 + 1e-6
-
-
-def test_grid_matches_torchvision_make_grid():
-    from torchvision.utils import make_grid
-
-    for n, c, nrow, pad, value in [(6, 1, 3, 4, 1.0), (96, 3, 10, 4, 1.0), (5, 3, 3, 2, 0.5), (1, 3, 8, 2, 1.0)]:
-        tiles = torch.rand(n, c, 7, 9)
-        assert torch.equal(viz.grid(tiles, nrow, pad, value), make_grid(tiles, nrow=nrow, padding=pad, pad_value=value))
+    tiles = torch.rand(5, 3, 7, 9)
+    assert torch.equal(viz.grid(tiles, 3, 2, 0.5), make_grid(tiles, nrow=3, padding=2, pad_value=0.5))

@@ -81,7 +81,7 @@ def load_checkpoint(path: "str | Path", map_location: "str | torch.device" = "cp
         raise ConfigError(f"checkpoint {path} holds objects other than tensors and plain data, refused for safety "
                           f"(torch.load weights_only=True); only load checkpoints written by cnnlab") from None
     except Exception as e:  # noqa: BLE001 - any other failure to read means a damaged or foreign file
-        first = first_line(e, 160)
+        first = first_line(e)
         raise ConfigError(f"checkpoint {path} is truncated or corrupt ({first}); use another checkpoint, "
                           f"e.g. best.pt or last.pt from the same run") from None
     if not isinstance(state, dict) or "model" not in state:

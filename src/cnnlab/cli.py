@@ -104,6 +104,45 @@ def _guard(fn: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
         sys.exit(2)
 
 
+def _explain_refused_key(config_name: str) -> None:
+    """After Hydra refused the command line: for a `group.key=value` whose key does not exist, one line naming the
+    valid keys of that group (Hydra's own message says only that the key is not in the config)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    items = [a for a in sys.argv[1:] if "=" in a and not a.startswith(("-", "+", "~", "hydra"))]
+    groups = [a for a in items if "." not in a.split("=", 1)[0]]
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            cfg = compose(config_name=config_name, overrides=groups)
+    except Exception:  # noqa: BLE001 - the groups themselves are wrong: Hydra's message already says so
+        return
+    finally:
+        GlobalHydra.instance().clear()
+    missing = object()
+    for item in items:
+        key = item.split("=", 1)[0]
+        parent = key.rpartition(".")[0]
+        node = OmegaConf.select(cfg, parent) if parent else None
+        if parent and OmegaConf.select(cfg, key, default=missing) is missing and OmegaConf.is_dict(node):
+            valid = ", ".join(str(k) for k in node if not str(k).startswith("_"))
+            print(f"error: {key} is not a key of {parent}: valid keys are {valid} (+{item} adds a new key)",
+                  file=sys.stderr)
+            sys.exit(2)
+
+
+def _run(main: Callable[[], Any], config_name: str) -> None:
+    """Run a Hydra main; when Hydra refused the command line, name the valid keys of a misspelt one."""
+    try:
+        main()
+    except SystemExit as e:
+        if e.code not in (0, None):
+            _explain_refused_key(config_name)
+        raise
+
+
 @hydra.main(config_path=CONFIG_DIR, config_name="train", version_base="1.3")
 def _train_main(cfg: DictConfig) -> float:
     from .commands import train
@@ -116,14 +155,13 @@ def train_cli() -> None:
     """`cnnlab-train`: train, test and report (returns `optimized_metric` to a sweeper); after a multirun the exit
     status is the number of failed jobs."""
     FAILED_JOBS.clear()
-    _train_main()
+    _run(_train_main, "train")
     if FAILED_JOBS:
         sys.exit(min(len(FAILED_JOBS), 125))
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="eval", version_base="1.3")
-def eval_cli(cfg: DictConfig) -> None:
-    """`cnnlab-eval ckpt_path=...`: a checkpoint's metrics on a split, written to metrics.json."""
+def _eval_main(cfg: DictConfig) -> None:
     from .commands import evaluate_checkpoint
     from .report import RunInfo
 
@@ -131,8 +169,7 @@ def eval_cli(cfg: DictConfig) -> None:
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="eval", version_base="1.3")
-def viz_cli(cfg: DictConfig) -> None:
-    """`cnnlab-viz ckpt_path=...`: a checkpoint's filters, saliency, confusion and mistakes as PNG files."""
+def _viz_main(cfg: DictConfig) -> None:
     from .commands import visualise_checkpoint
     from .report import RunInfo
 
@@ -140,9 +177,23 @@ def viz_cli(cfg: DictConfig) -> None:
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="predict", version_base="1.3")
-def predict_cli(cfg: DictConfig) -> None:
-    """`cnnlab-predict ckpt_path=... input=... output=...`: apply a trained model to new files."""
+def _predict_main(cfg: DictConfig) -> None:
     from .predict import predict
     from .report import RunInfo
 
     _guard(lambda c: predict(c, RunInfo.from_hydra()), cfg)
+
+
+def eval_cli() -> None:
+    """`cnnlab-eval ckpt_path=...`: a checkpoint's metrics on a split, written to metrics.json."""
+    _run(_eval_main, "eval")
+
+
+def viz_cli() -> None:
+    """`cnnlab-viz ckpt_path=...`: a checkpoint's filters, saliency, confusion and mistakes (or overlays) as PNGs."""
+    _run(_viz_main, "eval")
+
+
+def predict_cli() -> None:
+    """`cnnlab-predict ckpt_path=... input=... output=...`: apply a trained model to new files."""
+    _run(_predict_main, "predict")

@@ -24,7 +24,7 @@ from .confcheck import TrainerSettings
 from .data.common import DataBundle, head, make_loader
 from .device import select_device
 from .engine import STOP, LoopSettings, TrainingStopped, TrainState, evaluate, fit, forward_batches
-from .errors import ConfigError, first_line
+from .errors import ConfigError
 from .models.init import init_weights
 from .report import RunInfo, hparams, write_results, write_run_metadata
 from .sched import fast_forward
@@ -181,12 +181,13 @@ def _train(cfg: DictConfig, info: RunInfo, ckpt: Optional[dict]) -> float:
         restore(state, ckpt, train_loader, plan)
         log.info(f"resumed at epoch {state.epoch}, step {state.step}")
     loss_fn = build_loss(cfg.loss, model, bundle)
-    logger = RunLogger(info.run_dir / "tb", enabled=t.tensorboard)
+    logger = RunLogger(info.run_dir / "tb", enabled=t.tensorboard, purge_step=state.step + 1 if ckpt else None)
     write_run_metadata(cfg, info, model, device)
     pictures = make_pictures(model, bundle, logger, info.run_dir / "pictures", device, lambda: state.step,
-                             NUM_PICTURES)
+                             NUM_PICTURES, smoothgrad=t.smoothgrad)
     extra = {"config": OmegaConf.to_yaml(cfg, resolve=True), "run_info": info.as_dict(), "plan": plan,
              "data_state": bundle.data_state()}
+    logger.text("config", "```yaml\n" + extra["config"] + "```", state.step)
     if STOP:
         raise TrainingStopped(STOP.signal_name, state.epoch, state.step)
     fit(state, train_loader, val_loader, loss_fn, lambda: _meter(bundle, device, collect=True), loop, logger,
@@ -299,7 +300,8 @@ def visualise_checkpoint(cfg: DictConfig, info: RunInfo) -> Path:
                          num_workers=run_cfg.trainer.num_workers)
     val = evaluate(model, loader, build_loss(run_cfg.loss, model, bundle), _meter(bundle, loop.device, True), loop)
     pictures = make_pictures(model, bundle, RunLogger(out_dir, enabled=False), out_dir, loop.device, lambda: 0,
-                             num_images=cfg.num_images)
+                             num_images=cfg.num_images, smoothgrad=int(run_cfg.trainer.get("smoothgrad", 0)),
+                             split={"val": "validation", "test": "test", "train": "training"}[cfg.split])
     pictures(0, val, final=True)
     log.info(f"pictures written to {out_dir.resolve()}: {', '.join(sorted(p.name for p in out_dir.glob('*.png')))}")
     return out_dir

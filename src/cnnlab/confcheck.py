@@ -197,6 +197,8 @@ class TrainerSettings:
     monitor: str = "val/acc"
     mode: str = "max"
     pictures_every: int = 5
+    smoothgrad: int = 0                     # saliency: plain gradients (0) or SmoothGrad with this many noisy copies
+    histograms_every: int = 0               # epochs between weight/gradient histograms of first/last layer; 0 = off
     tensorboard: bool = True
     progress: Optional[bool] = None
     num_workers: int = 2
@@ -207,7 +209,7 @@ class TrainerSettings:
         check_call("trainer", cls, values)
         settings = cls(**values)
         ranges = [("epochs", 1), ("batch_size", 1), ("eval_batch_size", 1), ("log_every", 1), ("clip_grad", 0),
-                  ("pictures_every", 0), ("num_workers", 0)]
+                  ("pictures_every", 0), ("num_workers", 0), ("smoothgrad", 0), ("histograms_every", 0)]
         for key, low in ranges:
             if getattr(settings, key) < low:
                 raise ConfigError(f"trainer.{key}={getattr(settings, key)} is not valid: it must be >= {low}")

@@ -68,6 +68,7 @@ class LoopSettings:
     pictures_every: int = 0                    # epochs between TensorBoard pictures; 0 = only at the end
     progress: Optional[bool] = None            # None = a bar when stderr is a terminal
     channels_last: bool = False                # NHWC batches for NHWC weights (tensor-core friendly on CUDA)
+    histograms_every: int = 0                  # epochs between weight/gradient histograms; 0 = off
 
 
 @dataclass
@@ -205,6 +206,15 @@ def train_one_epoch(state: TrainState, loader: Iterable, loss_fn: Callable, sett
             "samples_per_s": seen / max(seconds, 1e-9)}
 
 
+def log_histograms(model: nn.Module, logger: RunLogger, step: int) -> None:
+    """Weight and gradient histograms of the first and the last layer with weights (TensorBoard's HISTOGRAMS)."""
+    weights = [(n, p) for n, p in model.named_parameters() if n.endswith("weight") and p.ndim >= 2]
+    for name, p in (weights[:1] + weights[-1:] if len(weights) > 1 else weights):
+        logger.histogram(f"weights/{name}", p.detach(), step)
+        if p.grad is not None:
+            logger.histogram(f"gradients/{name}", p.grad.detach(), step)
+
+
 def checkpoint_state(state: TrainState, extra: dict[str, Any]) -> dict[str, Any]:
     """The dict written to last.pt/best.pt: tensors and plain data only (loadable with weights_only=True)."""
     return {
@@ -253,13 +263,15 @@ def fit(state: TrainState, train_loader: Iterable, val_loader: Iterable, loss_fn
             raise TrainingStopped(STOP.signal_name or "stop", epoch, state.step)
         val = evaluate(state.net, val_loader, loss_fn, new_meter(), settings)
         state.epoch = epoch
-        row = {"epoch": epoch, "train/loss": train["loss"], "train/epoch_time_s": train["seconds"],
+        row = {"epoch": epoch, "train/epoch_loss": train["loss"], "train/epoch_time_s": train["seconds"],
                "train/samples": train["samples"], "train/samples_per_s": train["samples_per_s"],
                **{f"val/{k}": v for k, v in val.items() if isinstance(v, float)}}
         state.history.append(row)
-        logger.scalars({k: v for k, v in row.items() if k != "train/loss"}, state.step)
+        logger.scalars(row, state.step)  # at the epoch's last step; `epoch` lines up runs of other batch sizes
+        if settings.histograms_every and epoch % settings.histograms_every == 0:
+            log_histograms(state.model, logger, state.step)
         line = " ".join(f"{k} {row[k]:.4f}" for k in shown if k in row)
-        log.info(f"epoch {epoch}/{settings.epochs} train/loss {train['loss']:.4f} {line} "
+        log.info(f"epoch {epoch}/{settings.epochs} train/epoch_loss {train['loss']:.4f} {line} "
                  f"({train['seconds']:.1f}s, {train['samples_per_s']:.0f} samples/s)")
         is_best = _improved(row[settings.monitor], state.best, settings.mode)
         if is_best:

@@ -14,7 +14,7 @@ def find_config_error(exc: "BaseException | None") -> "ConfigError | None":
     return None
 
 
-def first_line(exc: BaseException, limit: int = 200) -> str:
-    """The first line of an exception's message (or its type name), for one-line error reports."""
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (or its type name), whole, for one-line error reports."""
     text = str(exc).strip()
-    return text.splitlines()[0][:limit] if text else type(exc).__name__
+    return text.splitlines()[0] if text else type(exc).__name__

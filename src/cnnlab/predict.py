@@ -12,7 +12,7 @@ import glob
 import io
 import logging
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator
 
 import torch
 from omegaconf import DictConfig

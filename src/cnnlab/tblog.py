@@ -15,12 +15,14 @@ log = logging.getLogger("cnnlab")
 class RunLogger:
     """Scalars and images to TensorBoard in the run folder; `enabled=False` keeps only the console."""
 
-    def __init__(self, log_dir: "str | Path", enabled: bool = True) -> None:
+    def __init__(self, log_dir: "str | Path", enabled: bool = True, purge_step: Optional[int] = None) -> None:
+        """`purge_step`: on resume, events an earlier process wrote at this step or later are dropped, so no step
+        is shown twice after a kill."""
         self.writer = None
         if enabled:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(log_dir=str(log_dir))
+            self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
 
     def scalars(self, values: dict[str, float], step: int) -> None:
         """One point per tag at `step`."""
@@ -32,6 +34,16 @@ class RunLogger:
         """`img` is [3,H,W] float in [0,1]."""
         if self.writer is not None:
             self.writer.add_image(tag, img, step)
+
+    def histogram(self, tag: str, values: Tensor, step: int) -> None:
+        """A histogram of `values` at `step`."""
+        if self.writer is not None:
+            self.writer.add_histogram(tag, values.float().cpu(), step)
+
+    def text(self, tag: str, text: str, step: int = 0) -> None:
+        """Markdown text (e.g. the resolved config) in TensorBoard's TEXT tab."""
+        if self.writer is not None:
+            self.writer.add_text(tag, text, step)
 
     def hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
         """One HParams-tab row in this run's own folder, so a sweep's runs line up side by side."""

@@ -9,7 +9,6 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 

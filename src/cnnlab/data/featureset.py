@@ -7,6 +7,7 @@ name, the feature configuration, the split sizes and a cheap fingerprint of the 
 from __future__ import annotations
 
 import hashlib
+import logging
 import json
 import pickle
 import zipfile
@@ -23,6 +24,9 @@ from cnnlab.data.segmentation import mito_page_count, mito_split_exists, read_mi
 from cnnlab.device import select_device
 from cnnlab.errors import ConfigError
 from cnnlab.features import FeatureSpec, Standardiser, extract
+from cnnlab.tblog import Progress
+
+log = logging.getLogger("cnnlab")
 
 SPLITS = ("train", "val", "test")
 CACHE_VERSION = 2  # bump when feature code changes the numbers (2: standardiser statistics stored too)
@@ -36,11 +40,14 @@ def _cached(cache_dir: Optional[str], name: str, key: dict, compute: Callable[[]
     path = Path(cache_dir).expanduser() / f"{name}-{digest}.pt"
     if path.is_file():
         try:
-            return torch.load(path, map_location="cpu", weights_only=True)
+            result = torch.load(path, map_location="cpu", weights_only=True)
+            log.info(f"features read from the cache {path} ({path.stat().st_size / 2**20:.1f} MB)")
+            return result
         except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile):
             pass  # unreadable cache entry (e.g. another torch version): recompute and overwrite it
     result = compute()
     save_checkpoint(result, path)  # temp file + fsync + os.replace: never a half-written cache entry
+    log.info(f"features cached in {path} ({path.stat().st_size / 2**20:.1f} MB; data.cache_dir=null: no cache)")
     return result
 
 
@@ -70,10 +77,17 @@ def _bundle(data: dict[str, Tensor], num_classes: int, class_names: list[str], n
 
 
 def _batched_extract(x: Tensor, spec: FeatureSpec, device: torch.device, batch: int,
-                     prepare: Callable[[Tensor], Tensor]) -> Tensor:
-    """extract(prepare(chunk)) for chunks of `batch` images of `x` on `device`; the features [N', D] on the CPU."""
-    return torch.cat([extract(prepare(x[lo:lo + batch].to(device).float()), spec=spec).cpu()
-                      for lo in range(0, len(x), batch)])
+                     prepare: Callable[[Tensor], Tensor], what: str = "features") -> Tensor:
+    """extract(prepare(chunk)) for chunks of `batch` stored images of `x` on `device` (`prepare` makes pixel values
+    in [0,1]); the features [N', D] on the CPU, with a progress bar on a terminal."""
+    chunks = range(0, len(x), batch)
+    bar = Progress(len(chunks), what)
+    out = []
+    for k, lo in enumerate(chunks, 1):
+        out.append(extract(prepare(x[lo:lo + batch].to(device)), spec=spec).cpu())
+        bar.update(k)
+    bar.close()
+    return torch.cat(out)
 
 
 def build_feature_data(source: Union[DataBundle, Callable[..., DataBundle]],
@@ -112,7 +126,7 @@ def build_feature_data(source: Union[DataBundle, Callable[..., DataBundle]],
             def to_pixels(x: Tensor, split=split) -> Tensor:  # the model's input, mapped back to pixel units
                 x = split.prepare(x, x.new_zeros(len(x)))[0] if split.prepare is not None else x
                 return unnormalise(x, tuple(bundle.mean), tuple(bundle.std)) if bundle.mean and bundle.std else x
-            raw[f"{s}_x"] = _batched_extract(split.inputs, spec, dev, batch_size, to_pixels)
+            raw[f"{s}_x"] = _batched_extract(split.inputs, spec, dev, batch_size, to_pixels, f"{s} features")
             raw[f"{s}_y"] = split.targets.cpu()
         scale = Standardiser(state["feature_mean"], state["feature_std"]) if state is not None else None
         return _standardised(raw, scale)

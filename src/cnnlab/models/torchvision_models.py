@@ -33,7 +33,7 @@ class TorchvisionClassifier(nn.Module):
                 self.net.eval()(x[:1])
         except RuntimeError as e:
             raise ConfigError(f"model=torchvision_{self.arch} cannot take {'x'.join(map(str, x.shape[1:]))} inputs "
-                              f"({first_line(e, 120)}): resize the data (e.g. data.image_size=224) or use "
+                              f"({first_line(e)}): resize the data (e.g. data.image_size=224) or use "
                               f"model=alexnet_small for 32x32 images") from None
         finally:
             self.net.train(was)

@@ -1,8 +1,11 @@
-"""Pictures of what a network learned, as float [3,H,W] tensors in [0,1] (TensorBoard `add_image`) or PNGs.
+"""Pictures of what a network learned, as float [3,H,W] tensors in [0,1] (TensorBoard `add_image`) or PNGs: every
+figure has a title, labelled tiles large enough to read, and a colour bar where colour encodes a value.
 
-Saliency follows Simonyan, Vedaldi & Zisserman, "Deep Inside Convolutional Networks: Visualising Image
-Classification Models and Saliency Maps", ICLR workshop 2014: max over channels of |d score_c / d pixel|.
-Text is drawn with PIL's default font, so no plotting library is needed.
+Tiles are laid out with torchvision's `make_grid`, written with its `save_image`, masks drawn with its
+`draw_segmentation_masks`; text is drawn with PIL's bundled scalable font, so no plotting library is needed.
+Saliency follows Simonyan, Vedaldi & Zisserman, "Deep Inside Convolutional Networks", ICLR workshop 2014
+(max over channels of |d score_c / d pixel|); SmoothGrad averages it over noisy copies of the input (Smilkov et
+al., "SmoothGrad: removing noise by adding noise", 2017).
 """
 from __future__ import annotations
 
@@ -18,7 +21,19 @@ from torch import Tensor, nn
 
 from ..data.common import unnormalise
 
-MIN_TILE = 96  # pixels: small images (28, 32) are upscaled to at least this, nearest-neighbour
+MIN_TILE = 96   # pixels: small images (28, 32) are enlarged to at least this, nearest-neighbour
+FILTER_TILE = 64  # pixels: each first-layer filter is enlarged to at least this
+FONT_SIZE = 13
+LINE = 16       # pixels per text line
+PAD = 6
+
+
+def font(size: int = FONT_SIZE) -> ImageFont.ImageFont:
+    """PIL's bundled font (scalable where Pillow has FreeType, its bitmap font otherwise)."""
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has only the bitmap font
+        return ImageFont.load_default()
 
 
 def denormalise(x: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
@@ -28,40 +43,32 @@ def denormalise(x: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tenso
     return unnormalise(x, tuple(mean), tuple(std)).clamp(0, 1)
 
 
-def grid(tiles: Tensor, nrow: int, padding: int = 2, pad_value: float = 0.0) -> Tensor:
-    """[N,C,H,W] tiles of one size -> a [3, rows*(H+p)+p, cols*(W+p)+p] mosaic, `nrow` tiles per row."""
-    tiles = _rgb(tiles)
-    if len(tiles) == 1:
-        return tiles[0]  # one tile: no frame (as torchvision's make_grid)
-    n, _, h, w = tiles.shape
-    cols = min(nrow, n)
-    rows = math.ceil(n / cols)
-    canvas = tiles.new_full((3, rows * (h + padding) + padding, cols * (w + padding) + padding), pad_value)
-    for i in range(n):
-        top, left = padding + (i // cols) * (h + padding), padding + (i % cols) * (w + padding)
-        canvas[:, top:top + h, left:left + w] = tiles[i]
-    return canvas
-
-
-def _rgb(x: Tensor) -> Tensor:
+def rgb(x: Tensor) -> Tensor:
     """[...,C,H,W] with C = 1 or 3 as three channels."""
     return x.expand(*x.shape[:-3], 3, *x.shape[-2:]) if x.shape[-3] == 1 else x[..., :3, :, :]
 
 
-def _upscale(x: Tensor, min_size: int = MIN_TILE) -> Tensor:
-    """[N,C,H,W] enlarged by an integer factor (nearest) so the shorter side is at least `min_size`."""
+def grid(tiles: Tensor, nrow: int, padding: int = 2, pad_value: float = 0.0) -> Tensor:
+    """[N,C,H,W] tiles of one size -> a [3,H',W'] mosaic, `nrow` tiles per row (torchvision's make_grid)."""
+    from torchvision.utils import make_grid
+
+    return make_grid(rgb(tiles), nrow=nrow, padding=padding, pad_value=pad_value)
+
+
+def enlarge(x: Tensor, min_size: int = MIN_TILE) -> Tensor:
+    """[N,C,H,W] enlarged by an integer factor (nearest) so that the shorter side is at least `min_size`."""
     factor = max(1, math.ceil(min_size / min(x.shape[-2:])))
-    return F.interpolate(x, scale_factor=factor, mode="nearest") if factor > 1 else x
+    return F.interpolate(x.float(), scale_factor=factor, mode="nearest") if factor > 1 else x.float()
 
 
-def _heat(t: Tensor) -> Tensor:
+def heat(t: Tensor) -> Tensor:
     """[N,H,W] in [0,1] -> [N,3,H,W] 'hot' colours: black, red, yellow, white."""
     return torch.stack([(3 * t).clamp(0, 1), (3 * t - 1).clamp(0, 1), (3 * t - 2).clamp(0, 1)], 1)
 
 
 def to_pil(img: Tensor) -> Image.Image:
     """[3,H,W] or [1,H,W] float in [0,1] -> PIL RGB image."""
-    arr = (_rgb(img.detach().float().cpu()).clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    arr = (rgb(img.detach().float().cpu()).clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
     return Image.fromarray(np.ascontiguousarray(arr), "RGB")
 
 
@@ -71,11 +78,63 @@ def from_pil(img: Image.Image) -> Tensor:
 
 
 def save_png(img: Tensor, path: "str | Path") -> Path:
-    """Write a [3,H,W] image in [0,1] as a PNG (parent folders created); returns the path."""
+    """Write a [3,H,W] image in [0,1] as a PNG (parent folders created; torchvision's save_image); the path."""
+    from torchvision.utils import save_image
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    to_pil(img).save(path, format="PNG")
+    save_image(img.detach().float().cpu().clamp(0, 1), path, format="PNG")
     return path
+
+
+def text_fit(text: str, width: float, fnt: ImageFont.ImageFont) -> str:
+    """`text` shortened with '..' to fit `width` pixels (ASCII: the bundled fonts lack arrows and ellipses)."""
+    if fnt.getlength(text) <= width:
+        return text
+    while text and fnt.getlength(text + "..") > width:
+        text = text[:-1]
+    return text + ".."
+
+
+def figure(tiles: Tensor, captions: Sequence[str], ncol: int, title: str, lines: int = 1,
+           footer: Optional[Image.Image] = None) -> Tensor:
+    """Tiles [N,3,h,w] in [0,1] on a white sheet, `ncol` per row, each with `lines` caption lines under it, a
+    title above and an optional footer (e.g. a colour bar) below; as one [3,H,W] image."""
+    fnt = font()
+    n, _, h, w = tiles.shape
+    ncol = max(1, min(ncol, n))
+    rows = math.ceil(n / ncol)
+    cell_w, cell_h = w + PAD, h + lines * LINE + PAD
+    title_lines = title.split("\n")
+    top = PAD + LINE * len(title_lines) + PAD
+    width = max(PAD + ncol * cell_w, int(max(fnt.getlength(t) for t in title_lines)) + 2 * PAD,
+                footer.width + 2 * PAD if footer else 0)
+    sheet = Image.new("RGB", (width, top + rows * cell_h + (footer.height + PAD if footer else 0) + PAD), "white")
+    draw = ImageDraw.Draw(sheet)
+    for k, t in enumerate(title_lines):
+        draw.text((PAD, PAD + k * LINE), text_fit(t, width - 2 * PAD, fnt), fill="black", font=fnt)
+    for i in range(n):
+        x, y = PAD + (i % ncol) * cell_w, top + (i // ncol) * cell_h
+        sheet.paste(to_pil(tiles[i]), (x, y))
+        for k, line in enumerate(str(captions[i]).split("\n")[:lines]):
+            draw.text((x, y + h + 1 + k * LINE), text_fit(line, w, fnt), fill="black", font=fnt)
+    if footer is not None:
+        sheet.paste(footer, (PAD, top + rows * cell_h))
+    return from_pil(sheet)
+
+
+def colour_bar(colours: Tensor, low: str, mid: str, high: str, label: str, width: int = 240) -> Image.Image:
+    """A horizontal bar of `colours` [3,K] (left to right) with three value labels and a caption."""
+    fnt = font()
+    bar = F.interpolate(colours[None, :, None, :].float(), size=(12, width), mode="bilinear", align_corners=True)[0]
+    img = Image.new("RGB", (width + int(fnt.getlength(label)) + 3 * PAD, 12 + LINE + 2), "white")
+    img.paste(to_pil(bar), (0, 0))
+    draw = ImageDraw.Draw(img)
+    draw.text((0, 13), low, fill="black", font=fnt)
+    draw.text((width // 2, 13), mid, fill="black", font=fnt, anchor="ma")
+    draw.text((width, 13), high, fill="black", font=fnt, anchor="ra")
+    draw.text((width + 2 * PAD, 0), label, fill="black", font=fnt)
+    return img
 
 
 def first_conv(model: nn.Module) -> Optional[nn.Conv2d]:
@@ -83,142 +142,164 @@ def first_conv(model: nn.Module) -> Optional[nn.Conv2d]:
     return next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
 
 
-def filter_grid(weight: Tensor, scale: Optional[int] = None) -> Tensor:
-    """Conv filters [O,I,kh,kw] as a grid, each min-max normalised; RGB when I == 3, else the channel mean."""
+def filter_tiles(weight: Tensor) -> tuple[Tensor, float]:
+    """Conv filters [O,I,kh,kw] as [O,3,kh',kw'] tiles on ONE shared scale: mid-grey = 0, black/white = -+ the
+    largest |weight| (RGB for 3 input channels, else the mean over input channels); and that largest |weight|."""
     w = weight.detach().float().cpu()
     w = w if w.shape[1] == 3 else w.mean(1, keepdim=True)
-    lo = w.amin(dim=(1, 2, 3), keepdim=True)
-    hi = w.amax(dim=(1, 2, 3), keepdim=True)
-    w = _rgb((w - lo) / (hi - lo).clamp_min(1e-12))
-    scale = scale or max(1, math.ceil(40 / max(w.shape[-2:])))  # 5x5 -> 40 px, 11x11 -> 44 px
-    w = F.interpolate(w, scale_factor=scale, mode="nearest") if scale > 1 else w
-    return grid(w, nrow=math.ceil(math.sqrt(len(w))), padding=4, pad_value=1.0)  # white gaps
+    peak = float(w.abs().max().clamp_min(1e-12))
+    return enlarge(rgb(0.5 + 0.5 * w / peak), FILTER_TILE), peak
 
 
-def saliency(model: nn.Module, x: Tensor, target: Optional[Tensor] = None) -> Tensor:
-    """[N,H,W] max over channels of |d score_c / d x|, c = target or the predicted class (eval mode)."""
+def filter_figure(weight: Tensor, title: str = "first-layer filters") -> Tensor:
+    """Each filter enlarged, numbered, on a shared colour scale with its colour bar."""
+    tiles, peak = filter_tiles(weight)
+    n = len(tiles)
+    ncol = n if n <= 8 else math.ceil(math.sqrt(n))
+    bar = colour_bar(torch.tensor([[0.0, 0.5, 1.0]] * 3), f"-{peak:.2g}", "0", f"+{peak:.2g}", "weight")
+    k = f"{weight.shape[-2]}x{weight.shape[-1]}x{weight.shape[1]}"
+    return figure(tiles, [f"#{i + 1}" for i in range(n)], ncol, f"{title}: {n} filters of {k}, one shared scale",
+                  footer=bar)
+
+
+def saliency(model: nn.Module, x: Tensor, target: Optional[Tensor] = None, smooth: int = 0,
+             noise: float = 0.15) -> Tensor:
+    """[N,H,W] max over channels of |d score_c / d x|, c = target or the predicted class (eval mode); with
+    `smooth` > 0 the mean over that many copies of x plus Gaussian noise of `noise` times x's value range."""
     was_training = model.training
     model.eval()
     try:
-        x = x.detach().clone().requires_grad_(True)
+        x = x.detach()
+        sigma = noise * float(x.max() - x.min())
+        copies = [x] if smooth <= 0 else [x + sigma * torch.randn_like(x) for _ in range(smooth)]
+        total = torch.zeros_like(x)
         with torch.enable_grad():
-            logits = model(x)
-            cls = logits.argmax(1) if target is None else target.to(logits.device).long()
-            score = logits.gather(1, cls.view(-1, 1)).sum()
-            (grad,) = torch.autograd.grad(score, x)  # grads w.r.t. x only: the params' .grad stay untouched
+            for xi in copies:
+                xi = xi.clone().requires_grad_(True)
+                logits = model(xi)
+                cls = logits.argmax(1) if target is None else target.to(logits.device).long()
+                (grad,) = torch.autograd.grad(logits.gather(1, cls.view(-1, 1)).sum(), xi)  # params' .grad untouched
+                total += grad.abs()
     finally:
         model.train(was_training)
-    return grad.abs().amax(1)
+    return (total / len(copies)).amax(1)
 
 
-def saliency_grid(images: Tensor, saliency_maps: Tensor, mean: Sequence[float], std: Sequence[float],
-                  pairs_per_row: int = 4) -> Tensor:
-    """Each image beside its saliency heat map (normalised per image), `pairs_per_row` pairs per row."""
-    imgs = _rgb(denormalise(images.detach().float().cpu(), mean, std))
-    sal = saliency_maps.detach().float().cpu()
+def saliency_figure(images: Tensor, maps: Tensor, true: Sequence[str], pred: Sequence[str],
+                    mean: Sequence[float], std: Sequence[float], smooth: int = 0, pairs_per_row: int = 4) -> Tensor:
+    """Each image beside its saliency heat map (per image 0..max), captioned with true and predicted label."""
+    imgs = rgb(denormalise(images.detach().float().cpu(), mean, std))
+    sal = maps.detach().float().cpu()
     sal = sal / sal.flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1)
-    pairs = torch.stack([imgs, _heat(sal)], 1).flatten(0, 1)  # image, map, image, map, ...
-    return grid(_upscale(pairs), nrow=2 * pairs_per_row, padding=2, pad_value=1.0)
+    tiles = enlarge(torch.stack([imgs, heat(sal)], 1).flatten(0, 1))
+    captions = [c for t, p in zip(true, pred) for c in (f"true {t}\npred {p}", "saliency")]
+    method = f"SmoothGrad ({smooth} noisy copies)" if smooth else "plain gradients"
+    bar = colour_bar(heat(torch.linspace(0, 1, 16)[None])[0].reshape(3, -1), "0", "", "max",
+                     "|d class score / d pixel|, per image")
+    return figure(tiles, captions, 2 * pairs_per_row, f"saliency of the true class (Simonyan et al. 2014), {method}",
+                  lines=2, footer=bar)
 
 
-def _font() -> ImageFont.ImageFont:
-    return ImageFont.load_default()
-
-
-def _glyph(font: ImageFont.ImageFont, char: str) -> bytes:
-    img = Image.new("L", (24, 24))
-    ImageDraw.Draw(img).text((2, 2), char, fill=255, font=font)
-    return img.tobytes()
-
-
-def _text(font: ImageFont.ImageFont, text: str) -> str:
-    """`text` with an arrow the font lacks written as '->' (PIL's bundled fonts have no U+2192)."""
-    try:
-        missing = _glyph(font, "\ue000") == _glyph(font, "\u2192")
-    except UnicodeError:  # the latin-1 bitmap fallback font
-        missing = True
-    return text.replace("\u2192", "->").encode("latin-1", "replace").decode("latin-1") if missing else text
-
-
-def confusion_image(cm: Tensor, class_names: Sequence[str], cell: int = 0) -> Tensor:
-    """Row-normalised confusion matrix (rows = true class) as a blue heat map with counts and class names."""
-    cm = cm.detach().cpu().long()
+def confusion_panel(cm: Tensor, names: Sequence[str], normalised: bool, fnt: ImageFont.ImageFont) -> Image.Image:
+    """One confusion matrix (rows: true, columns: predicted), counts or row-normalised, as a PIL image."""
     k = cm.shape[0]
+    cell = int(max(18, min(96, 480 // k)))
     rates = cm.float() / cm.sum(1, keepdim=True).clamp_min(1)
-    cell = cell or max(8, min(48, 960 // k))
-    font, draw_text = _font(), cell >= 24  # too small to read below 24 px per cell
-    names = [_text(font, str(n))[:14] for n in class_names] if draw_text else []
-    margin = (max((int(font.getlength(n)) for n in names), default=0) + 8) if draw_text else 4
-    top = 16
-    size = (margin + k * cell + 4, margin + top + k * cell + 4)
-    img = Image.new("RGB", size, "white")
+    shade = rates if normalised else cm.float() / cm.max().clamp_min(1)
+    labels = [text_fit(str(n), 90, fnt) for n in names] if cell >= 18 else []
+    margin = (max((int(fnt.getlength(n)) for n in labels), default=0) + PAD + LINE) if labels else PAD
+    img = Image.new("RGB", (margin + k * cell + PAD, margin + k * cell + LINE + PAD), "white")
     draw = ImageDraw.Draw(img)
     for i in range(k):
         for j in range(k):
-            v = float(rates[i, j])
-            x0, y0 = margin + j * cell, top + margin + i * cell
-            shade = (int(255 * (1 - 0.9 * v)), int(255 * (1 - 0.6 * v)), 255)
-            draw.rectangle([x0, y0, x0 + cell - 1, y0 + cell - 1], fill=shade, outline=(200, 200, 200))
-            if draw_text:
-                draw.text((x0 + cell / 2, y0 + cell / 2), str(int(cm[i, j])), anchor="mm", font=font,
+            v = float(shade[i, j])
+            x0, y0 = margin + j * cell, margin + i * cell
+            draw.rectangle([x0, y0, x0 + cell - 1, y0 + cell - 1], fill=(int(255 * (1 - 0.9 * v)),
+                           int(255 * (1 - 0.6 * v)), 255), outline=(200, 200, 200))
+            text = f"{float(rates[i, j]):.0%}" if normalised else str(int(cm[i, j]))
+            if fnt.getlength(text) < cell - 2:
+                draw.text((x0 + cell / 2, y0 + cell / 2), text, anchor="mm", font=fnt,
                           fill="white" if v > 0.5 else "black")
-    if draw_text:
-        _label_axes(img, names, margin, top, cell, font)
-    draw.text((margin, 2), _text(font, "rows: true, columns: predicted \u2192"), fill="black", font=font)
-    return from_pil(img)
+    for i, name in enumerate(labels):  # row names left, column names rotated above
+        draw.text((margin - 4, margin + i * cell + cell / 2), name, anchor="rm", fill="black", font=fnt)
+        tag = Image.new("RGB", (margin - LINE, cell), "white")
+        ImageDraw.Draw(tag).text((margin - LINE - 4, cell / 2), name, anchor="rm", fill="black", font=fnt)
+        img.paste(tag.rotate(-90, expand=True), (margin + i * cell, LINE))
+    draw.text((margin, 0), "predicted:", fill="black", font=fnt)
+    return img
 
 
-def _label_axes(img: Image.Image, names: Sequence[str], margin: int, top: int, cell: int, font) -> None:
-    """Class names left of the rows and, rotated, above the columns."""
-    draw = ImageDraw.Draw(img)
-    for i, name in enumerate(names):
-        y = top + margin + i * cell + cell / 2
-        draw.text((margin - 4, y), name, anchor="rm", fill="black", font=font)
-        label = Image.new("RGB", (margin, cell), "white")
-        ImageDraw.Draw(label).text((margin - 4, cell / 2), name, anchor="rm", fill="black", font=font)
-        img.paste(label.rotate(-90, expand=True), (margin + i * cell, top))
+def confusion_figure(cm: Tensor, class_names: Sequence[str], title: str = "validation confusion matrix") -> Tensor:
+    """Counts beside the row-normalised view (each row sums to 100 %: the recall of that class), rows = true."""
+    fnt = font()
+    cm = cm.detach().cpu().long()
+    panels = [confusion_panel(cm, class_names, normalised=False, fnt=fnt)]
+    if cm.shape[0] <= 30:
+        panels.append(confusion_panel(cm, class_names, normalised=True, fnt=fnt))
+    head = [f"{title}: rows = true class, columns = predicted ({int(cm.sum())} samples)",
+            "left: counts; right: row-normalised (the diagonal is each class's recall)" if len(panels) == 2
+            else "counts"]
+    width = max(sum(p.width for p in panels) + PAD * (len(panels) + 1), max(int(fnt.getlength(h)) for h in head) + 12)
+    sheet = Image.new("RGB", (width, 2 * LINE + 2 * PAD + max(p.height for p in panels)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for k, h in enumerate(head):
+        draw.text((PAD, PAD + k * LINE), h, fill="black", font=fnt)
+    x = PAD
+    for p in panels:
+        sheet.paste(p, (x, 2 * LINE + PAD))
+        x += p.width + PAD
+    return from_pil(sheet)
 
 
-def _caption(tile: Tensor, true: str, pred: str, p: float, font) -> Tensor:
-    """A [3,H,W] tile with a white 'true→pred p=0.97' band underneath (names shortened to fit)."""
-    pil = to_pil(tile)
-    for n in (12, 10, 8, 6, 4, 2):
-        text = _text(font, f"{true[:n]}\u2192{pred[:n]} p={p:.2f}")
-        if font.getlength(text) <= pil.width - 4:
-            break
-    out = Image.new("RGB", (pil.width, pil.height + 14), "white")
-    out.paste(pil, (0, 0))
-    ImageDraw.Draw(out).text((2, pil.height + 1), text, fill="black", font=font)
-    return from_pil(out)
+def mistake_caption(true: str, pred: str, prob: float) -> str:
+    """'true cat' / 'predicted dog 97%' as two caption lines."""
+    return f"true {true}\npredicted {pred} {prob:.0%}"
 
 
-def misclassified_grid(images: Tensor, targets: Tensor, preds: Tensor, confidences: Tensor,
-                       class_names: Sequence[str], mean: Sequence[float], std: Sequence[float],
-                       k: int = 16) -> Tensor:
-    """The k most confidently wrong images, captioned 'true→pred p=0.97'."""
+def mistakes_figure(images: Tensor, targets: Tensor, preds: Tensor, confidences: Tensor,
+                    class_names: Sequence[str], mean: Sequence[float], std: Sequence[float], total: int,
+                    k: int = 16, split: str = "validation") -> Tensor:
+    """The k most confidently wrong images, each captioned with its true class, the prediction and its probability."""
     wrong = torch.nonzero(preds.cpu() != targets.cpu()).flatten()
-    font = _font()
     if len(wrong) == 0:
-        img = Image.new("RGB", (200, 24), "white")
-        ImageDraw.Draw(img).text((4, 6), "no misclassified images", fill="black", font=font)
-        return from_pil(img)
+        blank = torch.ones(1, 3, MIN_TILE, MIN_TILE)
+        return figure(blank, ["none"], 1, f"no misclassified images among {total} {split} images")
     worst = wrong[confidences.cpu()[wrong].argsort(descending=True)[:k]]
-    tiles = _upscale(_rgb(denormalise(images.detach().float().cpu()[worst], mean, std)), 128)
+    tiles = enlarge(rgb(denormalise(images.detach().float().cpu()[worst], mean, std)), 112)
     names = [str(n) for n in class_names]
-    tiles = [_caption(t, names[int(targets[i])], names[int(preds[i])], float(confidences[i]), font)
-             for t, i in zip(tiles, worst.tolist())]
-    return grid(torch.stack(tiles), nrow=math.ceil(math.sqrt(len(tiles))), padding=2, pad_value=1.0)
+    captions = [mistake_caption(names[int(targets[i])], names[int(preds[i])], float(confidences[i]))
+                for i in worst.tolist()]
+    return figure(tiles, captions, max(2, math.ceil(math.sqrt(len(tiles)))),
+                  f"the {len(tiles)} most confident mistakes (of {total} {split} images)", lines=2)
 
 
-def overlay(image: Tensor, mask_pred: Tensor, mask_true: Optional[Tensor] = None, alpha: float = 0.5) -> Tensor:
-    """[3,H,W] image with the predicted mask tinted red and the true mask's outline in green."""
-    out = _rgb(image.detach().float().cpu()).clone()
-    pred = (mask_pred.detach().cpu().float() > 0.5).float()
-    red = torch.tensor([1.0, 0.0, 0.0]).view(3, 1, 1)
-    out = out * (1 - alpha * pred) + red * alpha * pred
-    if mask_true is not None:
-        true = (mask_true.detach().cpu().float() > 0.5).float()[None, None]
-        eroded = -F.max_pool2d(-true, 3, stride=1, padding=1)
-        edge = (true - eroded)[0, 0] > 0
-        out[:, edge] = torch.tensor([0.0, 1.0, 0.0]).view(3, 1)
-    return out.clamp(0, 1)
+def overlay(image: Tensor, mask: Tensor, colour: str = "red", outline: Optional[Tensor] = None,
+            alpha: float = 0.45) -> Tensor:
+    """[3,H,W] image in [0,1] with `mask` tinted in `colour` (torchvision's draw_segmentation_masks) and, optionally,
+    the outline of another mask in green."""
+    from torchvision.utils import draw_segmentation_masks
+
+    img = (rgb(image.detach().float().cpu()).clamp(0, 1) * 255).round().byte()
+    out = draw_segmentation_masks(img, mask.detach().cpu().bool()[None], alpha=alpha, colors=colour)
+    if outline is not None:
+        true = outline.detach().cpu().float()[None, None]
+        edge = (true - (-F.max_pool2d(-true, 3, stride=1, padding=1)))[0, 0] > 0
+        out[:, edge] = torch.tensor([0, 255, 0], dtype=torch.uint8).view(3, 1)
+    return out.float() / 255
+
+
+def segmentation_figure(examples: Sequence, mean: Sequence[float], std: Sequence[float],
+                        split: str = "validation") -> Tensor:
+    """Rows of image | ground truth (green) | prediction (red, truth outlined), captioned with the image's IoU."""
+    tiles, captions = [], []
+    for x, y, pred in examples:
+        img = rgb(denormalise(x.float(), mean, std))
+        truth, guess = y == 1, pred == 1
+        inter, union = float((truth & guess).sum()), float((truth | guess).sum())
+        tiles += [img, overlay(img, truth, "green"), overlay(img, guess, "red", outline=truth)]
+        captions += ["image", "ground truth", f"prediction, IoU {inter / union:.2f}" if union else "prediction"]
+    side = max(160, min(320, max(t.shape[-1] for t in tiles)))
+    tiles = torch.stack([F.interpolate(t[None], size=(side * t.shape[1] // t.shape[2], side), mode="bilinear",
+                                       align_corners=False)[0] for t in tiles])
+    return figure(tiles, captions, 3, f"{split} images: ground truth (green) and prediction (red; truth outlined "
+                  "in green)")
