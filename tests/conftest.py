@@ -82,7 +82,7 @@ def fake_data(choice: str, root: Path) -> list[str]:
     that point the data config at them (and keep it small). Add a line here when a data config is added."""
     from cnnlab.data import fakes
 
-    if choice in ("digits", "digits_features", "synthetic"):
+    if choice in ("digits", "digits_features", "synthetic", "moons", "circles", "poly1d"):
         return ["data.cache_dir=null"] if choice.endswith("features") else []
     if choice in ("mnist", "fashion_mnist", "mnist_features"):
         fakes.write_mnist(root, variant="FashionMNIST" if choice == "fashion_mnist" else "MNIST")

@@ -37,7 +37,7 @@ AMP_DTYPES = {None: None, "none": None, "bf16": torch.bfloat16, "fp16": torch.fl
 RUN_CONTROL_KEYS = ("resume", "ckpt_path")  # how a run was started, not what it is
 TOP_KEYS = ("model", "data", "optim", "sched", "loss", "trainer", "paths", "name", "seed", "init", "ckpt_path",
             "resume", "optimized_metric", "split", "out_dir", "num_images", "input", "output", "text", "overlays",
-            "submission", "batch_size", "device")
+            "submission", "batch_size", "device", "layer", "top", "channels", "maximise", "layer_images")
 
 
 # ---------------------------------------------------------------- the command line
@@ -167,6 +167,10 @@ def build_loss(loss_cfg: DictConfig, model: nn.Module, bundle: Optional[DataBund
     A loss that accepts `class_counts` gets the training labels' counts (for `loss.weight=balanced`).
     """
     if loss_cfg.get("auto"):
+        if bundle is not None and bundle.task == "regression":
+            from .losses import SquaredError
+
+            return SquaredError()
         return getattr(model, "criterion", nn.CrossEntropyLoss)()
     target = _checked("loss", loss_cfg)
     needs = getattr(target, "needs_model", None)
@@ -174,7 +178,7 @@ def build_loss(loss_cfg: DictConfig, model: nn.Module, bundle: Optional[DataBund
         raise ConfigError(f"loss={target.__name__} needs model {needs} (its outputs are RBF penalties): use "
                           f"model=lenet5_classic, or loss=cross_entropy for {type(model).__name__}")
     if bundle is not None and "class_counts" in inspect.signature(target).parameters \
-            and isinstance(bundle.train, TensorSplit):
+            and isinstance(bundle.train, TensorSplit) and not bundle.train.targets.is_floating_point():
         counts = torch.bincount(bundle.train.targets.flatten().long().cpu(), minlength=bundle.num_classes)
         return _call("loss", lambda: instantiate(loss_cfg, class_counts=counts[:bundle.num_classes].tolist()))
     return _call("loss", lambda: instantiate(loss_cfg))

@@ -29,6 +29,7 @@ from .models.init import init_weights
 from .report import RunInfo, hparams, write_results, write_run_metadata
 from .sched import fast_forward
 from .tblog import RunLogger
+from .viz.draw import save_png
 from .viz.pictures import make_pictures
 
 log = logging.getLogger("cnnlab")
@@ -161,11 +162,12 @@ def _train(cfg: DictConfig, info: RunInfo, ckpt: Optional[dict]) -> float:
     k, names = bundle.num_classes, (info.choice("model"), info.choice("data"))
     tasks.check_metric(t.monitor, "trainer.monitor", bundle.task, k, bundle.state)
     tasks.check_metric(cfg.optimized_metric, "optimized_metric", bundle.task, k, bundle.state, ("val", "test"))
-    model = init_weights(build_model(cfg.model, k, bundle.model_kwargs, names), cfg.init).to(device)
+    model = build_model(cfg.model, k, bundle.model_kwargs, names).to(device)
+    loop = loop_settings(t, device, info.run_dir / CKPT_DIR)
+    check_compatible(model, bundle, names, loop)  # before init: a lazy layer learns its input width here
+    model = init_weights(model, cfg.init)
     if t.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    loop = loop_settings(t, device, info.run_dir / CKPT_DIR)
-    check_compatible(model, bundle, names, loop)
     train_loader = make_loader(bundle.train, t.batch_size, True, device, augment=bundle.train_augment,
                                seed=cfg.seed, drop_last=t.drop_last, num_workers=t.num_workers)
     if len(train_loader) == 0:
@@ -238,7 +240,7 @@ def _finish(cfg: DictConfig, info: RunInfo, bundle: DataBundle, state: TrainStat
 
 # ---------------------------------------------------------------- cnnlab-eval, cnnlab-viz
 
-EVAL_KEYS = ("split", "out_dir", "num_images")
+EVAL_KEYS = ("split", "out_dir", "num_images", "layer", "top", "channels", "maximise", "layer_images")
 
 
 def load_for_inference(cfg: DictConfig, info: RunInfo, only: Optional[str] = None):
@@ -303,5 +305,21 @@ def visualise_checkpoint(cfg: DictConfig, info: RunInfo) -> Path:
                              num_images=cfg.num_images, smoothgrad=int(run_cfg.trainer.get("smoothgrad", 0)),
                              split={"val": "validation", "test": "test", "train": "training"}[cfg.split])
     pictures(0, val, final=True)
+    if cfg.get("layer"):
+        _layer_pictures(cfg, model, bundle, split, loop.device, out_dir)
     log.info(f"pictures written to {out_dir.resolve()}: {', '.join(sorted(p.name for p in out_dir.glob('*.png')))}")
     return out_dir
+
+
+def _layer_pictures(cfg: DictConfig, model: nn.Module, bundle: DataBundle, split: Any, device: torch.device,
+                    out_dir: Path) -> None:
+    """`layer=<name>`: the top patches per channel (and with `maximise=true` the optimised inputs) as PNGs."""
+    from .viz import layers
+
+    x, _ = head(split, int(cfg.get("layer_images", 2000)))
+    tag = str(cfg.layer).replace(".", "_")
+    save_png(layers.patches_figure(model, str(cfg.layer), x, bundle.mean, bundle.std, device, k=int(cfg.top),
+                                   channels=int(cfg.channels)), out_dir / f"layer_{tag}_top_patches.png")
+    if cfg.get("maximise"):
+        save_png(layers.maximised_figure(model, str(cfg.layer), tuple(x.shape[1:]), device,
+                                         channels=int(cfg.channels)), out_dir / f"layer_{tag}_maximised.png")

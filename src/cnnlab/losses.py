@@ -84,9 +84,12 @@ class MulticlassHinge(_ClassWeighted):
 
 
 class SquaredError(_ClassWeighted):
-    """Least squares on one-hot targets: mean_n sum_k (onehot_nk - s_nk)^2 (1/n over samples, summed over classes)."""
+    """Least squares: mean_n sum_k (t_nk - s_nk)^2 (1/n over samples, summed over outputs), with t the one-hot
+    class targets, or the real-valued targets themselves for regression (float targets)."""
 
     def forward(self, scores: Tensor, target: Tensor) -> Tensor:
+        if target.is_floating_point():
+            return (target.reshape(scores.shape).to(scores.dtype) - scores).pow(2).sum(1).mean()
         onehot = F.one_hot(target, scores.shape[1]).to(scores.dtype)
         return self.reduce((onehot - scores).pow(2).sum(1), target)
 

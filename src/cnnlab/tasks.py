@@ -3,7 +3,7 @@ script and the monitor checks) and the meter that computes them from (inputs, ta
 
 Tasks: `classification` and `text` (one label per input), `segmentation` (a label per pixel; binary masks are
 thresholded on the foreground probability, and roads are also scored per 16x16 patch, a patch being foreground
-when its mean foreground exceeds 0.25, the CIL rule).
+when its mean foreground exceeds 0.25, the CIL rule), `regression` (real-valued targets: MSE and R^2).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from torch import Tensor
 from .errors import ConfigError
 from .metrics import confusion_matrix, metrics_from_confusion
 
-TASKS = ("classification", "text", "segmentation")
+TASKS = ("classification", "text", "segmentation", "regression")
 THRESHOLDS = tuple(round(0.05 * k, 2) for k in range(1, 20))  # candidate decision thresholds, chosen on val
 
 
@@ -35,13 +35,15 @@ def metric_names(task: str, num_classes: int, state: Optional[dict] = None) -> l
             return ["loss", "acc", "miou", "macro_f1"]
         names = ["loss", "acc", "precision", "recall", "f1", "iou"]
         return names + (["patch_acc", "patch_f1"] if state.get("patch") else [])
+    if task == "regression":
+        return ["loss", "mse", "r2"]
     raise ConfigError(f"unknown task {task!r}: a data builder must set task to one of {', '.join(TASKS)}")
 
 
 def shown_metrics(task: str, num_classes: int, state: Optional[dict] = None) -> tuple[str, ...]:
     """The validation metrics on each epoch's console line (TensorBoard gets all of them)."""
     names = metric_names(task, num_classes, state)
-    keep = ("loss", "acc", "top5", "f1", "iou", "miou", "patch_f1")
+    keep = ("loss", "acc", "top5", "f1", "iou", "miou", "patch_f1", "mse", "r2")
     return tuple(f"val/{n}" for n in names if n in keep)
 
 
@@ -186,12 +188,35 @@ def choose_threshold(sweep: dict[float, dict[str, float]], metric: str) -> float
     return max(sweep, key=lambda t: (round(sweep[t][metric], 12), -abs(t - 0.5)))
 
 
+class RegressionMeter:
+    """Mean squared error and R^2 = 1 - SS_res / SS_tot (over all outputs) of real-valued targets."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.sums = torch.zeros(4, dtype=torch.float64, device=device)  # SS_res, sum y, sum y^2, count
+        self.loss_sum, self.n = torch.zeros((), device=device), 0
+
+    def update(self, x: Tensor, y: Tensor, pred: Tensor, loss: Tensor) -> None:
+        y, pred = y.double().reshape(pred.shape), pred.double()
+        self.sums += torch.stack([(pred - y).pow(2).sum(), y.sum(), y.pow(2).sum(), torch.tensor(
+            float(y.numel()), dtype=torch.float64, device=y.device)])
+        self.loss_sum += loss * len(y)
+        self.n += len(y)
+
+    def compute(self) -> dict[str, Any]:
+        ss_res, total, squares, count = self.sums.tolist()
+        ss_tot = squares - total * total / max(count, 1)
+        return {"loss": self.loss_sum.item() / max(self.n, 1), "mse": ss_res / max(count, 1),
+                "r2": 1 - ss_res / ss_tot if ss_tot > 0 else 0.0, "confusion": torch.zeros(0, 0)}
+
+
 def new_meter(task: str, num_classes: int, device: torch.device, state: Optional[dict] = None,
               collect: int = 0, sweep: bool = False) -> Any:
     """The meter of `task`; `collect` keeps that many mistakes (classification) or example masks (segmentation)."""
     state = state or {}
     if task in ("classification", "text"):
         return ClassificationMeter(num_classes, device, keep_mistakes=collect)
+    if task == "regression":
+        return RegressionMeter(device)
     if task == "segmentation":
         return SegmentationMeter(num_classes, device, threshold=float(state.get("threshold", 0.5)),
                                  ignore_index=state.get("ignore_index"), patch=int(state.get("patch") or 0),

@@ -303,3 +303,4 @@ def segmentation_figure(examples: Sequence, mean: Sequence[float], std: Sequence
                                        align_corners=False)[0] for t in tiles])
     return figure(tiles, captions, 3, f"{split} images: ground truth (green) and prediction (red; truth outlined "
                   "in green)")
+

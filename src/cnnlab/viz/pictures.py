@@ -10,8 +10,34 @@ import torch
 from torch import Tensor, nn
 
 from ..data.common import DataBundle, head
+from ..data.toy import FUNCTIONS, poly_features
 from ..tblog import RunLogger
-from . import draw
+from . import draw, plots
+
+
+@torch.no_grad()
+def boundary(model: nn.Module, bundle: DataBundle, device: torch.device, split: str, grid: int = 120) -> Tensor:
+    """Decision regions of a 2-D classifier over its points' range, with the points of `bundle.val`."""
+    x, y = head(bundle.val, 10_000)
+    lo, hi = (x.min(0).values - 0.5).tolist(), (x.max(0).values + 0.5).tolist()
+    gx = torch.linspace(lo[0], hi[0], grid)
+    gy = torch.linspace(hi[1], lo[1], grid)  # row 0 at the top
+    mesh = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], -1).reshape(-1, 2)
+    probs = model.eval()(mesh.to(device)).float().softmax(1).T.reshape(-1, grid, grid).cpu()
+    return plots.decision_boundary_figure(probs, lo, hi, x, y, bundle.class_names,
+                                          f"decision regions of {type(model).__name__} and the {split} points")
+
+
+@torch.no_grad()
+def fitted_curve(model: nn.Module, bundle: DataBundle, device: torch.device, split: str) -> Tensor:
+    """The fitted polynomial over [-1, 1], the true function, and the points of `bundle.val`."""
+    x, y = head(bundle.val, 10_000)
+    degree, function = int(bundle.state["degree"]), str(bundle.state["function"])
+    xs = torch.linspace(-1, 1, 200)
+    basis = str(bundle.state.get("basis", "monomial"))
+    fit = model.eval()(poly_features(xs, degree, basis).to(device)).float().cpu().flatten()
+    return plots.curves_figure(x[:, 0], y, xs, {f"degree {degree}": fit}, f"least-squares fit, degree {degree}, "
+                               f"on the {split} points (grey: the true function)", truth=FUNCTIONS[function](xs))
 
 
 def make_pictures(model: nn.Module, bundle: DataBundle, logger: RunLogger, out_dir: Optional[Path],
@@ -47,13 +73,20 @@ def make_pictures(model: nn.Module, bundle: DataBundle, logger: RunLogger, out_d
         conv = draw.first_conv(model)
         if conv is not None:
             emit("filters/first_layer", draw.filter_figure(conv.weight), final)
+        kind = bundle.state.get("input")
+        if kind == "points":
+            emit("decision_regions/val", boundary(model, bundle, device, split), final)
+        if kind == "poly1d":
+            emit("fit/val", fitted_curve(model, bundle, device, split), final)
         if bundle.task == "segmentation":
             if val.get("examples"):
                 emit("segmentation/val", draw.segmentation_figure(val["examples"], bundle.mean, bundle.std, split),
                      final)
-        else:
+        elif bundle.task != "regression":
             classification(val, final)
-        emit("confusion/val", draw.confusion_figure(val["confusion"], names, f"{split} confusion matrix"), final)
+        if val["confusion"].numel():
+            emit("confusion/val", draw.confusion_figure(val["confusion"], names, f"{split} confusion matrix"),
+                 final)
         model.train(was_training)
 
     return pictures

@@ -1,0 +1,73 @@
+"""The lecture's small problems, generated and seeded: two-class 2-D point sets where a linear classifier fails
+and an MLP succeeds (`moons`, `circles`, scikit-learn's generators), and noisy samples of a 1-D function for the
+least-squares recap (`poly1d`: polynomial features of a configurable degree, real-valued targets)."""
+from __future__ import annotations
+
+import math
+import torch
+from torch import Tensor
+
+from ..errors import ConfigError
+from .common import DataBundle, TensorSplit
+from .splits import held_out_sizes, random_split
+
+FUNCTIONS = {"sin": lambda x: torch.sin(math.pi * x), "cubic": lambda x: x ** 3 - x}
+
+
+def _splits(x: Tensor, y: Tensor, val_fraction: float, test_fraction: float, seed: int) -> list[TensorSplit]:
+    sizes = held_out_sizes(len(x), (val_fraction, test_fraction), "points")
+    return [TensorSplit(x[i], y[i]) for i in random_split(len(x), sizes, seed)]
+
+
+def build_points(kind: str = "moons", num_samples: int = 600, noise: float = 0.15, factor: float = 0.5,
+                 val_fraction: float = 0.2, test_fraction: float = 0.2, seed: int = 0) -> DataBundle:
+    """Two interleaving half-moons, or two concentric circles (radius ratio `factor`): 2-D points, 2 classes."""
+    from sklearn.datasets import make_circles, make_moons
+
+    if kind not in ("moons", "circles"):
+        raise ConfigError(f"data.kind={kind} is not known: use moons or circles")
+    if num_samples < 10:
+        raise ConfigError(f"data.num_samples={num_samples}: use at least 10 points")
+    if kind == "moons":
+        x, y = make_moons(num_samples, noise=noise, random_state=seed)
+    else:
+        x, y = make_circles(num_samples, noise=noise, factor=factor, random_state=seed)
+    x, y = torch.from_numpy(x).float(), torch.from_numpy(y).long()
+    train, val, test = _splits(x, y, val_fraction, test_fraction, seed)
+    return DataBundle(train, val, test, num_classes=2, class_names=["class 0", "class 1"],
+                      model_kwargs={"in_features": 2}, name=kind, state={"input": "points"})
+
+
+def poly_features(x: Tensor, degree: int, basis: str = "legendre") -> Tensor:
+    """[N] -> [N, degree]: P_1(x), ..., P_degree(x), the Legendre polynomials (or x, x^2, ..., x^degree with
+    basis="monomial"); the constant is the model's bias. Both span the polynomials of `degree`; on [-1, 1] the
+    Legendre basis is far better conditioned, so gradient descent gets close to the least-squares solution."""
+    if basis == "monomial":
+        return torch.stack([x ** k for k in range(1, degree + 1)], 1)
+    if basis != "legendre":
+        raise ConfigError(f"data.basis={basis} is not known: use legendre or monomial")
+    p = [torch.ones_like(x), x]
+    for n in range(1, degree):  # Bonnet's recursion: (n+1) P_{n+1} = (2n+1) x P_n - n P_{n-1}
+        p.append(((2 * n + 1) * x * p[n] - n * p[n - 1]) / (n + 1))
+    return torch.stack(p[1:degree + 1], 1)
+
+
+def build_poly1d(function: str = "sin", degree: int = 3, num_samples: int = 30, noise: float = 0.2,
+                 val_fraction: float = 0.3, test_fraction: float = 0.3, seed: int = 0,
+                 basis: str = "legendre") -> DataBundle:
+    """Noisy samples y = f(x) + N(0, noise^2) at x uniform in [-1, 1], as polynomial features of `degree`.
+
+    A regression task: targets are real numbers [N, 1]; the model is `model=linear` (num_classes = 1 output).
+    Features are not standardised, so that the fitted weights are the polynomial's coefficients in `basis`.
+    """
+    if function not in FUNCTIONS:
+        raise ConfigError(f"data.function={function} is not known: use one of {', '.join(FUNCTIONS)}")
+    if degree < 1:
+        raise ConfigError(f"data.degree={degree}: use a degree of at least 1")
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand(num_samples, generator=gen) * 2 - 1
+    y = FUNCTIONS[function](x) + noise * torch.randn(num_samples, generator=gen)
+    train, val, test = _splits(poly_features(x, degree, basis), y.unsqueeze(1), val_fraction, test_fraction, seed)
+    return DataBundle(train, val, test, num_classes=1, class_names=["y"], model_kwargs={"in_features": degree},
+                      task="regression", name=f"poly1d_{function}",
+                      state={"input": "poly1d", "degree": degree, "function": function, "basis": basis})
