@@ -44,6 +44,15 @@ def _job() -> "tuple[Path, bool]":
     return Path(hc.runtime.output_dir), hc.mode == RunMode.MULTIRUN
 
 
+def _write_failed(run_dir: Path, cfg: DictConfig, error: str) -> None:
+    """failed.json: why the run failed, with its name and overrides (read by the sweep table and cnnlab-compare)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    record = {"status": "failed", "error": error, "experiment": str(cfg.get("name") or ""),
+              "overrides": list(HydraConfig.get().overrides.task)}
+    (run_dir / "failed.json").write_text(json.dumps(record, indent=2))
+
+
 def _resume_hint(run_dir: Path) -> str:
     if (run_dir / "checkpoints" / "last.pt").is_file():
         return f"continue with: cnnlab-train resume=true hydra.run.dir={run_dir}"
@@ -66,7 +75,7 @@ def _forget_or_mark(run_dir: Path, cfg: DictConfig, error: str) -> None:
             parent.rmdir()
             parent = parent.parent
     elif run_dir.is_dir():
-        (run_dir / "failed.json").write_text(json.dumps({"status": "failed", "error": error}, indent=2))
+        _write_failed(run_dir, cfg, error)
 
 
 def _guard(fn: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
@@ -92,8 +101,8 @@ def _guard(fn: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
                 log.error("job failed with a bug in cnnlab (traceback below)\n" + traceback.format_exc())
             else:
                 log.error(line)
-            (run_dir / "failed.json").write_text(json.dumps(
-                {"status": "failed", "error": line or f"{type(e).__name__}: {e}"}, indent=2))
+            run_dir.mkdir(parents=True, exist_ok=True)
+            _write_failed(run_dir, cfg, line or f"{type(e).__name__}: {e}")
             return float("nan")
         if line is None:  # a bug: its traceback goes to the log file too, then to the console (by Hydra)
             _to_log_file("job failed with a bug in cnnlab:\n" + traceback.format_exc())

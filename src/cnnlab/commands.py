@@ -231,7 +231,8 @@ def _finish(cfg: DictConfig, info: RunInfo, bundle: DataBundle, state: TrainStat
     test_loader = make_loader(bundle.test, t.eval_batch_size, False, loop.device, num_workers=t.num_workers)
     test = evaluate(state.net, test_loader, loss_fn, _meter(bundle, loop.device), loop)
     pictures(state.epoch, val, final=True)
-    results = write_results(info.run_dir, state, test, val, bundle, info, logger, hparams(cfg, info, loss_fn))
+    results = write_results(info.run_dir, state, test, val, bundle, info, logger, hparams(cfg, info, loss_fn),
+                            (loop.monitor, loop.mode))
     logger.close()
     shown = " ".join(f"{k} {results[k]:.4f}" for k in results if k.startswith("test/") and k != "test/loss")
     log.info(f"{shown} (best val epoch {state.best_epoch}); results in {info.run_dir.resolve()}")

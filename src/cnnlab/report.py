@@ -120,7 +120,8 @@ def _log_per_class(acc: dict[str, float], width: int = 4) -> None:
 
 
 def write_results(run_dir: Path, state: Any, test: dict[str, Any], val: dict[str, Any], bundle: Any,
-                  info: RunInfo, logger: RunLogger, hp: dict[str, Any]) -> dict[str, Any]:
+                  info: RunInfo, logger: RunLogger, hp: dict[str, Any],
+                  monitor: "tuple[str, str]" = ("val/acc", "max")) -> dict[str, Any]:
     """results.json: test and validation metrics of the best checkpoint, timing; plus the HParams row."""
     scalars = metric_names(bundle.task, bundle.num_classes, bundle.state)
     seconds = sum(h["train/epoch_time_s"] for h in state.history)
@@ -131,6 +132,7 @@ def write_results(run_dir: Path, state: Any, test: dict[str, Any], val: dict[str
         "loss_resolved": hp["loss"],
         **{f"test/{k}": test[k] for k in scalars if k in test},
         **{f"val/{k}": val[k] for k in scalars if k in val},
+        "monitor": str(monitor[0]), "mode": str(monitor[1]),
         "best_epoch": state.best_epoch, "epochs": state.epoch, "steps": state.step,
         "train_time_s": seconds, "train_samples_per_s": samples / seconds if seconds > 0 else 0.0,
     }

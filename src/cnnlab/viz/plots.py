@@ -87,3 +87,28 @@ def curves_figure(points: Tensor, targets: Tensor, xs: Tensor, curves: dict[str,
     for x, y in to_px(points.flatten(), targets.flatten()):
         draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill="black")
     return from_pil(sheet)
+
+
+def lines_figure(series: dict[str, tuple[Sequence[float], Sequence[float]]], title: str, xlabel: str,
+                 ylabel: str) -> Tensor:
+    """One coloured line per named (xs, ys) series, with a legend (e.g. validation curves of several runs)."""
+    size = 360
+    xs_all = [x for xs, _ in series.values() for x in xs]
+    ys_all = [y for _, ys in series.values() for y in ys]
+    pad = 0.05 * ((max(ys_all) - min(ys_all)) or 1.0)
+    lo, hi = (min(xs_all), min(ys_all) - pad), (max(xs_all) if max(xs_all) > min(xs_all) else min(xs_all) + 1,
+                                               max(ys_all) + pad)
+    sheet, draw, left, top = _plot_frame(size, lo, hi, title, xlabel, ylabel)
+    fnt = font()
+    for c, (name, (xs, ys)) in enumerate(series.items()):
+        colour = PALETTE[c % len(PALETTE)]
+        pts = [(left + (x - lo[0]) / (hi[0] - lo[0]) * size, top + (hi[1] - y) / (hi[1] - lo[1]) * size)
+               for x, y in zip(xs, ys)]
+        if len(pts) > 1:
+            draw.line(pts, fill=colour, width=2)
+        for x, y in pts:
+            draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=colour)
+        y = top + c * LINE
+        draw.line([(left + size + 2 * PAD, y + 8), (left + size + 2 * PAD + 12, y + 8)], fill=colour, width=2)
+        draw.text((left + size + 3 * PAD + 12, y), text_fit(name, 120, fnt), fill="black", font=fnt)
+    return from_pil(sheet)

@@ -1,0 +1,58 @@
+"""cnnlab-compare on runs the test makes: one table sorted by the monitored metric, md/csv/text formats, the
+validation curves from the event files, filters; a failed run is listed as failed."""
+import csv
+import io
+import json
+
+import pytest
+from PIL import Image
+
+from cnnlab import compare
+from conftest import run_train
+
+QUICK = ["data=synthetic", "data.num_samples=32", "trainer.batch_size=8", "trainer.pictures_every=0",
+         "trainer.epochs=2"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    run_train(root / "a", [*QUICK, "optim.lr=1e-5"], run_dir=root / "out" / "slow")  # barely learns
+    run_train(root / "b", [*QUICK, "optim.lr=3e-3"], run_dir=root / "out" / "fast")
+    failed = root / "out" / "broken"
+    failed.mkdir()
+    (failed / "failed.json").write_text(json.dumps({"status": "failed", "error": "error: trainer.batch_size=0"}))
+    return root / "out"
+
+
+def test_table_is_sorted_by_the_monitored_metric_in_every_format(runs, capsys):
+    assert compare.main([str(runs), "--format", "csv"]) == 0
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    head = rows[0]
+    assert head[:3] == ["experiment", "overrides", "monitored"] and "test/acc" in head and "test/top5" in head
+    overrides = [r[1] for r in rows[1:]]
+    values = {json.loads((runs / name / "results.json").read_text())["val/acc"]: name for name in ("slow", "fast")}
+    best, worst = values[max(values)], values[min(values)]
+    assert [r[-1].rsplit("/", 1)[-1] for r in rows[1:]] == [best, worst, "broken"]  # best first, failed last
+    assert "optim.lr=" in overrides[0] and rows[3][head.index("status")].startswith("failed: error:")
+    assert compare.main([str(runs), "--format", "md", "--no-folders"]) == 0
+    md = capsys.readouterr().out.splitlines()
+    assert md[0].startswith("| experiment | overrides | monitored |") and set(md[1].replace("|", "").split()) == {"---"}
+
+
+def test_plot_draws_the_validation_curves(runs, tmp_path, capsys):
+    out = tmp_path / "curves.png"
+    assert compare.main([str(runs), "--plot", str(out), "--metric", "val/acc"]) == 0
+    with Image.open(out) as img:
+        assert img.size[0] > 400 and img.size[1] > 360
+    xs, ys = compare.curves(runs / "fast", "val/acc")
+    assert xs == [1.0, 2.0] and len(ys) == 2  # on the epoch axis
+
+
+def test_filters_latest_and_errors(runs, tmp_path, capsys):
+    assert compare.main([str(runs), "--filter", "nothing_*"]) == 1
+    assert compare.main([str(tmp_path / "missing")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    assert compare.main([str(runs), "--latest", "--anchors", "--format", "md"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0].split("|")[-3].strip() == "published anchor"
