@@ -18,6 +18,7 @@ from typing import Any, Callable
 import hydra
 from omegaconf import DictConfig
 
+from . import distributed
 from .build import CONFIG_DIR
 from .engine import TrainingStopped
 from .errors import find_config_error
@@ -78,9 +79,21 @@ def _forget_or_mark(run_dir: Path, cfg: DictConfig, error: str) -> None:
         _write_failed(run_dir, cfg, error)
 
 
+def _quiet_other_ranks() -> None:
+    """Data-parallel ranks other than 0: no log file (rank 0 writes train.log), warnings only on the console."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.FileHandler):
+            root.removeHandler(handler)
+        else:
+            handler.setLevel(logging.WARNING)
+
+
 def _guard(fn: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
     """Run `fn(cfg)` and report how it ended (see the module docstring)."""
     run_dir, multirun = _job()
+    if not distributed.WORLD.main:
+        _quiet_other_ranks()
     try:
         return fn(cfg)
     except TrainingStopped as e:
@@ -109,7 +122,8 @@ def _guard(fn: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
             raise
         _to_log_file(line)
         print(line, file=sys.stderr)
-        _forget_or_mark(run_dir, cfg, line)
+        if distributed.WORLD.main:
+            _forget_or_mark(run_dir, cfg, line)
         sys.exit(2)
 
 
@@ -160,11 +174,31 @@ def _train_main(cfg: DictConfig) -> float:
     return _guard(lambda c: train(c, RunInfo.from_hydra()), cfg)
 
 
+def _join_torchrun() -> None:
+    """Under torchrun: join the process group and give every rank the run folder rank 0 names."""
+    if any(a in ("-m", "--multirun") for a in sys.argv[1:]):
+        print("error: torchrun runs one training; for sweeps use cnnlab-train -m with a Hydra launcher "
+              "(e.g. hydra/launcher=slurm)", file=sys.stderr)
+        sys.exit(2)
+    distributed.init()
+    stamp = distributed.shared_stamp()
+    if not any(a.startswith("hydra.run.dir=") for a in sys.argv[1:]):
+        sys.argv.append(f"hydra.run.dir=${{paths.output_dir}}/${{name}}/{stamp}")
+
+
 def train_cli() -> None:
-    """`cnnlab-train`: train, test and report (returns `optimized_metric` to a sweeper); after a multirun the exit
-    status is the number of failed jobs."""
+    """`cnnlab-train` (and `torchrun ... -m cnnlab.train`): train, test and report (returns `optimized_metric` to
+    a sweeper); after a multirun the exit status is the number of failed jobs."""
     FAILED_JOBS.clear()
-    _run(_train_main, "train")
+    if distributed.launched_by_torchrun():
+        _join_torchrun()
+    try:
+        _run(_train_main, "train")
+    except BaseException:
+        distributed.shutdown()  # no barrier: the other ranks may be anywhere (torchrun ends them)
+        raise
+    distributed.barrier()  # every rank done before the group goes away
+    distributed.shutdown()
     if FAILED_JOBS:
         sys.exit(min(len(FAILED_JOBS), 125))
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from dataclasses import dataclass
 import logging
 import os
 import random
@@ -16,7 +17,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from . import tasks
+from . import distributed, tasks
 from .build import (build_data, build_loss, build_model, build_optimizer, build_scheduler, loop_settings, plain,
                     saved_config, trainer_settings)
 from .checkpoint import BEST, CKPT_DIR, LAST, claim_run_folder, load_checkpoint, save_checkpoint, set_rng_state
@@ -136,7 +137,8 @@ def train(cfg: DictConfig, info: RunInfo) -> float:
     """Build everything from `cfg`, train, test the best checkpoint, write results; returns the optimised metric.
 
     With `resume=true` or `ckpt_path=...` the run continues with the checkpoint's own config; keys given on this
-    command line (e.g. `trainer.epochs=40`) replace its values.
+    command line (e.g. `trainer.epochs=40`) replace its values. Under torchrun every rank runs this; rank 0 owns
+    the run folder.
     """
     resume = _resume_path(cfg, info.run_dir)
     ckpt = load_checkpoint(resume, map_location="cpu") if resume is not None else None  # RNG states stay on CPU
@@ -144,58 +146,89 @@ def train(cfg: DictConfig, info: RunInfo) -> float:
         cfg = saved_config(cfg, info.overrides, ckpt, resume)
         info.continue_from(ckpt.get("run_info"))
     in_place = resume is not None and resume.resolve().parent.parent == info.run_dir.resolve()
-    lock = claim_run_folder(info.run_dir, continuing=in_place)
+    lock = claim_run_folder(info.run_dir, continuing=in_place) if distributed.WORLD.main else None
+    distributed.barrier()
     try:
         with stop_signals():
-            return _train(cfg, info, ckpt)
+            run = _setup(cfg, info, ckpt)
+            if STOP:
+                raise TrainingStopped(STOP.signal_name, run.state.epoch, run.state.step)
+            fit(run.state, run.train_loader, run.val_loader, run.loss_fn, lambda: run.meter(collect=True), run.loop,
+                run.logger, tasks.shown_metrics(run.bundle.task, run.bundle.num_classes, run.bundle.state),
+                lambda: run.extra, run.pictures)
+            return float(_finish(cfg, info, run)[cfg.optimized_metric])
     finally:
-        lock.release()
+        if lock is not None:
+            lock.release()
 
 
-def _train(cfg: DictConfig, info: RunInfo, ckpt: Optional[dict]) -> float:
+@dataclass
+class Run:
+    """Everything a training run built, for `fit` and `_finish`."""
+
+    bundle: DataBundle
+    state: TrainState
+    train_loader: Any
+    val_loader: Any
+    loss_fn: Any
+    loop: LoopSettings
+    logger: RunLogger
+    pictures: Any
+    extra: dict
+
+    def meter(self, collect: bool = False, sweep: bool = False) -> Any:
+        """A fresh meter of the run's task."""
+        return _meter(self.bundle, self.loop.device, collect=collect, sweep=sweep)
+
+
+def _setup(cfg: DictConfig, info: RunInfo, ckpt: Optional[dict]) -> Run:
+    """Settings, data, model (checked against the data, initialised, wrapped), loaders, optimiser, schedule,
+    restored state, loss, logger and pictures."""
+    world, main = distributed.WORLD, distributed.WORLD.main
     info.name = info.name or str(cfg.get("name") or "")
     t = trainer_settings(cfg)
     seed_everything(cfg.seed, t.deterministic)
-    device = select_device(t.device)
-    log.info(f"run folder: {info.run_dir.resolve()}  (device {device})")
+    device = distributed.device_for(select_device(t.device))
+    log.info(f"run folder: {info.run_dir.resolve()}  (device {device}" + (f", {world.size} ranks)" if world.active
+                                                                            else ")"))
     bundle = build_data(cfg.data)
     k, names = bundle.num_classes, (info.choice("model"), info.choice("data"))
     tasks.check_metric(t.monitor, "trainer.monitor", bundle.task, k, bundle.state)
     tasks.check_metric(cfg.optimized_metric, "optimized_metric", bundle.task, k, bundle.state, ("val", "test"))
     model = build_model(cfg.model, k, bundle.model_kwargs, names).to(device)
-    loop = loop_settings(t, device, info.run_dir / CKPT_DIR)
+    loop = loop_settings(t, device, info.run_dir / CKPT_DIR if main else None)
     check_compatible(model, bundle, names, loop)  # before init: a lazy layer learns its input width here
     model = init_weights(model, cfg.init)
     if t.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    model, ddp = distributed.wrap(model, t.sync_bn)
+    shard = (world.rank, world.size)
     train_loader = make_loader(bundle.train, t.batch_size, True, device, augment=bundle.train_augment,
-                               seed=cfg.seed, drop_last=t.drop_last, num_workers=t.num_workers)
+                               seed=cfg.seed, drop_last=t.drop_last, num_workers=t.num_workers, shard=shard)
     if len(train_loader) == 0:
         raise ConfigError(f"the training split has {len(bundle.train)} samples, fewer than trainer.batch_size="
                           f"{t.batch_size} with trainer.drop_last=true: lower the batch size or set drop_last=false")
-    val_loader = make_loader(bundle.val, t.eval_batch_size, False, device, num_workers=t.num_workers)
+    val_loader = make_loader(bundle.val, t.eval_batch_size, False, device, num_workers=t.num_workers, shard=shard)
     optimizer = build_optimizer(cfg.optim, model)
     plan = {"total_steps": t.epochs * len(train_loader), "sched": plain(cfg.sched), "optim": plain(cfg.optim)}
     scheduler = build_scheduler(cfg.sched, optimizer, plan["total_steps"], len(train_loader))
     scaler = torch.amp.GradScaler("cuda") if loop.amp_dtype == torch.float16 else None
-    state = TrainState(model, optimizer, scheduler, net=compile_model(model, t, device), scaler=scaler)
+    state = TrainState(model, optimizer, scheduler, net=compile_model(ddp, t, device),
+                       eval_net=compile_model(model, t, device) if world.active else None, scaler=scaler)
     if ckpt is not None:
         restore(state, ckpt, train_loader, plan)
         log.info(f"resumed at epoch {state.epoch}, step {state.step}")
-    loss_fn = build_loss(cfg.loss, model, bundle)
-    logger = RunLogger(info.run_dir / "tb", enabled=t.tensorboard, purge_step=state.step + 1 if ckpt else None)
-    write_run_metadata(cfg, info, model, device)
-    pictures = make_pictures(model, bundle, logger, info.run_dir / "pictures", device, lambda: state.step,
-                             NUM_PICTURES, smoothgrad=t.smoothgrad)
+    logger = RunLogger(info.run_dir / "tb", enabled=t.tensorboard and main,
+                       purge_step=state.step + 1 if ckpt else None)
     extra = {"config": OmegaConf.to_yaml(cfg, resolve=True), "run_info": info.as_dict(), "plan": plan,
              "data_state": bundle.data_state()}
-    logger.text("config", "```yaml\n" + extra["config"] + "```", state.step)
-    if STOP:
-        raise TrainingStopped(STOP.signal_name, state.epoch, state.step)
-    fit(state, train_loader, val_loader, loss_fn, lambda: _meter(bundle, device, collect=True), loop, logger,
-        tasks.shown_metrics(bundle.task, k, bundle.state), lambda: extra, pictures)
-    results = _finish(cfg, info, bundle, state, loss_fn, loop, logger, pictures, val_loader, extra)
-    return float(results[cfg.optimized_metric])
+    if main:
+        write_run_metadata(cfg, info, model, device)
+        logger.text("config", "```yaml\n" + extra["config"] + "```", state.step)
+    pictures = make_pictures(model, bundle, logger, info.run_dir / "pictures", device, lambda: state.step,
+                             NUM_PICTURES, smoothgrad=t.smoothgrad) if main else None
+    return Run(bundle, state, train_loader, val_loader, build_loss(cfg.loss, model, bundle), loop, logger,
+               pictures, extra)
 
 
 def _meter(bundle: DataBundle, device: torch.device, collect: bool = False, sweep: bool = False) -> Any:
@@ -216,24 +249,28 @@ def tune_threshold(net: Any, bundle: DataBundle, loader: Any, loss_fn: Any, loop
     return chosen
 
 
-def _finish(cfg: DictConfig, info: RunInfo, bundle: DataBundle, state: TrainState, loss_fn: Any,
-            loop: LoopSettings, logger: RunLogger, pictures: Any, val_loader: Any, extra: dict) -> dict:
-    """Best checkpoint back in; threshold chosen on validation; test; final pictures; results.json."""
-    best = loop.ckpt_dir / BEST
+def _finish(cfg: DictConfig, info: RunInfo, run: Run) -> dict:
+    """Best checkpoint back in; threshold chosen on validation; test; final pictures; results.json (rank 0)."""
+    state, loop, bundle, main = run.state, run.loop, run.bundle, distributed.WORLD.main
+    distributed.barrier()  # rank 0 has written best.pt
+    best = info.run_dir / CKPT_DIR / BEST
     if best.is_file():
         state.model.load_state_dict(load_checkpoint(best, map_location=loop.device)["model"])
-    if tune_threshold(state.net, bundle, val_loader, loss_fn, loop) is not None and best.is_file():
+    if tune_threshold(state.eval_net, bundle, run.val_loader, run.loss_fn, loop) is not None and best.is_file() \
+            and main:
         ckpt = load_checkpoint(best)
-        ckpt["data_state"] = extra["data_state"] = bundle.data_state()
+        ckpt["data_state"] = run.extra["data_state"] = bundle.data_state()
         save_checkpoint(ckpt, best)
-    val = evaluate(state.net, val_loader, loss_fn, _meter(bundle, loop.device, collect=True), loop)
+    val = evaluate(state.eval_net, run.val_loader, run.loss_fn, run.meter(collect=True), loop)
     t = cfg.trainer
-    test_loader = make_loader(bundle.test, t.eval_batch_size, False, loop.device, num_workers=t.num_workers)
-    test = evaluate(state.net, test_loader, loss_fn, _meter(bundle, loop.device), loop)
-    pictures(state.epoch, val, final=True)
-    results = write_results(info.run_dir, state, test, val, bundle, info, logger, hparams(cfg, info, loss_fn),
-                            (loop.monitor, loop.mode))
-    logger.close()
+    test_loader = make_loader(bundle.test, t.eval_batch_size, False, loop.device, num_workers=t.num_workers,
+                              shard=(distributed.WORLD.rank, distributed.WORLD.size))
+    test = evaluate(state.eval_net, test_loader, run.loss_fn, run.meter(), loop)
+    if run.pictures is not None:
+        run.pictures(state.epoch, val, final=True)
+    results = write_results(info.run_dir, state, test, val, bundle, info, run.logger,
+                            hparams(cfg, info, run.loss_fn), (loop.monitor, loop.mode), write=main)
+    run.logger.close()
     shown = " ".join(f"{k} {results[k]:.4f}" for k in results if k.startswith("test/") and k != "test/loss")
     log.info(f"{shown} (best val epoch {state.best_epoch}); results in {info.run_dir.resolve()}")
     return results

@@ -191,6 +191,7 @@ class TrainerSettings:
     amp: Optional[str] = None
     compile: Union[bool, str] = False       # true = inductor; or a backend name (aot_eager, eager)
     channels_last: bool = False
+    sync_bn: bool = False                   # torchrun: SyncBatchNorm (batch statistics over all ranks)
     deterministic: bool = False
     clip_grad: float = 0.0
     log_every: int = 50

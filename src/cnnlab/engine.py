@@ -13,6 +13,8 @@ import torch
 from torch import Tensor, nn
 
 from .checkpoint import BEST, LAST, link_atomic, rng_state, save_checkpoint
+from . import distributed
+from .distributed import any_rank, mean_over_ranks
 from .errors import ConfigError
 from .tblog import Progress, RunLogger
 
@@ -78,7 +80,8 @@ class TrainState:
     model: nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: Any
-    net: Optional[Callable[[Tensor], Tensor]] = None
+    net: Optional[Callable[[Tensor], Tensor]] = None       # what trains: maybe compiled, maybe DDP-wrapped
+    eval_net: Optional[Callable[[Tensor], Tensor]] = None  # what evaluates: never DDP (no collectives per batch)
     scaler: Optional[torch.amp.GradScaler] = None
     epoch: int = 0                              # completed epochs
     step: int = 0                               # optimisation steps taken
@@ -91,6 +94,8 @@ class TrainState:
     def __post_init__(self) -> None:
         if self.net is None:  # not `or`: a compiled module has no truth value of its own
             self.net = self.model
+        if self.eval_net is None:
+            self.eval_net = self.net
         # a model may re-impose a constraint after every optimisation step (e.g. Kim 2014's max-norm)
         self.after_step: Optional[Callable[[], None]] = getattr(self.model, "after_step", None)
 
@@ -128,11 +133,15 @@ def forward_batches(net: Callable, loader: Iterable, settings: LoopSettings) -> 
 
 
 def evaluate(net: Callable, loader: Iterable, loss_fn: Callable, meter: Any, settings: LoopSettings) -> dict[str, Any]:
-    """The task's metrics (from `meter`) and the mean loss over `loader`."""
+    """The task's metrics (from `meter`) and the mean loss over `loader` (summed over the ranks' shards)."""
     for x, y, logits in forward_batches(net, loader, settings):
+        if len(y) == 0:  # this rank's share of a last, small batch
+            continue
         with _autocast(settings):
             loss = loss_fn(logits, y).float()
         meter.update(x, y, logits.float(), loss)
+    if distributed.WORLD.active:
+        meter.reduce()
     return meter.compute()
 
 
@@ -185,15 +194,16 @@ def train_one_epoch(state: TrainState, loader: Iterable, loss_fn: Callable, sett
         losses[i] = loss.detach()
         seen += len(y)
         state.step += 1
-        if (i + 1) % settings.log_every == 0 or i + 1 == n_batches or STOP:
+        stop = any_rank(bool(STOP), settings.device)  # data-parallel: every rank stops at the same step
+        if (i + 1) % settings.log_every == 0 or i + 1 == n_batches or stop:
             _check_finite(losses, checked, i + 1, step0, epoch)
-            recent = losses[checked:i + 1].mean().item()
+            recent = mean_over_ranks(losses[checked:i + 1].mean().item(), settings.device)
             checked = i + 1
             logger.scalars({"train/loss": recent, "train/lr": state.optimizer.param_groups[0]["lr"]}, state.step)
             bar.update(i + 1, recent)
         else:
             bar.update(i + 1)
-        if STOP and i + 1 < n_batches:
+        if stop and i + 1 < n_batches:
             state.batch_in_epoch, state.epoch_losses = i + 1, losses[:i + 1].cpu()
             bar.close()
             return {"stopped": True}
@@ -202,8 +212,9 @@ def train_one_epoch(state: TrainState, loader: Iterable, loss_fn: Callable, sett
     seconds = time.perf_counter() - began
     bar.close()
     state.batch_in_epoch, state.epoch_losses = 0, None
-    return {"stopped": False, "loss": losses.mean().item(), "seconds": seconds, "samples": seen,
-            "samples_per_s": seen / max(seconds, 1e-9)}
+    seen *= distributed.WORLD.size  # every rank took an equal share
+    return {"stopped": False, "loss": mean_over_ranks(losses.mean().item(), settings.device), "seconds": seconds,
+            "samples": seen, "samples_per_s": seen / max(seconds, 1e-9)}
 
 
 def log_histograms(model: nn.Module, logger: RunLogger, step: int) -> None:
@@ -256,12 +267,15 @@ def fit(state: TrainState, train_loader: Iterable, val_loader: Iterable, loss_fn
     A stop signal ends the run at the next step boundary with a checkpoint from which it resumes exactly.
     """
     for epoch in range(state.epoch + 1, settings.epochs + 1):
+        sampler = getattr(train_loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):  # a DistributedSampler shuffles by seed and epoch
+            sampler.set_epoch(epoch)
         rng0 = _generator_state(train_loader)  # this epoch's data order, for a mid-epoch checkpoint
         train = train_one_epoch(state, train_loader, loss_fn, settings, logger, epoch)
         if train["stopped"]:
             _save(state, {**extra_state(), "loader_rng": rng0}, settings, is_best=False)
             raise TrainingStopped(STOP.signal_name or "stop", epoch, state.step)
-        val = evaluate(state.net, val_loader, loss_fn, new_meter(), settings)
+        val = evaluate(state.eval_net, val_loader, loss_fn, new_meter(), settings)
         state.epoch = epoch
         row = {"epoch": epoch, "train/epoch_loss": train["loss"], "train/epoch_time_s": train["seconds"],
                "train/samples": train["samples"], "train/samples_per_s": train["samples_per_s"],
@@ -277,8 +291,8 @@ def fit(state: TrainState, train_loader: Iterable, val_loader: Iterable, loss_fn
         if is_best:
             state.best, state.best_epoch = row[settings.monitor], epoch
         _save(state, {**extra_state(), "loader_rng": _generator_state(train_loader)}, settings, is_best)
-        if STOP:
-            raise TrainingStopped(STOP.signal_name, epoch, state.step)
+        if any_rank(bool(STOP), settings.device):
+            raise TrainingStopped(STOP.signal_name or "stop", epoch, state.step)
         due = settings.pictures_every and epoch % settings.pictures_every == 0
         if pictures is not None and due and epoch != settings.epochs:  # the caller draws the final ones
             pictures(epoch, val)

@@ -121,8 +121,9 @@ def _log_per_class(acc: dict[str, float], width: int = 4) -> None:
 
 def write_results(run_dir: Path, state: Any, test: dict[str, Any], val: dict[str, Any], bundle: Any,
                   info: RunInfo, logger: RunLogger, hp: dict[str, Any],
-                  monitor: "tuple[str, str]" = ("val/acc", "max")) -> dict[str, Any]:
-    """results.json: test and validation metrics of the best checkpoint, timing; plus the HParams row."""
+                  monitor: "tuple[str, str]" = ("val/acc", "max"), write: bool = True) -> dict[str, Any]:
+    """results.json: test and validation metrics of the best checkpoint, timing; plus the HParams row (only
+    `write`s them when asked: the other ranks of a data-parallel run return the same numbers)."""
     scalars = metric_names(bundle.task, bundle.num_classes, bundle.state)
     seconds = sum(h["train/epoch_time_s"] for h in state.history)
     samples = sum(h.get("train/samples", 0) for h in state.history)
@@ -140,9 +141,12 @@ def write_results(run_dir: Path, state: Any, test: dict[str, Any], val: dict[str
         results["threshold"] = bundle.state["threshold"]
     if bundle.task in ("classification", "text"):
         results["per_class_test_acc"] = per_class_accuracy(test["confusion"], bundle.class_names)
-        _log_per_class(results["per_class_test_acc"])
     results["test_confusion"] = test["confusion"].tolist()
     results["overrides"] = info.overrides
+    if not write:
+        return results
+    if "per_class_test_acc" in results:
+        _log_per_class(results["per_class_test_acc"])
     (run_dir / "results.json").write_text(json.dumps(results, indent=2))
     logger.hparams(hp, {f"{s}/{k}": results.get(f"{s}/{k}", float("nan")) for s in ("val", "test") for k in scalars})
     return results

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .distributed import all_reduce_
 from .errors import ConfigError
 from .metrics import confusion_matrix, metrics_from_confusion
 
@@ -61,7 +62,7 @@ class ClassificationMeter:
     def __init__(self, num_classes: int, device: torch.device, keep_mistakes: int = 0) -> None:
         self.k = num_classes
         self.cm = torch.zeros(num_classes, num_classes, dtype=torch.long, device=device)
-        self.loss_sum, self.n = torch.zeros((), device=device), 0
+        self.loss_sum, self.n = torch.zeros((), device=device), torch.zeros((), dtype=torch.long, device=device)
         self.top5 = torch.zeros((), dtype=torch.long, device=device)
         self.keep = keep_mistakes
         self.mistakes: Optional[tuple[Tensor, Tensor, Tensor, Tensor]] = None
@@ -85,12 +86,17 @@ class ClassificationMeter:
         order = new[3].argsort(descending=True)[:self.keep]
         self.mistakes = tuple(t[order] for t in new)
 
+    def reduce(self) -> None:
+        """Sum the counts over the ranks of a data-parallel run (the mistakes stay this rank's)."""
+        all_reduce_([self.cm, self.loss_sum, self.n, self.top5])
+
     def compute(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"loss": self.loss_sum.item() / max(self.n, 1)}
+        n = max(int(self.n), 1)
+        out: dict[str, Any] = {"loss": self.loss_sum.item() / n}
         metrics = metrics_from_confusion(self.cm.cpu())
         out.update({k: v for k, v in metrics.items() if k != "miou"})
         if self.k > 5:
-            out["top5"] = self.top5.item() / max(self.n, 1)
+            out["top5"] = self.top5.item() / n
         out["confusion"] = self.cm.cpu()
         if self.keep:
             out["mistakes"] = tuple(t.cpu() for t in self.mistakes) if self.mistakes is not None else None
@@ -113,7 +119,7 @@ class SegmentationMeter:
         self.patch, self.patch_threshold = patch, patch_threshold
         self.cm = torch.zeros(num_classes, num_classes, dtype=torch.long, device=device)
         self.patch_cm = torch.zeros(2, 2, dtype=torch.long, device=device)
-        self.loss_sum, self.n = torch.zeros((), device=device), 0
+        self.loss_sum, self.n = torch.zeros((), device=device), torch.zeros((), dtype=torch.long, device=device)
         # per candidate threshold: pixel tp, fp, fn and patch tp, fp, fn
         self.sweep = torch.zeros(len(THRESHOLDS), 6, dtype=torch.long, device=device) if sweep else None
         self.keep, self.examples = keep_examples, []
@@ -155,8 +161,12 @@ class SegmentationMeter:
                 counts += [counts[0] * 0] * 3
             self.sweep[i] += torch.stack(counts)
 
+    def reduce(self) -> None:
+        """Sum the counts over the ranks of a data-parallel run (the examples stay this rank's)."""
+        all_reduce_([self.cm, self.patch_cm, self.loss_sum, self.n] + ([self.sweep] if self.sweep is not None else []))
+
     def compute(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"loss": self.loss_sum.item() / max(self.n, 1)}
+        out: dict[str, Any] = {"loss": self.loss_sum.item() / max(int(self.n), 1)}
         m = metrics_from_confusion(self.cm.cpu())
         keys = ("acc", "miou", "macro_f1") if self.k > 2 else ("acc", "precision", "recall", "f1", "iou")
         out.update({k: m[k] for k in keys})
@@ -193,7 +203,7 @@ class RegressionMeter:
 
     def __init__(self, device: torch.device) -> None:
         self.sums = torch.zeros(4, dtype=torch.float64, device=device)  # SS_res, sum y, sum y^2, count
-        self.loss_sum, self.n = torch.zeros((), device=device), 0
+        self.loss_sum, self.n = torch.zeros((), device=device), torch.zeros((), dtype=torch.long, device=device)
 
     def update(self, x: Tensor, y: Tensor, pred: Tensor, loss: Tensor) -> None:
         y, pred = y.double().reshape(pred.shape), pred.double()
@@ -202,10 +212,14 @@ class RegressionMeter:
         self.loss_sum += loss * len(y)
         self.n += len(y)
 
+    def reduce(self) -> None:
+        """Sum over the ranks of a data-parallel run."""
+        all_reduce_([self.sums, self.loss_sum, self.n])
+
     def compute(self) -> dict[str, Any]:
         ss_res, total, squares, count = self.sums.tolist()
         ss_tot = squares - total * total / max(count, 1)
-        return {"loss": self.loss_sum.item() / max(self.n, 1), "mse": ss_res / max(count, 1),
+        return {"loss": self.loss_sum.item() / max(int(self.n), 1), "mse": ss_res / max(count, 1),
                 "r2": 1 - ss_res / ss_tot if ss_tot > 0 else 0.0, "confusion": torch.zeros(0, 0)}
 
 

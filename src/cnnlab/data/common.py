@@ -7,7 +7,7 @@ from typing import Callable, Iterator, Optional, Union
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 
 log = logging.getLogger(__name__)
@@ -85,19 +85,26 @@ class TensorLoader:
 
     No per-sample Python: one index tensor per epoch, one gather per batch. The generator is the loader's
     whole random state (shuffle order and augmentation), so checkpointing it makes a resumed run exact.
+
+    `shard=(rank, world)` (data-parallel training): every rank cuts and augments the same global batch from the
+    same generator and keeps samples rank, rank + world, ...; for training (`shuffle`), a last batch too small to
+    give every rank a sample is left out, so that all ranks take the same number of steps.
     """
 
     def __init__(self, split: TensorSplit, batch_size: int, shuffle: bool = False, drop_last: bool = False,
-                 augment: Optional[Augment] = None, generator: Optional[torch.Generator] = None) -> None:
+                 augment: Optional[Augment] = None, generator: Optional[torch.Generator] = None,
+                 shard: "tuple[int, int]" = (0, 1)) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.split, self.batch_size, self.shuffle, self.drop_last = split, batch_size, shuffle, drop_last
-        self.augment = augment
+        self.augment, self.rank, self.world = augment, shard[0], shard[1]
         self.generator = generator or torch.Generator(device=split.inputs.device)
 
     def __len__(self) -> int:
         n = len(self.split)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        full, rest = divmod(n, self.batch_size)
+        small = self.world > 1 and self.shuffle and 0 < rest < self.world
+        return full if self.drop_last or small else full + (rest > 0)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         return self.batches()
@@ -115,7 +122,7 @@ class TensorLoader:
             if self.augment is not None:
                 x, y = self.augment(x, y, self.generator)
             if b >= skip:
-                yield x, y
+                yield (x, y) if self.world == 1 else (x[self.rank::self.world], y[self.rank::self.world])
 
 
 def head(split: Split, n: int) -> "tuple[Tensor, Tensor]":
@@ -128,18 +135,30 @@ def head(split: Split, n: int) -> "tuple[Tensor, Tensor]":
 
 def make_loader(split: Split, batch_size: int, shuffle: bool, device: torch.device, *,
                 augment: Optional[Augment] = None, seed: int = 0, drop_last: bool = False,
-                num_workers: int = 0) -> Union[TensorLoader, DataLoader]:
-    """TensorLoader (data moved to `device` once) for a TensorSplit; a worker DataLoader for anything else."""
+                num_workers: int = 0, shard: "tuple[int, int]" = (0, 1)) -> Union[TensorLoader, DataLoader]:
+    """TensorLoader (data moved to `device` once) for a TensorSplit; a worker DataLoader for anything else.
+
+    `batch_size` is the global batch; with `shard=(rank, world)` each rank gets its part of every batch (training
+    from disk: a DistributedSampler with batch_size // world per rank; evaluation: every world-th sample)."""
     if isinstance(split, TensorSplit):
         split = split.to(device)
         gen = torch.Generator(device=device)
         gen.manual_seed(seed)
-        return TensorLoader(split, batch_size, shuffle, drop_last, augment, gen)
+        return TensorLoader(split, batch_size, shuffle, drop_last, augment, gen, shard)
     gen = torch.Generator()
     gen.manual_seed(seed)
-    return DataLoader(split, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, generator=gen,
-                      num_workers=num_workers, pin_memory=device.type == "cuda",
-                      persistent_workers=False)  # workers re-seeded from `gen` each epoch: resume stays exact
+    rank, world = shard
+    common = dict(num_workers=num_workers, pin_memory=device.type == "cuda",
+                  persistent_workers=False)  # workers re-seeded from `gen` each epoch: resume stays exact
+    if world > 1 and shuffle:
+        from torch.utils.data.distributed import DistributedSampler
+
+        sampler = DistributedSampler(split, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
+        return DataLoader(split, batch_size=max(1, batch_size // world), sampler=sampler, drop_last=drop_last,
+                          generator=gen, **common)
+    if world > 1:
+        split = Subset(split, range(rank, len(split), world))
+    return DataLoader(split, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, generator=gen, **common)
 
 
 def channel_stats(images: Tensor) -> "tuple[tuple[float, ...], tuple[float, ...]]":

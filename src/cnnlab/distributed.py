@@ -1,0 +1,123 @@
+"""Data-parallel training under `torchrun` (DistributedDataParallel), decided once here.
+
+`torchrun --nproc_per_node=N -m cnnlab.train <overrides>` starts N processes (ranks). Each builds the same data and
+model; the training batches (`trainer.batch_size` is the GLOBAL batch) are cut by every rank from the same shuffled
+order and augmented identically, and rank r keeps samples r, r+N, ...; gradients are averaged by DDP; validation
+and test are sharded the same way and the task's meters are summed over ranks, so the metrics equal a
+single-process run's. Only rank 0 writes logs, pictures, checkpoints and results; all ranks share one run folder,
+which rank 0 names.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place: rank of world (world 1: an ordinary single process)."""
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def active(self) -> bool:
+        return self.size > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+WORLD = World()
+
+
+def launched_by_torchrun() -> bool:
+    """True when torchrun (or another launcher) set a world size above one for this process."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def init() -> World:
+    """Join the process group torchrun describes (gloo on CPU, nccl on CUDA) and remember this rank."""
+    global WORLD
+    if not launched_by_torchrun():
+        return WORLD
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() and os.environ.get("CNNLAB_DIST_BACKEND") != "gloo" else "gloo"
+        dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=30))
+    WORLD = World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(WORLD.local_rank)
+    return WORLD
+
+
+def shared_stamp() -> str:
+    """A run-folder time stamp chosen by rank 0 and sent to every rank (so that all write into one folder)."""
+    stamp = [datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")]
+    if WORLD.active:
+        dist.broadcast_object_list(stamp, src=0)
+    return stamp[0]
+
+
+def device_for(requested: torch.device) -> torch.device:
+    """Each rank on its own GPU (LOCAL_RANK) when training on CUDA."""
+    if WORLD.active and requested.type == "cuda":
+        return torch.device("cuda", WORLD.local_rank)
+    return requested
+
+
+def all_reduce_(tensors: list[Tensor]) -> None:
+    """Sum each tensor over the ranks, in place (no-op for one process)."""
+    if WORLD.active:
+        for t in tensors:
+            dist.all_reduce(t)
+
+
+def mean_over_ranks(value: float, device: torch.device) -> float:
+    """The mean of a float over the ranks."""
+    if not WORLD.active:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return float(t.item()) / WORLD.size
+
+
+def any_rank(flag: bool, device: Optional[torch.device] = None) -> bool:
+    """True on every rank when `flag` is true on any (e.g. a stop signal that reached one rank first)."""
+    if not WORLD.active:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device or torch.device("cpu"))
+    dist.all_reduce(t)
+    return bool(t.item() > 0)
+
+
+def barrier() -> None:
+    """Wait for every rank."""
+    if WORLD.active:
+        dist.barrier()
+
+
+def wrap(model: torch.nn.Module, sync_bn: bool) -> "tuple[torch.nn.Module, Any]":
+    """(the model to save, the network that trains): DistributedDataParallel around `model`, with its batch norms
+    turned into SyncBatchNorm first if asked; alone, the model twice."""
+    if not WORLD.active:
+        return model, model
+    from torch.nn.parallel import DistributedDataParallel
+
+    if sync_bn:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    device = next(model.parameters()).device
+    return model, DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def shutdown() -> None:
+    """Leave the process group."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
