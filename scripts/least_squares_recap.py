@@ -58,7 +58,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     best = min(ridge, key=lambda lam: ridge[lam]["val_mse"])  # chosen on validation, never on test
     runs[(9, best)] = ridge[best]
     xs = torch.linspace(-1, 1, 200)
-    print(f"| fit | train MSE | val MSE | test MSE | max |w - closed-form ridge w| |\n|---|---|---|---|---|")
+    print("| fit | train MSE | val MSE | test MSE | max |w - closed-form ridge w| |\n|---|---|---|---|---|")
     curves = {}
     for (degree, lam), r in runs.items():
         data = build_poly1d(degree=degree)
