@@ -59,3 +59,38 @@ def test_sigterm_to_the_command_prints_how_to_resume(tmp_path):
     assert "Traceback" not in err
     assert "stopped by SIGTERM" in (run_dir / "train.log").read_text()
     assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"] > 0
+
+
+def test_preemption_signal_checkpoints_and_a_requeued_job_resumes(tmp_path):
+    """SLURM's SIGUSR1 before the time limit: checkpoint at the next step; the requeued job (SLURM_RESTART_COUNT
+    set, same folder, no resume flag) continues from it."""
+    run_dir = tmp_path / "run"
+    args = [str(BIN / "cnnlab-train"), "trainer.epochs=25", "trainer.batch_size=256", f"hydra.run.dir={run_dir}",
+            "trainer.progress=false", "trainer.pictures_every=0"]
+    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 90
+    while time.time() < deadline and not (run_dir / "checkpoints" / "last.pt").exists():
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGUSR1)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGUSR1, err[-2000:]
+    stopped = load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"]
+    env = {**os.environ, "SLURM_RESTART_COUNT": "1"}
+    out = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    log = (run_dir / "train.log").read_text()
+    assert f"step {stopped}" in log and "resumed at epoch" in log
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["epoch"] == 25
+
+
+def test_the_stop_is_passed_on_to_the_handler_that_was_there_before():
+    """On SLURM, submitit's SIGUSR1 handler (which requeues the job) runs after cnnlab's checkpoint."""
+    calls = []
+    stop = engine.StopRequest()
+    stop.previous = {signal.SIGUSR1: lambda signum, frame: calls.append(signum)}
+    stop.signal_name = "SIGUSR1"
+    stop.forward()
+    assert calls == [signal.SIGUSR1]
+    stop.signal_name = "SIGTERM"  # no handler was chained for it: nothing happens
+    stop.forward()
+    assert calls == [signal.SIGUSR1]

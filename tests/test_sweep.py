@@ -22,3 +22,44 @@ def test_a_failed_job_is_recorded_and_the_sweep_goes_on(tmp_path):
     assert "| 0 | trainer.batch_size=0" in summary and "failed: error: trainer.batch_size=0" in summary
     assert "| 1 | trainer.batch_size=32" in summary and "| ok |" in summary
     assert "1 of 2 jobs failed" in out.stdout + out.stderr
+
+
+def test_an_optuna_study_records_failed_trials_and_continues_from_sqlite(tmp_path):
+    import optuna
+
+    search = tmp_path / "cfg" / "hparams_search"
+    search.mkdir(parents=True)
+    db = tmp_path / "study.db"
+    (search / "tiny.yaml").write_text(f"""# @package _global_
+defaults:
+  - override /hydra/sweeper: optuna
+optimized_metric: val/acc
+hydra:
+  mode: MULTIRUN
+  sweeper:
+    storage: sqlite:///{db}
+    study_name: tiny
+    direction: maximize
+    n_trials: 3
+    n_jobs: 1
+    max_failure_rate: 1.0
+    sampler:
+      _target_: optuna.samplers.TPESampler
+      seed: 1                  # its 3 random trials include batch size 0
+      n_startup_trials: 10     # random trials
+    params:
+      trainer.batch_size: choice(0, 32)
+      optim.lr: interval(0.001, 0.01)
+""")
+    args = [str(BIN / "cnnlab-train"), "--config-dir", str(tmp_path / "cfg"), "hparams_search=tiny",
+            "data=synthetic", "data.num_samples=64", "trainer.epochs=1", "trainer.tensorboard=false",
+            "trainer.pictures_every=0", "trainer.progress=false", f"hydra.sweep.dir={tmp_path}/s1"]
+    first = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{db}")
+    states = [t.state.name for t in study.trials]
+    failed = sum(s == "FAIL" for s in states)
+    assert len(states) == 3 and failed == first.returncode, (states, first.stderr[-2000:])
+    assert all(t.params["trainer.batch_size"] == 0 for t in study.trials if t.state.name == "FAIL")
+    assert "COMPLETE" in states
+    subprocess.run([*args[:-1], f"hydra.sweep.dir={tmp_path}/s2"], cwd=tmp_path, capture_output=True, timeout=300)
+    assert len(optuna.load_study(study_name="tiny", storage=f"sqlite:///{db}").trials) == 6  # continued

@@ -34,7 +34,7 @@ def _config_dir() -> str:
 
 CONFIG_DIR = _config_dir()
 AMP_DTYPES = {None: None, "none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-RUN_CONTROL_KEYS = ("resume", "ckpt_path")  # how a run was started, not what it is
+RUN_CONTROL_KEYS = ("resume", "ckpt_path")  # how a run was started, not what it is (never taken from a checkpoint)
 TOP_KEYS = ("model", "data", "optim", "sched", "loss", "trainer", "paths", "name", "seed", "init", "ckpt_path",
             "resume", "optimized_metric", "split", "out_dir", "num_images", "input", "output", "text", "overlays",
             "submission", "batch_size", "device", "layer", "top", "channels", "maximise", "layer_images")

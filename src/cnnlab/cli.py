@@ -16,16 +16,25 @@ from pathlib import Path
 from typing import Any, Callable
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from . import distributed
 from .build import CONFIG_DIR
-from .engine import TrainingStopped
+from .engine import STOP, TrainingStopped
 from .errors import find_config_error
 from .sweep import FAILED_JOBS
 
 log = logging.getLogger("cnnlab")
 __all__ = ["CONFIG_DIR", "train_cli", "eval_cli", "viz_cli", "predict_cli"]
+
+
+def _folder(path: str) -> str:
+    """`${cnnlab.folder:<path>}` in a config: the path, created if missing (e.g. for an Optuna SQLite file)."""
+    Path(path).expanduser().mkdir(parents=True, exist_ok=True)
+    return str(path)
+
+
+OmegaConf.register_new_resolver("cnnlab.folder", _folder, replace=True)
 
 
 def _to_log_file(message: str) -> None:
@@ -100,6 +109,7 @@ def _guard(fn: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
         message = f"stopped by {e.signal_name} at epoch {e.epoch}, step {e.step}; {_resume_hint(run_dir)}"
         _to_log_file(message)
         print(message, file=sys.stderr)
+        STOP.forward()  # e.g. submitit's SIGUSR1 handler: requeue the SLURM job
         sys.exit(128 + getattr(signal, e.signal_name, signal.SIGTERM).value)
     except KeyboardInterrupt:
         message = f"interrupted; {_resume_hint(run_dir)}"
@@ -116,7 +126,7 @@ def _guard(fn: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
                 log.error(line)
             run_dir.mkdir(parents=True, exist_ok=True)
             _write_failed(run_dir, cfg, line or f"{type(e).__name__}: {e}")
-            return float("nan")
+            return None  # not a number: the Optuna sweeper records the trial as failed and goes on
         if line is None:  # a bug: its traceback goes to the log file too, then to the console (by Hydra)
             _to_log_file("job failed with a bug in cnnlab:\n" + traceback.format_exc())
             raise
@@ -167,7 +177,7 @@ def _run(main: Callable[[], Any], config_name: str) -> None:
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="train", version_base="1.3")
-def _train_main(cfg: DictConfig) -> float:
+def _train_main(cfg: DictConfig) -> "float | None":
     from .commands import train
     from .report import RunInfo
 

@@ -56,6 +56,7 @@ def stop_signals() -> Iterator[None]:
     STOP.signal_name = None
     names = [s for s in ("SIGTERM", "SIGINT", "SIGUSR1") if hasattr(signal, s)]
     previous = {s: signal.signal(getattr(signal, s), STOP.handle) for s in names}
+    STOP.previous = {getattr(signal, s): h for s, h in previous.items() if s == "SIGUSR1"}
     try:
         yield
     finally:
@@ -90,10 +91,18 @@ def compile_model(model: nn.Module, t: TrainerSettings, device: torch.device) ->
 
 
 def _resume_path(cfg: DictConfig, run_dir: Path) -> Optional[Path]:
+    """The checkpoint to continue from: ckpt_path; or the run folder's last.pt for resume=true, and for
+    resume=auto (or a job SLURM requeued after preemption) when there is one."""
     if cfg.get("ckpt_path"):
         return Path(cfg.ckpt_path)
-    if cfg.get("resume"):
-        path = run_dir / CKPT_DIR / LAST
+    resume = cfg.get("resume")
+    if resume not in (True, False, "auto", None):
+        raise ConfigError(f"resume={resume} is not valid: use false, true or auto")
+    path = run_dir / CKPT_DIR / LAST
+    requeued = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
+    if (resume == "auto" or requeued) and resume is not True:
+        return path if path.is_file() else None
+    if resume:
         if not path.is_file():
             raise ConfigError(f"resume=true but {path} does not exist: pass hydra.run.dir=<the run folder to "
                               f"resume> or ckpt_path=<file.pt>")

@@ -41,9 +41,18 @@ class StopRequest:
 
     def __init__(self) -> None:
         self.signal_name: Optional[str] = None
+        self.previous: dict[int, Any] = {}  # the handlers there were before (e.g. submitit's requeue on SIGUSR1)
 
     def __bool__(self) -> bool:
         return self.signal_name is not None
+
+    def forward(self) -> None:
+        """After the checkpoint: pass the stop signal on to the handler that was there before, when it is a
+        function (submitit's SIGUSR1 handler requeues the job on SLURM; it then resumes with resume=auto)."""
+        signum = getattr(signal, self.signal_name or "", None)
+        handler = self.previous.get(signum) if signum is not None else None
+        if callable(handler):
+            handler(signum, None)
 
     def handle(self, signum: int, frame: Any) -> None:  # noqa: ARG002 (signal handler signature)
         if signum == signal.SIGINT and self:

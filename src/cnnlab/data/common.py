@@ -126,11 +126,29 @@ class TensorLoader:
 
 
 def head(split: Split, n: int) -> "tuple[Tensor, Tensor]":
-    """The first `n` (inputs, targets) of a split, stacked (a TensorSplit is sliced, a Dataset indexed)."""
+    """The first `n` prepared (inputs, targets) of a split (a TensorSplit is sliced, a Dataset indexed)."""
     if isinstance(split, TensorSplit):
         return split.batch(slice(0, n))
     items = [split[i] for i in range(min(n, len(split)))]
-    return torch.stack([torch.as_tensor(x) for x, _ in items]), torch.tensor([int(y) for _, y in items])
+    x, y = torch.stack([torch.as_tensor(x) for x, _ in items]), torch.tensor([int(y) for _, y in items])
+    prepare = getattr(split, "prepare", None)
+    return prepare(x, y) if prepare is not None else (x, y)
+
+
+class DeviceLoader:
+    """A DataLoader whose batches are moved to the device and prepared there (e.g. uint8 images normalised), so
+    that worker processes hand over compact batches. Passes the DataLoader's generator and sampler through."""
+
+    def __init__(self, loader: DataLoader, device: torch.device, prepare: Callable) -> None:
+        self.loader, self.device, self.prepare = loader, device, prepare
+        self.generator, self.sampler = loader.generator, loader.sampler
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        for x, y in self.loader:
+            yield self.prepare(x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True))
 
 
 def make_loader(split: Split, batch_size: int, shuffle: bool, device: torch.device, *,
@@ -150,15 +168,18 @@ def make_loader(split: Split, batch_size: int, shuffle: bool, device: torch.devi
     rank, world = shard
     common = dict(num_workers=num_workers, pin_memory=device.type == "cuda",
                   persistent_workers=False)  # workers re-seeded from `gen` each epoch: resume stays exact
+    prepare = getattr(split, "prepare", None)
     if world > 1 and shuffle:
         from torch.utils.data.distributed import DistributedSampler
 
         sampler = DistributedSampler(split, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
-        return DataLoader(split, batch_size=max(1, batch_size // world), sampler=sampler, drop_last=drop_last,
-                          generator=gen, **common)
-    if world > 1:
-        split = Subset(split, range(rank, len(split), world))
-    return DataLoader(split, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, generator=gen, **common)
+        loader = DataLoader(split, batch_size=max(1, batch_size // world), sampler=sampler, drop_last=drop_last,
+                            generator=gen, **common)
+    else:
+        data = Subset(split, range(rank, len(split), world)) if world > 1 else split
+        loader = DataLoader(data, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, generator=gen,
+                            **common)
+    return DeviceLoader(loader, device, prepare) if prepare is not None else loader
 
 
 def channel_stats(images: Tensor) -> "tuple[tuple[float, ...], tuple[float, ...]]":

@@ -84,10 +84,12 @@ def readable(samples: Samples, on_bad_file: str) -> Samples:
 
 
 class ImageFileDataset(Dataset):
-    """(transformed image tensor, label) per file; a file that fails to decode later is replaced by the next."""
+    """(uint8 image tensor [3,S,S], label) per file, decoded and transformed in a DataLoader worker; a file that
+    fails to decode later is replaced by the next. `prepare` (per batch, on the training device) normalises."""
 
-    def __init__(self, samples: Samples, transform: Callable, on_bad_file: str = "skip") -> None:
-        self.samples, self.transform, self.on_bad_file = samples, transform, on_bad_file
+    def __init__(self, samples: Samples, transform: Callable, on_bad_file: str = "skip",
+                 prepare: Optional[Callable] = None) -> None:
+        self.samples, self.transform, self.on_bad_file, self.prepare = samples, transform, on_bad_file, prepare
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -173,13 +175,16 @@ def in_memory_splits(parts: "list[Optional[Samples]]", image_size: int, on_bad_f
 
 def _on_disk_splits(parts: "list[Optional[Samples]]", image_size: int, on_bad_file: str, hflip: bool,
                     mean: Sequence[float], std: Sequence[float]) -> "list[Optional[Split]]":
-    """Datasets that decode in DataLoader workers: random resized crop + flip for train, resize + centre crop."""
+    """Datasets that decode in DataLoader workers: random resized crop + flip for train, resize + centre crop
+    (torchvision's transforms on PIL images, whose resizing is fastest on a CPU), ending in uint8 tensors: batches
+    cross processes as uint8 (4x fewer bytes than float32) and are normalised where they land, on the device
+    (scripts/bench_imagefolder.py measures this against torchvision's float pipeline)."""
     parts = [None if p is None else readable(p, on_bad_file) for p in parts]
-    norm = [T.ToTensor(), T.Normalize(mean, std)]
     flip = [T.RandomHorizontalFlip()] if hflip else []
-    train_tf = T.Compose([T.RandomResizedCrop(image_size), *flip, *norm])
-    eval_tf = T.Compose([T.Resize(round(image_size * 256 / 224)), T.CenterCrop(image_size), *norm])
-    return [None if p is None else ImageFileDataset(p, train_tf if k == 0 else eval_tf, on_bad_file)
+    train_tf = T.Compose([T.RandomResizedCrop(image_size), *flip, T.PILToTensor()])
+    eval_tf = T.Compose([T.Resize(round(image_size * 256 / 224)), T.CenterCrop(image_size), T.PILToTensor()])
+    prepare = prepare_images(mean, std)
+    return [None if p is None else ImageFileDataset(p, train_tf if k == 0 else eval_tf, on_bad_file, prepare)
             for k, p in enumerate(parts)]
 
 
