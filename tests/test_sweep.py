@@ -63,3 +63,27 @@ hydra:
     assert "COMPLETE" in states
     subprocess.run([*args[:-1], f"hydra.sweep.dir={tmp_path}/s2"], cwd=tmp_path, capture_output=True, timeout=300)
     assert len(optuna.load_study(study_name="tiny", storage=f"sqlite:///{db}").trials) == 6  # continued
+
+
+def test_a_grid_is_rows_in_hparams_and_runs_started_together_never_share_a_folder(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    common = ["data=synthetic", "data.num_samples=64", "trainer.epochs=1", "trainer.pictures_every=0",
+              "trainer.progress=false"]
+    sweep = tmp_path / "grid"
+    out = subprocess.run([str(BIN / "cnnlab-train"), "-m", "seed=0,1", *common, f"hydra.sweep.dir={sweep}"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = []
+    for job in sorted(p for p in sweep.iterdir() if p.is_dir()):
+        acc = EventAccumulator(str(job / "tb")).Reload()
+        info = plugin_data_pb2.HParamsPluginData.FromString(
+            acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]).session_start_info
+        rows.append({k: getattr(v, v.WhichOneof("kind")) for k, v in info.hparams.items()})
+    assert [r["seed"] for r in rows] == [0, 1] and rows[0].keys() == rows[1].keys()
+    # two runs started at the same moment with the default folder pattern: two folders
+    procs = [subprocess.Popen([str(BIN / "cnnlab-train"), *common, f"paths.output_dir={tmp_path / 'out'}"],
+                              cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(2)]
+    assert all(p.wait(timeout=300) == 0 for p in procs)
+    assert len(list((tmp_path / "out").glob("*/*/results.json"))) == 2

@@ -209,6 +209,9 @@ def loop_settings(t: TrainerSettings, device: torch.device, ckpt_dir: Optional[P
     if amp is not None and device.type != "cuda":
         log.info(f"trainer.amp={t.amp} ignored: mixed precision is used on CUDA only (device is {device})")
         amp = None
+    if amp is torch.bfloat16 and not torch.cuda.is_bf16_supported():
+        log.info("trainer.amp=bf16: this GPU has no bfloat16, fp16 with a gradient scaler is used instead")
+        amp = torch.float16
     return LoopSettings(epochs=t.epochs, device=device, amp_dtype=amp, clip_grad=t.clip_grad,
                         log_every=t.log_every, monitor=t.monitor, mode=t.mode, ckpt_dir=ckpt_dir,
                         pictures_every=t.pictures_every, progress=t.progress, channels_last=t.channels_last,
