@@ -98,3 +98,12 @@ def test_imagefolder_missing_or_empty_root(tmp_path):
     (tmp_path / "empty" / "cat").mkdir(parents=True)
     with pytest.raises(ConfigError, match=r"no images found .*<root>/<class name>/<image>"):
         build_imagefolder(str(tmp_path / "empty"))
+
+
+def test_imagefolder_with_train_and_val_folders_uses_them_as_splits(tmp_path, caplog):
+    write_tree(tmp_path / "tree" / "train", corrupt=False)
+    write_tree(tmp_path / "tree" / "val", per_class=2, corrupt=False)
+    with caplog.at_level(logging.INFO):
+        b = build_imagefolder(str(tmp_path / "tree"), image_size=8)
+    assert b.class_names == ["cat", "dog", "fox"]  # not the classes "train" and "val"
+    assert (len(b.train), len(b.val)) == (18, 6) and "split folders" in caplog.text
