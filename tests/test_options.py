@@ -62,7 +62,7 @@ def test_compile_runs_compiled_code(tmp_path):
 
 
 def test_compile_without_a_compiler_falls_back_with_a_notice(tmp_path, caplog, monkeypatch):
-    monkeypatch.setattr("cnnlab.commands.shutil.which", lambda name: None)
+    monkeypatch.setattr("cnnlab.commands.training.shutil.which", lambda name: None)
     with caplog.at_level("INFO", logger="cnnlab"):
         run_dir, _ = run_train(tmp_path, [*QUICK, "trainer.compile=true", "trainer.device=cpu"])
     assert any("trainer.compile ignored" in r.message for r in caplog.records)

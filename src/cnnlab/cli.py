@@ -231,7 +231,7 @@ def _viz_main(cfg: DictConfig) -> None:
 
 @hydra.main(config_path=CONFIG_DIR, config_name="predict", version_base="1.3")
 def _predict_main(cfg: DictConfig) -> None:
-    from .predict import predict
+    from .commands import predict
     from .report import RunInfo
 
     _guard(lambda c: predict(c, RunInfo.from_hydra()), cfg)

@@ -1,8 +1,8 @@
-"""The bodies of `cnnlab-train`, `cnnlab-eval` and `cnnlab-viz` (`cnnlab-predict` lives in predict.py)."""
+"""The body of `cnnlab-train`: set up, train, choose a threshold, test, report; and the checks and pieces that
+`cnnlab-eval` / `cnnlab-viz` share with it (`check_compatible`, `meter_for`)."""
 from __future__ import annotations
 
 import contextlib
-import json
 from dataclasses import dataclass
 import logging
 import os
@@ -17,21 +17,20 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from . import distributed, tasks
-from .build import (build_data, build_loss, build_model, build_optimizer, build_scheduler, loop_settings, plain,
+from .. import distributed, tasks
+from ..build import (build_data, build_loss, build_model, build_optimizer, build_scheduler, loop_settings, plain,
                     saved_config, trainer_settings)
-from .checkpoint import BEST, CKPT_DIR, LAST, claim_run_folder, load_checkpoint, save_checkpoint, set_rng_state
-from .confcheck import TrainerSettings
-from .data.common import DataBundle, head, make_loader
-from .device import select_device
-from .engine import STOP, LoopSettings, TrainingStopped, TrainState, evaluate, fit, forward_batches
-from .errors import ConfigError
-from .models.init import init_weights
-from .report import RunInfo, hparams, write_results, write_run_metadata
-from .sched import fast_forward
-from .tblog import RunLogger
-from .viz.draw import save_png
-from .viz.pictures import make_pictures
+from ..checkpoint import BEST, CKPT_DIR, LAST, claim_run_folder, load_checkpoint, save_checkpoint, set_rng_state
+from ..confcheck import TrainerSettings
+from ..data.common import DataBundle, head, make_loader
+from ..device import select_device
+from ..engine import STOP, LoopSettings, TrainingStopped, TrainState, evaluate, fit, forward_batches
+from ..errors import ConfigError
+from ..models.init import init_weights
+from ..report import RunInfo, hparams, write_results, write_run_metadata
+from ..sched import fast_forward
+from ..tblog import RunLogger
+from ..viz.pictures import make_pictures
 
 log = logging.getLogger("cnnlab")
 NUM_PICTURES = 16  # validation images per picture (saliency, mistakes); segmentation shows 4
@@ -187,7 +186,7 @@ class Run:
 
     def meter(self, collect: bool = False, sweep: bool = False) -> Any:
         """A fresh meter of the run's task."""
-        return _meter(self.bundle, self.loop.device, collect=collect, sweep=sweep)
+        return meter_for(self.bundle, self.loop.device, collect=collect, sweep=sweep)
 
 
 def _setup(cfg: DictConfig, info: RunInfo, ckpt: Optional[dict]) -> Run:
@@ -240,7 +239,7 @@ def _setup(cfg: DictConfig, info: RunInfo, ckpt: Optional[dict]) -> Run:
                pictures, extra)
 
 
-def _meter(bundle: DataBundle, device: torch.device, collect: bool = False, sweep: bool = False) -> Any:
+def meter_for(bundle: DataBundle, device: torch.device, collect: bool = False, sweep: bool = False) -> Any:
     collect_n = (4 if bundle.task == "segmentation" else NUM_PICTURES) if collect else 0
     return tasks.new_meter(bundle.task, bundle.num_classes, device, bundle.state, collect=collect_n, sweep=sweep)
 
@@ -250,7 +249,7 @@ def tune_threshold(net: Any, bundle: DataBundle, loader: Any, loss_fn: Any, loop
     iou or patch_f1) on `loader` (validation), stored in `bundle.state`. None for other tasks."""
     if bundle.task != "segmentation" or bundle.num_classes != 2:
         return None
-    sweep = evaluate(net, loader, loss_fn, _meter(bundle, loop.device, sweep=True), loop)["sweep"]
+    sweep = evaluate(net, loader, loss_fn, meter_for(bundle, loop.device, sweep=True), loop)["sweep"]
     metric = loop.monitor.split("/", 1)[1]
     chosen = tasks.choose_threshold(sweep, metric if metric in ("f1", "iou", "patch_f1") else "f1")
     bundle.state["threshold"] = chosen
@@ -283,90 +282,3 @@ def _finish(cfg: DictConfig, info: RunInfo, run: Run) -> dict:
     shown = " ".join(f"{k} {results[k]:.4f}" for k in results if k.startswith("test/") and k != "test/loss")
     log.info(f"{shown} (best val epoch {state.best_epoch}); results in {info.run_dir.resolve()}")
     return results
-
-
-# ---------------------------------------------------------------- cnnlab-eval, cnnlab-viz
-
-EVAL_KEYS = ("split", "out_dir", "num_images", "layer", "top", "channels", "maximise", "layer_images")
-
-
-def load_for_inference(cfg: DictConfig, info: RunInfo, only: Optional[str] = None):
-    """(saved config, model with the checkpoint's weights, data bundle built with the checkpoint's data state,
-    loop settings) for `cnnlab-eval` / `cnnlab-viz`."""
-    if not cfg.get("ckpt_path"):
-        raise ConfigError("no checkpoint given: pass ckpt_path=<run folder>/checkpoints/best.pt")
-    if cfg.split not in ("train", "val", "test"):
-        raise ConfigError(f"split={cfg.split} is not known: use test, val or train")
-    ckpt = load_checkpoint(cfg.ckpt_path, map_location="cpu")
-    run_cfg = saved_config(cfg, info.overrides, ckpt, Path(cfg.ckpt_path), own_keys=EVAL_KEYS)
-    t = trainer_settings(run_cfg)
-    loop = loop_settings(t, select_device(t.device), None)
-    state = ckpt.get("data_state") or {}
-    bundle = build_data(run_cfg.data, state=state or None, only=only)
-    names = (info.choice("model"), info.choice("data"))
-    saved_names = (ckpt.get("run_info") or {}).get("choices", {})
-    names = (saved_names.get("model", names[0]), saved_names.get("data", names[1]))
-    if state and list(state.get("class_names", [])) != list(bundle.class_names):
-        raise ConfigError(f"the data's classes {bundle.class_names[:5]}... differ from the checkpoint's "
-                          f"{state['class_names'][:5]}...: evaluate on data with the classes it was trained on")
-    offered = state.get("model_kwargs", bundle.model_kwargs) if state else bundle.model_kwargs
-    model = build_model(run_cfg.model, bundle.num_classes, offered, names)
-    model.load_state_dict(ckpt["model"])
-    model.to(loop.device)
-    check_compatible(model, bundle, names, loop)
-    return run_cfg, model.eval(), bundle, loop
-
-
-def evaluate_checkpoint(cfg: DictConfig, info: RunInfo) -> dict:
-    """Metrics of a checkpoint on `split` (test by default), written to metrics.json in the eval run folder."""
-    run_cfg, model, bundle, loop = load_for_inference(cfg, info, only=cfg.split)
-    loader = make_loader(getattr(bundle, cfg.split), run_cfg.trainer.eval_batch_size, False, loop.device,
-                         num_workers=run_cfg.trainer.num_workers)
-    result = evaluate(model, loader, build_loss(run_cfg.loss, model, bundle), _meter(bundle, loop.device), loop)
-    scalars = tasks.metric_names(bundle.task, bundle.num_classes, bundle.state)
-    out = {"ckpt_path": str(Path(cfg.ckpt_path).resolve()), "split": cfg.split,
-           **{f"{cfg.split}/{k}": result[k] for k in scalars if k in result},
-           "confusion": result["confusion"].tolist()}
-    if bundle.task != "segmentation":
-        from .metrics import per_class_accuracy
-
-        out["per_class_acc"] = per_class_accuracy(result["confusion"], bundle.class_names)
-    out_dir = Path(cfg.out_dir) if cfg.out_dir else info.run_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "metrics.json").write_text(json.dumps(out, indent=2))
-    shown = " ".join(f"{k} {v:.4f}" for k, v in out.items() if k.startswith(f"{cfg.split}/"))
-    log.info(f"{shown}; metrics in {(out_dir / 'metrics.json').resolve()}")
-    return out
-
-
-def visualise_checkpoint(cfg: DictConfig, info: RunInfo) -> Path:
-    """First-layer filters, saliency maps, confusion matrix and worst mistakes (or overlays) of a checkpoint."""
-    run_cfg, model, bundle, loop = load_for_inference(cfg, info, only=cfg.split)
-    split = getattr(bundle, cfg.split)
-    bundle.val = split  # the pictures are drawn from the chosen split
-    out_dir = Path(cfg.out_dir) if cfg.out_dir else info.run_dir
-    loader = make_loader(split, run_cfg.trainer.eval_batch_size, False, loop.device,
-                         num_workers=run_cfg.trainer.num_workers)
-    val = evaluate(model, loader, build_loss(run_cfg.loss, model, bundle), _meter(bundle, loop.device, True), loop)
-    pictures = make_pictures(model, bundle, RunLogger(out_dir, enabled=False), out_dir, loop.device, lambda: 0,
-                             num_images=cfg.num_images, smoothgrad=int(run_cfg.trainer.get("smoothgrad", 0)),
-                             split={"val": "validation", "test": "test", "train": "training"}[cfg.split])
-    pictures(0, val, final=True)
-    if cfg.get("layer"):
-        _layer_pictures(cfg, model, bundle, split, loop.device, out_dir)
-    log.info(f"pictures written to {out_dir.resolve()}: {', '.join(sorted(p.name for p in out_dir.glob('*.png')))}")
-    return out_dir
-
-
-def _layer_pictures(cfg: DictConfig, model: nn.Module, bundle: DataBundle, split: Any, device: torch.device,
-                    out_dir: Path) -> None:
-    """`layer=<name>`: the top patches per channel (and with `maximise=true` the optimised inputs) as PNGs."""
-    from .viz import layers
-
-    x, _ = head(split, int(cfg.get("layer_images", 2000)))
-    tag = str(cfg.layer).replace(".", "_")
-    save_png(layers.patches_figure(model, str(cfg.layer), x, bundle.mean, bundle.std, device, k=int(cfg.top),
-                                   channels=int(cfg.channels)), out_dir / f"layer_{tag}_top_patches.png")
-    if cfg.get("maximise"):
-        save_png(layers.maximised_figure(model, str(cfg.layer), tuple(x.shape[1:]), device,
-                                         channels=int(cfg.channels)), out_dir / f"layer_{tag}_maximised.png")

@@ -18,14 +18,14 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
-from .build import build_model, loop_settings, saved_config, trainer_settings
-from .checkpoint import atomic_write, load_checkpoint
-from .data.imageio import BAD_IMAGE, EXTENSIONS, load_image, prepare_images
-from .device import select_device
-from .engine import forward_batches
-from .errors import ConfigError
-from .report import RunInfo
-from .tblog import Progress
+from ..build import build_model, loop_settings, saved_config, trainer_settings
+from ..checkpoint import atomic_write, load_checkpoint
+from ..data.imageio import BAD_IMAGE, EXTENSIONS, load_image, prepare_images
+from ..device import select_device
+from ..engine import forward_batches
+from ..errors import ConfigError
+from ..report import RunInfo
+from ..tblog import Progress
 
 log = logging.getLogger("cnnlab")
 PREDICT_KEYS = ("input", "output", "batch_size", "device", "text", "overlays", "submission")
