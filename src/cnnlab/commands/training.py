@@ -240,6 +240,7 @@ def _setup(cfg: DictConfig, info: RunInfo, ckpt: Optional[dict]) -> Run:
 
 
 def meter_for(bundle: DataBundle, device: torch.device, collect: bool = False, sweep: bool = False) -> Any:
+    """A meter of the bundle's task; `collect`: keep what the pictures show (mistakes, example masks)."""
     collect_n = (4 if bundle.task == "segmentation" else NUM_PICTURES) if collect else 0
     return tasks.new_meter(bundle.task, bundle.num_classes, device, bundle.state, collect=collect_n, sweep=sweep)
 

@@ -1,0 +1,61 @@
+"""What a person reads on the console: whole error sentences, the progress bar, the feature cache's place and size,
+the resolved loss and overall throughput in results.json."""
+import io
+import json
+import logging
+import subprocess
+import sys
+
+import torch
+
+from cnnlab.checkpoint import load_checkpoint, save_checkpoint
+from cnnlab.data.featureset import build_feature_data
+from cnnlab.data.mnist import build_digits
+from cnnlab.errors import ConfigError
+from cnnlab.tblog import Progress
+from conftest import SCRIPTS, run_train
+
+
+def test_the_truncated_checkpoint_message_is_a_whole_sentence(tmp_path):
+    path = save_checkpoint({"model": {"w": torch.randn(1000)}}, tmp_path / "last.pt")
+    path.write_bytes(path.read_bytes()[:3000])
+    try:
+        load_checkpoint(path)
+    except ConfigError as e:
+        text = str(e)
+    assert text.endswith("use another checkpoint, e.g. best.pt or last.pt from the same run") and "\n" not in text
+
+
+def test_script_help_is_not_cut_mid_sentence():
+    out = subprocess.run([sys.executable, str(SCRIPTS / "bench_augment.py"), "--help"], capture_output=True, text=True)
+    assert "cnnlab's on-device batched augmentation vs a\ntorchvision-transforms DataLoader with workers." in out.stdout
+
+
+def test_the_progress_bar_shows_the_total_and_the_time_left(monkeypatch):
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    bar = Progress(40, "epoch 3/30", enabled=True, interval=0.0)
+    for i in range(1, 41):
+        bar.update(i, 0.5 if i == 20 else None)
+    line = err.getvalue().split("\r")[-1]
+    assert "epoch 3/30" in line and "40/40" in line and "ETA 0:00" in line and "loss 0.5000" in line
+
+
+def test_feature_cache_says_where_and_how_large(tmp_path, caplog):
+    source = lambda **kw: build_digits(size=32)  # noqa: E731
+    with caplog.at_level(logging.INFO, logger="cnnlab"):
+        build_feature_data(source, cache_dir=str(tmp_path / "cache"))
+        build_feature_data(source, cache_dir=str(tmp_path / "cache"))
+    said = caplog.text
+    assert f"features cached in {tmp_path / 'cache'}" in said and " MB" in said
+    assert "features read from the cache" in said
+
+
+def test_results_state_the_resolved_loss_and_overall_samples_per_second(tmp_path):
+    run_dir, _ = run_train(tmp_path, ["data=synthetic", "data.num_samples=32", "trainer.epochs=2",
+                                      "trainer.batch_size=8", "trainer.pictures_every=0", "loss=cross_entropy"])
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["loss"] == "cross_entropy" and results["loss_resolved"].startswith("CrossEntropy(")
+    history = load_checkpoint(run_dir / "checkpoints" / "last.pt")["history"]
+    seconds = sum(h["train/epoch_time_s"] for h in history)
+    assert results["train_samples_per_s"] == 64 / seconds  # all samples over all epoch time
