@@ -72,7 +72,8 @@ def test_multichannel_adds_both_channels_convolutions():
         x = ids(2, 9)
         conv = model.convs[0]
         a, b = model.embedding(x).transpose(1, 2), model.static(x).transpose(1, 2)
-        two_channels = F.conv1d(a, conv.weight) + F.conv1d(b, conv.weight) + conv.bias.view(1, -1, 1)
+        two_channels = F.conv1d(a, conv.weight, padding=2) + F.conv1d(b, conv.weight, padding=2) + \
+            conv.bias.view(1, -1, 1)  # width 3, wide: 2 zero vectors on both sides
         assert torch.allclose(model.features(x)[:, :100], F.relu(two_channels).amax(2), atol=1e-4)
 
 
@@ -90,8 +91,9 @@ def test_max_norm_rescales_each_class_vector_after_a_step():
     SentenceCNN(V, max_norm=None).after_step()  # off: no error
 
 
-def test_short_sentences_and_padding_do_not_change_a_sentences_scores():
-    model = SentenceCNN(V, embed_dim=16, num_maps=8).eval()
+@pytest.mark.parametrize("wide", [False, True])
+def test_short_sentences_and_padding_do_not_change_a_sentences_scores(wide):
+    model = SentenceCNN(V, embed_dim=16, num_maps=8, wide=wide).eval()
     sentences = [[5], [7, 8], [3, 4, 5, 6, 7, 8], [9, 10, 11, 12, 13, 14, 15, 16, 17]]
     with torch.no_grad():
         alone = [model(torch.tensor([s])) for s in sentences]
@@ -99,13 +101,15 @@ def test_short_sentences_and_padding_do_not_change_a_sentences_scores():
         for i, s in enumerate(sentences):
             batch[i, :len(s)] = torch.tensor(s)
         together = model(batch)
-        for i, s in enumerate(sentences):  # independent: each filter over the sentence, padded to the filter width
+        for i, s in enumerate(sentences):
             assert torch.allclose(together[i], alone[i][0], atol=1e-5)
-            emb = model.embedding(torch.tensor(s + [0] * max(0, 5 - len(s)))).T.unsqueeze(0)
+            # independently: each filter over the sentence alone; narrow: padded to the filter's width if
+            # shorter; wide: k - 1 zero vectors on both sides
+            emb = model.embedding(torch.tensor(s)).T.unsqueeze(0)
             feats = []
             for k, conv in zip((3, 4, 5), model.convs):
-                out = F.relu(conv(emb[:, :, :max(len(s), k)]))
-                feats.append(out.amax(2))
+                padded = F.pad(emb, (k - 1, k - 1) if wide else (0, max(0, k - len(s))))
+                feats.append(F.relu(F.conv1d(padded, conv.weight, conv.bias)).amax(2))
             assert torch.allclose(model.fc(torch.cat(feats, 1))[0], together[i], atol=1e-5)
 
 
@@ -150,6 +154,7 @@ def test_experiment_configs_compose():
 
 def test_trains_on_the_synthetic_corpus_through_the_real_configs(tmp_path):
     run_dir, value = run_train(tmp_path, ["model=sentence_cnn", "data=sentiment_synthetic", "loss=cross_entropy",
+                                          "model.embed_dim=64", "model.num_maps=32", "optim.lr=1e-2",
                                           "trainer.epochs=3", "trainer.batch_size=50", "trainer.tensorboard=false"])
     results = json.loads((run_dir / "results.json").read_text())
     assert value >= 0.95 and results["test/acc"] >= 0.95  # negation + adjective: beyond a bag of words (58 %)

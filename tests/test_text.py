@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from cnnlab.data.sentiment import corpus
-from cnnlab.data.text import (PAD, UNK, TrimPrepare, build_vocab, encode, encode_tokens, model_kwargs_from_state,
-                              text_state, tokenize)
+from cnnlab.data.text import (PAD, UNK, TrimPrepare, UnknownWordDropout, build_vocab, encode, encode_tokens,
+                              model_kwargs_from_state, text_state, tokenize)
 from cnnlab.errors import ConfigError
 
 
@@ -72,6 +72,21 @@ def test_prepare_trims_each_batch_to_its_longest_sentence_but_not_below_min_len(
     assert x.dtype == torch.int64 and x.shape == (3, 5) and torch.equal(y_out, y[:3])  # longest 3 < min_len 5
     x, _ = prepare(stored, y)
     assert x.shape == (4, 7) and torch.equal(x, stored[:, :7].long())
+
+
+def test_word_dropout_replaces_words_by_unknown_at_the_given_rate_and_keeps_padding():
+    x = torch.randint(2, 100, (400, 30))
+    x[:, 20:] = 0
+    y = torch.arange(400)
+    out, y_out = UnknownWordDropout(0.2)(x, y, torch.Generator().manual_seed(0))
+    changed = out != x
+    assert torch.equal(y_out, y) and not changed[:, 20:].any()
+    assert torch.equal(out[changed], torch.ones(int(changed.sum()), dtype=torch.long))  # all become <unk> (id 1)
+    assert abs(changed[:, :20].float().mean().item() - 0.2) < 0.01  # 8,000 words: binomial sd 0.0045
+    again, _ = UnknownWordDropout(0.2)(x, y, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)  # all randomness from the loader's generator: resume stays exact
+    with pytest.raises(ConfigError, match="word_dropout=1"):
+        UnknownWordDropout(1.0)
 
 
 def _plain(value) -> bool:

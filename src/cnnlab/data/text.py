@@ -89,6 +89,20 @@ class TrimPrepare:
         return x[:, :width].long(), y
 
 
+class UnknownWordDropout:
+    """A training-batch augmentation: each word becomes <unk> with probability `p` (drawn from the loader's
+    generator), so the <unk> embedding is trained for the unseen words of val/test and rare words regularise."""
+
+    def __init__(self, p: float) -> None:
+        if not 0 <= p < 1:
+            raise ConfigError(f"data.word_dropout={p} must be in [0, 1)")
+        self.p = p
+
+    def __call__(self, x: Tensor, y: Tensor, generator: torch.Generator) -> "tuple[Tensor, Tensor]":
+        drop = (torch.rand(x.shape, generator=generator, device=x.device) < self.p) & (x != PAD_ID)
+        return x.masked_fill(drop, UNK_ID), y
+
+
 def text_state(vocab: list[str], class_names: list[str], lower: bool = True, min_len: int = 1,
                max_len: Optional[int] = None, vectors_dim: Optional[int] = None) -> dict:
     """The bundle's `state`: plain data from which `encode` turns raw sentences into model input."""

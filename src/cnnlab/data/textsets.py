@@ -3,7 +3,8 @@ generic CSV / TSV / JSONL files. Token ids are stored as int32 [N, L]; each batc
 
 Shared options (`TextOptions`, given as keyword arguments to every builder): tokenizer case (`lower`), vocabulary
 (`min_freq`, `max_vocab`: from the training split only), lengths (`min_len`: at least the widest filter, `max_len`:
-longer sentences are cut, counted in the log), pretrained `vectors` (file, `vectors_format`, `vectors_encoding`).
+longer sentences are cut, counted in the log), pretrained `vectors` (file, `vectors_format`, `vectors_encoding`),
+and `word_dropout` (training words replaced by <unk> at random, so that <unk> is learned).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import torch
 from ..errors import ConfigError
 from .common import DataBundle, TensorSplit, stratified_split
 from .sentences import Column, has_column, read_lines, read_table
-from .text import UNK_ID, TrimPrepare, build_vocab, encode_tokens, text_state, tokenize
+from .text import UNK_ID, TrimPrepare, UnknownWordDropout, build_vocab, encode_tokens, text_state, tokenize
 from .vectors import embedding_matrix
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class TextOptions:
     vectors: Optional[str] = None     # GloVe / word2vec file; null = no pretrained vectors
     vectors_format: str = "auto"      # auto | glove | word2vec_text | word2vec_binary
     vectors_encoding: str = "utf-8"
+    word_dropout: float = 0.0         # training batches: each word -> <unk> with this probability (0 = off)
 
 
 class Part(NamedTuple):
@@ -81,9 +83,10 @@ def text_bundle(name: str, class_names: list[str], train: Part, val: Part, test:
         emb = embedding_matrix(opts.vectors, vocab, opts.vectors_format, opts.vectors_encoding, seed)
     state = text_state(vocab, class_names, opts.lower, opts.min_len, opts.max_len,
                        None if emb is None else emb.shape[1])
+    augment = UnknownWordDropout(opts.word_dropout) if opts.word_dropout > 0 else None
     return DataBundle(splits["train"], splits["val"], splits["test"], num_classes=len(class_names),
                       class_names=list(class_names), model_kwargs={"vocab_size": len(vocab), "embeddings": emb},
-                      task="text", name=name, state=state)
+                      train_augment=augment, task="text", name=name, state=state)
 
 
 def _spans(item: tuple) -> "set[tuple]":

@@ -7,8 +7,11 @@ each class (a row of the last layer) is rescaled to l2 norm `max_norm` (3) whene
 frozen), `non-static` (pretrained, fine-tuned), `multichannel` (a frozen and a fine-tuned copy; each filter is
 applied to both channels and the results are added).
 
-Padding does not change a sentence's output: only windows that start inside the sentence (and, for a sentence
-shorter than a filter, the first window) enter the max, so a sentence scores the same alone and in any batch.
+Convolutions are wide by default, as in Kim's released code: k - 1 zero vectors on both sides of the sentence, so
+the first and last words enter as many windows as the others (`wide=False`: the paper's narrow n - k + 1 windows;
+a sentence shorter than a filter is padded to its width). Batch padding does not change a sentence's output: only
+windows holding a word of it (wide) or starting in it (narrow) enter the max, so a sentence scores the same alone
+and in any batch.
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ class SentenceCNN(nn.Module):
     def __init__(self, vocab_size: Optional[int] = None, num_classes: int = 2, embeddings: Optional[Tensor] = None,
                  variant: str = "rand", embed_dim: int = 300, kernel_sizes: Sequence[int] = (3, 4, 5),
                  num_maps: int = 100, dropout: float = 0.5, max_norm: Optional[float] = 3.0,
-                 embed_init: float = 0.25) -> None:
+                 embed_init: float = 0.25, embed_dropout: float = 0.0, wide: bool = True) -> None:
         super().__init__()
         if vocab_size is None:
             raise ConfigError("model=sentence_cnn needs token ids: use a text data config (data=sst2, mr, "
@@ -44,7 +47,7 @@ class SentenceCNN(nn.Module):
         if pretrained and tuple(embeddings.shape) != (vocab_size, embed_dim):
             raise ConfigError(f"the vectors are {embeddings.shape[1]}-dimensional but model.embed_dim={embed_dim}: "
                               f"set model.embed_dim={embeddings.shape[1]}, or choose vectors of dimension {embed_dim}")
-        self.variant, self.max_norm = variant, max_norm
+        self.variant, self.max_norm, self.wide = variant, max_norm, wide
         self.kernel_sizes = tuple(int(k) for k in kernel_sizes)
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD_ID)
         self.static: Optional[nn.Embedding] = None
@@ -58,7 +61,10 @@ class SentenceCNN(nn.Module):
         if variant == "multichannel":
             self.static = nn.Embedding.from_pretrained(self.embedding.weight.detach().clone(), freeze=True,
                                                        padding_idx=PAD_ID)
-        self.convs = nn.ModuleList(nn.Conv1d(embed_dim, num_maps, k) for k in self.kernel_sizes)
+        # wide (Kim's code): k - 1 zero vectors on both sides, so edge words get as many windows as inner ones
+        self.convs = nn.ModuleList(nn.Conv1d(embed_dim, num_maps, k, padding=k - 1 if wide else 0)
+                                   for k in self.kernel_sizes)
+        self.embed_dropout = nn.Dropout(embed_dropout)  # not in Kim 2014 (0 = off): regularises CNN-rand
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(num_maps * len(self.kernel_sizes), num_classes)
 
@@ -88,12 +94,13 @@ class SentenceCNN(nn.Module):
         emb = self.embedding(x)
         if self.static is not None:  # conv(a) + conv(b) = conv(a + b): both channels through one conv
             emb = emb + self.static(x)
-        emb = emb.transpose(1, 2)  # [N, D, L]: channels = embedding dimensions, time = tokens
+        emb = self.embed_dropout(emb).transpose(1, 2)  # [N, D, L]: channels = embedding dimensions, time = tokens
         pooled = []
         for k, conv in zip(self.kernel_sizes, self.convs):
-            h = F.relu(conv(emb))  # [N, maps, L - k + 1]
+            h = F.relu(conv(emb))  # [N, maps, L - k + 1] (wide: L + k - 1)
             start = torch.arange(h.shape[2], device=x.device)
-            inside = start <= (length - k).clamp_min(0)  # [N, L - k + 1]: windows that start in the sentence
+            # windows with a word in them (wide), or starting in the sentence (narrow; the first one at least)
+            inside = start <= (length + k - 2 if self.wide else (length - k).clamp_min(0))
             pooled.append(h.masked_fill(~inside.unsqueeze(1), 0.0).amax(2))  # ReLU >= 0: a masked 0 never wins
         return torch.cat(pooled, 1)
 
