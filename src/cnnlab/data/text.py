@@ -94,8 +94,8 @@ class UnknownWordDropout:
     generator), so the <unk> embedding is trained for the unseen words of val/test and rare words regularise."""
 
     def __init__(self, p: float) -> None:
-        if not 0 <= p < 1:
-            raise ConfigError(f"data.word_dropout={p} must be in [0, 1)")
+        if not 0 < p < 1:
+            raise ConfigError(f"data.word_dropout={p} must be in [0, 1) (0 = off)")
         self.p = p
 
     def __call__(self, x: Tensor, y: Tensor, generator: torch.Generator) -> "tuple[Tensor, Tensor]":

@@ -83,7 +83,7 @@ def text_bundle(name: str, class_names: list[str], train: Part, val: Part, test:
         emb = embedding_matrix(opts.vectors, vocab, opts.vectors_format, opts.vectors_encoding, seed)
     state = text_state(vocab, class_names, opts.lower, opts.min_len, opts.max_len,
                        None if emb is None else emb.shape[1])
-    augment = UnknownWordDropout(opts.word_dropout) if opts.word_dropout > 0 else None
+    augment = UnknownWordDropout(opts.word_dropout) if opts.word_dropout != 0 else None
     return DataBundle(splits["train"], splits["val"], splits["test"], num_classes=len(class_names),
                       class_names=list(class_names), model_kwargs={"vocab_size": len(vocab), "embeddings": emb},
                       train_augment=augment, task="text", name=name, state=state)
