@@ -1,0 +1,134 @@
+"""Text to token ids: the tokenizer, a vocabulary built from training sentences, compact int32 encoding, the
+per-batch `prepare`, and the plain-data `state` that lets a checkpoint alone encode new sentences (`encode`).
+
+Tokenizer rules (`tokenize`, in this order):
+1. Unicode NFKC normalisation ("…" -> "...", ligatures -> letters); curly single quotes and the modifier
+   apostrophe (U+2018, U+2019, U+02BC) -> "'", curly double quotes (U+201C, U+201D) -> '"'.
+2. Lower-case (`lower=True`, the default).
+3. Contractions are split off the word before them, as in the Penn Treebank (and so in SST-2): "n't", "'s", "'re",
+   "'ve", "'ll", "'d", "'m" ("doesn't" -> "does n't", "can't" -> "ca n't", "film's" -> "film 's").
+4. Tokens, left to right: a contraction as above; a word = letters/digits/underscores, possibly joined by
+   single inner hyphens, apostrophes or periods ("well-worn", "o'fallon", "3.5"; a trailing period is not
+   part of it); any other non-space character, with immediate repeats of the same character kept together
+   ("...", "--", "!!", "``"). Everything else (all Unicode white space, including U+0085) separates tokens.
+Already tokenised text (SST-2, MR) keeps its tokens: "does n't" -> ["does", "n't"].
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from typing import Iterable, Optional, Sequence
+
+import torch
+from torch import Tensor
+
+from ..errors import ConfigError
+
+PAD, UNK = "<pad>", "<unk>"  # ids 0 and 1 in every vocabulary
+PAD_ID, UNK_ID = 0, 1
+TOKENIZER_VERSION = 1  # bump when the rules above change: a checkpoint records the version it was trained with
+
+_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u02bc": "'", "\u201c": '"', "\u201d": '"'})
+_CONTRACTION = re.compile(r"(?<=\w)(n't|'(?:s|re|ve|ll|d|m))\b", re.IGNORECASE)
+_TOKEN = re.compile(r"n't|'(?:s|re|ve|ll|d|m)\b|\w+(?:[-'.]\w+)*|([^\w\s])\1*", re.IGNORECASE)
+
+
+def tokenize(text: str, lower: bool = True) -> list[str]:
+    """The tokens of `text` by the rules in this module's docstring."""
+    text = unicodedata.normalize("NFKC", text).translate(_QUOTES)
+    if lower:
+        text = text.lower()
+    text = _CONTRACTION.sub(r" \1", text)
+    return [m.group(0) for m in _TOKEN.finditer(text)]
+
+
+def build_vocab(token_lists: Iterable[Sequence[str]], min_freq: int = 1,
+                max_size: Optional[int] = None) -> list[str]:
+    """[PAD, UNK, words...]: words seen >= `min_freq` times, most frequent first (ties alphabetical), at most
+    `max_size` words besides the two special tokens. Pass the training split's tokens only."""
+    if min_freq < 1 or (max_size is not None and max_size < 1):
+        raise ConfigError(f"data.min_freq={min_freq} must be >= 1 and data.max_vocab={max_size} >= 1 (or null)")
+    counts = Counter(tok for tokens in token_lists for tok in tokens)
+    counts.pop(PAD, None)
+    counts.pop(UNK, None)
+    words = sorted((w for w, c in counts.items() if c >= min_freq), key=lambda w: (-counts[w], w))
+    return [PAD, UNK] + words[:max_size]
+
+
+def encode_tokens(token_lists: Sequence[Sequence[str]], vocab: Sequence[str], min_len: int = 1,
+                  max_len: Optional[int] = None) -> Tensor:
+    """int32 [N, L] ids, padded with 0 on the right; L = max(longest sentence, `min_len`), cut to `max_len`.
+
+    Words outside `vocab` get the unknown id 1.
+    """
+    index = {w: i for i, w in enumerate(vocab)}
+    longest = max((len(t) for t in token_lists), default=0)
+    width = max(min(longest, max_len) if max_len else longest, min_len, 1)
+    ids = torch.zeros(len(token_lists), width, dtype=torch.int32)
+    for row, tokens in enumerate(token_lists):  # once per split at load time, not in the training loop
+        row_ids = [index.get(t, UNK_ID) for t in tokens[:width]]
+        ids[row, :len(row_ids)] = torch.tensor(row_ids, dtype=torch.int32)
+    return ids
+
+
+def lengths(ids: Tensor) -> Tensor:
+    """Tokens per row of right-padded ids (id 0 never occurs inside a sentence)."""
+    return (ids != PAD_ID).sum(1)
+
+
+class TrimPrepare:
+    """A TensorSplit `prepare`: cut a stored int32 batch to its longest sentence (at least `min_len` columns)
+    and make it int64 for the embedding; targets pass through."""
+
+    def __init__(self, min_len: int) -> None:
+        self.min_len = min_len
+
+    def __call__(self, x: Tensor, y: Tensor) -> "tuple[Tensor, Tensor]":
+        width = max(int(lengths(x).max()), self.min_len) if len(x) else x.shape[1]  # one host sync per batch
+        return x[:, :width].long(), y
+
+
+class UnknownWordDropout:
+    """A training-batch augmentation: each word becomes <unk> with probability `p` (drawn from the loader's
+    generator), so the <unk> embedding is trained for the unseen words of val/test and rare words regularise."""
+
+    def __init__(self, p: float) -> None:
+        if not 0 < p < 1:
+            raise ConfigError(f"data.word_dropout={p} must be in [0, 1) (0 = off)")
+        self.p = p
+
+    def __call__(self, x: Tensor, y: Tensor, generator: torch.Generator) -> "tuple[Tensor, Tensor]":
+        drop = (torch.rand(x.shape, generator=generator, device=x.device) < self.p) & (x != PAD_ID)
+        return x.masked_fill(drop, UNK_ID), y
+
+
+def text_state(vocab: list[str], class_names: list[str], lower: bool = True, min_len: int = 1,
+               max_len: Optional[int] = None, vectors_dim: Optional[int] = None) -> dict:
+    """The bundle's `state`: plain data from which `encode` turns raw sentences into model input."""
+    return {
+        "task": "text",
+        "class_names": list(class_names),
+        "vocab": list(vocab),
+        "tokenizer": {"lower": bool(lower), "version": TOKENIZER_VERSION},
+        "min_len": int(min_len),
+        "max_len": None if max_len is None else int(max_len),
+        "vectors_dim": None if vectors_dim is None else int(vectors_dim),
+    }
+
+
+def encode(state: dict, sentences: Sequence[str]) -> Tensor:
+    """Raw sentences -> int32 [N, L] token ids with the vocabulary and tokenizer settings saved in `state`."""
+    tok = state["tokenizer"]
+    if tok.get("version", 1) != TOKENIZER_VERSION:
+        raise ConfigError(f"the checkpoint's tokenizer is version {tok.get('version')}, this cnnlab has "
+                          f"{TOKENIZER_VERSION}: predict with the cnnlab version that trained it")
+    tokens = [tokenize(s, tok["lower"]) for s in sentences]
+    return encode_tokens(tokens, state["vocab"], state["min_len"], state["max_len"])
+
+
+def model_kwargs_from_state(state: dict) -> dict:
+    """The model_kwargs a training bundle offered, rebuilt from `state` alone (for eval/predict from a checkpoint):
+    pretrained vectors are replaced by zeros of the same shape, since the checkpoint's weights overwrite them."""
+    vocab_size, dim = len(state["vocab"]), state.get("vectors_dim")
+    return {"vocab_size": vocab_size, "embeddings": None if dim is None else torch.zeros(vocab_size, dim)}

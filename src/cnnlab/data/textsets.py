@@ -1,0 +1,242 @@
+"""Sentence classification data as DataBundles: GLUE SST-2, MR (Pang & Lee 2005, 10-fold CV as Kim 2014), and
+generic CSV / TSV / JSONL files. Token ids are stored as int32 [N, L]; each batch is cut to its longest sentence.
+
+Shared options (`TextOptions`, given as keyword arguments to every builder): tokenizer case (`lower`), vocabulary
+(`min_freq`, `max_vocab`: from the training split only), lengths (`min_len`: at least the widest filter, `max_len`:
+longer sentences are cut, counted in the log), pretrained `vectors` (file, `vectors_format`, `vectors_encoding`),
+and `word_dropout` (training words replaced by <unk> at random, so that <unk> is learned).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple, Optional, Sequence
+
+import torch
+
+from ..errors import ConfigError
+from .common import DataBundle, TensorSplit, stratified_split
+from .sentences import Column, has_column, read_lines, read_table
+from .text import UNK_ID, TrimPrepare, UnknownWordDropout, build_vocab, encode_tokens, text_state, tokenize
+from .vectors import embedding_matrix
+
+log = logging.getLogger(__name__)
+BINARY = ["negative", "positive"]
+
+
+@dataclass
+class TextOptions:
+    """How sentences become ids: see this module's docstring."""
+
+    lower: bool = True
+    min_freq: int = 1
+    max_vocab: Optional[int] = None
+    min_len: int = 5                  # tokens: the widest filter of model=sentence_cnn (kernel_sizes 3, 4, 5)
+    max_len: Optional[int] = None     # tokens; null = the longest sentence
+    vectors: Optional[str] = None     # GloVe / word2vec file; null = no pretrained vectors
+    vectors_format: str = "auto"      # auto | glove | word2vec_text | word2vec_binary
+    vectors_encoding: str = "utf-8"
+    word_dropout: float = 0.0         # training batches: each word -> <unk> with this probability (0 = off)
+
+
+class Part(NamedTuple):
+    """One split before encoding: token lists and class ids."""
+
+    tokens: list[list[str]]
+    labels: list[int]
+
+    def take(self, index: Sequence[int]) -> "Part":
+        return Part([self.tokens[i] for i in index], [self.labels[i] for i in index])
+
+
+def tokenized(texts: Sequence[str], labels: Sequence[str], class_names: Sequence[str], lower: bool) -> Part:
+    """Tokenise `texts` and map each label (a value in `class_names`) to its class id."""
+    ids = {c: i for i, c in enumerate(class_names)}
+    return Part([tokenize(t, lower) for t in texts], [ids[y] for y in labels])
+
+
+def _split(part: Part, prepare: TrimPrepare, vocab: list[str], opts: TextOptions) -> TensorSplit:
+    ids = encode_tokens(part.tokens, vocab, opts.min_len, opts.max_len)
+    return TensorSplit(ids, torch.tensor(part.labels, dtype=torch.long), prepare)
+
+
+def text_bundle(name: str, class_names: list[str], train: Part, val: Part, test: Part, opts: TextOptions,
+                seed: int = 0) -> DataBundle:
+    """Vocabulary from `train`, int32 id splits, optional pretrained vectors, and the plain-data state."""
+    for key, part in (("training", train), ("validation", val), ("test", test)):
+        if not part.tokens:
+            raise ConfigError(f"data={name}: the {key} split is empty: give it sentences (or a larger fraction)")
+    vocab = build_vocab(train.tokens, opts.min_freq, opts.max_vocab)
+    prepare = TrimPrepare(opts.min_len)
+    splits = {k: _split(p, prepare, vocab, opts) for k, p in (("train", train), ("val", val), ("test", test))}
+    if opts.max_len:
+        cut = sum(len(t) > opts.max_len for p in (train, val, test) for t in p.tokens)
+        log.info(f"data.max_len={opts.max_len}: {cut} sentence(s) cut to their first {opts.max_len} tokens")
+    val_ids = splits["val"].inputs
+    unknown = (val_ids == UNK_ID).sum().item() / max((val_ids != 0).sum().item(), 1)
+    log.info(f"{name}: {len(train.tokens):,} train / {len(val.tokens):,} val / {len(test.tokens):,} test sentences;"
+             f" vocabulary {len(vocab) - 2:,} words (data.min_freq={opts.min_freq}, data.max_vocab="
+             f"{opts.max_vocab}); {unknown:.1%} of validation tokens unknown")
+    emb = None
+    if opts.vectors:
+        emb = embedding_matrix(opts.vectors, vocab, opts.vectors_format, opts.vectors_encoding, seed)
+    state = text_state(vocab, class_names, opts.lower, opts.min_len, opts.max_len,
+                       None if emb is None else emb.shape[1])
+    augment = UnknownWordDropout(opts.word_dropout) if opts.word_dropout != 0 else None
+    return DataBundle(splits["train"], splits["val"], splits["test"], num_classes=len(class_names),
+                      class_names=list(class_names), model_kwargs={"vocab_size": len(vocab), "embeddings": emb},
+                      train_augment=augment, task="text", name=name, state=state)
+
+
+def _spans(item: tuple) -> "set[tuple]":
+    """Every contiguous part of a token tuple, itself included."""
+    n = len(item)
+    return {item[a:b] for a in range(n) for b in range(a + 1, n + 1)}
+
+
+def whole_sentences(items: Sequence[tuple]) -> list[int]:
+    """Indices of the items that are no contiguous part of another item (first of duplicates): in SST's
+    phrase-level training file, its whole sentences."""
+    present, inside = set(items), set()
+    for item in present:
+        n = len(item)
+        inside.update(s for w in range(1, n) for a in range(n - w + 1) if (s := item[a:a + w]) in present)
+    seen: set = set()
+    out = []
+    for i, item in enumerate(items):
+        if item not in inside and item not in seen:
+            seen.add(item)
+            out.append(i)
+    return out
+
+
+def sentence_holdout(tokens: Sequence[Sequence[str]], val_size: int, seed: int) -> "tuple[list[int], list[int]]":
+    """(train, val) indices for a phrase-level training file: val = `val_size` seeded whole sentences; their
+    phrases leave training too, unless a remaining training sentence also contains them (no leak by phrases)."""
+    items = [tuple(t) for t in tokens]
+    roots = whole_sentences(items)
+    if not 0 < val_size < len(roots):
+        raise ConfigError(f"data.val_size={val_size} must be in [1, {len(roots)}): the training file holds "
+                          f"{len(roots)} whole sentences")
+    pick = torch.randperm(len(roots), generator=torch.Generator().manual_seed(seed))[:val_size]
+    val = sorted(roots[i] for i in pick.tolist())
+    val_items = {items[i] for i in val}
+    val_spans = set().union(*(_spans(items[i]) for i in val))
+    shared = {s for r in roots if items[r] not in val_items for s in _spans(items[r]) if s in val_spans}
+    train = [i for i, it in enumerate(items) if it not in val_items and (it not in val_spans or it in shared)]
+    left_out = len(items) - len(train) - len(val)
+    log.info(f"validation: {len(val)} whole training sentences (data.split_seed={seed}); {left_out:,} other lines "
+             f"(their phrases, or copies) left out of training, {len(shared):,} shared phrases kept")
+    return train, val
+
+
+def build_sst2(root: str, val_size: int = 1000, split_seed: int = 0, encoding: str = "utf-8",
+               on_bad_line: str = "error", **options: Any) -> DataBundle:
+    """GLUE SST-2: train.tsv, dev.tsv (header `sentence<TAB>label`, labels 0/1), test.tsv if it has labels.
+
+    Without a labelled test.tsv: val = `val_size` whole sentences held out of train.tsv, test = dev.tsv (the
+    figure papers report). With one: val = dev.tsv, test = test.tsv. GLUE's own test.tsv has no labels: ignored.
+    """
+    opts, folder = TextOptions(**options), Path(root).expanduser()
+    if not (folder / "train.tsv").is_file() or not (folder / "dev.tsv").is_file():
+        raise ConfigError(f"SST-2 not found: expected {folder}/train.tsv and dev.tsv (GLUE's SST-2 folder): set "
+                          f"data.root=<that folder>")
+
+    def read(file: str) -> Part:
+        rec = read_table(folder / file, "sentence", "label", "tsv", True, ["0", "1"], encoding, on_bad_line)
+        return tokenized(rec.texts, rec.labels, ["0", "1"], opts.lower)
+
+    train, dev = read("train.tsv"), read("dev.tsv")
+    test_file = folder / "test.tsv"
+    if test_file.is_file() and has_column(test_file, "label", encoding):
+        log.info("sst2: test.tsv has labels: val = dev.tsv, test = test.tsv")
+        return text_bundle("sst2", BINARY, train, dev, read("test.tsv"), opts, split_seed)
+    if test_file.is_file():
+        log.info("sst2: test.tsv has no label column (GLUE's hidden test set): not used; test = dev.tsv")
+    tr, va = sentence_holdout(train.tokens, val_size, split_seed)
+    return text_bundle("sst2", BINARY, train.take(tr), train.take(va), dev, opts, split_seed)
+
+
+def kfold(labels: torch.Tensor, folds: int, seed: int) -> torch.Tensor:
+    """Fold number of each sample: per class a seeded permutation dealt round-robin (stratified; fold sizes
+    differ by at most one)."""
+    gen = torch.Generator().manual_seed(seed)
+    fold, dealt = torch.empty(len(labels), dtype=torch.long), 0
+    for c in torch.unique(labels):
+        idx = torch.nonzero(labels == c).flatten()
+        idx = idx[torch.randperm(len(idx), generator=gen)]
+        fold[idx] = (torch.arange(len(idx)) + dealt) % folds
+        dealt += len(idx)
+    return fold
+
+
+def _mr_file(folder: Path, name: str) -> Path:
+    for cand in (folder / name, folder / "rt-polaritydata" / name):  # the archive unpacks into rt-polaritydata/
+        if cand.is_file():
+            return cand
+    raise ConfigError(f"MR not found: expected {folder}/{name} (or {folder}/rt-polaritydata/{name}): set "
+                      f"data.root=<folder with rt-polarity.pos and rt-polarity.neg>")
+
+
+def build_mr(root: str, fold: int = 0, folds: int = 10, split_seed: int = 0, val_fraction: float = 0.1,
+             encoding: str = "latin-1", on_bad_line: str = "error", **options: Any) -> DataBundle:
+    """MR sentence polarity (rt-polarity.pos/.neg, one sentence per line, latin-1): test = fold `fold` of a
+    seeded stratified `folds`-fold partition (fixed by `split_seed`, not by `seed`); val = a seeded stratified
+    `val_fraction` of the other folds; train = the rest. Kim 2014 reports the mean over the 10 folds."""
+    opts, folder = TextOptions(**options), Path(root).expanduser()
+    if not (folds >= 2 and 0 <= fold < folds and 0 < val_fraction < 1):
+        raise ConfigError(f"data.fold={fold} must be in [0, data.folds={folds}) with folds >= 2, and "
+                          f"data.val_fraction={val_fraction} in (0, 1)")
+    neg = read_lines(_mr_file(folder, "rt-polarity.neg"), encoding, on_bad_line)
+    pos = read_lines(_mr_file(folder, "rt-polarity.pos"), encoding, on_bad_line)
+    data = tokenized(neg + pos, ["0"] * len(neg) + ["1"] * len(pos), ["0", "1"], opts.lower)
+    labels = torch.tensor(data.labels)
+    parts = kfold(labels, folds, split_seed)
+    rest = torch.nonzero(parts != fold).flatten()
+    tr, va = stratified_split(labels[rest], (1 - val_fraction, val_fraction), split_seed)
+    test = torch.nonzero(parts == fold).flatten()
+    return text_bundle(f"mr_fold{fold}", BINARY, data.take(rest[tr].tolist()), data.take(rest[va].tolist()),
+                       data.take(test.tolist()), opts, split_seed)
+
+
+def sorted_labels(labels: Sequence[str]) -> list[str]:
+    """Distinct labels, numerically sorted when all are integers ("2" before "10"), else alphabetically."""
+    distinct = set(labels)
+    if all(v.lstrip("-").isdigit() for v in distinct):
+        return sorted(distinct, key=int)
+    return sorted(distinct)
+
+
+def build_text_files(root: str, train_file: str = "train.csv", val_file: Optional[str] = None,
+                     test_file: Optional[str] = None, file_format: str = "auto", text_column: Column = "text",
+                     label_column: Column = "label", header: bool = True, class_names: Optional[list] = None,
+                     val_fraction: float = 0.1, test_fraction: float = 0.1, split_seed: int = 0,
+                     encoding: str = "utf-8", on_bad_line: str = "error", **options: Any) -> DataBundle:
+    """Labelled sentences from CSV / TSV / JSONL files under `root`, any number of classes (class names = the
+    sorted label values unless `class_names` is given). A missing val/test file is a seeded stratified fraction
+    of the training file."""
+    opts, folder = TextOptions(**options), Path(root).expanduser()
+    given = None if class_names is None else [str(c) for c in class_names]
+
+    def read(file: str, allowed: Optional[list[str]]):
+        return read_table(folder / file, text_column, label_column, file_format, header, allowed, encoding,
+                          on_bad_line)
+
+    train_rec = read(train_file, given)
+    names = given or sorted_labels(train_rec.labels)
+    if len(names) < 2:
+        raise ConfigError(f"{folder / train_file} holds one label value ({names[0]}): a classifier needs two or more")
+    data = tokenized(train_rec.texts, train_rec.labels, names, opts.lower)
+    labels = torch.tensor(data.labels)
+    fractions = (val_fraction if val_file is None else 0.0, test_fraction if test_file is None else 0.0)
+    if any(f <= 0 for f, file in zip(fractions, (val_file, test_file)) if file is None) or sum(fractions) >= 1:
+        raise ConfigError(f"data.val_fraction={val_fraction} and data.test_fraction={test_fraction} must be > 0 "
+                          f"(for a split without its own file) and sum to less than 1")
+    tr, va, te = stratified_split(labels, (1 - sum(fractions), *fractions), split_seed)
+    parts = {"val": data.take(va.tolist()), "test": data.take(te.tolist())}
+    for key, file in (("val", val_file), ("test", test_file)):
+        if file is not None:
+            rec = read(file, names)
+            parts[key] = tokenized(rec.texts, rec.labels, names, opts.lower)
+    return text_bundle("text_files", names, data.take(tr.tolist()), parts["val"], parts["test"], opts, split_seed)
