@@ -82,7 +82,7 @@ def fake_data(choice: str, root: Path) -> list[str]:
     that point the data config at them (and keep it small). Add a line here when a data config is added."""
     from cnnlab.data import fakes
 
-    if choice in ("digits", "digits_features", "synthetic", "moons", "circles", "poly1d"):
+    if choice in ("digits", "digits_features", "synthetic", "moons", "circles", "poly1d", "sentiment_synthetic"):
         return ["data.cache_dir=null"] if choice.endswith("features") else []
     if choice in ("mnist", "fashion_mnist", "mnist_features"):
         fakes.write_mnist(root, variant="FashionMNIST" if choice == "fashion_mnist" else "MNIST")
@@ -105,4 +105,16 @@ def fake_data(choice: str, root: Path) -> list[str]:
         (root / "mito").mkdir(parents=True)
         fakes.write_mito(root / "mito")
         return [f"data.root={root / 'mito'}", "data.cache_dir=null", "data.slice_step=1"]
+    if choice == "sst2":
+        from cnnlab.data.text_fakes import write_sst2
+
+        write_sst2(root / "sst2")
+        return [f"data.root={root / 'sst2'}", "data.val_size=20"]
+    if choice == "mr":
+        from cnnlab.data.text_fakes import write_mr
+
+        words = ["good", "bad", "film", "plot", "fine", "dull"]
+        write_mr(root / "mr", [f"a {w} film number {i}" for i, w in enumerate(words * 10)],
+                 [f"the {w} plot , take {i}" for i, w in enumerate(words * 10)])
+        return [f"data.root={root / 'mr'}"]
     raise KeyError(f"no fake data for data={choice}: add it to tests/conftest.py:fake_data")

@@ -56,7 +56,7 @@ def test_predict_lenet_on_pngs_matches_the_model_on_the_same_pixels(mnist_run):
                   f"output={tmp / 'pred.csv'}", cwd=tmp)
     assert out.returncode == 0, out.stderr[-2000:]
     said = out.stdout + out.stderr
-    assert "1 of 7 inputs could not be read" in said and "broken.png" in said
+    assert "1 input(s) could not be read" in said and "broken.png" in said
     rows = read_csv(tmp / "pred.csv")
     header = rows[0]
     assert header[:3] == ["path", "label", "probability"] and header[3:5] == ["label_2", "probability_2"]
@@ -138,3 +138,27 @@ def test_eval_on_data_with_other_classes_is_refused_in_one_line(mnist_run, tmp_p
                   f"data.root={tmp_path}", "data.val_size=20", cwd=tmp_path)
     line = one_error_line(out)
     assert "differ from the checkpoint's" in line and "T-shirt/top" in line
+
+
+def test_predict_sentiment_from_a_file_stdin_and_one_sentence(tmp_path):
+    run_dir, _ = run_train(tmp_path, ["model=sentence_cnn", "data=sentiment_synthetic", "data.num_train=400",
+                                      "data.num_val=100", "data.num_test=100", "loss=cross_entropy",
+                                      "trainer.epochs=3", "trainer.batch_size=50", "model.num_maps=20",
+                                      "model.embed_dim=32", "trainer.tensorboard=true", "trainer.pictures_every=0"])
+    assert any((run_dir / "tb").rglob("projector_config.pbtxt"))  # the embedding projector
+    ckpt = run_dir / "checkpoints" / "best.pt"
+    lines = tmp_path / "sentences.txt"
+    lines.write_text("a truly wonderful film .\n\nthe plot was not good at all .\nfine\n")
+    out = command("cnnlab-predict", f"ckpt_path={ckpt}", f"input={lines}", f"output={tmp_path / 'out.tsv'}",
+                  cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = [r.split("\t") for r in (tmp_path / "out.tsv").read_text().splitlines()]
+    assert [r[2] for r in rows] == ["a truly wonderful film .", "the plot was not good at all .", "fine"]
+    assert all(r[0] in ("negative", "positive") and 0.5 <= float(r[1]) <= 1 for r in rows)
+    assert "1 input(s) were empty and were skipped: line 2" in out.stdout + out.stderr
+    one = command("cnnlab-predict", f"ckpt_path={ckpt}", "text=a truly wonderful film .", cwd=tmp_path)
+    assert one.returncode == 0 and one.stdout.splitlines()[0].split("\t")[2] == "a truly wonderful film ."
+    piped = subprocess.run([str(BIN / "cnnlab-predict"), f"ckpt_path={ckpt}", "input=-",
+                            f"output={tmp_path / 'piped.tsv'}"], input="fine\n", cwd=tmp_path, capture_output=True,
+                           text=True, timeout=120)
+    assert piped.returncode == 0 and (tmp_path / "piped.tsv").read_text().endswith("\tfine\n")

@@ -12,7 +12,7 @@ from conftest import compose_cfg, run_train
 
 from cnnlab.errors import ConfigError
 from cnnlab.models.sentence_cnn import SentenceCNN
-from cnnlab.run import build_optimizer
+from cnnlab.build import build_optimizer
 
 V, D = 50, 300
 

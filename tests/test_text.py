@@ -5,9 +5,10 @@ import io
 import pytest
 import torch
 
+from cnnlab.data.common import DataBundle, offered_from_state
 from cnnlab.data.sentiment import corpus
 from cnnlab.data.text import (PAD, UNK, TrimPrepare, UnknownWordDropout, build_vocab, encode, encode_tokens,
-                              model_kwargs_from_state, text_state, tokenize)
+                              text_state, tokenize)
 from cnnlab.errors import ConfigError
 
 
@@ -111,9 +112,10 @@ def test_state_is_plain_data_that_encodes_new_sentences_alone():
     assert ids.dtype == torch.int32
     assert torch.equal(ids[:2], encode_tokens(tokens, vocab, min_len=5))
     assert ids[2, :3].tolist() == [1, 1, 1]  # "an", "unseen", "word": not in the training vocabulary
-    kwargs = model_kwargs_from_state(loaded)
+    bundle_state = DataBundle(None, None, None, 2, ["negative", "positive"], task="text", state=loaded,
+                              model_kwargs={"vocab_size": len(vocab), "embeddings": torch.ones(len(vocab), 50)})
+    kwargs = offered_from_state(bundle_state.data_state())  # what eval/predict rebuild the model with
     assert kwargs["vocab_size"] == len(vocab) and kwargs["embeddings"].shape == (len(vocab), 50)
-    assert model_kwargs_from_state({**loaded, "vectors_dim": None})["embeddings"] is None
 
 
 def test_state_with_a_newer_tokenizer_version_is_refused():

@@ -18,6 +18,10 @@ EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.y
 MODELS = sorted(p.stem for p in (Path(CONFIG_DIR) / "model").glob("*.yaml"))
 INPUT_SIZE = {"alexnet": 224, "torchvision_alexnet": 224}  # everything else takes 32x32
 THREE_CHANNEL = {"alexnet", "alexnet_small", "torchvision_alexnet"}
+DATA_FOR = {  # models that take other inputs than images
+    "sentence_cnn": ["data=sentiment_synthetic", "data.num_train=8", "data.num_val=4", "data.num_test=4",
+                     "model.embed_dim=16", "model.num_maps=4"],
+}
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
@@ -48,11 +52,10 @@ def test_every_experiment_builds_its_data_and_model_and_takes_a_step(tmp_path, e
 def test_two_step_smoke_run_per_model(tmp_path, model):
     size = INPUT_SIZE.get(model, 32)
     channels = 3 if model in THREE_CHANNEL else 1
-    run_dir, value = run_train(tmp_path, [f"model={model}", "data=synthetic", "data.num_samples=8",
-                                          f"data.size={size}", f"data.channels={channels}", "trainer.epochs=1",
-                                          f"data.flat={model == 'linear'}",
-                                          "trainer.batch_size=4", "trainer.tensorboard=false",
-                                          "trainer.pictures_every=0"])
+    data = DATA_FOR.get(model, ["data=synthetic", "data.num_samples=8", f"data.size={size}",
+                                f"data.channels={channels}", f"data.flat={model == 'linear'}"])
+    run_dir, value = run_train(tmp_path, [f"model={model}", *data, "trainer.epochs=1", "trainer.batch_size=4",
+                                          "trainer.tensorboard=false", "trainer.pictures_every=0"])
     results = json.loads((run_dir / "results.json").read_text())
     assert results["steps"] == 2 and 0.0 <= value <= 1.0
     assert (run_dir / "checkpoints" / "last.pt").is_file()

@@ -45,6 +45,11 @@ class RunLogger:
         if self.writer is not None:
             self.writer.add_text(tag, text, step)
 
+    def embedding(self, tag: str, vectors: Tensor, words: list[str], step: int = 0) -> None:
+        """Rows of `vectors` labelled by `words`, for TensorBoard's PROJECTOR tab."""
+        if self.writer is not None:
+            self.writer.add_embedding(vectors.float().cpu(), metadata=words, tag=tag, global_step=step)
+
     def hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
         """One HParams-tab row in this run's own folder, so a sweep's runs line up side by side."""
         if self.writer is not None:

@@ -15,7 +15,7 @@ from torch import nn
 from .. import tasks
 from ..build import build_data, build_loss, build_model, loop_settings, saved_config, trainer_settings
 from ..checkpoint import load_checkpoint
-from ..data.common import DataBundle, head, make_loader
+from ..data.common import DataBundle, head, make_loader, offered_from_state
 from ..device import select_device
 from ..engine import evaluate
 from ..errors import ConfigError
@@ -50,7 +50,7 @@ def load_for_inference(cfg: DictConfig, info: RunInfo, only: Optional[str] = Non
     if state and list(state.get("class_names", [])) != list(bundle.class_names):
         raise ConfigError(f"the data's classes {bundle.class_names[:5]}... differ from the checkpoint's "
                           f"{state['class_names'][:5]}...: evaluate on data with the classes it was trained on")
-    offered = state.get("model_kwargs", bundle.model_kwargs) if state else bundle.model_kwargs
+    offered = offered_from_state(state) if state else bundle.model_kwargs
     model = build_model(run_cfg.model, bundle.num_classes, offered, names)
     model.load_state_dict(ckpt["model"])
     model.to(loop.device)

@@ -75,9 +75,17 @@ class DataBundle:
         normalisation, the plain values offered to the model (tensors such as embeddings live in the weights),
         and the builder's own `state` (input size, vocabulary, threshold, ...)."""
         offered = {k: v for k, v in self.model_kwargs.items() if not isinstance(v, Tensor) and v is not None}
+        shapes = {k: list(v.shape) for k, v in self.model_kwargs.items() if isinstance(v, Tensor)}
         return {"task": self.task, "num_classes": self.num_classes, "class_names": list(self.class_names),
                 "mean": list(self.mean), "std": list(self.std), "name": self.name, "model_kwargs": offered,
-                **self.state}
+                "model_tensors": shapes, **self.state}
+
+
+def offered_from_state(state: dict) -> dict:
+    """What the training data offered the model, rebuilt from a checkpoint's data state: plain values as they were,
+    tensors (e.g. pretrained embeddings) as zeros of their shape, since the checkpoint's weights overwrite them."""
+    return {**state.get("model_kwargs", {}),
+            **{k: torch.zeros(shape) for k, shape in state.get("model_tensors", {}).items()}}
 
 
 class TensorLoader:

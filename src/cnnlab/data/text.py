@@ -108,6 +108,7 @@ def text_state(vocab: list[str], class_names: list[str], lower: bool = True, min
     """The bundle's `state`: plain data from which `encode` turns raw sentences into model input."""
     return {
         "task": "text",
+        "input": "text",
         "class_names": list(class_names),
         "vocab": list(vocab),
         "tokenizer": {"lower": bool(lower), "version": TOKENIZER_VERSION},
@@ -125,10 +126,3 @@ def encode(state: dict, sentences: Sequence[str]) -> Tensor:
                           f"{TOKENIZER_VERSION}: predict with the cnnlab version that trained it")
     tokens = [tokenize(s, tok["lower"]) for s in sentences]
     return encode_tokens(tokens, state["vocab"], state["min_len"], state["max_len"])
-
-
-def model_kwargs_from_state(state: dict) -> dict:
-    """The model_kwargs a training bundle offered, rebuilt from `state` alone (for eval/predict from a checkpoint):
-    pretrained vectors are replaced by zeros of the same shape, since the checkpoint's weights overwrite them."""
-    vocab_size, dim = len(state["vocab"]), state.get("vectors_dim")
-    return {"vocab_size": vocab_size, "embeddings": None if dim is None else torch.zeros(vocab_size, dim)}

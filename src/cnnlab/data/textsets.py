@@ -16,7 +16,8 @@ from typing import Any, NamedTuple, Optional, Sequence
 import torch
 
 from ..errors import ConfigError
-from .common import DataBundle, TensorSplit, stratified_split
+from .common import DataBundle, TensorSplit
+from .splits import stratified_split
 from .sentences import Column, has_column, read_lines, read_table
 from .text import UNK_ID, TrimPrepare, UnknownWordDropout, build_vocab, encode_tokens, text_state, tokenize
 from .vectors import embedding_matrix

@@ -40,6 +40,16 @@ def fitted_curve(model: nn.Module, bundle: DataBundle, device: torch.device, spl
                                f"on the {split} points (grey: the true function)", truth=FUNCTIONS[function](xs))
 
 
+def project_words(model: nn.Module, bundle: DataBundle, logger: RunLogger, step: int, top: int = 2000) -> None:
+    """The learned embeddings of the `top` most frequent training words, for TensorBoard's embedding projector."""
+    emb = next((m for m in model.modules() if isinstance(m, nn.Embedding)), None)
+    vocab = bundle.state.get("vocab")
+    if emb is None or not vocab:
+        return
+    n = min(top, len(vocab) - 2)  # the vocabulary is [<pad>, <unk>, most frequent first]
+    logger.embedding("embeddings/most_frequent_words", emb.weight.detach()[2:2 + n], list(vocab[2:2 + n]), step)
+
+
 def make_pictures(model: nn.Module, bundle: DataBundle, logger: RunLogger, out_dir: Optional[Path],
                   device: torch.device, step: Callable[[], int], num_images: int = 16,
                   smoothgrad: int = 0, split: str = "validation") -> Callable[..., None]:
@@ -78,6 +88,8 @@ def make_pictures(model: nn.Module, bundle: DataBundle, logger: RunLogger, out_d
             emit("decision_regions/val", boundary(model, bundle, device, split), final)
         if kind == "poly1d":
             emit("fit/val", fitted_curve(model, bundle, device, split), final)
+        if bundle.task == "text" and final:
+            project_words(model, bundle, logger, step())
         if bundle.task == "segmentation":
             if val.get("examples"):
                 emit("segmentation/val", draw.segmentation_figure(val["examples"], bundle.mean, bundle.std, split),

@@ -1,0 +1,69 @@
+"""cnnlab-predict for image classifiers: image files in (read as the training images were), a CSV out."""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Iterator
+
+import torch
+from omegaconf import DictConfig
+from torch import Tensor
+
+from ..checkpoint import atomic_write
+from ..data.imageio import BAD_IMAGE, EXTENSIONS, load_image, prepare_images
+from .prediction import input_files
+
+
+class ImageReader:
+    """Image files -> normalised batches, shaped as the training images were; unreadable files are counted."""
+
+    extensions = EXTENSIONS
+
+    def __init__(self, state: dict, cfg: DictConfig) -> None:
+        self.state, self.prepare = state, prepare_images(state["mean"], state["std"])
+        self.items = input_files(str(cfg.input), self.extensions)
+        self.bad: list[Path] = []
+        self.bad_reason = "could not be read"
+
+    def batches(self, size: int) -> Iterator[tuple[Tensor, Tensor]]:
+        """(inputs, indices into `items`) per batch of readable files."""
+        for lo in range(0, len(self.items), size):
+            xs, idx = [], []
+            for i in range(lo, min(lo + size, len(self.items))):
+                try:
+                    xs.append(load_image(self.items[i], self.state))
+                    idx.append(i)
+                except BAD_IMAGE:
+                    self.bad.append(self.items[i])
+            if xs:
+                yield self.prepare(torch.stack(xs), torch.tensor(idx))
+
+
+class ClassCsvWriter:
+    """`path,label,probability` (plus the runners-up to the top 5 when there are more than 5 classes), in input
+    order, written atomically when done."""
+
+    def __init__(self, state: dict, cfg: DictConfig, run_dir: Path) -> None:
+        out = Path(str(cfg.output)) if cfg.get("output") else run_dir / "predictions.csv"
+        self.path = out / "predictions.csv" if out.is_dir() or str(cfg.get("output", "")).endswith("/") else out
+        self.names, self.rows = list(state["class_names"]), {}
+        self.k = min(5, len(self.names)) if len(self.names) > 5 else 1
+
+    def add(self, items: list, index: Tensor, logits: Tensor) -> None:
+        probs, labels = logits.float().softmax(1).topk(self.k, dim=1)
+        for i, p, c in zip(index.tolist(), probs.tolist(), labels.tolist()):
+            row = [str(items[i]), self.names[c[0]], f"{p[0]:.6f}"]
+            for j in range(1, self.k):
+                row += [self.names[c[j]], f"{p[j]:.6f}"]
+            self.rows[i] = row
+
+    def close(self) -> str:
+        header = ["path", "label", "probability"] + [f"{w}_{j + 1}" for j in range(1, self.k)
+                                                     for w in ("label", "probability")]
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(self.rows[i] for i in sorted(self.rows))
+        atomic_write(self.path, lambda f: f.write(buf.getvalue().encode()))
+        return f"{len(self.rows)} predictions in {self.path.resolve()}"

@@ -1,0 +1,81 @@
+"""cnnlab-predict for text classifiers: sentences in (a text file, one a line; `-` for standard input; or
+text="..."), encoded with the checkpoint's vocabulary and tokenizer; `label<TAB>probability<TAB>text` out."""
+from __future__ import annotations
+
+import io
+import logging
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import torch
+from omegaconf import DictConfig
+from torch import Tensor
+
+from ..checkpoint import atomic_write
+from ..data.text import TrimPrepare, encode
+from ..errors import ConfigError
+
+log = logging.getLogger("cnnlab")
+
+
+def read_sentences(spec: str, encoding: str = "utf-8") -> list[str]:
+    """The lines of a text file (or of standard input for '-'), without their line ends."""
+    if spec == "-":
+        return sys.stdin.read().split("\n")
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"input={spec} is not a file: give a text file with one sentence a line, or - for "
+                          f"standard input, or text=\"...\"")
+    try:
+        return path.read_bytes().decode(encoding).split("\n")
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[:e.start].count(b"\n") + 1
+        raise ConfigError(f"{path} line {line} is not valid {encoding} ({e.reason}): save it as {encoding}") from None
+
+
+class LineReader:
+    """Sentences -> trimmed int64 token-id batches; empty lines are skipped and counted."""
+
+    def __init__(self, state: dict, cfg: DictConfig) -> None:
+        lines = [str(cfg.text)] if cfg.get("text") else read_sentences(str(cfg.input))
+        if lines and lines[-1] == "":
+            lines = lines[:-1]  # the file's final newline
+        self.items = [s for s in lines if s.strip()]
+        self.bad, self.bad_reason = [f"line {i + 1}" for i, s in enumerate(lines) if not s.strip()], "were empty"
+        if not self.items:
+            raise ConfigError(f"input={cfg.get('input')}: no sentence to predict (every line is empty)")
+        self.state, self.prepare = state, TrimPrepare(int(state.get("min_len", 1)))
+
+    def batches(self, size: int) -> Iterator[tuple[Tensor, Tensor]]:
+        """(token ids, indices into `items`) per batch of sentences."""
+        for lo in range(0, len(self.items), size):
+            idx = torch.arange(lo, min(lo + size, len(self.items)))
+            yield self.prepare(encode(self.state, self.items[lo:lo + size]), idx)
+
+
+class TextTsvWriter:
+    """`label<TAB>probability<TAB>text` per sentence in input order (a file), or one line on the console."""
+
+    def __init__(self, state: dict, cfg: DictConfig, run_dir: Path) -> None:
+        self.console = bool(cfg.get("text"))
+        out = Path(str(cfg.output)) if cfg.get("output") else run_dir / "predictions.tsv"
+        self.path = out / "predictions.tsv" if out.is_dir() else out
+        self.names, self.rows = list(state["class_names"]), {}
+
+    def add(self, items: list, index: Tensor, logits: Tensor) -> None:
+        probs, labels = logits.float().softmax(1).max(1)
+        for i, p, c in zip(index.tolist(), probs.tolist(), labels.tolist()):
+            self.rows[i] = (self.names[c], p, items[i].replace("\t", " "))
+
+    def close(self) -> str:
+        if self.console:
+            label, p, text = self.rows[0]
+            print(f"{label}\t{p:.4f}\t{text}")
+            return f"{text!r}: {label} ({p:.1%})"
+        buf = io.StringIO()
+        for i in sorted(self.rows):
+            label, p, text = self.rows[i]
+            buf.write(f"{label}\t{p:.6f}\t{text}\n")
+        atomic_write(self.path, lambda f: f.write(buf.getvalue().encode()))
+        return f"{len(self.rows)} predictions in {self.path.resolve()}"
