@@ -9,6 +9,7 @@ from hydra.utils import get_object, instantiate
 from cnnlab import engine
 from cnnlab.checkpoint import load_checkpoint
 from cnnlab.cli import CONFIG_DIR
+from cnnlab.data.sentiment import build_sentiment_synthetic
 from cnnlab.data.synthetic import build_synthetic
 from cnnlab.run import build_loss, build_model, build_optimizer
 from conftest import compose_cfg, run_train
@@ -17,24 +18,27 @@ EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.y
 MODELS = sorted(p.stem for p in (Path(CONFIG_DIR) / "model").glob("*.yaml"))
 INPUT_SIZE = {"alexnet": 224, "torchvision_alexnet": 224}  # everything else takes 32x32
 THREE_CHANNEL = {"alexnet", "alexnet_small", "torchvision_alexnet"}
+TEXT = {"sentence_cnn"}  # token-id models: the procedural sentiment corpus instead of images
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_composes_and_instantiates(experiment):
     cfg = compose_cfg([f"experiment={experiment}"])
     assert callable(get_object(cfg.data._target_))  # the data builder exists (its files may not, here)
-    size = INPUT_SIZE.get(cfg.hydra.runtime.choices.model, 32)
-    channels = 3 if cfg.hydra.runtime.choices.model in THREE_CHANNEL else 1
-    bundle = build_synthetic(8, channels=channels, size=size, num_classes=2)  # 2 suits class-weighted losses too
+    name = cfg.hydra.runtime.choices.model
+    size, channels = INPUT_SIZE.get(name, 32), 3 if name in THREE_CHANNEL else 1
+    bundle = build_sentiment_synthetic(8, 4, 4) if name in TEXT else \
+        build_synthetic(8, channels=channels, size=size, num_classes=2)  # 2 suits class-weighted losses too
     model = build_model(cfg.model, bundle)
     opt = build_optimizer(cfg.optim, model)
     sched = instantiate(cfg.sched)(opt, total_steps=10, steps_per_epoch=5)
     loss = build_loss(cfg.loss, model)
     if cfg.hydra.runtime.choices.model == "lenet5_classic":
         assert type(loss).__name__ == "RBFLoss"
-    out = model(bundle.train.inputs[:2])
+    x, y = bundle.train.batch(slice(0, 2))
+    out = model(x)
     assert out.shape == (2, 2)
-    loss(out, bundle.train.targets[:2]).backward()
+    loss(out, y).backward()
     opt.step()
     sched.step()
 
@@ -43,10 +47,10 @@ def test_every_experiment_composes_and_instantiates(experiment):
 def test_two_step_smoke_run_per_model(tmp_path, model):
     size = INPUT_SIZE.get(model, 32)
     channels = 3 if model in THREE_CHANNEL else 1
-    run_dir, value = run_train(tmp_path, [f"model={model}", "data=synthetic", "data.num_samples=8",
-                                          f"data.size={size}", f"data.channels={channels}", "trainer.epochs=1",
-                                          "trainer.batch_size=4", "trainer.tensorboard=false",
-                                          "trainer.pictures_every=0"])
+    data = ["data=sentiment_synthetic", "data.num_train=8", "data.num_val=4", "data.num_test=4"] if model in TEXT \
+        else ["data=synthetic", "data.num_samples=8", f"data.size={size}", f"data.channels={channels}"]
+    run_dir, value = run_train(tmp_path, [f"model={model}", *data, "trainer.epochs=1", "trainer.batch_size=4",
+                                          "trainer.tensorboard=false", "trainer.pictures_every=0"])
     results = json.loads((run_dir / "results.json").read_text())
     assert results["steps"] == 2 and 0.0 <= value <= 1.0
     assert (run_dir / "checkpoints" / "last.pt").is_file()
