@@ -68,3 +68,25 @@ def test_settings_that_cannot_work_are_config_errors():
     assert SegAugment(rot90=False)(x, y, torch.Generator())[0].shape == (6, 2, 8, 6)
     with pytest.raises(ConfigError, match="data.contrast"):
         SegAugment(contrast=1.5)
+
+
+def test_rotation_keeps_image_and_mask_aligned():
+    g = torch.Generator().manual_seed(0)
+    y = (torch.rand(8, 24, 24, generator=g) < 0.3).long()
+    x = torch.stack([y.float(), torch.randn(8, 24, 24, generator=g)], 1)
+    xo, yo = SegAugment(crop=12, angle=45)(x, y, torch.Generator().manual_seed(3))
+    assert xo.shape == (8, 2, 12, 12) and yo.shape == (8, 12, 12)
+    pure = (xo[:, 0] == 0) | (xo[:, 0] == 1)  # bilinear reads inside a uniform area: the mask must agree there
+    assert pure.float().mean() > 0.2 and torch.equal(yo[pure], xo[:, 0][pure].long())
+    turned = [any(torch.equal(xo[n, 1], s[r:r + 12, c:c + 12]) for s in _symmetries(x[n, 1])
+                  for r in range(13) for c in range(13)) for n in range(8)]
+    assert not all(turned)  # some crops are turned by angles that are not multiples of 90 degrees
+
+
+def test_zero_angle_rotation_is_an_exact_crop():
+    x, y = _batch()
+    xo, yo = SegAugment(crop=5, angle=1e-6, hflip=False, vflip=False, rot90=False)(
+        x, y, torch.Generator().manual_seed(0))
+    for n in range(6):
+        assert any(torch.allclose(xo[n], x[n, :, r:r + 5, c:c + 5], atol=1e-3) for r in range(4) for c in range(4))
+    assert torch.equal(yo, (xo[:, 0].round() % 251).long())
