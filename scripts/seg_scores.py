@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 from cnnlab.checkpoint import load_checkpoint
 from cnnlab.data.patches import patch_labels
 from cnnlab.run import build_model
-from cnnlab.tiling import tiled_logits
+from cnnlab.tiling import dihedral_mean_probs, tiled_logits
 
 
 def f1_iou(pred: torch.Tensor, true: torch.Tensor) -> "tuple[float, float]":
@@ -32,13 +32,15 @@ def f1_iou(pred: torch.Tensor, true: torch.Tensor) -> "tuple[float, float]":
 
 
 @torch.no_grad()
-def foreground_probs(model: torch.nn.Module, split, batch: int, tile: int, overlap: int) -> torch.Tensor:
-    """P(class 1) for every pixel of every image of `split`, float [N,H,W]."""
+def foreground_probs(model: torch.nn.Module, split, batch: int, tile: int, overlap: int,
+                     tta: bool = False) -> torch.Tensor:
+    """P(class 1) for every pixel of every image of `split`, float [N,H,W] (tta: mean over the 8 flips/turns)."""
+    net = (lambda x: tiled_logits(model, x, tile, overlap)) if tile else model
     out = []
     for lo in range(0, len(split), batch):
         x, _ = split.batch(slice(lo, lo + batch))
-        logits = tiled_logits(model, x, tile, overlap) if tile else model(x)
-        out.append(logits.float().softmax(1)[:, 1])
+        probs = dihedral_mean_probs(net, x) if tta else net(x).float().softmax(1)
+        out.append(probs[:, 1])
     return torch.cat(out)
 
 
@@ -51,6 +53,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--tile", type=int, default=0, help="tile side for tiled inference (0 = whole images)")
     p.add_argument("--overlap", type=int, default=64)
+    p.add_argument("--tta", action="store_true", help="average over the 8 flips/turns of each image")
     args = p.parse_args()
     ckpt = load_checkpoint(args.ckpt)
     cfg = OmegaConf.create(ckpt["config"])
@@ -62,12 +65,12 @@ def main() -> None:
     model.eval()
     split = getattr(bundle, args.split)
     start = time.perf_counter()
-    probs = foreground_probs(model, split, args.batch, args.tile, args.overlap)
+    probs = foreground_probs(model, split, args.batch, args.tile, args.overlap, args.tta)
     seconds = time.perf_counter() - start
     true = split.targets.bool()
     patch = bundle.state.get("patch_size")
     print(f"{args.ckpt}: {args.split} split, {len(split)} images, epoch {ckpt['epoch']}, "
-          f"inference {seconds:.1f}s")
+          f"inference {seconds:.1f}s{' (8x test-time augmentation)' if args.tta else ''}")
     for t in args.thresholds:
         pred = probs > t
         f1, iou = f1_iou(pred, true)

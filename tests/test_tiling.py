@@ -48,3 +48,18 @@ def test_bad_tiles_are_config_errors():
         tiled_logits(nn.Identity(), torch.zeros(1, 1, 8, 8), tile=8, overlap=8)
     with pytest.raises(ConfigError, match="overlap"):
         tiled_logits(nn.Identity(), torch.zeros(1, 1, 8, 8), tile=8, overlap=3)
+
+
+@torch.no_grad()
+def test_dihedral_test_time_augmentation_is_equivariant():
+    from cnnlab.tiling import dihedral_mean_probs
+
+    torch.manual_seed(0)
+    point = nn.Conv2d(3, 2, 1)
+    x = torch.randn(2, 3, 12, 20)
+    assert torch.allclose(dihedral_mean_probs(point, x), point(x).softmax(1), atol=1e-6)
+    skew = nn.Conv2d(3, 2, (1, 3), padding=(0, 1))  # not symmetric: its plain output is not flip-equivariant
+    assert not torch.allclose(skew(x.flip(-1)).flip(-1), skew(x), atol=1e-4)
+    tta = dihedral_mean_probs(skew, x)
+    assert torch.allclose(dihedral_mean_probs(skew, x.flip(-1)).flip(-1), tta, atol=1e-6)
+    assert torch.allclose(dihedral_mean_probs(skew, x.transpose(-1, -2)).transpose(-1, -2), tta, atol=1e-6)

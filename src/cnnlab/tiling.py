@@ -51,3 +51,21 @@ def tiled_logits(net: Callable[[Tensor], Tensor], x: Tensor, tile: int, overlap:
                 out = logits.new_empty(x.shape[0], logits.shape[1], h, w)
             out[:, :, r_lo:r_hi, c_lo:c_hi] = logits[:, :, r_lo - r:r_hi - r, c_lo - c:c_hi - c]
     return out
+
+
+@torch.no_grad()
+def dihedral_mean_probs(net: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """Class probabilities [N,K,H,W] averaged over the 8 flips/turns of the input (test-time augmentation).
+
+    Each prediction is turned back before averaging; for square or non-square images (a transposed image is
+    predicted transposed). Costs 8 forward passes.
+    """
+    total = None
+    for transpose in (False, True):
+        t = x.transpose(-1, -2) if transpose else x
+        for dims in ((), (-1,), (-2,), (-2, -1)):
+            probs = net(t.flip(dims) if dims else t).float().softmax(1)
+            probs = probs.flip(dims) if dims else probs
+            probs = probs.transpose(-1, -2) if transpose else probs
+            total = probs if total is None else total + probs
+    return total / 8
