@@ -16,7 +16,7 @@ def test_read_roads_pairs_by_name_and_thresholds(tmp_path):
     images, masks, names = read_roads(tmp_path)
     assert names == [f"satImage_{k:03d}.png" for k in (1, 2, 4, 7, 9)]
     assert images.dtype == torch.uint8 and images.shape == (5, 3, 32, 32)
-    assert masks.dtype == torch.long and masks.shape == (5, 32, 32)
+    assert masks.dtype == torch.uint8 and masks.shape == (5, 32, 32)
     assert masks[0, 0].tolist() == [0] * 8 + [1] * 8 + [1] + [0] * 15  # 237 and 128 -> road, 100 -> not
     test, ids = read_road_test(tmp_path)
     assert ids == [2, 10] and test.shape == (2, 3, 48, 48)
@@ -46,7 +46,7 @@ def test_mito_multipage_tiff_roundtrip(tmp_path):
     x, y = read_mito(tmp_path, "training")
     assert x.shape == (10, 1, 32, 48) and x.dtype == torch.uint8
     assert torch.equal(x[:, 0], torch.from_numpy(images))
-    assert torch.equal(y, torch.from_numpy(masks // 255).long())
+    assert torch.equal(y, torch.from_numpy(masks // 255))
     x, _ = read_mito(tmp_path, "testing", slices=[1, 5])
     assert torch.equal(x[:, 0], torch.from_numpy(images[[1, 5]]))
     assert read_tiff_stack(tmp_path / "training.tif").shape == (10, 32, 48)

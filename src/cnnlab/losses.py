@@ -1,4 +1,5 @@
-"""Losses of the linear baseline: multi-class hinge (SVM) and least squares, plus the closed-form ridge check.
+"""Losses of the linear baseline (multi-class hinge, least squares, closed-form ridge check) and of the segmenters
+(cross-entropy with class weights and an ignore label, soft Dice, their sum).
 
 SVM: Cortes & Vapnik, "Support-vector networks", 1995; Crammer & Singer, "On the algorithmic implementation of
 multiclass kernel-based vector machines", JMLR 2001. Every loss maps (scores [N,K], class indices long [N]) to a
@@ -95,16 +96,73 @@ class SquaredError(_ClassWeighted):
 
 
 class CrossEntropy(_ClassWeighted):
-    """Softmax cross-entropy (logistic regression's loss) with optional class weights and label smoothing."""
+    """Softmax cross-entropy (logistic regression's loss) with optional class weights, label smoothing and an ignore
+    label; works on [N,K] scores with [N] targets and on [N,K,H,W] logits with [N,H,W] masks (one term per pixel).
+
+    Pixels whose target is `ignore_index` (e.g. 255 for "unlabelled") add nothing and are left out of the
+    (weighted) mean, as in torch's `F.cross_entropy(..., ignore_index=)`.
+    """
 
     def __init__(self, weight: Weight = None, class_counts: Optional[Sequence[int]] = None,
-                 label_smoothing: float = 0.0) -> None:
+                 label_smoothing: float = 0.0, ignore_index: Optional[int] = None) -> None:
         super().__init__(weight, class_counts)
-        self.label_smoothing = label_smoothing
+        self.label_smoothing, self.ignore_index = label_smoothing, ignore_index
 
     def forward(self, scores: Tensor, target: Tensor) -> Tensor:
-        per_sample = F.cross_entropy(scores, target, reduction="none", label_smoothing=self.label_smoothing)
-        return self.reduce(per_sample, target)
+        if self.ignore_index is None:
+            per_sample = F.cross_entropy(scores, target, reduction="none", label_smoothing=self.label_smoothing)
+            return self.reduce(per_sample, target)
+        keep = target != self.ignore_index
+        safe = target.masked_fill(~keep, 0)  # any valid class index: these terms are zeroed below
+        per_sample = F.cross_entropy(scores, safe, reduction="none", label_smoothing=self.label_smoothing)
+        w = keep.to(per_sample.dtype)
+        if self.weight is not None:
+            w = w * self.weight.to(per_sample.device, per_sample.dtype)[safe]
+        return (w * per_sample).sum() / w.sum().clamp_min(1e-12)  # all pixels ignored: 0, not NaN
+
+
+class SoftDice(nn.Module):
+    """Soft Dice loss (Milletari et al., "V-Net", 2016): 1 - mean over classes of
+    (2 sum p_c g_c + smooth) / (sum p_c + sum g_c + smooth), with p = softmax(logits), g = one-hot(target), the sums
+    over all pixels of the batch. Dice counts overlap, not pixels, so a class covering 7 % of the image weighs as
+    much as the background. `include_background=False` (the default) averages over classes 1..K-1 only.
+    """
+
+    def __init__(self, smooth: float = 1.0, include_background: bool = False,
+                 ignore_index: Optional[int] = None) -> None:
+        super().__init__()
+        self.smooth, self.include_background, self.ignore_index = float(smooth), include_background, ignore_index
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        k = logits.shape[1]
+        probs = logits.float().softmax(1)
+        keep = torch.ones_like(target, dtype=torch.bool) if self.ignore_index is None else target != self.ignore_index
+        onehot = F.one_hot(target.masked_fill(~keep, 0).long(), k).movedim(-1, 1).to(probs.dtype)
+        valid = keep.unsqueeze(1).to(probs.dtype)
+        dims = [0] + list(range(2, logits.dim()))  # everything but the class axis
+        inter = (probs * onehot * valid).sum(dims)
+        total = (probs * valid).sum(dims) + (onehot * valid).sum(dims)
+        dice = (2 * inter + self.smooth) / (total + self.smooth)
+        return 1 - (dice if self.include_background or k == 1 else dice[1:]).mean()
+
+    def extra_repr(self) -> str:
+        return f"smooth={self.smooth}, include_background={self.include_background}"
+
+
+class CrossEntropyDice(nn.Module):
+    """Cross-entropy + `dice_weight` x soft Dice: CE gives every pixel a gradient, Dice rewards overlap of the
+    (rare) foreground; the sum is the usual recipe for unbalanced masks."""
+
+    def __init__(self, weight: Weight = None, class_counts: Optional[Sequence[int]] = None,
+                 label_smoothing: float = 0.0, ignore_index: Optional[int] = None, dice_weight: float = 1.0,
+                 smooth: float = 1.0, include_background: bool = False) -> None:
+        super().__init__()
+        self.ce = CrossEntropy(weight, class_counts, label_smoothing, ignore_index)
+        self.dice = SoftDice(smooth, include_background, ignore_index)
+        self.dice_weight = float(dice_weight)
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        return self.ce(logits, target) + self.dice_weight * self.dice(logits, target)
 
 
 def ridge_closed_form(x: Tensor, y: Tensor, lam: float, num_classes: Optional[int] = None) -> tuple[Tensor, Tensor]:

@@ -111,7 +111,7 @@ def write_roads(root: Path, numbers: "tuple[int, ...]" = (1, 2, 4, 7, 9), size: 
     return root
 
 
-def write_tiff(path: Path, pages: np.ndarray) -> None:
+def write_tiff(path: Path, pages: "np.ndarray | list") -> None:
     """A multi-page, deflate-compressed TIFF stack, as the EPFL EM volumes."""
     frames = [Image.fromarray(p) for p in pages]
     frames[0].save(path, save_all=True, append_images=frames[1:], compression="tiff_adobe_deflate")
@@ -127,4 +127,25 @@ def write_mito(root: Path, slices: int = 10, h: int = 32, w: int = 48, testing: 
     for split in splits:
         write_tiff(root / f"{split}.tif", images)
         write_tiff(root / f"{split}_groundtruth.tif", masks)
+    return images, masks
+
+
+def write_mito_png(root: Path, slices: int = 12, h: int = 32, w: int = 48, testing: bool = False,
+                   classes: int = 2) -> tuple:
+    """The PNG-slice layout: <root>/training/{images,groundtruth}/slice_<k>.png, k = 1..slices, unpadded numbers
+    (so natural order differs from string order). Slice k is filled with the value k; masks are 0/255 for two
+    classes, else class indices 0..classes-1 (a square of class 1, a band of the last class)."""
+    rng = np.random.default_rng(2)
+    images = (np.arange(1, slices + 1, dtype=np.uint8)[:, None, None] * np.ones((1, h, w), np.uint8))
+    masks = np.zeros((slices, h, w), np.uint8)
+    masks[:, 4:20, 8:24] = 255 if classes == 2 else 1
+    if classes > 2:
+        masks[:, 24:28, :] = classes - 1
+    masks[:, 0, 0] = rng.integers(0, 2, slices) * masks.max()
+    for split in ("training", "testing") if testing else ("training",):
+        (root / split / "images").mkdir(parents=True)
+        (root / split / "groundtruth").mkdir(parents=True)
+        for k in range(slices):
+            Image.fromarray(images[k]).save(root / split / "images" / f"slice_{k + 1}.png")
+            Image.fromarray(masks[k]).save(root / split / "groundtruth" / f"slice_{k + 1}.png")
     return images, masks

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from cnnlab.checkpoint import save_checkpoint
 from cnnlab.data.common import DataBundle, TensorSplit, unnormalise
+from cnnlab.data.mito import slice_blocks
 from cnnlab.data.patches import patch_labels, patchify, split_indices
 from cnnlab.data.segmentation import mito_page_count, mito_split_exists, read_mito, read_roads
 from cnnlab.device import select_device
@@ -183,24 +184,20 @@ def build_road_patches(root: str, patch: int = 16, threshold: float = 0.25,
 
 
 def _mito_parts(root: str, slice_step: int, val_fraction: float, test_fraction: float) -> dict:
-    """(images, masks) per split from contiguous slice blocks (adjacent EM slices are near-duplicates)."""
+    """(images, masks) per split from contiguous slice blocks (adjacent EM slices are near-duplicates).
+
+    read_mito compares the page counts and sizes of each image stack with its ground truth before decoding.
+    """
     if slice_step < 1:
         raise ConfigError(f"data.slice_step must be >= 1, got {slice_step}")
-    slices = list(range(0, mito_page_count(Path(root).expanduser() / "training.tif"), slice_step))
+    root_path = Path(root).expanduser()
+    slices = list(range(0, mito_page_count(root_path / "training.tif"), slice_step))
     has_test = mito_split_exists(root, "testing")
-    held_out = val_fraction + (0.0 if has_test else test_fraction)
-    n_train = round(len(slices) * (1 - held_out))
-    n_val = round(len(slices) * val_fraction)
-    if n_train < 1 or n_val < 1 or (not has_test and len(slices) - n_train - n_val < 1):
-        raise ConfigError(f"{len(slices)} mitochondria slices (slice_step={slice_step}) cannot be split with "
-                          f"val_fraction={val_fraction}, test_fraction={test_fraction}: lower data.slice_step")
-    blocks = {"train": slices[:n_train], "val": slices[n_train:n_train + n_val]}
-    parts = {s: read_mito(root, "training", b) for s, b in blocks.items()}
+    blocks = slice_blocks(len(slices), val_fraction, test_fraction, has_test)
+    parts = {s: read_mito(root, "training", [slices[i] for i in b]) for s, b in blocks.items()}
     if has_test:
-        n_test = mito_page_count(Path(root).expanduser() / "testing.tif")
+        n_test = mito_page_count(root_path / "testing.tif")
         parts["test"] = read_mito(root, "testing", range(0, n_test, slice_step))
-    else:
-        parts["test"] = read_mito(root, "training", slices[n_train + n_val:])
     return parts
 
 

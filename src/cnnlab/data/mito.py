@@ -1,0 +1,102 @@
+"""Mitochondria in electron microscopy (EPFL hippocampus CA1, Lucchi et al. 2012; labels of Casser et al. 2020):
+2-D slices of a 3-D stack as samples.
+
+Layouts (data.layout=auto picks the first present):
+  tiff: <root>/training.tif + training_groundtruth.tif, multi-page 8-bit TIFFs (165 slices of 768x1024, masks
+        0/255), and optionally testing.tif + testing_groundtruth.tif;
+  png:  <root>/training/images/<name>.png + <root>/training/groundtruth/<name>.png, one grayscale slice per file
+        paired by name, slices ordered by the numbers in their names (slice_2 before slice_10); optionally
+        <root>/testing/images + <root>/testing/groundtruth.
+Adjacent slices are 5 nm apart and nearly identical, so validation is a contiguous block of training slices after
+the training block (never interleaved); the test split is the testing stack when present, else the last block.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from torch import Tensor
+
+from cnnlab.data.common import DataBundle
+from cnnlab.data.segaugment import SegAugment
+from cnnlab.data.segbundle import class_list, seg_bundle
+from cnnlab.data.segmentation import MITO_HINT, mito_page_count, mito_split_exists, read_mito, read_png_pairs
+from cnnlab.errors import ConfigError
+
+MITO_CLASSES = ["background", "mitochondrion"]
+LAYOUTS = ("auto", "tiff", "png")
+PNG_HINT = ("expected <root>/training/images/<name>.png and <root>/training/groundtruth/<name>.png (grayscale "
+            "slices paired by name); or set data.layout=tiff")
+
+
+def slice_blocks(n: int, val_fraction: float, test_fraction: float, has_test: bool) -> dict[str, list[int]]:
+    """Contiguous blocks of range(n): train first, then val, then (without a testing stack) test."""
+    held_out = val_fraction + (0.0 if has_test else test_fraction)
+    n_train, n_val = round(n * (1 - held_out)), round(n * val_fraction)
+    if not 0 < val_fraction < 1 or n_train < 1 or n_val < 1 or (not has_test and n - n_train - n_val < 1):
+        raise ConfigError(f"{n} slices cannot be split into contiguous train/val{'' if has_test else '/test'} "
+                          f"blocks with val_fraction={val_fraction}, test_fraction={test_fraction}: change the "
+                          f"fractions or lower data.slice_step")
+    blocks = {"train": list(range(n_train)), "val": list(range(n_train, n_train + n_val))}
+    if not has_test:
+        blocks["test"] = list(range(n_train + n_val, n))
+    return blocks
+
+
+def _layout(root: Path, layout: str) -> str:
+    if layout not in LAYOUTS:
+        raise ConfigError(f"data.layout={layout!r} is not known: use one of {', '.join(LAYOUTS)}")
+    if layout != "auto":
+        return layout
+    if (root / "training.tif").is_file():
+        return "tiff"
+    if (root / "training" / "images").is_dir():
+        return "png"
+    raise ConfigError(f"no mitochondria data in {root}: {MITO_HINT}; or {PNG_HINT}")
+
+
+def _tiff_parts(root: Path, step: int, fractions: "tuple[float, float]", threshold: Optional[int],
+                k: int) -> dict[str, "tuple[Tensor, Tensor]"]:
+    has_test = mito_split_exists(root, "testing")
+    kept = list(range(0, mito_page_count(root / "training.tif"), step))
+    blocks = slice_blocks(len(kept), *fractions, has_test)
+    parts = {s: read_mito(root, "training", [kept[i] for i in b], threshold, k) for s, b in blocks.items()}
+    if has_test:
+        pages = range(0, mito_page_count(root / "testing.tif"), step)
+        parts["test"] = read_mito(root, "testing", pages, threshold, k)
+    return parts
+
+
+def _png_parts(root: Path, step: int, fractions: "tuple[float, float]", threshold: Optional[int],
+               k: int) -> dict[str, "tuple[Tensor, Tensor]"]:
+    def read(split: str) -> "tuple[Tensor, Tensor]":
+        x, y, _ = read_png_pairs(root / split / "images", root / split / "groundtruth", PNG_HINT, threshold, k,
+                                 gray=True)
+        return x[::step], y[::step]
+
+    has_test = (root / "testing" / "images").is_dir()
+    x, y = read("training")
+    parts = {s: (x[b], y[b]) for s, b in slice_blocks(len(x), *fractions, has_test).items()}
+    if has_test:
+        parts["test"] = read("testing")
+    return parts
+
+
+def build_mito(root: str, layout: str = "auto", val_fraction: float = 0.2, test_fraction: float = 0.2,
+               slice_step: int = 1, mask_threshold: Optional[int] = None, num_classes: int = 2,
+               class_names: Optional[list[str]] = None, augment: Optional[SegAugment] = None) -> DataBundle:
+    """EM slices and masks in contiguous train/val(/test) blocks; whole slices, uint8 on the device.
+
+    Masks are read as class indices (0/255 = background/mitochondrion) and checked against `num_classes`;
+    `mask_threshold=127` thresholds anti-aliased masks instead. `slice_step` keeps every n-th slice.
+    """
+    if slice_step < 1:
+        raise ConfigError(f"data.slice_step must be >= 1, got {slice_step}")
+    classes = class_list(class_names, num_classes, MITO_CLASSES)
+    root_path = Path(root).expanduser()
+    if not root_path.is_dir():
+        raise ConfigError(f"folder {root_path} not found; {MITO_HINT}; or {PNG_HINT}")
+    kind = _layout(root_path, layout)
+    read = _tiff_parts if kind == "tiff" else _png_parts
+    parts = read(root_path, slice_step, (val_fraction, test_fraction), mask_threshold, num_classes)
+    return seg_bundle(parts, classes, "mito", augment, mask_threshold, layout=f"mito_{kind}")

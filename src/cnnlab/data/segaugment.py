@@ -1,0 +1,111 @@
+"""Batched, on-device joint augmentation of images and masks: random crop, flips, 90-degree turns, rotation by
+any angle, brightness/contrast.
+
+Crop, flips and turns are one gather per tensor: output pixel (i, j) of sample n reads source pixel
+(R[n,i,j], C[n,i,j]), where the 8 symmetries of the square are a flip of the rows, a flip of the columns and an
+optional transpose (a transpose followed by a flip is a 90-degree turn). A rotation by a random angle (`angle` > 0)
+is one `grid_sample` that cuts the rotated crop out of the image (bilinear for images, nearest for masks, mirrored
+at the border), before the flips and turns. All randomness comes from the passed generator in a fixed number of
+calls per batch, so a checkpointed generator resumes exactly.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from cnnlab.errors import ConfigError
+
+
+class SegAugment:
+    """`(x [N,C,H,W] float, y [N,H,W] masks, generator) -> (x [N,C,h,w], y [N,h,w])`, every sample on its own draw.
+
+    crop: side of the random square crop in pixels (None = whole images); hflip/vflip: flips with p = 0.5;
+    rot90: a random transpose with p = 0.5 (with both flips: all 8 orientations equally likely; needs square
+    crops or images); angle: rotation by a uniform angle in [-angle, angle] degrees (0 = off; roads that run
+    diagonally are rare in the training images); brightness: shift in [-b, b] and contrast: factor in [1-c, 1+c]
+    about each image's mean, both in the units of x (normalised images: std units). Masks are only moved.
+    """
+
+    def __init__(self, crop: Optional[int] = None, hflip: bool = True, vflip: bool = True, rot90: bool = True,
+                 brightness: float = 0.0, contrast: float = 0.0, angle: float = 0.0) -> None:
+        if crop is not None and crop < 1:
+            raise ConfigError(f"data.crop={crop} must be a positive number of pixels, or null for whole images")
+        if brightness < 0 or not 0 <= contrast < 1 or not 0 <= angle <= 180:
+            raise ConfigError(f"data.brightness={brightness} must be >= 0, data.contrast={contrast} in [0, 1) and "
+                              f"data.angle={angle} in [0, 180] degrees")
+        self.crop, self.hflip, self.vflip, self.rot90 = crop, hflip, vflip, rot90
+        self.brightness, self.contrast, self.angle = brightness, contrast, angle
+
+    def __repr__(self) -> str:
+        return (f"SegAugment(crop={self.crop}, hflip={self.hflip}, vflip={self.vflip}, rot90={self.rot90}, "
+                f"brightness={self.brightness}, contrast={self.contrast}, angle={self.angle})")
+
+    def check(self, height: int, width: int) -> None:
+        """ConfigError when images of height x width cannot be cropped/turned as configured."""
+        if self.crop is not None and (self.crop > height or self.crop > width):
+            raise ConfigError(f"data.crop={self.crop} is larger than the {height}x{width} training images: "
+                              f"use a crop of at most {min(height, width)}")
+        if self.rot90 and self.crop is None and height != width:
+            raise ConfigError(f"data.rot90=true needs square training crops, the images are {height}x{width}: "
+                              f"set data.crop or data.rot90=false")
+
+    def __call__(self, x: Tensor, y: Tensor, generator: torch.Generator) -> "tuple[Tensor, Tensor]":
+        self.check(*x.shape[-2:])
+        if self.angle > 0:
+            x, y = self._rotated_crops(x, y, generator)
+        n, c, h, w = x.shape
+        crop = self.crop if self.angle == 0 else None  # the rotated crop is cut already
+        src = self._sources(n, h, w, crop, x.device, generator)  # [N, h', w'] flat source indices
+        out_h, out_w = src.shape[1:]
+        x = x.reshape(n, c, h * w).gather(2, src.view(n, 1, -1).expand(n, c, -1)).view(n, c, out_h, out_w)
+        y = y.reshape(n, h * w).gather(1, src.view(n, -1)).view(n, out_h, out_w)
+        if self.brightness > 0 or self.contrast > 0:
+            x = self._jitter(x, generator)
+        return x, y
+
+    def _rotated_crops(self, x: Tensor, y: Tensor, gen: torch.Generator) -> "tuple[Tensor, Tensor]":
+        """Crops (or whole images) rotated by random angles about random centres, as one grid_sample per tensor."""
+        n, _, h, w = x.shape
+        ch, cw = (self.crop, self.crop) if self.crop is not None else (h, w)
+        u = torch.rand((3, n), generator=gen, device=x.device, dtype=torch.float64)
+        theta = (u[0] * 2 - 1) * math.radians(self.angle)
+        # crop centre in pixels, on the pixel grid (top-left corner a whole pixel): angle 0 is an exact crop
+        cy = (u[1] * (h - ch + 1)).floor().clamp(max=h - ch) + ch / 2
+        cx = (u[2] * (w - cw + 1)).floor().clamp(max=w - cw) + cw / 2
+        cos, sin = theta.cos(), theta.sin()
+        # output offsets (a, b) in [-1, 1] from the crop centre, rotated, in the source's normalised units
+        # (align_corners=False: pixel coordinate p maps to 2p/size - 1)
+        affine = torch.stack([torch.stack([cw / w * cos, -ch / w * sin, 2 * cx / w - 1], 1),
+                              torch.stack([cw / h * sin, ch / h * cos, 2 * cy / h - 1], 1)], 1)
+        grid = F.affine_grid(affine.to(x.dtype), [n, 1, ch, cw], align_corners=False)
+        xr = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+        yr = F.grid_sample(y.unsqueeze(1).to(x.dtype), grid, mode="nearest", padding_mode="reflection",
+                           align_corners=False)
+        return xr, yr.squeeze(1).round().to(y.dtype)
+
+    def _sources(self, n: int, h: int, w: int, crop: Optional[int], dev: torch.device,
+                 gen: torch.Generator) -> Tensor:
+        """Flat source index of every output pixel: crop offset + flipped/transposed position inside the crop."""
+        ch, cw = (crop, crop) if crop is not None else (h, w)
+        top = torch.randint(0, h - ch + 1, (n, 1, 1), generator=gen, device=dev)
+        left = torch.randint(0, w - cw + 1, (n, 1, 1), generator=gen, device=dev)
+        coin = torch.rand((3, n, 1, 1), generator=gen, device=dev) < 0.5  # vflip, hflip, transpose
+        i = torch.arange(ch, device=dev).view(1, ch, 1)
+        j = torch.arange(cw, device=dev).view(1, 1, cw)
+        rows = torch.where(coin[0] & self.vflip, ch - 1 - i, i).expand(n, ch, cw)
+        cols = torch.where(coin[1] & self.hflip, cw - 1 - j, j).expand(n, ch, cw)
+        if self.rot90:  # square here (checked): output (i, j) reads the crop's (j, i)
+            swap = coin[2]
+            rows, cols = torch.where(swap, cols, rows), torch.where(swap, rows, cols)
+        return (top + rows) * w + left + cols
+
+    def _jitter(self, x: Tensor, gen: torch.Generator) -> Tensor:
+        """Contrast about each image's mean, then a brightness shift; one draw per image."""
+        u = torch.rand((2, x.shape[0], 1, 1, 1), generator=gen, device=x.device, dtype=x.dtype) * 2 - 1
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        return (x - mean) * (1 + self.contrast * u[0]) + mean + self.brightness * u[1]

@@ -1,0 +1,71 @@
+"""Whole-image inference in overlapping tiles, for images too large to push through the network at once.
+
+Tiles of `tile` x `tile` pixels step by `tile - overlap`; the last tile of a row/column is moved back to end at the
+image border. Each tile's logits are kept only `overlap // 2` pixels away from its inner edges, where the network
+saw enough context, and the kept windows tile the image exactly. With a network whose receptive field fits in
+`overlap // 2` pixels (padding aside) the result equals the untiled one; a U-Net's differs only where its huge
+receptive field reaches past the margin, which is what the overlap is for.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from cnnlab.errors import ConfigError
+
+
+def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles of length `tile`, stepping by tile - overlap, the last one ending at `size`."""
+    if size <= tile:
+        return [0]
+    step = tile - overlap
+    starts = list(range(0, size - tile, step))
+    return starts + [size - tile]
+
+
+def _kept(starts: list[int], tile: int, size: int, margin: int) -> list["tuple[int, int]"]:
+    """Per tile, the [lo, hi) range of image positions it writes: its interior, the image border included."""
+    out = []
+    for k, s in enumerate(starts):
+        lo = s if k == 0 else s + margin
+        hi = min(s + tile, size) if k == len(starts) - 1 else s + tile - margin
+        out.append((lo, hi))
+    return out
+
+
+@torch.no_grad()
+def tiled_logits(net: Callable[[Tensor], Tensor], x: Tensor, tile: int, overlap: int) -> Tensor:
+    """Logits [N,K,H,W] of images x [N,C,H,W], computed tile by tile (all N images of a tile in one call)."""
+    if tile < 1 or not 0 <= overlap < tile or overlap % 2:
+        raise ConfigError(f"tile={tile}, overlap={overlap}: need tile >= 1 and an even overlap in [0, tile)")
+    h, w = x.shape[-2:]
+    rows, cols = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
+    keep_r, keep_c = _kept(rows, tile, h, overlap // 2), _kept(cols, tile, w, overlap // 2)
+    out = None
+    for r, (r_lo, r_hi) in zip(rows, keep_r):
+        for c, (c_lo, c_hi) in zip(cols, keep_c):
+            logits = net(x[:, :, r:r + tile, c:c + tile])
+            if out is None:
+                out = logits.new_empty(x.shape[0], logits.shape[1], h, w)
+            out[:, :, r_lo:r_hi, c_lo:c_hi] = logits[:, :, r_lo - r:r_hi - r, c_lo - c:c_hi - c]
+    return out
+
+
+@torch.no_grad()
+def dihedral_mean_probs(net: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """Class probabilities [N,K,H,W] averaged over the 8 flips/turns of the input (test-time augmentation).
+
+    Each prediction is turned back before averaging; for square or non-square images (a transposed image is
+    predicted transposed). Costs 8 forward passes.
+    """
+    total = None
+    for transpose in (False, True):
+        t = x.transpose(-1, -2) if transpose else x
+        for dims in ((), (-1,), (-2,), (-2, -1)):
+            probs = net(t.flip(dims) if dims else t).float().softmax(1)
+            probs = probs.flip(dims) if dims else probs
+            probs = probs.transpose(-1, -2) if transpose else probs
+            total = probs if total is None else total + probs
+    return total / 8
