@@ -82,7 +82,8 @@ def fake_data(choice: str, root: Path) -> list[str]:
     that point the data config at them (and keep it small). Add a line here when a data config is added."""
     from cnnlab.data import fakes
 
-    if choice in ("digits", "digits_features", "synthetic", "moons", "circles", "poly1d", "sentiment_synthetic"):
+    if choice in ("digits", "digits_features", "synthetic", "moons", "circles", "poly1d", "sentiment_synthetic",
+                  "roads_synthetic", "mito_synthetic"):
         return ["data.cache_dir=null"] if choice.endswith("features") else []
     if choice in ("mnist", "fashion_mnist", "mnist_features"):
         fakes.write_mnist(root, variant="FashionMNIST" if choice == "fashion_mnist" else "MNIST")
@@ -105,6 +106,13 @@ def fake_data(choice: str, root: Path) -> list[str]:
         (root / "mito").mkdir(parents=True)
         fakes.write_mito(root / "mito")
         return [f"data.root={root / 'mito'}", "data.cache_dir=null", "data.slice_step=1"]
+    if choice == "roads":
+        fakes.write_roads(root / "roads", numbers=tuple(range(1, 11)))
+        return [f"data.root={root / 'roads'}", "data.augment.crop=16"]
+    if choice == "mito":
+        (root / "mito").mkdir(parents=True)
+        fakes.write_mito(root / "mito")
+        return [f"data.root={root / 'mito'}", "data.augment.crop=16"]
     if choice == "sst2":
         from cnnlab.data.text_fakes import write_sst2
 

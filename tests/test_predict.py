@@ -162,3 +162,39 @@ def test_predict_sentiment_from_a_file_stdin_and_one_sentence(tmp_path):
                             f"output={tmp_path / 'piped.tsv'}"], input="fine\n", cwd=tmp_path, capture_output=True,
                            text=True, timeout=120)
     assert piped.returncode == 0 and (tmp_path / "piped.tsv").read_text().endswith("\tfine\n")
+
+
+def test_predict_masks_tiff_stacks_overlays_and_the_roads_submission(tmp_path):
+    from cnnlab.data.patches import patch_labels
+
+    run_dir, _ = run_train(tmp_path, ["model=unet", "data=roads_synthetic", "data.num_images=12", "data.size=48",
+                                      "data.augment.crop=32", "model.base=4", "model.depth=2", "trainer.epochs=2",
+                                      "trainer.batch_size=8", "trainer.monitor=val/patch_f1",
+                                      "optimized_metric=val/patch_f1", "trainer.pictures_every=0"])
+    state = load_checkpoint(run_dir / "checkpoints" / "best.pt")["data_state"]
+    assert 0.0 < state["threshold"] < 1.0 and state["patch"] == 16  # chosen on validation, stored
+    pics = tmp_path / "test_set_images"
+    rng = np.random.default_rng(0)
+    for n, size in ((3, (64, 48)), (12, (40, 40))):  # any size, the last number of the name is the image id
+        (pics / f"test_{n}").mkdir(parents=True)
+        Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(pics / f"test_{n}" / f"test_{n}.png")
+    frames = [Image.fromarray(rng.integers(0, 255, (32, 48, 3), dtype=np.uint8)) for _ in range(3)]
+    frames[0].save(tmp_path / "stack.tif", save_all=True, append_images=frames[1:])
+    out = command("cnnlab-predict", f"ckpt_path={run_dir / 'checkpoints' / 'best.pt'}", f"input={pics}",
+                  f"output={tmp_path / 'masks'}", "overlays=true", f"submission={tmp_path / 'sub.csv'}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    for n, size in ((3, (64, 48)), (12, (40, 40))):
+        mask = np.asarray(Image.open(tmp_path / "masks" / f"test_{n}.png"))
+        assert mask.shape == size and set(np.unique(mask)) <= {0, 255}
+        assert (tmp_path / "masks" / "overlays" / f"test_{n}.png").is_file()
+    rows = (tmp_path / "sub.csv").read_text().splitlines()
+    assert rows[0] == "id,prediction" and len(rows) == 1 + 4 * 3 + 2 * 2  # 64x48 -> 4x3 patches, 40x40 -> 2x2
+    first = torch.from_numpy(np.asarray(Image.open(tmp_path / "masks" / "test_3.png")) > 0).long()
+    want = patch_labels(first[None, :64, :48], 16, "mean", 0.25)[0]  # the 0.25 rule on the written mask
+    got = {r.split(",")[0]: int(r.split(",")[1]) for r in rows[1:]}
+    assert all(got[f"003_{16 * c}_{16 * r}"] == int(want[r, c]) for r in range(4) for c in range(3))
+    out = command("cnnlab-predict", f"ckpt_path={run_dir / 'checkpoints' / 'best.pt'}",
+                  f"input={tmp_path / 'stack.tif'}", f"output={tmp_path / 'stack_out'}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    with Image.open(tmp_path / "stack_out" / "stack.tif") as tif:
+        assert tif.n_frames == 3 and tif.size == (48, 32)

@@ -12,7 +12,7 @@ from cnnlab.data.segaugment import SegAugment
 from cnnlab.data.segsynth import build_mito_synthetic, build_roads_synthetic, em_slices, road_scenes
 from cnnlab.errors import ConfigError
 
-STATE_KEYS = {"task", "class_names", "in_channels", "mean", "std", "mask_threshold", "decision_threshold"}
+STATE_KEYS = {"task", "input", "class_names", "in_channels", "mean", "std", "mask_threshold", "threshold"}
 
 
 def _plain(value) -> bool:
@@ -38,7 +38,7 @@ def test_roads_bundle_splits_by_image_keeps_uint8_and_prepares_per_batch(tmp_pat
     assert torch.allclose(x.std(dim=(0, 2, 3)), torch.ones(3), atol=1e-3)
     assert y[0, 0].tolist() == [0] * 8 + [1] * 9 + [0] * 15  # columns 8..15 road, the 128 edge at 16 too
     assert STATE_KEYS <= set(b.state) and _plain(b.state)
-    assert (b.state["patch_size"], b.state["patch_threshold"], b.state["mask_threshold"]) == (16, 0.25, 127)
+    assert (b.state["patch"], b.state["patch_threshold"], b.state["mask_threshold"]) == (16, 0.25, 127)
     xa, ya = b.train_augment(x, y, torch.Generator().manual_seed(0))
     assert xa.shape == (6, 3, 16, 16) and ya.shape == (6, 16, 16)
     with pytest.raises(ConfigError, match="data.crop=64"):
@@ -139,6 +139,6 @@ def test_synthetic_generators_are_deterministic_by_seed():
     assert 0.01 < em.float().mean() < 0.4
     assert e[:, 0][em.bool()].float().mean() < e[:, 0][~em.bool()].float().mean() - 20  # dark matrix
     b = build_roads_synthetic(num_images=10, size=32)
-    assert (len(b.train), len(b.val), len(b.test)) == (6, 2, 2) and b.state["patch_size"] == 16
+    assert (len(b.train), len(b.val), len(b.test)) == (6, 2, 2) and b.state["patch"] == 16
     b = build_mito_synthetic(num_slices=10, height=32, width=32)
     assert b.model_kwargs == {"in_channels": 1} and len(b.val) == 2

@@ -7,7 +7,8 @@ from PIL import Image
 from cnnlab.data.common import DataBundle, TensorSplit
 from cnnlab.data.fakes import write_mito, write_roads
 from cnnlab.data.featureset import build_feature_data, build_mito_patches, build_road_patches
-from cnnlab.data.patches import patch_grid_to_image, patch_labels, patchify, split_indices, write_submission
+from cnnlab.data.patches import patch_grid_to_image, patch_labels, patchify, write_submission
+from cnnlab.data.splits import image_split
 from cnnlab.data.segmentation import read_mito, read_road_test, read_roads, read_tiff_stack
 from cnnlab.errors import ConfigError
 
@@ -89,10 +90,10 @@ def test_submission_csv_ids(tmp_path):
 
 
 def test_split_indices_disjoint_and_seeded():
-    tr, va, te = split_indices(10, 0.2, 0.2, seed=3)
+    tr, va, te = image_split(10, 0.2, 0.2, seed=3)
     assert len(tr) == 6 and len(va) == 2 and len(te) == 2
     assert sorted(torch.cat([tr, va, te]).tolist()) == list(range(10))
-    assert torch.equal(split_indices(10, 0.2, 0.2, seed=3)[1], va)
+    assert torch.equal(image_split(10, 0.2, 0.2, seed=3)[1], va)
 
 
 def test_road_patch_bundle_and_cache(tmp_path):

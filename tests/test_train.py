@@ -18,9 +18,13 @@ EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.y
 MODELS = sorted(p.stem for p in (Path(CONFIG_DIR) / "model").glob("*.yaml"))
 INPUT_SIZE = {"alexnet": 224, "torchvision_alexnet": 224}  # everything else takes 32x32
 THREE_CHANNEL = {"alexnet", "alexnet_small", "torchvision_alexnet"}
-DATA_FOR = {  # models that take other inputs than images
+SEGMENTATION = ["data=roads_synthetic", "data.num_images=10", "data.size=32", "data.augment.crop=16",
+                "trainer.monitor=val/iou", "optimized_metric=val/iou"]
+DATA_FOR = {  # models that take other inputs than labelled images
     "sentence_cnn": ["data=sentiment_synthetic", "data.num_train=8", "data.num_val=4", "data.num_test=4",
                      "model.embed_dim=16", "model.num_maps=4"],
+    "unet": [*SEGMENTATION, "model.base=4", "model.depth=2"],
+    "fcn": [*SEGMENTATION, "model.widths=[4,4,8]", "model.convs=[1,1,1]", "model.fc_width=8"],
 }
 
 

@@ -215,7 +215,8 @@ def loop_settings(t: TrainerSettings, device: torch.device, ckpt_dir: Optional[P
     return LoopSettings(epochs=t.epochs, device=device, amp_dtype=amp, clip_grad=t.clip_grad,
                         log_every=t.log_every, monitor=t.monitor, mode=t.mode, ckpt_dir=ckpt_dir,
                         pictures_every=t.pictures_every, progress=t.progress, channels_last=t.channels_last,
-                        histograms_every=t.histograms_every)
+                        histograms_every=t.histograms_every, eval_tile=t.eval_tile, eval_overlap=t.eval_overlap,
+                        tta=t.tta)
 
 
 def saved_config(cfg: DictConfig, overrides: list[str], ckpt: dict[str, Any], path: Path,

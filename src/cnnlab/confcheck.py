@@ -200,6 +200,9 @@ class TrainerSettings:
     pictures_every: int = 5
     smoothgrad: int = 0                     # saliency: plain gradients (0) or SmoothGrad with this many noisy copies
     histograms_every: int = 0               # epochs between weight/gradient histograms of first/last layer; 0 = off
+    eval_tile: int = 0                      # segmentation: whole images larger than this are evaluated in tiles
+    eval_overlap: int = 64                  # pixels the tiles overlap (even)
+    tta: bool = False                       # segmentation: average the 8 flips/turns at evaluation
     tensorboard: bool = True
     progress: Optional[bool] = None
     num_workers: int = 2
@@ -210,7 +213,8 @@ class TrainerSettings:
         check_call("trainer", cls, values)
         settings = cls(**values)
         ranges = [("epochs", 1), ("batch_size", 1), ("eval_batch_size", 1), ("log_every", 1), ("clip_grad", 0),
-                  ("pictures_every", 0), ("num_workers", 0), ("smoothgrad", 0), ("histograms_every", 0)]
+                  ("pictures_every", 0), ("num_workers", 0), ("smoothgrad", 0), ("histograms_every", 0),
+                  ("eval_tile", 0), ("eval_overlap", 0)]
         for key, low in ranges:
             if getattr(settings, key) < low:
                 raise ConfigError(f"trainer.{key}={getattr(settings, key)} is not valid: it must be >= {low}")

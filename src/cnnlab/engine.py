@@ -17,6 +17,7 @@ from . import distributed
 from .distributed import any_rank, mean_over_ranks
 from .errors import ConfigError
 from .tblog import Progress, RunLogger
+from .tiling import dihedral_mean_probs, tiled_logits
 
 log = logging.getLogger("cnnlab")
 
@@ -80,6 +81,9 @@ class LoopSettings:
     progress: Optional[bool] = None            # None = a bar when stderr is a terminal
     channels_last: bool = False                # NHWC batches for NHWC weights (tensor-core friendly on CUDA)
     histograms_every: int = 0                  # epochs between weight/gradient histograms; 0 = off
+    eval_tile: int = 0                         # dense outputs: images larger than this go through in tiles (0: no)
+    eval_overlap: int = 64                     # pixels the tiles overlap
+    tta: bool = False                          # dense outputs: average the 8 flips/turns of each image
 
 
 @dataclass
@@ -128,22 +132,34 @@ def _batches(loader: Iterable, skip: int = 0) -> Iterator:
     return itertools.islice(iter(loader), skip, None)
 
 
+def dense_forward(net: Callable, x: Tensor, settings: LoopSettings) -> Tensor:
+    """A segmenter's logits for whole images: in overlapping tiles when larger than `eval_tile`, averaged over the
+    8 flips/turns with `tta` (then log-probabilities, which softmax back to the averaged probabilities)."""
+    def once(t: Tensor) -> Tensor:
+        if settings.eval_tile and max(t.shape[-2:]) > settings.eval_tile:
+            return tiled_logits(net, t, settings.eval_tile, settings.eval_overlap)
+        return net(t)
+
+    return dihedral_mean_probs(once, x).clamp_min(1e-12).log() if settings.tta else once(x)
+
+
 @torch.no_grad()
-def forward_batches(net: Callable, loader: Iterable, settings: LoopSettings) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+def forward_batches(net: Callable, loader: Iterable, settings: LoopSettings,
+                    dense: bool = False) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
     """(inputs, targets, logits) per batch, in eval mode on the device: THE forward path of evaluation, the pictures,
-    the model/data check and prediction."""
+    the model/data check and prediction. `dense`: per-pixel outputs (tiling and flips apply)."""
     if isinstance(net, nn.Module):
         net.eval()
     for x, y in loader:
         x = _to_device(x, settings)
         with _autocast(settings):
-            logits = net(x)
+            logits = dense_forward(net, x, settings) if dense and x.dim() == 4 else net(x)
         yield x, y.to(settings.device, non_blocking=True), logits
 
 
 def evaluate(net: Callable, loader: Iterable, loss_fn: Callable, meter: Any, settings: LoopSettings) -> dict[str, Any]:
     """The task's metrics (from `meter`) and the mean loss over `loader` (summed over the ranks' shards)."""
-    for x, y, logits in forward_batches(net, loader, settings):
+    for x, y, logits in forward_batches(net, loader, settings, dense=getattr(meter, "dense", False)):
         if len(y) == 0:  # this rank's share of a last, small batch
             continue
         with _autocast(settings):

@@ -112,6 +112,8 @@ def _patch_labels(fg: Tensor, patch: int, threshold: float) -> Tensor:
 class SegmentationMeter:
     """Pixel confusion (ignoring `ignore_index`), patch confusion for roads, a threshold sweep, example masks."""
 
+    dense = True  # per-pixel logits: evaluation may tile whole images and average flips
+
     def __init__(self, num_classes: int, device: torch.device, threshold: float = 0.5,
                  ignore_index: Optional[int] = None, patch: int = 0, patch_threshold: float = 0.25,
                  sweep: bool = False, keep_examples: int = 0) -> None:

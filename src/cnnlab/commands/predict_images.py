@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 import torch
 from omegaconf import DictConfig
@@ -50,7 +50,7 @@ class ClassCsvWriter:
         self.names, self.rows = list(state["class_names"]), {}
         self.k = min(5, len(self.names)) if len(self.names) > 5 else 1
 
-    def add(self, items: list, index: Tensor, logits: Tensor) -> None:
+    def add(self, items: list, index: Tensor, logits: Tensor, inputs: Optional[Tensor] = None) -> None:
         probs, labels = logits.float().softmax(1).topk(self.k, dim=1)
         for i, p, c in zip(index.tolist(), probs.tolist(), labels.tolist()):
             row = [str(items[i]), self.names[c[0]], f"{p[0]:.6f}"]

@@ -6,7 +6,7 @@ import io
 import logging
 import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 import torch
 from omegaconf import DictConfig
@@ -63,7 +63,7 @@ class TextTsvWriter:
         self.path = out / "predictions.tsv" if out.is_dir() else out
         self.names, self.rows = list(state["class_names"]), {}
 
-    def add(self, items: list, index: Tensor, logits: Tensor) -> None:
+    def add(self, items: list, index: Tensor, logits: Tensor, inputs: Optional[Tensor] = None) -> None:
         probs, labels = logits.float().softmax(1).max(1)
         for i, p, c in zip(index.tolist(), probs.tolist(), labels.tolist()):
             self.rows[i] = (self.names[c], p, items[i].replace("\t", " "))

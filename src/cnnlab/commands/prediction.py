@@ -46,10 +46,11 @@ def input_files(spec: str, extensions: tuple[str, ...]) -> list[Path]:
 def _registry() -> "tuple[dict, dict]":
     """Readers by the data state's `input` kind, writers by task (each task's pair lives in its own module)."""
     from .predict_images import ClassCsvWriter, ImageReader
+    from .predict_masks import MaskWriter, SegImageReader
     from .predict_text import LineReader, TextTsvWriter
 
-    readers = {"image": ImageReader, "text": LineReader}
-    writers = {"classification": ClassCsvWriter, "text": TextTsvWriter}
+    readers = {"image": ImageReader, "text": LineReader, "seg_image": SegImageReader}
+    writers = {"classification": ClassCsvWriter, "text": TextTsvWriter, "segmentation": MaskWriter}
     return readers, writers
 
 
@@ -86,8 +87,9 @@ def predict(cfg: DictConfig, info: RunInfo) -> str:
                           "for standard input), or text=\"one sentence\"")
     reader, writer = readers[kind](state, cfg), writers[task](state, cfg, info.run_dir)
     bar = Progress(-(-len(reader.items) // int(cfg.batch_size)), "predict", loop.progress)
-    for n, (_, index, logits) in enumerate(forward_batches(model, reader.batches(int(cfg.batch_size)), loop), 1):
-        writer.add(reader.items, index.cpu(), logits.cpu())
+    batches = forward_batches(model, reader.batches(int(cfg.batch_size)), loop, dense=task == "segmentation")
+    for n, (x, index, logits) in enumerate(batches, 1):
+        writer.add(reader.items, index.cpu(), logits.cpu(), x.cpu())
         bar.update(n)
     bar.close()
     if reader.bad:

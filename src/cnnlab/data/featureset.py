@@ -19,9 +19,9 @@ from torch import Tensor
 
 from cnnlab.checkpoint import save_checkpoint
 from cnnlab.data.common import DataBundle, TensorSplit, unnormalise
-from cnnlab.data.mito import slice_blocks
-from cnnlab.data.patches import patch_labels, patchify, split_indices
+from cnnlab.data.patches import patch_labels, patchify
 from cnnlab.data.segmentation import mito_page_count, mito_split_exists, read_mito, read_roads
+from cnnlab.data.splits import image_split, slice_blocks
 from cnnlab.device import select_device
 from cnnlab.errors import ConfigError
 from cnnlab.features import FeatureSpec, Standardiser, extract
@@ -173,7 +173,7 @@ def build_road_patches(root: str, patch: int = 16, threshold: float = 0.25,
     """
     spec = FeatureSpec(list(features), hist_bins, tuple(value_range), cell, block, orientations)
     images, masks, names = read_roads(root, max_images)
-    index = dict(zip(SPLITS, split_indices(len(names), val_fraction, test_fraction, seed)))
+    index = dict(zip(SPLITS, image_split(len(names), val_fraction, test_fraction, seed)))
     key = {"root": str(Path(root).expanduser().resolve()), "names": names, "spec": spec.key(), "patch": patch,
            "context": context, "threshold": threshold, "split": [v.tolist() for v in index.values()],
            "data": _fingerprint(images[:, :, ::37, ::37], masks)}

@@ -21,26 +21,13 @@ from cnnlab.data.common import DataBundle
 from cnnlab.data.segaugment import SegAugment
 from cnnlab.data.segbundle import class_list, seg_bundle
 from cnnlab.data.segmentation import MITO_HINT, mito_page_count, mito_split_exists, read_mito, read_png_pairs
+from cnnlab.data.splits import slice_blocks
 from cnnlab.errors import ConfigError
 
 MITO_CLASSES = ["background", "mitochondrion"]
 LAYOUTS = ("auto", "tiff", "png")
 PNG_HINT = ("expected <root>/training/images/<name>.png and <root>/training/groundtruth/<name>.png (grayscale "
             "slices paired by name); or set data.layout=tiff")
-
-
-def slice_blocks(n: int, val_fraction: float, test_fraction: float, has_test: bool) -> dict[str, list[int]]:
-    """Contiguous blocks of range(n): train first, then val, then (without a testing stack) test."""
-    held_out = val_fraction + (0.0 if has_test else test_fraction)
-    n_train, n_val = round(n * (1 - held_out)), round(n * val_fraction)
-    if not 0 < val_fraction < 1 or n_train < 1 or n_val < 1 or (not has_test and n - n_train - n_val < 1):
-        raise ConfigError(f"{n} slices cannot be split into contiguous train/val{'' if has_test else '/test'} "
-                          f"blocks with val_fraction={val_fraction}, test_fraction={test_fraction}: change the "
-                          f"fractions or lower data.slice_step")
-    blocks = {"train": list(range(n_train)), "val": list(range(n_train, n_train + n_val))}
-    if not has_test:
-        blocks["test"] = list(range(n_train + n_val, n))
-    return blocks
 
 
 def _layout(root: Path, layout: str) -> str:
@@ -84,7 +71,8 @@ def _png_parts(root: Path, step: int, fractions: "tuple[float, float]", threshol
 
 def build_mito(root: str, layout: str = "auto", val_fraction: float = 0.2, test_fraction: float = 0.2,
                slice_step: int = 1, mask_threshold: Optional[int] = None, num_classes: int = 2,
-               class_names: Optional[list[str]] = None, augment: Optional[SegAugment] = None) -> DataBundle:
+               class_names: Optional[list[str]] = None, augment: Optional[SegAugment] = None,
+               state: Optional[dict] = None) -> DataBundle:
     """EM slices and masks in contiguous train/val(/test) blocks; whole slices, uint8 on the device.
 
     Masks are read as class indices (0/255 = background/mitochondrion) and checked against `num_classes`;
@@ -99,4 +87,4 @@ def build_mito(root: str, layout: str = "auto", val_fraction: float = 0.2, test_
     kind = _layout(root_path, layout)
     read = _tiff_parts if kind == "tiff" else _png_parts
     parts = read(root_path, slice_step, (val_fraction, test_fraction), mask_threshold, num_classes)
-    return seg_bundle(parts, classes, "mito", augment, mask_threshold, layout=f"mito_{kind}")
+    return seg_bundle(parts, classes, "mito", augment, mask_threshold, saved=state, layout=f"mito_{kind}")

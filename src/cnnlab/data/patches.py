@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -61,15 +60,16 @@ def patch_grid_to_image(labels: Tensor, patch: int = 16) -> Tensor:
     return labels.repeat_interleave(patch, dim=-2).repeat_interleave(patch, dim=-1)
 
 
-def submission_rows(predictions: Tensor, image_ids: Sequence[int], patch: int = 16) -> list[str]:
-    """CSV rows `<img>_<x>_<y>,<label>` for predictions [N,gh,gw]; x = column, y = row of the patch's top-left pixel.
+def submission_rows(predictions: "Tensor | Sequence[Tensor]", image_ids: Sequence[int], patch: int = 16) -> list[str]:
+    """CSV rows `<img>_<x>_<y>,<label>` for patch predictions [N,gh,gw] (or one [gh,gw] grid per image, for images
+    of different sizes); x = column, y = row of the patch's top-left pixel.
 
     Image numbers are zero-padded to three digits and patches are listed column by column (x outer, y inner),
     as in the course's mask_to_submission.py.
     """
-    if predictions.ndim != 3 or len(predictions) != len(image_ids):
-        raise ValueError(f"need predictions [N,gh,gw] for {len(image_ids)} images, got {tuple(predictions.shape)}")
-    preds = predictions.long().cpu().tolist()
+    if len(predictions) != len(image_ids) or any(g.ndim != 2 for g in predictions):
+        raise ValueError(f"need one [gh,gw] grid of patch predictions for each of {len(image_ids)} images")
+    preds = [g.long().cpu().tolist() for g in predictions]
     rows = []
     for img, grid in zip(image_ids, preds):
         for col in range(len(grid[0])):
@@ -78,23 +78,8 @@ def submission_rows(predictions: Tensor, image_ids: Sequence[int], patch: int = 
     return rows
 
 
-def write_submission(path: str | Path, predictions: Tensor, image_ids: Sequence[int], patch: int = 16) -> Path:
+def write_submission(path: str | Path, predictions: "Tensor | Sequence[Tensor]", image_ids: Sequence[int],
+                     patch: int = 16) -> Path:
     """Write the roads submission CSV (header `id,prediction`) atomically; returns the path."""
     text = "\n".join(["id,prediction", *submission_rows(predictions, image_ids, patch)]) + "\n"
     return atomic_write(path, lambda f: f.write(text.encode()))
-
-
-def split_indices(n: int, val_fraction: float, test_fraction: float, seed: int) -> tuple[Tensor, Tensor, Tensor]:
-    """Disjoint sorted (train, val, test) indices of n items from a seeded permutation (val, test rounded, >= 1 each)."""
-    if not (0 < val_fraction and 0 < test_fraction and val_fraction + test_fraction < 1) or n < 3:
-        raise ConfigError(f"cannot split {n} items with val_fraction={val_fraction}, test_fraction={test_fraction}: "
-                          "use fractions in (0,1) summing to < 1 and at least 3 images")
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    n_val = max(1, round(n * val_fraction))
-    n_test = max(1, round(n * test_fraction))
-    n_train = n - n_val - n_test
-    if n_train < 1:
-        raise ConfigError(f"no training images left from {n} with val_fraction={val_fraction}, "
-                          f"test_fraction={test_fraction}: lower the fractions")
-    parts = order[:n_train], order[n_train:n_train + n_val], order[n_train + n_val:]
-    return tuple(p.sort().values for p in parts)  # type: ignore[return-value]

@@ -14,10 +14,10 @@ import torch
 from torch import Tensor
 
 from cnnlab.data.common import DataBundle
-from cnnlab.data.patches import split_indices
 from cnnlab.data.segaugment import SegAugment
 from cnnlab.data.segbundle import SPLITS, class_list, seg_bundle
 from cnnlab.data.segmentation import MASK_THRESHOLD, read_road_test, read_roads
+from cnnlab.data.splits import image_split
 
 ROAD_CLASSES = ["background", "road"]
 PATCH_SIZE, PATCH_THRESHOLD = 16, 0.25  # the task's scoring rule
@@ -26,19 +26,19 @@ PATCH_SIZE, PATCH_THRESHOLD = 16, 0.25  # the task's scoring rule
 def build_roads(root: str, val_fraction: float = 0.2, test_fraction: float = 0.1, split_seed: int = 0,
                 max_images: Optional[int] = None, mask_threshold: Optional[int] = MASK_THRESHOLD,
                 num_classes: int = 2, class_names: Optional[list[str]] = None,
-                augment: Optional[SegAugment] = None) -> DataBundle:
+                augment: Optional[SegAugment] = None, state: Optional[dict] = None) -> DataBundle:
     """Road images and masks, split by image (seeded) into train/val/test; whole images, uint8 on the device.
 
     `mask_threshold=None` reads the masks as class-index maps (with `num_classes` classes) instead of thresholding.
     """
     class_list(class_names, num_classes, ROAD_CLASSES)  # a bad class count fails before the files are read
     images, masks, names = read_roads(root, max_images, mask_threshold, num_classes)
-    index = dict(zip(SPLITS, split_indices(len(names), val_fraction, test_fraction, split_seed)))
+    index = dict(zip(SPLITS, image_split(len(names), val_fraction, test_fraction, split_seed)))
     names_by_split = {s: [names[i] for i in idx.tolist()] for s, idx in index.items()}
     parts = {s: (images[i], masks[i]) for s, i in index.items()}
     classes = class_list(class_names, num_classes, ROAD_CLASSES)
-    return seg_bundle(parts, classes, "roads", augment, mask_threshold, layout="roads_png",
-                      patch_size=PATCH_SIZE, patch_threshold=PATCH_THRESHOLD, files=names_by_split)
+    return seg_bundle(parts, classes, "roads", augment, mask_threshold, saved=state, layout="roads_png",
+                      patch=PATCH_SIZE, patch_threshold=PATCH_THRESHOLD, files=names_by_split)
 
 
 def road_test_images(root: str) -> "tuple[Tensor, list[int]]":

@@ -65,18 +65,21 @@ def seg_state(class_names: list[str], in_channels: int, mean: "tuple[float, ...]
               mask_threshold: Optional[int], **extra: Any) -> dict[str, Any]:
     """The data state: what turns a raw image into model input and the logits into a mask (plain data only).
 
-    Keys: task, class_names, in_channels, mean, std (of [0,1] pixels, per channel), mask_threshold (how ground-truth
-    masks were read: > threshold, or None = class indices), decision_threshold (foreground probability cut for two
-    classes), plus the task's own keys (roads: patch_size, patch_threshold; layout).
+    Keys: task, input ("seg_image": whole images, any size), class_names, in_channels, mean, std (of [0,1] pixels,
+    per channel), mask_threshold (how ground-truth masks were read: > threshold, or None = class indices),
+    threshold (the foreground-probability cut for two classes; training replaces it with the one validation
+    chooses), plus the task's own keys (roads: patch, patch_threshold; layout).
     """
-    return {"task": "segmentation", "class_names": list(class_names), "in_channels": int(in_channels),
-            "mean": [float(m) for m in mean], "std": [float(s) for s in std], "mask_threshold": mask_threshold,
-            "decision_threshold": DECISION_THRESHOLD, **extra}
+    return {"task": "segmentation", "input": "seg_image", "class_names": list(class_names),
+            "in_channels": int(in_channels), "mean": [float(m) for m in mean], "std": [float(s) for s in std],
+            "mask_threshold": mask_threshold, "threshold": DECISION_THRESHOLD, **extra}
 
 
 def seg_bundle(parts: dict[str, "tuple[Tensor, Tensor]"], class_names: list[str], name: str,
-               augment: Optional[SegAugment], mask_threshold: Optional[int], **state: Any) -> DataBundle:
-    """DataBundle(task="segmentation") of uint8 (images, masks) per split, normalised by training statistics."""
+               augment: Optional[SegAugment], mask_threshold: Optional[int], saved: Optional[dict] = None,
+               **extra: Any) -> DataBundle:
+    """DataBundle(task="segmentation") of uint8 (images, masks) per split, normalised by training statistics (or,
+    for a checkpoint's evaluation, by those of its `saved` data state, whose decision threshold it keeps)."""
     for split in SPLITS:
         if len(parts[split][0]) == 0:
             raise ConfigError(f"the {name} {split} split is empty: lower data.val_fraction/test_fraction or add "
@@ -84,7 +87,7 @@ def seg_bundle(parts: dict[str, "tuple[Tensor, Tensor]"], class_names: list[str]
     train_x = parts["train"][0]
     if augment is not None:
         augment.check(*train_x.shape[-2:])
-    mean, std = uint8_stats(train_x)
+    mean, std = (tuple(saved["mean"]), tuple(saved["std"])) if saved else uint8_stats(train_x)
     std = tuple(max(s, 1e-3) for s in std)  # a constant channel must not divide by zero
     prepare = SegPrepare(mean, std)
     splits = {s: TensorSplit(x.to(torch.uint8), y.to(torch.uint8), prepare) for s, (x, y) in parts.items()}
@@ -92,4 +95,5 @@ def seg_bundle(parts: dict[str, "tuple[Tensor, Tensor]"], class_names: list[str]
     return DataBundle(splits["train"], splits["val"], splits["test"], num_classes=len(class_names),
                       class_names=list(class_names), model_kwargs={"in_channels": channels}, train_augment=augment,
                       task="segmentation", mean=mean, std=std, name=name,
-                      state=seg_state(class_names, channels, mean, std, mask_threshold, **state))
+                      state={**seg_state(class_names, channels, mean, std, mask_threshold, **extra),
+                             **({"threshold": saved["threshold"]} if saved and "threshold" in saved else {})})

@@ -18,11 +18,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from cnnlab.data.common import DataBundle
-from cnnlab.data.mito import MITO_CLASSES, slice_blocks
-from cnnlab.data.patches import split_indices
+from cnnlab.data.mito import MITO_CLASSES
 from cnnlab.data.roads import PATCH_SIZE, PATCH_THRESHOLD, ROAD_CLASSES
 from cnnlab.data.segaugment import SegAugment
 from cnnlab.data.segbundle import SPLITS, seg_bundle
+from cnnlab.data.splits import image_split, slice_blocks
 
 
 def _uniform(gen: torch.Generator, shape: "tuple[int, ...]", lo: float, hi: float) -> Tensor:
@@ -174,21 +174,22 @@ def em_slices(n: int, height: int = 96, width: int = 128, seed: int = 0,
 
 
 def build_roads_synthetic(num_images: int = 48, size: int = 96, val_fraction: float = 0.2,
-                          test_fraction: float = 0.2, seed: int = 0,
-                          augment: Optional[SegAugment] = None) -> DataBundle:
-    """Procedural road scenes split by image (seeded), with the roads task's data state (16x16 patches, 0.25)."""
+                          test_fraction: float = 0.2, seed: int = 0, augment: Optional[SegAugment] = None,
+                          state: Optional[dict] = None, root: Optional[str] = None) -> DataBundle:  # noqa: ARG001
+    """Procedural road scenes split by image (seeded), with the roads task's data state (16x16 patches, 0.25);
+    `root` is unused (generated data)."""
     images, masks = road_scenes(num_images, size, seed)
-    index = dict(zip(SPLITS, split_indices(num_images, val_fraction, test_fraction, seed)))
+    index = dict(zip(SPLITS, image_split(num_images, val_fraction, test_fraction, seed)))
     parts = {s: (images[i], masks[i]) for s, i in index.items()}
-    return seg_bundle(parts, ROAD_CLASSES, "roads_synthetic", augment, None, layout="synthetic",
-                      patch_size=PATCH_SIZE, patch_threshold=PATCH_THRESHOLD)
+    return seg_bundle(parts, ROAD_CLASSES, "roads_synthetic", augment, None, saved=state, layout="synthetic",
+                      patch=PATCH_SIZE, patch_threshold=PATCH_THRESHOLD)
 
 
 def build_mito_synthetic(num_slices: int = 40, height: int = 96, width: int = 128, val_fraction: float = 0.2,
-                         test_fraction: float = 0.2, seed: int = 0,
-                         augment: Optional[SegAugment] = None) -> DataBundle:
-    """Procedural EM slices in contiguous train/val/test blocks, as the real stack is split."""
+                         test_fraction: float = 0.2, seed: int = 0, augment: Optional[SegAugment] = None,
+                         state: Optional[dict] = None, root: Optional[str] = None) -> DataBundle:  # noqa: ARG001
+    """Procedural EM slices in contiguous train/val/test blocks, as the real stack is split; `root` is unused."""
     images, masks = em_slices(num_slices, height, width, seed)
     blocks = slice_blocks(num_slices, val_fraction, test_fraction, has_test=False)
     parts = {s: (images[b], masks[b]) for s, b in blocks.items()}
-    return seg_bundle(parts, MITO_CLASSES, "mito_synthetic", augment, None, layout="synthetic")
+    return seg_bundle(parts, MITO_CLASSES, "mito_synthetic", augment, None, saved=state, layout="synthetic")

@@ -1,8 +1,8 @@
 """Every train/val/test split of the package, on one core: cut an order of indices into consecutive parts.
 
-The order is a seeded permutation (`random_split`), a seeded permutation within each class (`stratified_split`,
-`holdout`) or the natural order (`block_split`: contiguous blocks, for EM slices whose neighbours are
-near-duplicates). Each part comes back sorted.
+The order is a seeded permutation (`random_split`, `image_split`), a seeded permutation within each class
+(`stratified_split`, `holdout`) or the natural order (`block_split`, `slice_blocks`: contiguous blocks, for EM slices
+whose neighbours are near-duplicates). Each part comes back sorted.
 """
 from __future__ import annotations
 
@@ -75,3 +75,22 @@ def random_split(n: int, sizes: Sequence[int], seed: int) -> list[Tensor]:
 def block_split(n: int, sizes: Sequence[int]) -> list[Tensor]:
     """Contiguous blocks of range(n) of the given sizes, in order."""
     return _cut(torch.arange(n), sizes)
+
+
+def image_split(n: int, val_fraction: float, test_fraction: float, seed: int) -> "tuple[Tensor, Tensor, Tensor]":
+    """(train, val, test) indices of n images from a seeded permutation; val and test hold at least one each."""
+    train, val, test = random_split(n, held_out_sizes(n, (val_fraction, test_fraction), "images"), seed)
+    return train, val, test
+
+
+def slice_blocks(n: int, val_fraction: float, test_fraction: float, has_test: bool) -> dict[str, list[int]]:
+    """Contiguous blocks of range(n): train first, then val, then (without a separate testing stack) test."""
+    held_out = val_fraction + (0.0 if has_test else test_fraction)
+    n_train, n_val = round(n * (1 - held_out)), round(n * val_fraction)
+    if not 0 < val_fraction < 1 or n_train < 1 or n_val < 1 or (not has_test and n - n_train - n_val < 1):
+        raise ConfigError(f"{n} slices cannot be split into contiguous train/val{'' if has_test else '/test'} "
+                          f"blocks with val_fraction={val_fraction}, test_fraction={test_fraction}: change the "
+                          f"fractions or lower data.slice_step")
+    sizes = [n_train, n_val] + ([] if has_test else [n - n_train - n_val])
+    parts = block_split(n, sizes)
+    return {k: p.tolist() for k, p in zip(("train", "val", "test"), parts)}

@@ -1,0 +1,137 @@
+"""cnnlab-predict for segmenters: whole images in (PNG/JPEG files, or multi-page TIFF stacks, any size), one mask
+per image out with the same name and size (0/255 for two classes, class indices otherwise; a TIFF stack gives a
+TIFF stack); `overlays=true` adds image+mask pictures, `submission=<file.csv>` the roads task's patch CSV."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Iterator, Optional
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from PIL import Image
+from torch import Tensor
+
+from ..data.common import normalise
+from ..data.imageio import BAD_IMAGE, EXTENSIONS
+from ..data.patches import patch_labels, write_submission
+from ..errors import ConfigError
+from ..viz.draw import denormalise, overlay, save_png
+from .prediction import input_files
+
+Item = tuple[Path, Optional[int]]  # (file, page of a TIFF stack or None)
+
+
+def _pages(path: Path) -> int:
+    with Image.open(path) as im:
+        return getattr(im, "n_frames", 1)
+
+
+class SegImageReader:
+    """Image files and TIFF pages -> normalised full-size batches (pages of one stack together, other images one
+    by one, since their sizes may differ); unreadable files are counted."""
+
+    def __init__(self, state: dict, cfg: DictConfig) -> None:
+        self.state, self.mode = state, "L" if int(state["in_channels"]) == 1 else "RGB"
+        self.items: list[Item] = []
+        self.bad: list[Path] = []
+        self.bad_reason = "could not be read"
+        for path in input_files(str(cfg.input), EXTENSIONS):
+            try:
+                n = _pages(path) if path.suffix.lower() in (".tif", ".tiff") else 1
+            except BAD_IMAGE:
+                self.bad.append(path)
+                continue
+            self.items += [(path, k if n > 1 else None) for k in range(n)]
+
+    def _load(self, path: Path, page: Optional[int]) -> Tensor:
+        with Image.open(path) as im:
+            if page is not None:
+                im.seek(page)
+            arr = np.asarray(im.convert(self.mode), dtype=np.uint8)
+        x = torch.from_numpy(arr.copy())
+        return x.unsqueeze(0) if x.dim() == 2 else x.permute(2, 0, 1)
+
+    def batches(self, size: int) -> Iterator[tuple[Tensor, Tensor]]:
+        """(normalised images, indices into `items`) per batch."""
+        i = 0
+        while i < len(self.items):
+            path = self.items[i][0]
+            j = i + 1
+            while j < len(self.items) and j - i < size and self.items[j][0] == path:  # pages of one stack
+                j += 1
+            try:
+                x = torch.stack([self._load(*self.items[k]) for k in range(i, j)])
+            except BAD_IMAGE:
+                self.bad.append(path)
+                i = j
+                continue
+            yield normalise(x.float().div_(255), tuple(self.state["mean"]), tuple(self.state["std"])), \
+                torch.arange(i, j)
+            i = j
+
+
+def image_number(path: Path) -> int:
+    """The last number in a file name (satImage_007.png -> 7, test_12.png -> 12), for the submission ids."""
+    numbers = re.findall(r"\d+", path.stem)
+    if not numbers:
+        raise ConfigError(f"{path.name} has no number in its name: the roads submission ids need one (test_N.png)")
+    return int(numbers[-1])
+
+
+class MaskWriter:
+    """Masks (and overlays) as each batch comes; TIFF stacks and the submission CSV when all is done."""
+
+    def __init__(self, state: dict, cfg: DictConfig, run_dir: Path) -> None:
+        self.state, self.binary = state, int(state.get("num_classes", 2)) == 2
+        self.out = Path(str(cfg.output)) if cfg.get("output") else run_dir / "masks"
+        self.overlays, self.submission = bool(cfg.get("overlays")), cfg.get("submission")
+        if self.submission and not state.get("patch"):
+            raise ConfigError("submission= writes the roads task's patch CSV: this checkpoint is not a roads model")
+        self.stacks: dict[Path, dict[int, np.ndarray]] = {}
+        self.patches: dict[Path, Tensor] = {}
+        self.written = 0
+
+    def labels(self, logits: Tensor) -> Tensor:
+        """[B,H,W] class labels: foreground probability > the threshold chosen on validation, or the argmax."""
+        if self.binary:
+            return (logits.float().softmax(1)[:, 1] > float(self.state.get("threshold", 0.5))).long()
+        return logits.argmax(1)
+
+    def add(self, items: list[Item], index: Tensor, logits: Tensor, inputs: Optional[Tensor] = None) -> None:
+        labels = self.labels(logits)
+        for row, k in enumerate(index.tolist()):
+            path, page = items[k]
+            mask = (labels[row] * 255 if self.binary else labels[row]).to(torch.uint8).numpy()
+            if page is None:
+                target = self.out / f"{path.stem}.png"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(mask).save(target)
+                self.written += 1
+            else:
+                self.stacks.setdefault(path, {})[page] = mask
+            if self.submission:  # whole patches only (608 = 38 x 16 for the official test images)
+                p = int(self.state["patch"])
+                h, w = labels.shape[-2] // p * p, labels.shape[-1] // p * p
+                self.patches[path] = patch_labels(labels[row:row + 1, :h, :w], p, "mean",
+                                                  float(self.state.get("patch_threshold", 0.25)))[0]
+            if self.overlays and inputs is not None:
+                image = denormalise(inputs[row].float(), self.state["mean"], self.state["std"])
+                name = path.stem + (f"_page{page:03d}" if page is not None else "")
+                save_png(overlay(image, labels[row] == 1), self.out / "overlays" / f"{name}.png")
+
+    def close(self) -> str:
+        for path, pages in self.stacks.items():
+            frames = [Image.fromarray(pages[k]) for k in sorted(pages)]
+            self.out.mkdir(parents=True, exist_ok=True)
+            frames[0].save(self.out / f"{path.stem}.tif", save_all=True, append_images=frames[1:],
+                           compression="tiff_adobe_deflate")
+            self.written += 1
+        summary = f"{self.written} mask file(s) in {self.out.resolve()}"
+        if self.submission:
+            paths = sorted(self.patches, key=image_number)
+            write_submission(str(self.submission), [self.patches[p] for p in paths],
+                             [image_number(p) for p in paths], int(self.state["patch"]))
+            summary += f"; submission {Path(str(self.submission)).resolve()} ({len(paths)} images)"
+        return summary
