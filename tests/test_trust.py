@@ -85,3 +85,26 @@ def test_allow_list_is_what_the_configs_name():
 def test_interpolated_target_is_refused():
     with pytest.raises(ConfigError, match="refused"):
         check_saved_targets({"model": {"_target_": "${oc.env:EVIL}"}}, set(), "checkpoint x", CONFIG_DIR)
+
+
+@pytest.mark.parametrize("cmd, where, extra", [
+    ("cnnlab-eval", ("data",), []), ("cnnlab-train", ("loss",), []),
+    ("cnnlab-predict", ("model", "in_channels"), ["input=nothing.png"]),
+])
+def test_a_string_that_decodes_into_foreign_code_is_refused(trained, tmp_path, cmd, where, extra):
+    """OmegaConf's own resolvers turn a plain string into a node when the config is used:
+    `${oc.decode:'{_target_: os.system, ...}'}` carries no `_target_` key for a check to see. Refused, the command
+    never ran."""
+    marker = tmp_path / "pwned"
+    ckpt = load_checkpoint(trained / "checkpoints" / "last.pt")
+    cfg = yaml.safe_load(ckpt["config"])
+    node = cfg
+    for key in where[:-1]:
+        node = node[key]
+    node[where[-1]] = "${oc.decode:'{_target_: os.system, _args_: [touch " + str(marker) + "]}'}"
+    ckpt["config"] = yaml.safe_dump(cfg)
+    path = save_checkpoint(ckpt, tmp_path / "evil" / "checkpoints" / "last.pt")
+    out = command(cmd, f"ckpt_path={path}", f"paths.output_dir={tmp_path / 'out'}", *extra, cwd=tmp_path)
+    line = one_error_line(out)
+    assert f"interpolation at {'.'.join(where)}" in line and "refused" in line
+    assert not marker.exists()

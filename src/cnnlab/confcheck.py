@@ -165,11 +165,31 @@ def is_safe_target(target: str, config_dir: str) -> bool:
     return module in SAFE_MODULES and name.isidentifier() and not name.startswith("_")
 
 
+def _interpolations(node: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """(dotted key, text) of every key or string value of a plain nested dict/list that holds `${`."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        path = (f"{prefix}[{key}]" if isinstance(node, list) else f"{prefix}.{key}" if prefix else str(key))
+        if "${" in str(key) or (isinstance(value, str) and "${" in value):
+            yield path, str(value)
+        yield from _interpolations(value, path)
+
+
 def check_saved_targets(saved: dict, replaced: "set[str]", source: str, config_dir: str) -> None:
-    """Refuse a saved config that names a `_target_` outside cnnlab's own configs (keys in `replaced` are the
-    command line's, the user's own choice); nothing has been built when this runs."""
+    """Refuse a saved config that names a `_target_` outside cnnlab's own configs, or that holds any interpolation
+    (`${oc.decode:...}` and `${oc.create:...}` turn a string into a node with a `_target_` when the config is used;
+    cnnlab saves configs resolved, so a genuine one has none). Keys in `replaced` are the command line's, the
+    user's own choice; nothing has been built when this runs."""
+    def users(key: str) -> bool:
+        return any(key == r or key.startswith((r + ".", r + "[")) for r in replaced)
+
+    for key, text in _interpolations(saved):
+        if not users(key):
+            raise ConfigError(f"{source}: its saved config holds an interpolation at {key} ({text[:60]}); refused, "
+                              f"since cnnlab saves configs resolved and an interpolation can build code when "
+                              f"used (set {key} on the command line if the file is yours)")
     for key, target in _targets(saved):
-        if any(key == r or key.startswith(r + ".") for r in replaced):
+        if users(key):
             continue
         if not is_safe_target(target, config_dir):
             raise ConfigError(f"{source}: its saved config names {key}={target}, which no cnnlab config names; "

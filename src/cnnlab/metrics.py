@@ -42,16 +42,6 @@ def metrics_from_confusion(cm: Tensor) -> dict[str, float]:
     return out
 
 
-def metric_names(num_classes: int) -> list[str]:
-    """The keys `engine.evaluate` reports for a classifier with `num_classes` outputs."""
-    names = ["loss", "acc", "balanced_acc", "macro_f1", "miou"]
-    if num_classes == 2:
-        names += ["precision", "recall", "f1", "iou"]
-    if num_classes > 5:
-        names.append("top5")
-    return names
-
-
 def per_class_accuracy(cm: Tensor, class_names: list[str]) -> dict[str, float]:
     """Recall of each class (the diagonal over the row sums), keyed by class name."""
     recall = _safe_div(cm.diag().double(), cm.sum(1).double())
