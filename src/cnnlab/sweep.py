@@ -20,7 +20,7 @@ log = logging.getLogger("cnnlab")
 FAILED_JOBS: list[str] = []  # folders of the failed jobs of the last multirun in this process
 
 
-def test_metric(metric: str) -> str:
+def test_counterpart(metric: str) -> str:
     """The test split's counterpart of a validation metric (val/acc -> test/acc)."""
     return "test/" + metric.split("/", 1)[1] if metric.startswith("val/") else metric
 
@@ -39,7 +39,7 @@ def job_rows(sweep_dir: Path, metric: str) -> list[dict[str, Any]]:
             row.update(status="failed", error=json.loads((job / "failed.json").read_text()).get("error", ""))
         elif (job / "results.json").is_file():
             results = json.loads((job / "results.json").read_text())
-            row.update(status="ok", value=results.get(metric), test=results.get(test_metric(metric)))
+            row.update(status="ok", value=results.get(metric), test=results.get(test_counterpart(metric)))
         rows.append(row)
     return sorted(rows, key=lambda r: int(r["job"]) if r["job"].isdigit() else 0)
 
@@ -59,7 +59,7 @@ def _mean_std(values: list[Any]) -> str:
 def summary_table(rows: list[dict[str, Any]], metric: str) -> str:
     """The rows as a markdown table; with two or more finished jobs a last row gives mean ± std (e.g. over the
     folds of a cross-validation, or over seeds)."""
-    test = test_metric(metric)
+    test = test_counterpart(metric)
     lines = [f"| job | overrides | status | {metric} | {test} |", "|---|---|---|---|---|"]
     for r in rows:
         status = r["status"] if r["status"] != "failed" else f"failed: {r.get('error', '')[:120]}"

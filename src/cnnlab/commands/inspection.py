@@ -44,8 +44,6 @@ def load_for_inference(cfg: DictConfig, info: RunInfo, only: Optional[str] = Non
     loop = loop_settings(t, select_device(t.device), None)
     state = ckpt.get("data_state") or {}
     bundle = build_data(run_cfg.data, state=state or None, only=only)
-    if state.get("threshold") is not None:  # the decision threshold validation chose in training
-        bundle.state["threshold"] = state["threshold"]
     names = (info.choice("model"), info.choice("data"))
     saved_names = (ckpt.get("run_info") or {}).get("choices", {})
     names = (saved_names.get("model", names[0]), saved_names.get("data", names[1]))
