@@ -8,8 +8,9 @@ options (AMP, torch.compile, channels_last), one run each, in one table with the
 
 Each run trains on generated data (`data=synthetic`, `roads_synthetic`, `sentiment_synthetic`, so no files are
 needed) for `--epochs` epochs; the figure is the median samples/s of the epochs after the first (the first holds
-compilation and warm-up), read from the run's train.log. On a CPU `trainer.amp` is ignored with a notice, so the
-AMP rows measure the notice's cost only.
+compilation and warm-up), read from the run's train.log. On a CPU with native bfloat16 (AMX or AVX512-BF16)
+`trainer.amp=bf16` autocasts there too; on other CPUs `trainer.amp` is ignored with a notice, so the AMP rows measure
+the notice's cost only.
 """
 from __future__ import annotations
 

@@ -29,6 +29,32 @@ def test_amp_on_cpu_is_ignored_with_a_notice(tmp_path, caplog):
     assert any("trainer.amp=fp16 ignored" in r.message for r in caplog.records)
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_on_a_cpu_autocasts_where_the_cpu_has_bfloat16_units(monkeypatch, caplog, native):
+    from cnnlab import build, engine
+    monkeypatch.setattr(build, "cpu_has_native_bf16", lambda: native)
+    t = build.TrainerSettings.from_config({**compose_cfg(["trainer.amp=bf16"]).trainer})
+    with caplog.at_level("INFO", logger="cnnlab"):
+        loop = build.loop_settings(t, torch.device("cpu"), None)
+    conv = torch.nn.Conv2d(1, 2, 3)
+    with engine._autocast(loop):
+        out = conv(torch.randn(1, 1, 5, 5))
+    assert out.dtype == (torch.bfloat16 if native else torch.float32)
+    assert loop.amp_dtype == (torch.bfloat16 if native else None)
+    assert any(("ignored" in r.message) != native for r in caplog.records if "trainer.amp=bf16" in r.message)
+
+
+def test_the_cpu_bf16_check_reads_the_cpu_flags(monkeypatch, tmp_path):
+    from cnnlab import build
+    real_path = build.Path
+    for flags, expected in [("fpu avx2 avx512f amx_bf16 amx_tile", True), ("fpu avx512_bf16", True),
+                            ("fpu avx2 avx512f", False)]:
+        info = tmp_path / "cpuinfo"
+        info.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        monkeypatch.setattr(build, "Path", lambda p, info=info: info if p == "/proc/cpuinfo" else real_path(p))
+        assert build.cpu_has_native_bf16() is expected
+
+
 @pytest.mark.parametrize("override, named", [
     ("trainer.amp=fp32", "trainer.amp=fp32"), ("trainer.mode=Max", "trainer.mode=Max"),
     ("trainer.batch_size=0", "trainer.batch_size"), ("init=he", "init=he"),

@@ -203,13 +203,26 @@ def trainer_settings(cfg: DictConfig) -> TrainerSettings:
     return TrainerSettings.from_config(plain(cfg.trainer))
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (AMX or AVX512-BF16, from /proc/cpuinfo's flags). Elsewhere
+    bf16 is emulated and slower than float32, so trainer.amp=bf16 is ignored there."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
 def loop_settings(t: TrainerSettings, device: torch.device, ckpt_dir: Optional[Path]) -> LoopSettings:
     """What the loop needs; AMP off with a notice where it cannot run."""
     amp = AMP_DTYPES[t.amp]
-    if amp is not None and device.type != "cuda":
-        log.info(f"trainer.amp={t.amp} ignored: mixed precision is used on CUDA only (device is {device})")
+    if amp is torch.bfloat16 and device.type == "cpu" and cpu_has_native_bf16():
+        log.info("trainer.amp=bf16: bfloat16 autocast on the CPU (its AMX / AVX512-BF16 units)")
+    elif amp is not None and device.type != "cuda":
+        log.info(f"trainer.amp={t.amp} ignored: mixed precision is used on CUDA, and bf16 on CPUs with native "
+                 f"bfloat16 (AMX or AVX512-BF16) only (device is {device})")
         amp = None
-    if amp is torch.bfloat16 and not torch.cuda.is_bf16_supported():
+    if amp is torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         log.info("trainer.amp=bf16: this GPU has no bfloat16, fp16 with a gradient scaler is used instead")
         amp = torch.float16
     return LoopSettings(epochs=t.epochs, device=device, amp_dtype=amp, clip_grad=t.clip_grad,

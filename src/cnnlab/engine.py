@@ -71,7 +71,7 @@ class LoopSettings:
 
     epochs: int
     device: torch.device
-    amp_dtype: Optional[torch.dtype] = None   # bf16/fp16 autocast on CUDA; None = full precision
+    amp_dtype: Optional[torch.dtype] = None   # bf16/fp16 autocast (CUDA; bf16 also on CPU); None = full precision
     clip_grad: float = 0.0                     # max global grad norm; 0 = off
     log_every: int = 50                        # steps between train/loss points (and NaN checks)
     monitor: str = "val/acc"                   # metric that picks best.pt
@@ -114,7 +114,7 @@ class TrainState:
 
 
 def _autocast(settings: LoopSettings) -> torch.autocast:
-    enabled = settings.amp_dtype is not None and settings.device.type == "cuda"
+    enabled = settings.amp_dtype is not None and settings.device.type in ("cuda", "cpu")
     return torch.autocast(settings.device.type, dtype=settings.amp_dtype or torch.float32, enabled=enabled)
 
 
