@@ -16,8 +16,9 @@ COMMON = ["data=digits", "data.shift=2", "trainer.epochs=2", "trainer.batch_size
           "model.dropout=0.3", "trainer.pictures_every=1", "trainer.log_every=5"]
 
 
-def test_sigterm_mid_epoch_checkpoints_and_resumes_bit_identical(tmp_path, monkeypatch):
-    straight, _ = run_train(tmp_path / "a", COMMON)
+@pytest.mark.parametrize("extra", [[], ["trainer.ema=0.9"]], ids=["plain", "weight-average"])
+def test_sigterm_mid_epoch_checkpoints_and_resumes_bit_identical(tmp_path, monkeypatch, extra):
+    straight, _ = run_train(tmp_path / "a", COMMON + extra)
     real_step = engine._backward_step
     calls = {"n": 0}
 
@@ -29,7 +30,7 @@ def test_sigterm_mid_epoch_checkpoints_and_resumes_bit_identical(tmp_path, monke
 
     monkeypatch.setattr(engine, "_backward_step", step_then_term)
     with pytest.raises(engine.TrainingStopped) as stopped:
-        run_train(tmp_path / "b", COMMON)
+        run_train(tmp_path / "b", COMMON + extra)
     monkeypatch.undo()
     assert stopped.value.signal_name == "SIGTERM" and stopped.value.step == 27
     killed = tmp_path / "b" / "run"
@@ -37,9 +38,10 @@ def test_sigterm_mid_epoch_checkpoints_and_resumes_bit_identical(tmp_path, monke
     assert (ckpt["epoch"], ckpt["batch_in_epoch"], ckpt["step"]) == (1, 7, 27)
     (killed / "checkpoints" / ".last.pt.x1y2.tmp").write_bytes(b"half a file")  # a kill during a write
     resumed, _ = run_train(tmp_path / "b", ["resume=true"], run_dir=killed)
-    a = load_checkpoint(straight / "checkpoints" / "last.pt")["model"]
-    b = load_checkpoint(resumed / "checkpoints" / "last.pt")["model"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    a, b = (load_checkpoint(run / "checkpoints" / "last.pt") for run in (straight, resumed))
+    for weights in ("model", "train_model") if extra else ("model",):  # with trainer.ema: the average and the weights
+        assert all(torch.equal(a[weights][k], b[weights][k]) for k in a[weights])
+    assert ("train_model" in a) == bool(extra)
     assert not list((killed / "checkpoints").glob(".*.tmp"))
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is gone after the run
 

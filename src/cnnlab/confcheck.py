@@ -214,6 +214,7 @@ class TrainerSettings:
     sync_bn: bool = False                   # torchrun: SyncBatchNorm (batch statistics over all ranks)
     deterministic: bool = False
     clip_grad: float = 0.0
+    ema: float = 0.0                        # decay of an average of the weights (e.g. 0.999) that is evaluated; 0 = off
     log_every: int = 50
     monitor: str = "val/acc"
     mode: str = "max"
@@ -238,6 +239,9 @@ class TrainerSettings:
         for key, low in ranges:
             if getattr(settings, key) < low:
                 raise ConfigError(f"trainer.{key}={getattr(settings, key)} is not valid: it must be >= {low}")
+        if not 0.0 <= settings.ema < 1.0:
+            raise ConfigError(f"trainer.ema={settings.ema} is not valid: use 0 (off) or a decay in (0, 1), "
+                              f"e.g. 0.999")
         if settings.mode not in ("max", "min"):
             raise ConfigError(f"trainer.mode={settings.mode} is not known: use max or min")
         if settings.amp not in (None, "none", "bf16", "fp16"):

@@ -1,6 +1,7 @@
 """The one train/eval loop for every model and task: plain functions over (inputs, targets) batches and logits."""
 from __future__ import annotations
 
+import copy
 import itertools
 import logging
 import signal
@@ -65,6 +66,27 @@ class StopRequest:
 STOP = StopRequest()
 
 
+class WeightAverage:
+    """An exponential moving average of a model's weights (Polyak averaging), updated after every optimisation step:
+    avg <- d * avg + (1 - d) * weights, with d = min(decay, (1 + n) / (10 + n)) after n updates so that the first
+    steps do not keep the initial weights. Buffers (batch-norm statistics) are copied, not averaged. With
+    `trainer.ema` > 0 the average is what is validated, tested and saved as a checkpoint's `model`."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.decay, self.updates = decay, 0
+        self.module = copy.deepcopy(model).eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        torch._foreach_lerp_(list(self.module.parameters()), list(model.parameters()), 1.0 - d)
+        for mine, theirs in zip(self.module.buffers(), model.buffers()):
+            mine.copy_(theirs)
+
+
 @dataclass
 class LoopSettings:
     """What the loop needs to know, decided once from the trainer config."""
@@ -96,6 +118,7 @@ class TrainState:
     net: Optional[Callable[[Tensor], Tensor]] = None       # what trains: maybe compiled, maybe DDP-wrapped
     eval_net: Optional[Callable[[Tensor], Tensor]] = None  # what evaluates: never DDP (no collectives per batch)
     scaler: Optional[torch.amp.GradScaler] = None
+    ema: Optional[WeightAverage] = None         # trainer.ema > 0: the averaged weights, evaluated and saved
     epoch: int = 0                              # completed epochs
     step: int = 0                               # optimisation steps taken
     best: Optional[float] = None
@@ -108,9 +131,14 @@ class TrainState:
         if self.net is None:  # not `or`: a compiled module has no truth value of its own
             self.net = self.model
         if self.eval_net is None:
-            self.eval_net = self.net
+            self.eval_net = self.ema.module if self.ema is not None else self.net
         # a model may re-impose a constraint after every optimisation step (e.g. Kim 2014's max-norm)
         self.after_step: Optional[Callable[[], None]] = getattr(self.model, "after_step", None)
+
+    def evaluated_model(self) -> nn.Module:
+        """The weights that are validated, tested and saved as `model`: the average with trainer.ema, else the
+        trained weights themselves."""
+        return self.ema.module if self.ema is not None else self.model
 
 
 def _autocast(settings: LoopSettings) -> torch.autocast:
@@ -196,6 +224,8 @@ def _backward_step(state: TrainState, loss: Tensor, settings: LoopSettings) -> N
         opt.step()
     if state.after_step is not None:
         state.after_step()
+    if state.ema is not None:
+        state.ema.update(state.model)
     state.scheduler.step()
 
 
@@ -253,8 +283,9 @@ def log_histograms(model: nn.Module, logger: RunLogger, step: int) -> None:
 
 def checkpoint_state(state: TrainState, extra: dict[str, Any]) -> dict[str, Any]:
     """The dict written to last.pt/best.pt: tensors and plain data only (loadable with weights_only=True)."""
+    averaged = {} if state.ema is None else {"train_model": state.model.state_dict(), "ema_updates": state.ema.updates}
     return {
-        "model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(),
+        "model": state.evaluated_model().state_dict(), **averaged, "optimizer": state.optimizer.state_dict(),
         "scheduler": state.scheduler.state_dict(),
         "scaler": state.scaler.state_dict() if state.scaler is not None else None,
         "epoch": state.epoch, "step": state.step, "best": state.best, "best_epoch": state.best_epoch,

@@ -24,7 +24,7 @@ from ..checkpoint import BEST, CKPT_DIR, LAST, claim_run_folder, load_checkpoint
 from ..confcheck import TrainerSettings
 from ..data.common import DataBundle, head, make_loader
 from ..device import select_device
-from ..engine import STOP, LoopSettings, TrainingStopped, TrainState, evaluate, fit, forward_batches
+from ..engine import STOP, LoopSettings, TrainingStopped, TrainState, WeightAverage, evaluate, fit, forward_batches
 from ..errors import ConfigError
 from ..models.init import init_weights
 from ..report import RunInfo, hparams, write_results, write_run_metadata
@@ -115,7 +115,13 @@ def restore(state: TrainState, ckpt: dict[str, Any], loader: Any, plan: dict[str
     If the schedule's plan changed (more epochs, another schedule or learning rate), the schedule is rebuilt for
     the new plan and continues from the current step: the learning rate is what the new plan gives there.
     """
-    state.model.load_state_dict(ckpt["model"])
+    state.model.load_state_dict(ckpt.get("train_model", ckpt["model"]))  # with trainer.ema, "model" is the average
+    if state.ema is not None:
+        if "train_model" in ckpt:
+            state.ema.module.load_state_dict(ckpt["model"])
+            state.ema.updates = ckpt.get("ema_updates", 0)
+        else:  # the checkpoint was trained without an average: it starts from its weights
+            state.ema.module.load_state_dict(state.model.state_dict())
     fresh = [{k: v for k, v in g.items() if k != "params"} for g in state.optimizer.param_groups]
     state.optimizer.load_state_dict(ckpt["optimizer"])
     saved_plan = ckpt.get("plan")
@@ -221,8 +227,11 @@ def _setup(cfg: DictConfig, info: RunInfo, ckpt: Optional[dict]) -> Run:
     plan = {"total_steps": t.epochs * len(train_loader), "sched": plain(cfg.sched), "optim": plain(cfg.optim)}
     scheduler = build_scheduler(cfg.sched, optimizer, plan["total_steps"], len(train_loader))
     scaler = torch.amp.GradScaler("cuda") if loop.amp_dtype == torch.float16 else None
+    ema = WeightAverage(model, t.ema) if t.ema > 0 else None
+    evaluated = ema.module if ema is not None else model
     state = TrainState(model, optimizer, scheduler, net=compile_model(ddp, t, device),
-                       eval_net=compile_model(model, t, device) if world.active else None, scaler=scaler)
+                       eval_net=compile_model(evaluated, t, device) if world.active or ema is not None else None,
+                       scaler=scaler, ema=ema)
     if ckpt is not None:
         restore(state, ckpt, train_loader, plan)
         log.info(f"resumed at epoch {state.epoch}, step {state.step}")
@@ -233,7 +242,7 @@ def _setup(cfg: DictConfig, info: RunInfo, ckpt: Optional[dict]) -> Run:
     if main:
         write_run_metadata(cfg, info, model, device)
         logger.text("config", "```yaml\n" + extra["config"] + "```", state.step)
-    pictures = make_pictures(model, bundle, logger, info.run_dir / "pictures", device, lambda: state.step,
+    pictures = make_pictures(state.evaluated_model(), bundle, logger, info.run_dir / "pictures", device, lambda: state.step,
                              NUM_PICTURES, smoothgrad=t.smoothgrad) if main else None
     return Run(bundle, state, train_loader, val_loader, build_loss(cfg.loss, model, bundle), loop, logger,
                pictures, extra)
@@ -264,7 +273,7 @@ def _finish(cfg: DictConfig, info: RunInfo, run: Run) -> dict:
     distributed.barrier()  # rank 0 has written best.pt
     best = info.run_dir / CKPT_DIR / BEST
     if best.is_file():
-        state.model.load_state_dict(load_checkpoint(best, map_location=loop.device)["model"])
+        state.evaluated_model().load_state_dict(load_checkpoint(best, map_location=loop.device)["model"])
     if tune_threshold(state.eval_net, bundle, run.val_loader, run.loss_fn, loop) is not None and best.is_file() \
             and main:
         ckpt = load_checkpoint(best)
