@@ -31,7 +31,8 @@ MODELS = {
                        "trainer.batch_size=128"], ["data.num_samples=256"]),
     "unet": (["model=unet", "data=roads_synthetic", "data.num_images=160", "data.size=256", "data.augment.crop=256",
               "model.base=24", "trainer.batch_size=8"], ["data.num_images=16", "data.size=64", "data.augment.crop=64"]),
-    "sentence_cnn": (["model=sentence_cnn", "data=sentiment_synthetic", "data.num_train=20000", "optim.fused=true",
+    "sentence_cnn": (["model=sentence_cnn", "data=sentiment_synthetic", "data.num_train=20000", "optim=adam",
+                      "+optim.fused=true",
                       "trainer.batch_size=50"], ["data.num_train=500"]),
 }
 MODES = {"plain": [], "bf16": ["trainer.amp=bf16"], "fp16": ["trainer.amp=fp16"], "compile": ["trainer.compile=true"],

@@ -158,3 +158,13 @@ def test_trains_on_the_synthetic_corpus_through_the_real_configs(tmp_path):
                                           "trainer.epochs=3", "trainer.batch_size=50", "trainer.tensorboard=false"])
     results = json.loads((run_dir / "results.json").read_text())
     assert value >= 0.95 and results["test/acc"] >= 0.95  # negation + adjective: beyond a bag of words (58 %)
+
+
+def test_evaluation_in_several_batches_of_different_widths_keeps_its_mistakes(tmp_path):
+    # a validation split larger than trainer.eval_batch_size (MR's folds hold ~1,066 sentences): each batch is
+    # padded to its own longest sentence, and the mistakes kept for the pictures come from several batches
+    run_dir, _ = run_train(tmp_path, ["model=sentence_cnn", "data=sentiment_synthetic", "data.num_train=200",
+                                      "model.embed_dim=16", "model.num_maps=8", "trainer.epochs=1",
+                                      "trainer.eval_batch_size=37", "trainer.tensorboard=false"])
+    results = json.loads((run_dir / "results.json").read_text())
+    assert 0.0 <= results["test/acc"] <= 1.0 and (run_dir / "pictures").is_dir()

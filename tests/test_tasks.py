@@ -76,3 +76,15 @@ def test_ignored_pixels_do_not_count_and_thresholds_are_chosen_on_the_metric():
     best = choose_threshold(out["sweep"], "f1")
     assert 0.6 <= best < 0.7 and out["sweep"][best]["f1"] == 1.0
     assert choose_threshold({0.3: {"f1": 1.0}, 0.5: {"f1": 1.0}, 0.9: {"f1": 0.2}}, "f1") == 0.5  # tie -> 0.5
+
+
+def test_mistakes_from_token_batches_of_different_widths_are_right_padded_with_pad_ids():
+    meter = ClassificationMeter(2, torch.device("cpu"), keep_mistakes=3)
+    short = torch.tensor([[5, 6, 7], [8, 9, 4]])           # padded to 3 tokens
+    long = torch.tensor([[2, 3, 4, 5, 6], [7, 7, 0, 0, 0]])  # padded to 5 tokens
+    wrong_for_1 = torch.tensor([[0.0, 5.0], [0.0, 1.0]])    # class 1 predicted (confidence 0.993, 0.731)
+    meter.update(short, torch.tensor([0, 1]), wrong_for_1, torch.tensor(0.0))   # first row wrong
+    meter.update(long, torch.tensor([0, 0]), torch.tensor([[0.0, 4.0], [0.0, 1.0]]), torch.tensor(0.0))  # both wrong
+    x, y, pred, conf = meter.mistakes
+    assert x.tolist() == [[5, 6, 7, 0, 0], [2, 3, 4, 5, 6], [7, 7, 0, 0, 0]]  # most confident first
+    assert y.tolist() == [0, 0, 0] and pred.tolist() == [1, 1, 1]

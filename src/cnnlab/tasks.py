@@ -56,6 +56,15 @@ def check_metric(key: str, what: str, task: str, num_classes: int, state: dict, 
                           f"{', '.join(valid)}")
 
 
+def _same_width(a: Tensor, b: Tensor) -> "tuple[Tensor, Tensor]":
+    """Token-id batches are padded to their own longest sentence: right-pad the narrower with id 0 (`<pad>`)
+    so that inputs kept from several batches stack."""
+    if a.dim() == 2 and b.dim() == 2 and a.shape[1] != b.shape[1]:
+        width = max(a.shape[1], b.shape[1])
+        a, b = (torch.nn.functional.pad(t, (0, width - t.shape[1])) for t in (a, b))
+    return a, b
+
+
 class ClassificationMeter:
     """Loss, confusion matrix, top-5 and (optionally) the k most confidently wrong inputs, batch by batch."""
 
@@ -82,7 +91,7 @@ class ClassificationMeter:
         wrong = pred != y
         new = (x[wrong], y[wrong], pred[wrong], conf[wrong])
         if self.mistakes is not None:
-            new = tuple(torch.cat([a, b]) for a, b in zip(self.mistakes, new))
+            new = tuple(torch.cat(_same_width(a, b)) for a, b in zip(self.mistakes, new))
         order = new[3].argsort(descending=True)[:self.keep]
         self.mistakes = tuple(t[order] for t in new)
 
