@@ -89,6 +89,8 @@ def _signature(target: Callable) -> "tuple[dict[str, inspect.Parameter], dict[st
     try:
         hints = typing.get_type_hints(fn)
     except (NameError, TypeError, AttributeError):  # unresolvable forward references in third-party code
+        if getattr(fn, "__module__", "").startswith("cnnlab"):
+            raise  # in our own code it is a bug: show it
         hints = {}
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     return params, hints, takes_any

@@ -142,7 +142,7 @@ class TrainState:
 
 
 def _autocast(settings: LoopSettings) -> torch.autocast:
-    enabled = settings.amp_dtype is not None and settings.device.type in ("cuda", "cpu")
+    enabled = settings.amp_dtype is not None  # loop_settings keeps it only where autocast runs (CUDA, bf16 CPUs)
     return torch.autocast(settings.device.type, dtype=settings.amp_dtype or torch.float32, enabled=enabled)
 
 

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .data.text import PAD_ID
 from .distributed import all_reduce_
 from .errors import ConfigError
 from .metrics import confusion_matrix, metrics_from_confusion
@@ -57,11 +58,11 @@ def check_metric(key: str, what: str, task: str, num_classes: int, state: dict, 
 
 
 def _same_width(a: Tensor, b: Tensor) -> "tuple[Tensor, Tensor]":
-    """Token-id batches are padded to their own longest sentence: right-pad the narrower with id 0 (`<pad>`)
-    so that inputs kept from several batches stack."""
+    """Token-id batches are padded to their own longest sentence: right-pad the narrower with `<pad>` so that
+    inputs kept from several batches stack."""
     if a.dim() == 2 and b.dim() == 2 and a.shape[1] != b.shape[1]:
         width = max(a.shape[1], b.shape[1])
-        a, b = (torch.nn.functional.pad(t, (0, width - t.shape[1])) for t in (a, b))
+        a, b = (F.pad(t, (0, width - t.shape[1]), value=PAD_ID) for t in (a, b))
     return a, b
 
 

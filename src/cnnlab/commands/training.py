@@ -228,10 +228,9 @@ def _setup(cfg: DictConfig, info: RunInfo, ckpt: Optional[dict]) -> Run:
     scheduler = build_scheduler(cfg.sched, optimizer, plan["total_steps"], len(train_loader))
     scaler = torch.amp.GradScaler("cuda") if loop.amp_dtype == torch.float16 else None
     ema = WeightAverage(model, t.ema) if t.ema > 0 else None
-    evaluated = ema.module if ema is not None else model
-    state = TrainState(model, optimizer, scheduler, net=compile_model(ddp, t, device),
-                       eval_net=compile_model(evaluated, t, device) if world.active or ema is not None else None,
-                       scaler=scaler, ema=ema)
+    state = TrainState(model, optimizer, scheduler, net=compile_model(ddp, t, device), scaler=scaler, ema=ema)
+    if world.active or ema is not None:  # evaluate what is saved: never the DDP wrapper, the average with trainer.ema
+        state.eval_net = compile_model(state.evaluated_model(), t, device)
     if ckpt is not None:
         restore(state, ckpt, train_loader, plan)
         log.info(f"resumed at epoch {state.epoch}, step {state.step}")
@@ -242,8 +241,8 @@ def _setup(cfg: DictConfig, info: RunInfo, ckpt: Optional[dict]) -> Run:
     if main:
         write_run_metadata(cfg, info, model, device)
         logger.text("config", "```yaml\n" + extra["config"] + "```", state.step)
-    pictures = make_pictures(state.evaluated_model(), bundle, logger, info.run_dir / "pictures", device, lambda: state.step,
-                             NUM_PICTURES, smoothgrad=t.smoothgrad) if main else None
+    pictures = make_pictures(state.evaluated_model(), bundle, logger, info.run_dir / "pictures", device,
+                             lambda: state.step, NUM_PICTURES, smoothgrad=t.smoothgrad) if main else None
     return Run(bundle, state, train_loader, val_loader, build_loss(cfg.loss, model, bundle), loop, logger,
                pictures, extra)
 
