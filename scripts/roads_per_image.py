@@ -14,7 +14,6 @@ without the worst image(s).
 from __future__ import annotations
 
 import argparse
-import ast
 from pathlib import Path
 
 import numpy as np
@@ -43,10 +42,10 @@ def f1(tp: int, fp: int, fn: int) -> float:
     return 2 * tp / max(2 * tp + fp + fn, 1)
 
 
-Row = "tuple[str, tuple[int, int, int], float]"
+Row = tuple[str, tuple[int, int, int], float]  # (file name, patch (tp, fp, fn), share of road patches)
 
 
-def scores(names: "list[str]", masks: Path, truth: Path, threshold: int) -> "list[Row]":
+def scores(names: list[str], masks: Path, truth: Path, threshold: int) -> list[Row]:
     """(name, patch (tp, fp, fn), share of road patches in the truth) per image, in the order given."""
     rows = []
     for name in names:
@@ -71,7 +70,6 @@ def main() -> None:
     files = state.get("files")
     if not files or not state.get("patch"):
         raise SystemExit(f"{args.ckpt} is not a roads checkpoint with its split's file names")
-    files = ast.literal_eval(files) if isinstance(files, str) else files
     cut = state.get("mask_threshold")
     threshold = 0 if cut is None else int(cut)  # None: the masks hold class indices (road = 1)
     for split in ("val", "test"):

@@ -96,3 +96,19 @@ def test_a_command_that_fails_before_training_leaves_no_folder(tmp_path):
     out = command("cnnlab-train", "trainer.batch_size=abc", f"paths.output_dir={tmp_path / 'outputs'}", cwd=tmp_path)
     assert "trainer.batch_size" in one_error_line(out)
     assert not (tmp_path / "outputs").exists() or not any((tmp_path / "outputs").rglob("*"))
+
+
+def test_a_broken_type_hint_is_a_traceback_in_cnnlab_code_and_ignored_in_third_party_code():
+    from cnnlab.confcheck import _signature
+
+    def ours(x: "NoSuchType") -> None:  # noqa: F821 - the broken forward reference is the point
+        pass
+
+    def theirs(x: "NoSuchType") -> None:  # noqa: F821
+        pass
+
+    ours.__module__, theirs.__module__ = "cnnlab.models.fake", "somelib.layers"
+    with pytest.raises(NameError, match="NoSuchType"):
+        _signature(ours)
+    params, hints, takes_any = _signature(theirs)
+    assert list(params) == ["x"] and hints == {} and takes_any is False

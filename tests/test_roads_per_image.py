@@ -43,7 +43,7 @@ def test_patch_counts_follow_the_quarter_rule(tmp_path):
 def test_main_reads_the_split_from_the_checkpoint(tmp_path, monkeypatch, capsys):
     _write(tmp_path)
     state = {"task": "segmentation", "patch": 16, "mask_threshold": 127,
-             "files": str({"train": [], "val": ["a.png", "b.png"], "test": ["a.png"]})}
+             "files": {"train": [], "val": ["a.png", "b.png"], "test": ["a.png"]}}
     save_checkpoint({"model": {}, "data_state": state}, tmp_path / "best.pt")
     monkeypatch.setattr("sys.argv", ["roads_per_image", "--ckpt", str(tmp_path / "best.pt"), "--masks",
                                      str(tmp_path / "masks"), "--truth", str(tmp_path / "truth"), "--drop", "1"])

@@ -167,4 +167,9 @@ def test_evaluation_in_several_batches_of_different_widths_keeps_its_mistakes(tm
                                       "model.embed_dim=16", "model.num_maps=8", "trainer.epochs=1",
                                       "trainer.eval_batch_size=37", "trainer.tensorboard=false"])
     results = json.loads((run_dir / "results.json").read_text())
-    assert 0.0 <= results["test/acc"] <= 1.0 and (run_dir / "pictures").is_dir()
+    rows = (run_dir / "pictures" / "errors_most_confident.md").read_text().splitlines()[4:]
+    val_mistakes = round((1 - results["val/acc"]) * 500)  # data.num_val=500: 14 batches of up to 37, each padded
+    assert len(rows) == min(16, val_mistakes) > 0           # to its own longest sentence
+    probs = [float(r.split("|")[1]) for r in rows]
+    assert probs == sorted(probs, reverse=True) and min(probs) >= 0.5  # two classes: a wrong argmax has >= 0.5
+    assert all("<pad>" not in r for r in rows)

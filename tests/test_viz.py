@@ -95,3 +95,19 @@ def test_save_png_and_grid_are_torchvisions(tmp_path):
     assert (back - img).abs().max() <= 0.5 / 255 + 1e-6
     tiles = torch.rand(5, 3, 7, 9)
     assert torch.equal(viz.grid(tiles, 3, 2, 0.5), make_grid(tiles, nrow=3, padding=2, pad_value=0.5))
+
+
+def test_text_mistakes_table_decodes_sentences_and_escapes_pipes():
+    from cnnlab.data.text import decode, encode_tokens
+    from cnnlab.viz.pictures import mistakes_table
+
+    vocab = ["<pad>", "<unk>", "not", "good", "a", "|", "film"]
+    ids = encode_tokens([["not", "good"], ["a", "|", "film", "zzz"]], vocab, min_len=5)  # padded to 5 columns
+    assert ids[0].tolist() == [2, 3, 0, 0, 0] and decode(ids[0], vocab) == "not good"
+    assert decode(ids[1], vocab) == "a | film <unk>"  # an unknown word stays visible as <unk>
+    table = mistakes_table((ids, torch.tensor([0, 1]), torch.tensor([1, 0]), torch.tensor([0.91, 0.6])),
+                           ["negative", "positive"], vocab, 40, "validation")
+    lines = table.splitlines()
+    assert lines[0] == "The 2 most confident mistakes (of 40 validation sentences)"
+    assert lines[4] == "| 0.910 | negative | positive | not good |"
+    assert lines[5] == "| 0.600 | positive | negative | a \\| film <unk> |"

@@ -118,6 +118,11 @@ def text_state(vocab: list[str], class_names: list[str], lower: bool = True, min
     }
 
 
+def decode(ids: Tensor, vocab: Sequence[str]) -> str:
+    """One row of token ids back to its (tokenised) sentence, padding dropped."""
+    return " ".join(vocab[i] for i in ids.tolist() if i != PAD_ID)
+
+
 def encode(state: dict, sentences: Sequence[str]) -> Tensor:
     """Raw sentences -> int32 [N, L] token ids with the vocabulary and tokenizer settings saved in `state`."""
     tok = state["tokenizer"]

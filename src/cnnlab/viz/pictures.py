@@ -1,6 +1,6 @@
-"""What to draw, and when: first-layer filters, saliency, confusion and mistakes (classification), image | truth |
-prediction overlays (segmentation). Everything but saliency comes from
-the validation pass the loop already made."""
+"""What to draw, and when: first-layer filters, saliency, confusion and mistakes (classification; for sentences a
+table in TensorBoard's TEXT tab), image | truth | prediction overlays (segmentation). Everything but saliency comes
+from the validation pass the loop already made."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from ..data.common import DataBundle, head
+from ..data.text import decode
 from ..data.toy import FUNCTIONS, poly_features
 from ..tblog import RunLogger
 from . import draw, plots
@@ -50,6 +51,18 @@ def project_words(model: nn.Module, bundle: DataBundle, logger: RunLogger, step:
     logger.embedding("embeddings/most_frequent_words", emb.weight.detach()[2:2 + n], list(vocab[2:2 + n]), step)
 
 
+def mistakes_table(mistakes: "tuple[Tensor, ...]", names: list[str], vocab: list[str], total: int,
+                   split: str) -> str:
+    """The most confidently misclassified sentences as a markdown table (most confident first)."""
+    x, y, pred, conf = mistakes
+    lines = [f"The {len(y)} most confident mistakes (of {total} {split} sentences)", "",
+             "| probability | true | predicted | sentence |", "|---|---|---|---|"]
+    for row, t, p, c in zip(x, y.tolist(), pred.tolist(), conf.tolist()):
+        sentence = decode(row, vocab).replace("|", "\\|")  # a "|" in the text must not end the cell
+        lines.append(f"| {c:.3f} | {names[t]} | {names[p]} | {sentence} |")
+    return "\n".join(lines) + "\n"
+
+
 def make_pictures(model: nn.Module, bundle: DataBundle, logger: RunLogger, out_dir: Optional[Path],
                   device: torch.device, step: Callable[[], int], num_images: int = 16,
                   smoothgrad: int = 0, split: str = "validation") -> Callable[..., None]:
@@ -77,6 +90,12 @@ def make_pictures(model: nn.Module, bundle: DataBundle, logger: RunLogger, out_d
                 total = int(val["confusion"].sum())
                 emit("errors/most_confident", draw.mistakes_figure(mx, my, mpred, mconf, names, bundle.mean,
                                                                    bundle.std, total, split=split), final)
+        elif bundle.state.get("vocab") and val.get("mistakes") is not None:  # sentences: a table, not a picture
+            table = mistakes_table(val["mistakes"], names, bundle.state["vocab"], int(val["confusion"].sum()), split)
+            logger.text("errors/most_confident", table, step())
+            if final and out_dir is not None:
+                out_dir.mkdir(parents=True, exist_ok=True)
+                (out_dir / "errors_most_confident.md").write_text(table, encoding="utf-8")
 
     def pictures(epoch: int, val: dict[str, Any], final: bool = False) -> None:  # noqa: ARG001 (epoch: callers')
         was_training = model.training
