@@ -1,6 +1,7 @@
 """The checkpoint alone applies a model to new files (`cnnlab-predict`); eval/viz/predict need no training data;
 the data state is plain data that loads with weights_only=True."""
 import csv
+import json
 import os
 import shutil
 import subprocess
@@ -198,3 +199,20 @@ def test_predict_masks_tiff_stacks_overlays_and_the_roads_submission(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     with Image.open(tmp_path / "stack_out" / "stack.tif") as tif:
         assert tif.n_frames == 3 and tif.size == (48, 32)
+
+
+def test_eval_and_viz_on_a_sentence_checkpoint(tmp_path):
+    from cnnlab.data.text_fakes import write_sst2
+
+    root = write_sst2(tmp_path / "sst2", n_train=300, n_dev=60)
+    run_dir, _ = run_train(tmp_path, ["model=sentence_cnn", "data=sst2", f"data.root={root}", "data.val_size=40",
+                                      "model.num_maps=8", "model.embed_dim=16", "trainer.epochs=2", *SMALL[1:]])
+    ckpt = run_dir / "checkpoints" / "best.pt"
+    out = command("cnnlab-eval", f"ckpt_path={ckpt}", f"out_dir={tmp_path / 'eval'}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    trained = json.loads((run_dir / "results.json").read_text())
+    assert metrics["test/acc"] == pytest.approx(trained["test/acc"])  # dev.tsv scored as training scored it
+    out = command("cnnlab-viz", f"ckpt_path={ckpt}", f"out_dir={tmp_path / 'viz'}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (tmp_path / "viz" / "confusion_val.png").is_file()

@@ -234,3 +234,20 @@ def test_synthetic_corpus_is_deterministic_and_balanced():
     positive_word = [any(w in t.split() for w in ("good", "great", "wonderful", "funny", "moving", "clever",
                                                   "charming", "brilliant", "fresh", "gripping")) for t in texts]
     assert labels == [int(p != n) for p, n in zip(positive_word, negated)]
+
+
+def test_a_checkpoints_state_encodes_other_data_with_its_own_vocabulary_and_tokenizer(tmp_path):
+    # cnnlab-eval / cnnlab-viz rebuild a text checkpoint's data with its state: the saved vocabulary and
+    # tokenizer settings, never a vocabulary built from whatever training file the evaluation machine holds
+    first = build_sst2(str(write_sst2(tmp_path / "a", n_train=60, n_dev=10)), val_size=10, min_len=7)
+    other = write_sst2(tmp_path / "b", n_train=80, n_dev=10, seed=3)
+    with open(other / "dev.tsv", "a") as f:
+        f.write("The Plot Is Zyzzyvan \t1\n")
+    again = build_sst2(str(other), val_size=10, state=first.state, lower=False, min_len=2)
+    assert again.state == first.state and again.model_kwargs["vocab_size"] == len(first.state["vocab"])
+    last = again.test.inputs[-1].tolist()
+    vocab = first.state["vocab"]
+    assert last[:4] == [vocab.index("the"), vocab.index("plot"), vocab.index("is"), UNK_ID]  # lower-cased
+    assert again.test.inputs.shape[1] >= 7  # the checkpoint's min_len, not the override
+    own = build_sst2(str(other), val_size=10)
+    assert own.state["vocab"] != vocab  # (the other file does give another vocabulary)

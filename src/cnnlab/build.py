@@ -101,12 +101,12 @@ def _call(group: str, make: Callable[[], Any]) -> Any:
 # ---------------------------------------------------------------- objects
 
 def build_data(data_cfg: DictConfig, state: Optional[dict] = None, only: Optional[str] = None) -> DataBundle:
-    """The DataBundle the data config describes. For a checkpoint's data (`cnnlab-eval`/`-viz`), a builder that
-    takes them gets `state` (the checkpoint's data state: classes, normalisation, vocabulary) and `only` (the one
+    """The DataBundle the data config describes. For a checkpoint's data (`cnnlab-eval`/`-viz`), a builder with
+    these parameters (by name) gets `state` (the checkpoint's data state: classes, normalisation, vocabulary) and `only` (the one
     split needed, so that the other splits' files need not be there)."""
     target = _checked("data", data_cfg)
-    takes, takes_any = accepted(target)
-    extra = {k: v for k, v in (("state", state), ("only", only)) if v is not None and (k in takes or takes_any)}
+    takes, _ = accepted(target)  # named parameters only: a `**options` catch-all would pass them on by mistake
+    extra = {k: v for k, v in (("state", state), ("only", only)) if v is not None and k in takes}
     bundle = _call("data", lambda: instantiate(data_cfg, _convert_="all", **extra))
     if not isinstance(bundle, DataBundle):
         raise ConfigError(f"data._target_={data_cfg._target_} did not return a DataBundle")

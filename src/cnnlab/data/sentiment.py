@@ -9,10 +9,10 @@ word counts: 58 % test accuracy).
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, Optional
 
 from .common import DataBundle
-from .textsets import BINARY, Part, TextOptions, text_bundle
+from .textsets import BINARY, Part, text_bundle, text_options
 from .text import tokenize
 
 POSITIVE = ("good", "great", "wonderful", "funny", "moving", "clever", "charming", "brilliant", "fresh", "gripping")
@@ -46,11 +46,11 @@ def corpus(n: int, seed: int) -> "tuple[list[str], list[int]]":
 
 
 def build_sentiment_synthetic(num_train: int = 2000, num_val: int = 500, num_test: int = 500, seed: int = 0,
-                              **options: Any) -> DataBundle:
+                              state: Optional[dict] = None, **options: Any) -> DataBundle:
     """The procedural corpus as a text DataBundle (train, val, test drawn in that order from one seeded stream)."""
-    opts = TextOptions(**options)
+    opts = text_options(options, state)
     texts, labels = corpus(num_train + num_val + num_test, seed)
     part = Part([tokenize(t, opts.lower) for t in texts], labels)
     bounds = (0, num_train, num_train + num_val, len(texts))
     train, val, test = (part.take(range(a, b)) for a, b in zip(bounds, bounds[1:]))
-    return text_bundle("sentiment_synthetic", BINARY, train, val, test, opts, seed)
+    return text_bundle("sentiment_synthetic", BINARY, train, val, test, opts, seed, state)

@@ -51,6 +51,16 @@ class Part(NamedTuple):
         return Part([self.tokens[i] for i in index], [self.labels[i] for i in index])
 
 
+def text_options(options: dict, state: Optional[dict] = None) -> TextOptions:
+    """The builders' TextOptions; for a checkpoint's data (`state`, from `cnnlab-eval` / `cnnlab-viz`) its tokenizer
+    case and lengths win, and no vectors file is read (the checkpoint's weights hold the embeddings)."""
+    opts = TextOptions(**options)
+    if state:
+        opts.lower, opts.min_len, opts.max_len = state["tokenizer"]["lower"], state["min_len"], state["max_len"]
+        opts.vectors = None
+    return opts
+
+
 def tokenized(texts: Sequence[str], labels: Sequence[str], class_names: Sequence[str], lower: bool) -> Part:
     """Tokenise `texts` and map each label (a value in `class_names`) to its class id."""
     ids = {c: i for i, c in enumerate(class_names)}
@@ -63,27 +73,29 @@ def _split(part: Part, prepare: TrimPrepare, vocab: list[str], opts: TextOptions
 
 
 def text_bundle(name: str, class_names: list[str], train: Part, val: Part, test: Part, opts: TextOptions,
-                seed: int = 0) -> DataBundle:
-    """Vocabulary from `train`, int32 id splits, optional pretrained vectors, and the plain-data state."""
+                seed: int = 0, state: Optional[dict] = None) -> DataBundle:
+    """Vocabulary from `train`, int32 id splits, optional pretrained vectors, and the plain-data state. With a
+    checkpoint's `state`, its vocabulary encodes the splits (words it never saw become <unk>) and it is the state."""
     for key, part in (("training", train), ("validation", val), ("test", test)):
         if not part.tokens:
             raise ConfigError(f"data={name}: the {key} split is empty: give it sentences (or a larger fraction)")
-    vocab = build_vocab(train.tokens, opts.min_freq, opts.max_vocab)
+    vocab = list(state["vocab"]) if state else build_vocab(train.tokens, opts.min_freq, opts.max_vocab)
     prepare = TrimPrepare(opts.min_len)
     splits = {k: _split(p, prepare, vocab, opts) for k, p in (("train", train), ("val", val), ("test", test))}
     if opts.max_len:
         cut = sum(len(t) > opts.max_len for p in (train, val, test) for t in p.tokens)
         log.info(f"data.max_len={opts.max_len}: {cut} sentence(s) cut to their first {opts.max_len} tokens")
     val_ids = splits["val"].inputs
+    source = "the checkpoint's" if state else f"data.min_freq={opts.min_freq}, data.max_vocab={opts.max_vocab}"
     unknown = (val_ids == UNK_ID).sum().item() / max((val_ids != 0).sum().item(), 1)
     log.info(f"{name}: {len(train.tokens):,} train / {len(val.tokens):,} val / {len(test.tokens):,} test sentences;"
-             f" vocabulary {len(vocab) - 2:,} words (data.min_freq={opts.min_freq}, data.max_vocab="
-             f"{opts.max_vocab}); {unknown:.1%} of validation tokens unknown")
+             f" vocabulary {len(vocab) - 2:,} words ({source}); {unknown:.1%} of validation tokens unknown")
     emb = None
     if opts.vectors:
         emb = embedding_matrix(opts.vectors, vocab, opts.vectors_format, opts.vectors_encoding, seed)
-    state = text_state(vocab, class_names, opts.lower, opts.min_len, opts.max_len,
-                       None if emb is None else emb.shape[1])
+    if not state:
+        state = text_state(vocab, class_names, opts.lower, opts.min_len, opts.max_len,
+                           None if emb is None else emb.shape[1])
     augment = UnknownWordDropout(opts.word_dropout) if opts.word_dropout != 0 else None
     return DataBundle(splits["train"], splits["val"], splits["test"], num_classes=len(class_names),
                       class_names=list(class_names), model_kwargs={"vocab_size": len(vocab), "embeddings": emb},
@@ -133,13 +145,13 @@ def sentence_holdout(tokens: Sequence[Sequence[str]], val_size: int, seed: int) 
 
 
 def build_sst2(root: str, val_size: int = 1000, split_seed: int = 0, encoding: str = "utf-8",
-               on_bad_line: str = "error", **options: Any) -> DataBundle:
+               on_bad_line: str = "error", state: Optional[dict] = None, **options: Any) -> DataBundle:
     """GLUE SST-2: train.tsv, dev.tsv (header `sentence<TAB>label`, labels 0/1), test.tsv if it has labels.
 
     Without a labelled test.tsv: val = `val_size` whole sentences held out of train.tsv, test = dev.tsv (the
     figure papers report). With one: val = dev.tsv, test = test.tsv. GLUE's own test.tsv has no labels: ignored.
     """
-    opts, folder = TextOptions(**options), Path(root).expanduser()
+    opts, folder = text_options(options, state), Path(root).expanduser()
     if not (folder / "train.tsv").is_file() or not (folder / "dev.tsv").is_file():
         raise ConfigError(f"SST-2 not found: expected {folder}/train.tsv and dev.tsv (GLUE's SST-2 folder): set "
                           f"data.root=<that folder>")
@@ -152,11 +164,11 @@ def build_sst2(root: str, val_size: int = 1000, split_seed: int = 0, encoding: s
     test_file = folder / "test.tsv"
     if test_file.is_file() and has_column(test_file, "label", encoding):
         log.info("sst2: test.tsv has labels: val = dev.tsv, test = test.tsv")
-        return text_bundle("sst2", BINARY, train, dev, read("test.tsv"), opts, split_seed)
+        return text_bundle("sst2", BINARY, train, dev, read("test.tsv"), opts, split_seed, state)
     if test_file.is_file():
         log.info("sst2: test.tsv has no label column (GLUE's hidden test set): not used; test = dev.tsv")
     tr, va = sentence_holdout(train.tokens, val_size, split_seed)
-    return text_bundle("sst2", BINARY, train.take(tr), train.take(va), dev, opts, split_seed)
+    return text_bundle("sst2", BINARY, train.take(tr), train.take(va), dev, opts, split_seed, state)
 
 
 def kfold(labels: torch.Tensor, folds: int, seed: int) -> torch.Tensor:
@@ -181,11 +193,12 @@ def _mr_file(folder: Path, name: str) -> Path:
 
 
 def build_mr(root: str, fold: int = 0, folds: int = 10, split_seed: int = 0, val_fraction: float = 0.1,
-             encoding: str = "latin-1", on_bad_line: str = "error", **options: Any) -> DataBundle:
+             encoding: str = "latin-1", on_bad_line: str = "error", state: Optional[dict] = None,
+             **options: Any) -> DataBundle:
     """MR sentence polarity (rt-polarity.pos/.neg, one sentence per line, latin-1): test = fold `fold` of a
     seeded stratified `folds`-fold partition (fixed by `split_seed`, not by `seed`); val = a seeded stratified
     `val_fraction` of the other folds; train = the rest. Kim 2014 reports the mean over the 10 folds."""
-    opts, folder = TextOptions(**options), Path(root).expanduser()
+    opts, folder = text_options(options, state), Path(root).expanduser()
     if not (folds >= 2 and 0 <= fold < folds and 0 < val_fraction < 1):
         raise ConfigError(f"data.fold={fold} must be in [0, data.folds={folds}) with folds >= 2, and "
                           f"data.val_fraction={val_fraction} in (0, 1)")
@@ -198,7 +211,7 @@ def build_mr(root: str, fold: int = 0, folds: int = 10, split_seed: int = 0, val
     tr, va = stratified_split(labels[rest], (1 - val_fraction, val_fraction), split_seed)
     test = torch.nonzero(parts == fold).flatten()
     return text_bundle(f"mr_fold{fold}", BINARY, data.take(rest[tr].tolist()), data.take(rest[va].tolist()),
-                       data.take(test.tolist()), opts, split_seed)
+                       data.take(test.tolist()), opts, split_seed, state)
 
 
 def sorted_labels(labels: Sequence[str]) -> list[str]:
@@ -213,11 +226,12 @@ def build_text_files(root: str, train_file: str = "train.csv", val_file: Optiona
                      test_file: Optional[str] = None, file_format: str = "auto", text_column: Column = "text",
                      label_column: Column = "label", header: bool = True, class_names: Optional[list] = None,
                      val_fraction: float = 0.1, test_fraction: float = 0.1, split_seed: int = 0,
-                     encoding: str = "utf-8", on_bad_line: str = "error", **options: Any) -> DataBundle:
+                     encoding: str = "utf-8", on_bad_line: str = "error", state: Optional[dict] = None,
+                     **options: Any) -> DataBundle:
     """Labelled sentences from CSV / TSV / JSONL files under `root`, any number of classes (class names = the
     sorted label values unless `class_names` is given). A missing val/test file is a seeded stratified fraction
     of the training file."""
-    opts, folder = TextOptions(**options), Path(root).expanduser()
+    opts, folder = text_options(options, state), Path(root).expanduser()
     given = None if class_names is None else [str(c) for c in class_names]
 
     def read(file: str, allowed: Optional[list[str]]):
@@ -240,4 +254,5 @@ def build_text_files(root: str, train_file: str = "train.csv", val_file: Optiona
         if file is not None:
             rec = read(file, names)
             parts[key] = tokenized(rec.texts, rec.labels, names, opts.lower)
-    return text_bundle("text_files", names, data.take(tr.tolist()), parts["val"], parts["test"], opts, split_seed)
+    return text_bundle("text_files", names, data.take(tr.tolist()), parts["val"], parts["test"], opts, split_seed,
+                       state)
