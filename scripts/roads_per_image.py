@@ -64,7 +64,7 @@ def main() -> None:
     ap.add_argument("--drop", type=int, default=2, help="also print the pooled F1 without the N worst images")
     args = ap.parse_args()
     try:
-        state = load_checkpoint(args.ckpt).get("data_state") or {}
+        state = load_checkpoint(args.ckpt, flag="--ckpt ").get("data_state") or {}
     except ConfigError as e:  # a missing or damaged file: its one line
         raise SystemExit(str(e)) from None
     files = state.get("files")

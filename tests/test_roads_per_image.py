@@ -54,3 +54,14 @@ def test_main_reads_the_split_from_the_checkpoint(tmp_path, monkeypatch, capsys)
     assert "without the 1 worst: pooled patch F1 0.6667" in out
     assert "test: pooled patch F1 0.6667 over 1 images" in out
     assert out.index("b.png") < out.index("a.png", out.index("val:"))  # worst first
+
+
+def test_a_missing_checkpoint_is_one_line_naming_the_scripts_own_flag(tmp_path, monkeypatch):
+    import pytest
+
+    monkeypatch.setattr("sys.argv", ["roads_per_image", "--ckpt", str(tmp_path / "nope.pt"), "--masks", "m",
+                                     "--truth", "t"])
+    with pytest.raises(SystemExit) as err:
+        per_image.main()
+    line = str(err.value)
+    assert "\n" not in line and "nope.pt does not exist" in line and "pass --ckpt <run folder>" in line

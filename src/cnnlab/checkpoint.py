@@ -69,12 +69,14 @@ def save_checkpoint(state: dict[str, Any], path: "str | Path") -> Path:
     return atomic_write(path, lambda f: torch.save(state, f))
 
 
-def load_checkpoint(path: "str | Path", map_location: "str | torch.device" = "cpu") -> dict[str, Any]:
-    """Load with `weights_only=True`; a missing, truncated, tampered or foreign file gives one clear line."""
+def load_checkpoint(path: "str | Path", map_location: "str | torch.device" = "cpu",
+                    flag: str = "ckpt_path=") -> dict[str, Any]:
+    """Load with `weights_only=True`; a missing, truncated, tampered or foreign file gives one clear line (`flag`:
+    how the caller's users name the file, for the hint)."""
     path = Path(path).expanduser()
     if not path.is_file():
         what = "is a folder, not a file" if path.is_dir() else "does not exist"
-        raise ConfigError(f"checkpoint {path} {what}: pass ckpt_path=<run folder>/checkpoints/last.pt")
+        raise ConfigError(f"checkpoint {path} {what}: pass {flag}<run folder>/checkpoints/last.pt")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:
