@@ -112,3 +112,21 @@ def test_a_broken_type_hint_is_a_traceback_in_cnnlab_code_and_ignored_in_third_p
         _signature(ours)
     params, hints, takes_any = _signature(theirs)
     assert list(params) == ["x"] and hints == {} and takes_any is False
+
+
+def test_a_refused_command_leaves_the_other_runs_folder_as_it_was(tmp_path):
+    # a live run still building its data holds only start-up files: the refused command must not clean them away;
+    # a finished run must not be marked failed by the command that was refused its folder
+    busy = tmp_path / "busy"
+    lock = RunFolderLock(busy)
+    (busy / "train.log").write_text("the other run's log\n")
+    out = command("cnnlab-train", "data=synthetic", "trainer.epochs=1", f"hydra.run.dir={busy}", cwd=tmp_path)
+    assert "in use by another cnnlab command" in one_error_line(out)
+    assert (busy / ".cnnlab.lock").is_file() and (busy / "train.log").read_text().startswith("the other run's log")
+    lock.release()
+    done = tmp_path / "done"
+    first = command("cnnlab-train", "data=synthetic", "trainer.epochs=1", f"hydra.run.dir={done}", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    out = command("cnnlab-train", "data=synthetic", "trainer.epochs=1", f"hydra.run.dir={done}", cwd=tmp_path)
+    assert "already holds a run" in one_error_line(out)
+    assert (done / "results.json").is_file() and not (done / "failed.json").exists()

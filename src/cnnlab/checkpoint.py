@@ -14,7 +14,7 @@ import logging
 import numpy as np
 import torch
 
-from .errors import ConfigError, first_line
+from .errors import ConfigError, RunFolderRefused, first_line
 
 log = logging.getLogger("cnnlab")
 CKPT_DIR, LAST, BEST = "checkpoints", "last.pt", "best.pt"  # <run folder>/checkpoints/{last,best}.pt
@@ -136,7 +136,7 @@ class RunFolderLock:
         except BlockingIOError:
             other = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "?"
             os.close(self.fd)
-            raise ConfigError(f"run folder {run_dir} is in use by another cnnlab command (pid {other}): wait for it "
+            raise RunFolderRefused(f"run folder {run_dir} is in use by another cnnlab command (pid {other}): wait for it "
                               f"to end, or choose another hydra.run.dir") from None
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, str(os.getpid()).encode(), 0)
@@ -154,7 +154,7 @@ def claim_run_folder(run_dir: Path, continuing: bool) -> RunFolderLock:
     ckpt_dir = run_dir / CKPT_DIR
     if not continuing and ((ckpt_dir / LAST).exists() or (run_dir / "results.json").exists()):
         lock.release()
-        raise ConfigError(f"run folder {run_dir} already holds a run: continue it with resume=true "
+        raise RunFolderRefused(f"run folder {run_dir} already holds a run: continue it with resume=true "
                           f"hydra.run.dir={run_dir}, or choose another hydra.run.dir")
     if ckpt_dir.is_dir():
         for p in remove_stale_temp_files(ckpt_dir):

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from . import distributed
 from .build import CONFIG_DIR
 from .engine import STOP, TrainingStopped
-from .errors import find_config_error
+from .errors import RunFolderRefused, find_config_error
 from .sweep import FAILED_JOBS
 
 log = logging.getLogger("cnnlab")
@@ -119,6 +119,11 @@ def _guard(fn: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
     except Exception as e:  # noqa: BLE001 - re-raised unless it is a user error or one job of a sweep
         err = find_config_error(e)
         line = "error: " + str(err).strip().splitlines()[-1] if err is not None else None
+        if isinstance(err, RunFolderRefused):  # another run's folder: report, and touch nothing in it
+            print(line, file=sys.stderr)
+            if multirun:
+                return None
+            sys.exit(2)
         if multirun:  # record the failure in the job's folder and let the sweep go on
             if line is None:
                 log.error("job failed with a bug in cnnlab (traceback below)\n" + traceback.format_exc())

@@ -5,6 +5,11 @@ class ConfigError(RuntimeError):
     """Bad data folder, bad checkpoint, model/data mismatch: printed as one line, no traceback."""
 
 
+class RunFolderRefused(ConfigError):
+    """The run folder belongs to another run (locked by a live command, or already holding a run): the refused
+    command must leave it exactly as it is (no clean-up, no failed.json)."""
+
+
 def find_config_error(exc: "BaseException | None") -> "ConfigError | None":
     """The ConfigError behind `exc`, also when Hydra's instantiate or a DataLoader worker wrapped it."""
     while exc is not None:
