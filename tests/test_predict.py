@@ -216,3 +216,19 @@ def test_eval_and_viz_on_a_sentence_checkpoint(tmp_path):
     out = command("cnnlab-viz", f"ckpt_path={ckpt}", f"out_dir={tmp_path / 'viz'}", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     assert (tmp_path / "viz" / "confusion_val.png").is_file()
+
+
+@pytest.mark.parametrize("experiment, extra", [("lsq_poly1d", []), ("svm_features_digits", ["data.cache_dir=null"])])
+def test_eval_and_viz_on_regression_and_feature_checkpoints(tmp_path, experiment, extra):
+    # every task's checkpoint evaluates: regression has no class confusion; the digits feature source has no `only`
+    run_dir, _ = run_train(tmp_path, [f"experiment={experiment}", "trainer.epochs=1", "trainer.tensorboard=false",
+                                      "trainer.pictures_every=0", *extra])
+    ckpt = run_dir / "checkpoints" / "best.pt"
+    out = command("cnnlab-eval", f"ckpt_path={ckpt}", f"out_dir={tmp_path / 'eval'}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    trained = json.loads((run_dir / "results.json").read_text())
+    shared = [k for k in metrics if k.startswith("test/")]
+    assert shared and all(metrics[k] == pytest.approx(trained[k], rel=1e-5, abs=1e-6) for k in shared)
+    out = command("cnnlab-viz", f"ckpt_path={ckpt}", f"out_dir={tmp_path / 'viz'}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]

@@ -16,7 +16,7 @@ from torch import nn
 
 from .build import is_setting, parse_override
 from .metrics import per_class_accuracy
-from .tasks import metric_names
+from .tasks import CLASS_TASKS, metric_names
 from .tblog import RunLogger
 
 log = logging.getLogger("cnnlab")
@@ -139,7 +139,7 @@ def write_results(run_dir: Path, state: Any, test: dict[str, Any], val: dict[str
     }
     if "threshold" in bundle.state:
         results["threshold"] = bundle.state["threshold"]
-    if bundle.task in ("classification", "text"):
+    if bundle.task in CLASS_TASKS:
         results["per_class_test_acc"] = per_class_accuracy(test["confusion"], bundle.class_names)
     results["test_confusion"] = test["confusion"].tolist()
     results["overrides"] = info.overrides

@@ -19,13 +19,14 @@ from .errors import ConfigError
 from .metrics import confusion_matrix, metrics_from_confusion
 
 TASKS = ("classification", "text", "segmentation", "regression")
+CLASS_TASKS = ("classification", "text")  # one label per sample: a class confusion matrix, per-class accuracy
 THRESHOLDS = tuple(round(0.05 * k, 2) for k in range(1, 20))  # candidate decision thresholds, chosen on val
 
 
 def metric_names(task: str, num_classes: int, state: Optional[dict] = None) -> list[str]:
     """The keys a task's evaluation reports (without the `val/` or `test/` prefix)."""
     state = state or {}
-    if task in ("classification", "text"):
+    if task in CLASS_TASKS:
         names = ["loss", "acc", "balanced_acc", "macro_f1"]
         if num_classes == 2:
             names += ["precision", "recall", "f1", "iou"]
@@ -239,7 +240,7 @@ def new_meter(task: str, num_classes: int, device: torch.device, state: Optional
               collect: int = 0, sweep: bool = False) -> Any:
     """The meter of `task`; `collect` keeps that many mistakes (classification) or example masks (segmentation)."""
     state = state or {}
-    if task in ("classification", "text"):
+    if task in CLASS_TASKS:
         return ClassificationMeter(num_classes, device, keep_mistakes=collect)
     if task == "regression":
         return RegressionMeter(device)

@@ -68,7 +68,7 @@ def evaluate_checkpoint(cfg: DictConfig, info: RunInfo) -> dict:
     out = {"ckpt_path": str(Path(cfg.ckpt_path).resolve()), "split": cfg.split,
            **{f"{cfg.split}/{k}": result[k] for k in scalars if k in result},
            "confusion": result["confusion"].tolist()}
-    if bundle.task != "segmentation":
+    if bundle.task in tasks.CLASS_TASKS:
         out["per_class_acc"] = per_class_accuracy(result["confusion"], bundle.class_names)
     out_dir = Path(cfg.out_dir) if cfg.out_dir else info.run_dir
     out_dir.mkdir(parents=True, exist_ok=True)
