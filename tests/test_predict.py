@@ -232,3 +232,25 @@ def test_eval_and_viz_on_regression_and_feature_checkpoints(tmp_path, experiment
     assert shared and all(metrics[k] == pytest.approx(trained[k], rel=1e-5, abs=1e-6) for k in shared)
     out = command("cnnlab-viz", f"ckpt_path={ckpt}", f"out_dir={tmp_path / 'viz'}", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_eval_weighs_its_loss_with_the_training_class_counts_without_the_training_files(tmp_path):
+    # loss.weight=balanced: the weights come from the training labels, which the checkpoint's data state keeps;
+    # evaluating on test_batch alone (the training batches gone) gives the training run's test loss
+    write_cifar(tmp_path / "data", per_batch=12)
+    run_dir, _ = run_train(tmp_path, ["experiment=alexnet_small_cifar10", f"data.root={tmp_path / 'data'}",
+                                      "data.val_size=20", "loss=cross_entropy", "loss.weight=balanced", *SMALL[:1],
+                                      "trainer.batch_size=16", "trainer.pictures_every=0", "trainer.tensorboard=false"])
+    ckpt = run_dir / "checkpoints" / "best.pt"
+    counts = load_checkpoint(ckpt)["data_state"]["class_counts"]
+    from cnnlab.data.cifar import build_cifar10
+
+    train = build_cifar10(str(tmp_path / "data"), val_size=20).train
+    assert counts == torch.bincount(train.targets, minlength=10).tolist()  # the training labels, per class
+    for name in ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5"):
+        next((tmp_path / "data").rglob(name)).unlink()
+    out = command("cnnlab-eval", f"ckpt_path={ckpt}", f"out_dir={tmp_path / 'eval'}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    trained = json.loads((run_dir / "results.json").read_text())
+    assert metrics["test/loss"] == pytest.approx(trained["test/loss"], rel=1e-5)

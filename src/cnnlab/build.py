@@ -161,10 +161,29 @@ def build_scheduler(sched_cfg: DictConfig, optimizer: torch.optim.Optimizer, tot
                                                           steps_per_epoch=steps_per_epoch))
 
 
-def build_loss(loss_cfg: DictConfig, model: nn.Module, bundle: Optional[DataBundle] = None) -> nn.Module:
+def loss_takes_class_counts(loss_cfg: DictConfig) -> bool:
+    """Whether the configured loss wants the training labels' class counts (for `loss.weight=balanced`)."""
+    if loss_cfg.get("auto"):
+        return False
+    return "class_counts" in inspect.signature(_checked("loss", loss_cfg)).parameters
+
+
+def train_class_counts(bundle: DataBundle) -> Optional[list[int]]:
+    """Samples (or mask pixels) per class in the training split, or None without integer training labels in
+    memory (e.g. a checkpoint's data rebuilt without its training files)."""
+    split = bundle.train
+    if not isinstance(split, TensorSplit) or split.targets.is_floating_point():
+        return None
+    counts = torch.bincount(split.targets.flatten().long().cpu(), minlength=bundle.num_classes)
+    return counts[:bundle.num_classes].tolist()
+
+
+def build_loss(loss_cfg: DictConfig, model: nn.Module, bundle: Optional[DataBundle] = None,
+               class_counts: Optional[list[int]] = None) -> nn.Module:
     """The configured criterion; `loss=auto` takes the model's own (`criterion` class attribute) or cross-entropy.
 
-    A loss that accepts `class_counts` gets the training labels' counts (for `loss.weight=balanced`).
+    A loss that accepts `class_counts` gets `class_counts` (a checkpoint's, as training counted them) or else the
+    counts of `bundle`'s training split (for `loss.weight=balanced`).
     """
     if loss_cfg.get("auto"):
         if bundle is not None and bundle.task == "regression":
@@ -177,10 +196,11 @@ def build_loss(loss_cfg: DictConfig, model: nn.Module, bundle: Optional[DataBund
     if needs is not None and type(model).__name__ != needs:
         raise ConfigError(f"loss={target.__name__} needs model {needs} (its outputs are RBF penalties): use "
                           f"model=lenet5_classic, or loss=cross_entropy for {type(model).__name__}")
-    if bundle is not None and "class_counts" in inspect.signature(target).parameters \
-            and isinstance(bundle.train, TensorSplit) and not bundle.train.targets.is_floating_point():
-        counts = torch.bincount(bundle.train.targets.flatten().long().cpu(), minlength=bundle.num_classes)
-        return _call("loss", lambda: instantiate(loss_cfg, class_counts=counts[:bundle.num_classes].tolist()))
+    if loss_takes_class_counts(loss_cfg):
+        counts = class_counts if class_counts is not None else (
+            train_class_counts(bundle) if bundle is not None else None)
+        if counts is not None:
+            return _call("loss", lambda: instantiate(loss_cfg, class_counts=list(counts)))
     return _call("loss", lambda: instantiate(loss_cfg))
 
 

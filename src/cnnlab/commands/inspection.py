@@ -33,7 +33,7 @@ EVAL_KEYS = ("split", "out_dir", "num_images", "layer", "top", "channels", "maxi
 
 def load_for_inference(cfg: DictConfig, info: RunInfo, only: Optional[str] = None):
     """(saved config, model with the checkpoint's weights, data bundle built with the checkpoint's data state,
-    loop settings) for `cnnlab-eval` / `cnnlab-viz`."""
+    loop settings, loss with the class counts training saw) for `cnnlab-eval` / `cnnlab-viz`."""
     if not cfg.get("ckpt_path"):
         raise ConfigError("no checkpoint given: pass ckpt_path=<run folder>/checkpoints/best.pt")
     if cfg.split not in ("train", "val", "test"):
@@ -55,15 +55,16 @@ def load_for_inference(cfg: DictConfig, info: RunInfo, only: Optional[str] = Non
     model.load_state_dict(ckpt["model"])
     model.to(loop.device)
     check_compatible(model, bundle, names, loop)
-    return run_cfg, model.eval(), bundle, loop
+    loss_fn = build_loss(run_cfg.loss, model, bundle, state.get("class_counts"))
+    return run_cfg, model.eval(), bundle, loop, loss_fn
 
 
 def evaluate_checkpoint(cfg: DictConfig, info: RunInfo) -> dict:
     """Metrics of a checkpoint on `split` (test by default), written to metrics.json in the eval run folder."""
-    run_cfg, model, bundle, loop = load_for_inference(cfg, info, only=cfg.split)
+    run_cfg, model, bundle, loop, loss_fn = load_for_inference(cfg, info, only=cfg.split)
     loader = make_loader(getattr(bundle, cfg.split), run_cfg.trainer.eval_batch_size, False, loop.device,
                          num_workers=run_cfg.trainer.num_workers)
-    result = evaluate(model, loader, build_loss(run_cfg.loss, model, bundle), meter_for(bundle, loop.device), loop)
+    result = evaluate(model, loader, loss_fn, meter_for(bundle, loop.device), loop)
     scalars = tasks.metric_names(bundle.task, bundle.num_classes, bundle.state)
     out = {"ckpt_path": str(Path(cfg.ckpt_path).resolve()), "split": cfg.split,
            **{f"{cfg.split}/{k}": result[k] for k in scalars if k in result},
@@ -80,13 +81,13 @@ def evaluate_checkpoint(cfg: DictConfig, info: RunInfo) -> dict:
 
 def visualise_checkpoint(cfg: DictConfig, info: RunInfo) -> Path:
     """First-layer filters, saliency maps, confusion matrix and worst mistakes (or overlays) of a checkpoint."""
-    run_cfg, model, bundle, loop = load_for_inference(cfg, info, only=cfg.split)
+    run_cfg, model, bundle, loop, loss_fn = load_for_inference(cfg, info, only=cfg.split)
     split = getattr(bundle, cfg.split)
     bundle.val = split  # the pictures are drawn from the chosen split
     out_dir = Path(cfg.out_dir) if cfg.out_dir else info.run_dir
     loader = make_loader(split, run_cfg.trainer.eval_batch_size, False, loop.device,
                          num_workers=run_cfg.trainer.num_workers)
-    val = evaluate(model, loader, build_loss(run_cfg.loss, model, bundle), meter_for(bundle, loop.device, True), loop)
+    val = evaluate(model, loader, loss_fn, meter_for(bundle, loop.device, True), loop)
     pictures = make_pictures(model, bundle, RunLogger(out_dir, enabled=False), out_dir, loop.device, lambda: 0,
                              num_images=cfg.num_images, smoothgrad=int(run_cfg.trainer.get("smoothgrad", 0)),
                              split={"val": "validation", "test": "test", "train": "training"}[cfg.split])

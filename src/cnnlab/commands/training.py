@@ -18,8 +18,8 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from .. import distributed, tasks
-from ..build import (build_data, build_loss, build_model, build_optimizer, build_scheduler, loop_settings, plain,
-                    saved_config, trainer_settings)
+from ..build import (build_data, build_loss, build_model, build_optimizer, build_scheduler, loop_settings,
+                    loss_takes_class_counts, plain, saved_config, train_class_counts, trainer_settings)
 from ..checkpoint import BEST, CKPT_DIR, LAST, claim_run_folder, load_checkpoint, save_checkpoint, set_rng_state
 from ..confcheck import TrainerSettings
 from ..data.common import DataBundle, head, make_loader
@@ -236,6 +236,10 @@ def _setup(cfg: DictConfig, info: RunInfo, ckpt: Optional[dict]) -> Run:
         log.info(f"resumed at epoch {state.epoch}, step {state.step}")
     logger = RunLogger(info.run_dir / "tb", enabled=t.tensorboard and main,
                        purge_step=state.step + 1 if ckpt else None)
+    counts = train_class_counts(bundle) if loss_takes_class_counts(cfg.loss) else None
+    loss_fn = build_loss(cfg.loss, model, bundle, counts)
+    if counts is not None:  # saved with the data state: cnnlab-eval weighs its loss as training did
+        bundle.state["class_counts"] = counts
     extra = {"config": OmegaConf.to_yaml(cfg, resolve=True), "run_info": info.as_dict(), "plan": plan,
              "data_state": bundle.data_state()}
     if main:
@@ -243,8 +247,7 @@ def _setup(cfg: DictConfig, info: RunInfo, ckpt: Optional[dict]) -> Run:
         logger.text("config", "```yaml\n" + extra["config"] + "```", state.step)
     pictures = make_pictures(state.evaluated_model(), bundle, logger, info.run_dir / "pictures", device,
                              lambda: state.step, NUM_PICTURES, smoothgrad=t.smoothgrad) if main else None
-    return Run(bundle, state, train_loader, val_loader, build_loss(cfg.loss, model, bundle), loop, logger,
-               pictures, extra)
+    return Run(bundle, state, train_loader, val_loader, loss_fn, loop, logger, pictures, extra)
 
 
 def meter_for(bundle: DataBundle, device: torch.device, collect: bool = False, sweep: bool = False) -> Any:
