@@ -107,3 +107,21 @@ def test_imagefolder_with_train_and_val_folders_uses_them_as_splits(tmp_path, ca
         b = build_imagefolder(str(tmp_path / "tree"), image_size=8)
     assert b.class_names == ["cat", "dog", "fox"]  # not the classes "train" and "val"
     assert (len(b.train), len(b.val)) == (18, 6) and "split folders" in caplog.text
+
+
+@pytest.mark.parametrize("only", ["train", "val", "test"])
+def test_imagefolder_rebuilt_from_a_state_keeps_its_storage_and_gives_every_split(tmp_path, only):
+    # a run trained from disk (too large for data.max_memory_mb) is evaluated with the same resize, even when the
+    # one split read would fit in memory; with `only`, the split read stands in for the two that were not
+    write_tree(tmp_path / "tree" / "train", per_class=8, corrupt=False)
+    write_tree(tmp_path / "tree" / "test", per_class=2, corrupt=False)
+    trained = build_imagefolder(str(tmp_path / "tree"), image_size=12, in_memory=False)
+    state = trained.data_state()
+    assert state["shorter_side"] == round(12 * 256 / 224)
+    again = build_imagefolder(str(tmp_path / "tree"), image_size=12, state=state, only=only)
+    assert isinstance(again.test, ImageFileDataset) and again.state == trained.state
+    for split in (again.train, again.val, again.test):
+        assert split is not None and len(split) > 0
+    wanted = {"train": trained.train, "val": trained.val, "test": trained.test}[only]
+    got = getattr(again, only)
+    assert len(got) == len(wanted) and torch.equal(got[0][0], wanted[0][0])

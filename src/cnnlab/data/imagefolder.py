@@ -211,7 +211,9 @@ def build_imagefolder(root: str, image_size: int = 224, val_fraction: float = 0.
             keep = {"train": 0, "val": 1, "test": 2 if parts[2] is not None else 1}[only]
             parts = [p if k == keep else None for k, p in enumerate(parts)]
     n_files = len({p for part in parts if part is not None for p, _ in part})
-    if in_memory is None:  # uint8 tensors of 3 x S x S per image
+    if state and state.get("shorter_side"):  # the checkpoint's choice (its resize differs), not one made anew from
+        in_memory = state["shorter_side"] == image_size  # the size of the one split read here
+    elif in_memory is None:  # uint8 tensors of 3 x S x S per image
         in_memory = n_files * 3 * image_size ** 2 <= max_memory_mb * 2 ** 20
     augment = None
     if in_memory:
@@ -222,8 +224,9 @@ def build_imagefolder(root: str, image_size: int = 224, val_fraction: float = 0.
         mean, std = tuple(mean or IMAGENET_MEAN), tuple(std or IMAGENET_STD)
         splits = _on_disk_splits(parts, image_size, on_bad_file, hflip, mean, std)
         geometry = image_state(3, (image_size, image_size), shorter_side=round(image_size * 256 / 224))
-    val = splits[1] if splits[1] is not None else splits[2]
-    test = splits[2] if splits[2] is not None else splits[1]  # no test folder: test on the validation split
+    read = next(p for p in splits if p is not None)  # with `only`: the one split read stands in for the others
+    val = next(p for p in (splits[1], splits[2], read) if p is not None)
+    test = next(p for p in (splits[2], splits[1], read) if p is not None)  # no test folder: test on validation
     return DataBundle(train=splits[0] if splits[0] is not None else val, val=val, test=test, num_classes=len(classes),
                       class_names=classes, model_kwargs={"in_channels": 3}, train_augment=augment,
                       mean=tuple(mean), std=tuple(std), name=base.name, state=geometry)
