@@ -130,3 +130,18 @@ def test_a_refused_command_leaves_the_other_runs_folder_as_it_was(tmp_path):
     out = command("cnnlab-train", "data=synthetic", "trainer.epochs=1", f"hydra.run.dir={done}", cwd=tmp_path)
     assert "already holds a run" in one_error_line(out)
     assert (done / "results.json").is_file() and not (done / "failed.json").exists()
+
+
+def test_a_failed_run_resumed_to_its_end_is_listed_as_finished(tmp_path):
+    from cnnlab import compare
+
+    run = tmp_path / "run"
+    base = ["data=synthetic", "optim=sgd", "trainer.tensorboard=false", f"hydra.run.dir={run}"]
+    assert command("cnnlab-train", *base, "trainer.epochs=1", cwd=tmp_path).returncode == 0
+    out = command("cnnlab-train", *base, "resume=true", "trainer.epochs=2", "optim.lr=1e30", cwd=tmp_path)
+    assert "training loss is" in one_error_line(out) and (run / "failed.json").is_file()
+    out = command("cnnlab-train", *base, "resume=true", "trainer.epochs=2", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (run / "results.json").is_file() and not (run / "failed.json").exists()
+    (run / "failed.json").write_text(json.dumps({"status": "failed", "error": "a stale record"}))  # older cnnlab
+    assert [(r["status"], r["run_dir"]) for r in compare.load_runs([tmp_path])] == [("ok", str(run))]

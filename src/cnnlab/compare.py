@@ -40,7 +40,8 @@ def load_runs(paths: Iterable[Path]) -> list[dict[str, Any]]:
     """Every run below the given folders: results.json (finished) or failed.json (failed), with `run_dir`."""
     runs, seen = [], set()
     for root in paths:
-        for path in sorted([*root.rglob("results.json"), *root.rglob("failed.json")]):
+        # results.json first: a run that failed, was resumed and finished counts as finished
+        for path in [*sorted(root.rglob("results.json")), *sorted(root.rglob("failed.json"))]:
             if path.parent in seen:
                 continue
             try:

@@ -148,5 +148,6 @@ def write_results(run_dir: Path, state: Any, test: dict[str, Any], val: dict[str
     if "per_class_test_acc" in results:
         _log_per_class(results["per_class_test_acc"])
     (run_dir / "results.json").write_text(json.dumps(results, indent=2))
+    (run_dir / "failed.json").unlink(missing_ok=True)  # an earlier attempt's failure, resumed and now finished
     logger.hparams(hp, {f"{s}/{k}": results.get(f"{s}/{k}", float("nan")) for s in ("val", "test") for k in scalars})
     return results

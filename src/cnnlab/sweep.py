@@ -35,11 +35,11 @@ def job_rows(sweep_dir: Path, metric: str) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"job": job.name.split("_", 1)[0], "folder": str(job),
                                "overrides": " ".join(overrides or []), "status": "no result", "value": None,
                                "test": None}
-        if (job / "failed.json").is_file():
-            row.update(status="failed", error=json.loads((job / "failed.json").read_text()).get("error", ""))
-        elif (job / "results.json").is_file():
+        if (job / "results.json").is_file():  # before failed.json: a failed job resumed to its end is finished
             results = json.loads((job / "results.json").read_text())
             row.update(status="ok", value=results.get(metric), test=results.get(test_counterpart(metric)))
+        elif (job / "failed.json").is_file():
+            row.update(status="failed", error=json.loads((job / "failed.json").read_text()).get("error", ""))
         rows.append(row)
     return sorted(rows, key=lambda r: int(r["job"]) if r["job"].isdigit() else 0)
 
