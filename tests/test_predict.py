@@ -199,6 +199,19 @@ def test_predict_masks_tiff_stacks_overlays_and_the_roads_submission(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     with Image.open(tmp_path / "stack_out" / "stack.tif") as tif:
         assert tif.n_frames == 3 and tif.size == (48, 32)
+    same = tmp_path / "same"  # slices of the same name in two folders: each keeps its folder, none is lost
+    for sub in ("a", "b"):
+        (same / sub).mkdir(parents=True)
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(same / sub / "slice.png")
+    out = command("cnnlab-predict", f"ckpt_path={run_dir / 'checkpoints' / 'best.pt'}", f"input={same}",
+                  f"output={tmp_path / 'same_out'}", "overlays=true", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert {str(p.relative_to(tmp_path / "same_out")) for p in (tmp_path / "same_out").rglob("*.png")} == {
+        "a/slice.png", "b/slice.png", "overlays/a/slice.png", "overlays/b/slice.png"}
+    Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(same / "a" / "slice.jpg")
+    out = command("cnnlab-predict", f"ckpt_path={run_dir / 'checkpoints' / 'best.pt'}", f"input={same}",
+                  f"output={tmp_path / 'clash'}", cwd=tmp_path)
+    assert "would both be written as a/slice" in one_error_line(out) and not (tmp_path / "clash").exists()
 
 
 def test_eval_and_viz_on_a_sentence_checkpoint(tmp_path):

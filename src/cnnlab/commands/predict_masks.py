@@ -3,6 +3,8 @@ per image out with the same name and size (0/255 for two classes, class indices 
 TIFF stack); `overlays=true` adds image+mask pictures, `submission=<file.csv>` the roads task's patch CSV."""
 from __future__ import annotations
 
+import logging
+import os
 import re
 from pathlib import Path
 from typing import Iterator, Optional
@@ -20,6 +22,7 @@ from ..errors import ConfigError
 from ..viz.draw import denormalise, overlay, save_png
 from .prediction import input_files
 
+log = logging.getLogger("cnnlab")
 Item = tuple[Path, Optional[int]]  # (file, page of a TIFF stack or None)
 
 
@@ -91,7 +94,27 @@ class MaskWriter:
             raise ConfigError("submission= writes the roads task's patch CSV: this checkpoint is not a roads model")
         self.stacks: dict[Path, dict[int, np.ndarray]] = {}
         self.patches: dict[Path, Tensor] = {}
+        self.names: dict[Path, Path] = {}
         self.written = 0
+
+    def _name(self, items: list[Item], path: Path) -> Path:
+        """Where `path`'s outputs go below the output folder, without suffix: its file name, or, when inputs in
+        different folders share a name (`in/a/x.png`, `in/b/x.png`), its place below their common folder (`a/x`,
+        `b/x`); ConfigError when two inputs would still share one (`x.png` and `x.jpg`)."""
+        if not self.names:
+            files = sorted({p for p, _ in items})
+            stems = [Path(p.stem) for p in files]
+            if len(set(stems)) < len(stems):
+                base = Path(os.path.commonpath([str(p.parent.resolve()) for p in files]))
+                stems = [p.resolve().relative_to(base).with_suffix("") for p in files]
+                log.info(f"inputs in different folders share file names: outputs keep their folders below {base}")
+            for p, name in zip(files, stems):
+                if name in self.names.values():
+                    other = next(q for q, n in self.names.items() if n == name)
+                    raise ConfigError(f"input={other} and {p} would both be written as {name}: rename one, or "
+                                      f"predict them in two commands")
+                self.names[p] = name
+        return self.names[path]
 
     def labels(self, logits: Tensor) -> Tensor:
         """[B,H,W] class labels: foreground probability > the threshold chosen on validation, or the argmax."""
@@ -104,8 +127,9 @@ class MaskWriter:
         for row, k in enumerate(index.tolist()):
             path, page = items[k]
             mask = (labels[row] * 255 if self.binary else labels[row]).to(torch.uint8).numpy()
+            name = self._name(items, path)
             if page is None:
-                target = self.out / f"{path.stem}.png"
+                target = self.out / f"{name}.png"
                 target.parent.mkdir(parents=True, exist_ok=True)
                 Image.fromarray(mask).save(target)
                 self.written += 1
@@ -118,14 +142,15 @@ class MaskWriter:
                                                   float(self.state.get("patch_threshold", 0.25)))[0]
             if self.overlays and inputs is not None:
                 image = denormalise(inputs[row].float(), self.state["mean"], self.state["std"])
-                name = path.stem + (f"_page{page:03d}" if page is not None else "")
-                save_png(overlay(image, labels[row] == 1), self.out / "overlays" / f"{name}.png")
+                shown = f"{name}_page{page:03d}" if page is not None else str(name)
+                save_png(overlay(image, labels[row] == 1), self.out / "overlays" / f"{shown}.png")
 
     def close(self) -> str:
         for path, pages in self.stacks.items():
             frames = [Image.fromarray(pages[k]) for k in sorted(pages)]
-            self.out.mkdir(parents=True, exist_ok=True)
-            frames[0].save(self.out / f"{path.stem}.tif", save_all=True, append_images=frames[1:],
+            target = self.out / f"{self.names[path]}.tif"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            frames[0].save(target, save_all=True, append_images=frames[1:],
                            compression="tiff_adobe_deflate")
             self.written += 1
         summary = f"{self.written} mask file(s) in {self.out.resolve()}"
