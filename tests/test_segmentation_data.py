@@ -164,3 +164,15 @@ def test_logreg_on_road_patches_runs_from_data_root(tmp_path):
     assert results["experiment"] == "logreg_patches_roads" and results["loss"] == "logistic"
     assert {"test/f1", "test/iou", "val/f1"} <= set(results) and value == results["val/f1"]
     assert results["test/f1"] > 0.9  # road patches are bright in the synthetic images: colour separates them
+
+
+@pytest.mark.parametrize("n, val, test, has_test", [(9, 0.5, 0.2, True), (5, 0.3, 0.2, True), (165, 0.2, 0.2, True),
+                                                    (165, 0.2, 0.2, False), (7, 0.3, 0.3, False)])
+def test_slice_blocks_cover_every_slice_once_in_contiguous_order(n, val, test, has_test):
+    from cnnlab.data.splits import slice_blocks
+
+    blocks = slice_blocks(n, val, test, has_test)
+    together = blocks["train"] + blocks["val"] + blocks.get("test", [])
+    assert together == list(range(n))  # nothing dropped, nothing twice, train < val < test
+    assert len(blocks["val"]) == round(n * val)  # the size asked for (Python's rounding)
+    assert ("test" in blocks) != has_test and all(len(b) > 0 for b in blocks.values())

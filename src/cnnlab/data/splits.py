@@ -85,8 +85,8 @@ def image_split(n: int, val_fraction: float, test_fraction: float, seed: int) ->
 
 def slice_blocks(n: int, val_fraction: float, test_fraction: float, has_test: bool) -> dict[str, list[int]]:
     """Contiguous blocks of range(n): train first, then val, then (without a separate testing stack) test."""
-    held_out = val_fraction + (0.0 if has_test else test_fraction)
-    n_train, n_val = round(n * (1 - held_out)), round(n * val_fraction)
+    n_val = round(n * val_fraction)
+    n_train = n - n_val if has_test else round(n * (1 - val_fraction - test_fraction))  # the rest, not rounded apart
     if not 0 < val_fraction < 1 or n_train < 1 or n_val < 1 or (not has_test and n - n_train - n_val < 1):
         raise ConfigError(f"{n} slices cannot be split into contiguous train/val{'' if has_test else '/test'} "
                           f"blocks with val_fraction={val_fraction}, test_fraction={test_fraction}: change the "
