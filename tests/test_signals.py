@@ -96,3 +96,33 @@ def test_the_stop_is_passed_on_to_the_handler_that_was_there_before():
     stop.signal_name = "SIGTERM"  # no handler was chained for it: nothing happens
     stop.forward()
     assert calls == [signal.SIGUSR1]
+
+
+def test_a_run_from_disk_without_workers_resumes_mid_epoch_bit_identical(tmp_path, monkeypatch):
+    # on-disk images, transforms (random crop and flip) in the main process: the batches skipped on resume must not
+    # use up the random state the checkpoint restored
+    from cnnlab.data.fakes import write_tree
+
+    write_tree(tmp_path / "tree", per_class=8, corrupt=False)
+    common = ["model=alexnet_small", "data=imagefolder", f"data.root={tmp_path / 'tree'}", "data.image_size=32",
+              "data.in_memory=false", "data.val_fraction=0.25", "trainer.num_workers=0", "trainer.batch_size=4",
+              "trainer.epochs=2", "optim=sgd", "trainer.pictures_every=0", "trainer.tensorboard=false"]
+    straight, _ = run_train(tmp_path / "a", common)
+    real_step = engine._backward_step
+    calls = {"n": 0}
+
+    def step_then_term(state, loss, settings):
+        real_step(state, loss, settings)
+        calls["n"] += 1
+        if calls["n"] == 7:  # epoch 2 (5 batches of 18 images an epoch), batch 2
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(engine, "_backward_step", step_then_term)
+    with pytest.raises(engine.TrainingStopped):
+        run_train(tmp_path / "b", common)
+    monkeypatch.undo()
+    killed = tmp_path / "b" / "run"
+    assert load_checkpoint(killed / "checkpoints" / "last.pt")["batch_in_epoch"] == 2
+    resumed, _ = run_train(tmp_path / "b", ["resume=true"], run_dir=killed)
+    a, b = (load_checkpoint(run / "checkpoints" / "last.pt")["model"] for run in (straight, resumed))
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 import torch
 from torch import Tensor, nn
 
-from .checkpoint import BEST, LAST, link_atomic, rng_state, save_checkpoint
+from .checkpoint import BEST, LAST, link_atomic, rng_state, save_checkpoint, set_rng_state
 from . import distributed
 from .distributed import any_rank, mean_over_ranks
 from .errors import ConfigError
@@ -157,7 +157,21 @@ def _batches(loader: Iterable, skip: int = 0) -> Iterator:
     """The loader's batches from batch `skip` on, drawn in the same random order as an uninterrupted epoch."""
     if skip and hasattr(loader, "batches"):
         return loader.batches(skip)
-    return itertools.islice(iter(loader), skip, None)
+    if not skip:
+        return iter(loader)
+    return _after_skipping(loader, skip)
+
+
+def _after_skipping(loader: Iterable, skip: int) -> Iterator:
+    """A DataLoader resumed mid-epoch: its first `skip` batches are loaded and dropped (the order comes from the
+    loader's own generator), then the global random state is put back to what the checkpoint restored, since
+    transforms run in this process (num_workers=0) draw from it and the dropped batches must not use it up."""
+    it = iter(loader)
+    saved = rng_state()
+    for _ in itertools.islice(it, skip):
+        pass
+    set_rng_state(saved)
+    yield from it
 
 
 def dense_forward(net: Callable, x: Tensor, settings: LoopSettings) -> Tensor:
