@@ -176,3 +176,28 @@ def test_slice_blocks_cover_every_slice_once_in_contiguous_order(n, val, test, h
     assert together == list(range(n))  # nothing dropped, nothing twice, train < val < test
     assert len(blocks["val"]) == round(n * val)  # the size asked for (Python's rounding)
     assert ("test" in blocks) != has_test and all(len(b) > 0 for b in blocks.values())
+
+
+def test_16_bit_stacks_and_slices_are_scaled_not_clipped(tmp_path):
+    # microscopes write 16-bit pages; PIL's convert("L") would clip every value above 255 to white
+    rng = np.random.default_rng(0)
+    pages = rng.integers(0, 65536, (3, 24, 20), dtype=np.uint16)
+    truth = np.zeros((3, 24, 20), dtype=np.uint16)
+    truth[:, 5:15, 4:9] = 65535  # a 16-bit 0/65535 ground truth
+    for name, stack in (("training.tif", pages), ("training_groundtruth.tif", truth)):
+        frames = [Image.fromarray(p) for p in stack]
+        assert frames[0].mode.startswith("I;16")
+        frames[0].save(tmp_path / name, save_all=True, append_images=frames[1:])
+    images, masks = read_mito(tmp_path, "training")
+    want = np.round(pages.astype(np.float64) * 255 / 65535)
+    assert np.array_equal(images[:, 0].numpy(), want.astype(np.uint8))
+    assert np.array_equal(masks.numpy(), (truth > 0).astype(np.uint8))
+    labels = np.zeros((24, 20), dtype=np.uint16)
+    labels[:12] = 2  # a 16-bit PNG of class indices keeps them
+    Image.fromarray(labels).save(tmp_path / "labels.png")
+    from cnnlab.data.segmentation import _open_gray
+
+    assert np.array_equal(_open_gray(tmp_path / "labels.png", mask=True), labels.astype(np.uint8))
+    Image.fromarray(np.full((8, 8), 0.5, dtype=np.float32)).save(tmp_path / "float.tif")
+    with pytest.raises(ConfigError, match=r"float.tif has floating-point pixels .*8- or 16-bit"):
+        read_tiff_stack(tmp_path / "float.tif")

@@ -16,7 +16,7 @@ from PIL import Image
 from torch import Tensor
 
 from ..data.common import normalise
-from ..data.imageio import BAD_IMAGE, EXTENSIONS
+from ..data.imageio import BAD_IMAGE, EXTENSIONS, as_8bit
 from ..data.patches import patch_labels, write_submission
 from ..errors import ConfigError
 from ..viz.draw import denormalise, overlay, save_png
@@ -52,7 +52,7 @@ class SegImageReader:
         with Image.open(path) as im:
             if page is not None:
                 im.seek(page)
-            arr = np.asarray(im.convert(self.mode), dtype=np.uint8)
+            arr = np.asarray(as_8bit(im, path).convert(self.mode), dtype=np.uint8)
         x = torch.from_numpy(arr.copy())
         return x.unsqueeze(0) if x.dim() == 2 else x.permute(2, 0, 1)
 

@@ -45,10 +45,28 @@ def _fit(img: Image.Image, state: dict) -> Image.Image:
     return img if img.size == raw else img.resize(raw, Image.BILINEAR)
 
 
+WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")  # PIL modes of 16/32-bit greyscale pages
+
+
+def as_8bit(im: Image.Image, what: "str | Path", mask: bool = False) -> Image.Image:
+    """`im` with 8-bit pixels, ready for convert("L"/"RGB") (which would clip 16-bit values at 255): 16-bit
+    greyscale (microscopes, many TIFF stacks) is scaled from 0..65535 to 0..255; a mask whose values fit in
+    0..255 (class indices, 0/255) keeps them. Floating-point or out-of-range pixels: ConfigError naming `what`."""
+    if im.mode not in WIDE_MODES:
+        return im
+    a = np.asarray(im)
+    if a.dtype.kind == "f" or (a.size and (a.min() < 0 or a.max() > 65535)):
+        raise ConfigError(f"{what} has {'floating-point' if a.dtype.kind == 'f' else '32-bit'} pixels (PIL mode "
+                          f"{im.mode}): save it with 8- or 16-bit integer pixels")
+    if mask and (not a.size or a.max() <= 255):
+        return Image.fromarray(a.astype(np.uint8))
+    return Image.fromarray(((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8))
+
+
 def load_image(path: "str | Path", state: dict) -> Tensor:
     """uint8 [C,H,W] of the file at `path`, shaped as the training images were; raises one of BAD_IMAGE."""
     with Image.open(path) as im:
-        img = im.convert("L" if state["channels"] == 1 else "RGB")
+        img = as_8bit(im, path).convert("L" if state["channels"] == 1 else "RGB")
     arr = np.asarray(_fit(img, state), dtype=np.uint8)
     x = torch.from_numpy(arr.copy())
     x = x.unsqueeze(0) if x.dim() == 2 else x.permute(2, 0, 1)

@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from cnnlab.data.imageio import as_8bit
 from cnnlab.errors import ConfigError
 
 ROAD_IMAGES = "training/images"
@@ -37,12 +38,12 @@ def natural_key(name: str) -> list:
 
 def _open_rgb(path: Path) -> np.ndarray:
     with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))
+        return np.asarray(as_8bit(im, path).convert("RGB"))
 
 
-def _open_gray(path: Path) -> np.ndarray:
+def _open_gray(path: Path, mask: bool = False) -> np.ndarray:
     with Image.open(path) as im:
-        return np.asarray(im.convert("L"))
+        return np.asarray(as_8bit(im, path, mask).convert("L"))
 
 
 def to_labels(raw: np.ndarray, threshold: Optional[int], num_classes: int, what: str) -> np.ndarray:
@@ -104,7 +105,7 @@ def read_png_pairs(img_dir: Path, mask_dir: Path, hint: str, threshold: Optional
     pixels = _stack([_open_gray(p)[..., None] if gray else _open_rgb(p) for p in paths], paths, "image")
     masks = []
     for n, p in zip(names, paths):
-        raw = _open_gray(mask_dir / n)
+        raw = _open_gray(mask_dir / n, mask=True)
         if raw.shape != pixels.shape[1:3]:
             raise ConfigError(f"mask {mask_dir / n} is {raw.shape[1]}x{raw.shape[0]} but its image {p} is "
                               f"{pixels.shape[2]}x{pixels.shape[1]}: masks must match their images")
@@ -164,8 +165,9 @@ def check_tiff_pair(images: Path, masks: Path) -> int:
     return len(a)
 
 
-def read_tiff_stack(path: str | Path, slices: Optional[Sequence[int]] = None) -> np.ndarray:
-    """Pages of a multi-page 8-bit TIFF as uint8 [S,H,W] (all pages, or the given page indices)."""
+def read_tiff_stack(path: str | Path, slices: Optional[Sequence[int]] = None, mask: bool = False) -> np.ndarray:
+    """Pages of a multi-page TIFF as uint8 [S,H,W] (all pages, or the given page indices); 16-bit pages are scaled
+    to 8 bits (`mask`: unless their values fit in 0..255), see `as_8bit`."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"file {path} not found; {MITO_HINT}")
@@ -177,7 +179,7 @@ def read_tiff_stack(path: str | Path, slices: Optional[Sequence[int]] = None) ->
             if not 0 <= i < n_pages:
                 raise ConfigError(f"{path} has {n_pages} pages, slice {i} requested: fix data.slice_step/slices")
             im.seek(i)
-            out.append(np.asarray(im.convert("L")))
+            out.append(np.asarray(as_8bit(im, f"page {i} of {path}", mask).convert("L")))
     return _stack(out, [path] * len(out), f"page of {path.name}")
 
 
@@ -199,7 +201,7 @@ def read_mito(root: str | Path, split: str = "training", slices: Optional[Sequen
     _require_dir(root, MITO_HINT)
     check_tiff_pair(root / f"{split}.tif", root / f"{split}_groundtruth.tif")
     images = read_tiff_stack(root / f"{split}.tif", slices)
-    raw = read_tiff_stack(root / f"{split}_groundtruth.tif", slices)
+    raw = read_tiff_stack(root / f"{split}_groundtruth.tif", slices, mask=True)
     masks = to_labels(raw, threshold, num_classes, f"{root / f'{split}_groundtruth.tif'}")
     return torch.from_numpy(images).unsqueeze(1), torch.from_numpy(masks)
 
