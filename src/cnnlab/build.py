@@ -13,7 +13,7 @@ from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from .confcheck import TrainerSettings, accepted, check_call, check_saved_targets, target_name
+from .confcheck import TrainerSettings, accepted, check_call, check_saved_targets, named_arguments, target_name
 from .data.common import DataBundle, TensorSplit
 from .engine import LoopSettings
 from .errors import ConfigError, find_config_error, first_line
@@ -102,11 +102,10 @@ def _call(group: str, make: Callable[[], Any]) -> Any:
 
 def build_data(data_cfg: DictConfig, state: Optional[dict] = None, only: Optional[str] = None) -> DataBundle:
     """The DataBundle the data config describes. For a checkpoint's data (`cnnlab-eval`/`-viz`), a builder with
-    these parameters (by name) gets `state` (the checkpoint's data state: classes, normalisation, vocabulary) and `only` (the one
-    split needed, so that the other splits' files need not be there)."""
+    parameters of these names gets `state` (the checkpoint's data state: classes, normalisation, vocabulary) and
+    `only` (the one split needed, so that the other splits' files need not be there)."""
     target = _checked("data", data_cfg)
-    takes, _ = accepted(target)  # named parameters only: a `**options` catch-all would pass them on by mistake
-    extra = {k: v for k, v in (("state", state), ("only", only)) if v is not None and k in takes}
+    extra = named_arguments(target, state=state, only=only)
     bundle = _call("data", lambda: instantiate(data_cfg, _convert_="all", **extra))
     if not isinstance(bundle, DataBundle):
         raise ConfigError(f"data._target_={data_cfg._target_} did not return a DataBundle")

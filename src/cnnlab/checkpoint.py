@@ -136,8 +136,8 @@ class RunFolderLock:
         except BlockingIOError:
             other = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "?"
             os.close(self.fd)
-            raise RunFolderRefused(f"run folder {run_dir} is in use by another cnnlab command (pid {other}): wait for it "
-                              f"to end, or choose another hydra.run.dir") from None
+            raise RunFolderRefused(f"run folder {run_dir} is in use by another cnnlab command (pid {other}): wait "
+                                   f"for it to end, or choose another hydra.run.dir") from None
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, str(os.getpid()).encode(), 0)
 
@@ -155,7 +155,7 @@ def claim_run_folder(run_dir: Path, continuing: bool) -> RunFolderLock:
     if not continuing and ((ckpt_dir / LAST).exists() or (run_dir / "results.json").exists()):
         lock.release()
         raise RunFolderRefused(f"run folder {run_dir} already holds a run: continue it with resume=true "
-                          f"hydra.run.dir={run_dir}, or choose another hydra.run.dir")
+                               f"hydra.run.dir={run_dir}, or choose another hydra.run.dir")
     if ckpt_dir.is_dir():
         for p in remove_stale_temp_files(ckpt_dir):
             log.info(f"removed {p.name}, left by a write that was interrupted")

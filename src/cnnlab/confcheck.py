@@ -103,6 +103,13 @@ def accepted(target: Callable) -> "tuple[set[str], bool]":
     return keywords, takes_any
 
 
+def named_arguments(target: Callable, **values: Any) -> dict[str, Any]:
+    """The `values` that are not None and that `target` has a parameter of that name for: a `**kwargs`
+    catch-all does not count (it would pass them on to something that does not expect them)."""
+    takes, _ = accepted(target)
+    return {k: v for k, v in values.items() if v is not None and k in takes}
+
+
 def target_name(target: Callable) -> str:
     """`torch.optim.SGD` style name of a class or function."""
     return f"{target.__module__}.{target.__qualname__}"

@@ -108,12 +108,13 @@ class MaskWriter:
                 base = Path(os.path.commonpath([str(p.parent.resolve()) for p in files]))
                 stems = [p.resolve().relative_to(base).with_suffix("") for p in files]
                 log.info(f"inputs in different folders share file names: outputs keep their folders below {base}")
+            owner: dict[Path, Path] = {}
             for p, name in zip(files, stems):
-                if name in self.names.values():
-                    other = next(q for q, n in self.names.items() if n == name)
-                    raise ConfigError(f"input={other} and {p} would both be written as {name}: rename one, or "
-                                      f"predict them in two commands")
-                self.names[p] = name
+                if name in owner:
+                    raise ConfigError(f"input={owner[name]} and {p} would both be written as {name}: rename one, "
+                                      f"or predict them in two commands")
+                owner[name] = p
+            self.names = dict(zip(files, stems))
         return self.names[path]
 
     def labels(self, logits: Tensor) -> Tensor:

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from cnnlab.checkpoint import save_checkpoint
-from cnnlab.confcheck import accepted
+from cnnlab.confcheck import named_arguments
 from cnnlab.data.common import DataBundle, TensorSplit, unnormalise
 from cnnlab.data.patches import patch_labels, patchify
 from cnnlab.data.segmentation import mito_page_count, mito_split_exists, read_mito, read_roads
@@ -109,9 +109,8 @@ def build_feature_data(source: Union[DataBundle, Callable[..., DataBundle]],
         bundle = source
     else:
         extra = {"root": root} if root is not None else {}
-        if state is not None:  # to the parameters the source has (by name; e.g. build_digits has no `only`)
-            takes, _ = accepted(source)
-            extra.update({k: v for k, v in (("state", state["image"]), ("only", only)) if k in takes})
+        if state is not None:  # e.g. build_digits has no `only`
+            extra.update(named_arguments(source, state=state["image"], only=only))
         bundle = source(**extra)
     spec = FeatureSpec(list(features), hist_bins, tuple(value_range), cell, block, orientations)
     splits = {s: getattr(bundle, s) for s in SPLITS}
