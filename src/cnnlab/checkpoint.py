@@ -121,6 +121,21 @@ def remove_stale_temp_files(folder: Path) -> list[Path]:
     return stale
 
 
+def in_use_message(run_dir: Path, pid: str) -> str:
+    return (f"run folder {run_dir} is in use by another cnnlab command (pid {pid}): wait for it to end, or choose "
+            f"another hydra.run.dir")
+
+
+def holds_run_message(run_dir: Path) -> str:
+    return (f"run folder {run_dir} already holds a run: continue it with resume=true hydra.run.dir={run_dir}, or "
+            f"choose another hydra.run.dir")
+
+
+def holds_run(run_dir: Path) -> bool:
+    """Whether `run_dir` holds a run (a last checkpoint or final results) that a fresh run must not overwrite."""
+    return (run_dir / CKPT_DIR / LAST).exists() or (run_dir / "results.json").exists()
+
+
 class RunFolderLock:
     """An exclusive lock on a run folder for as long as a command writes into it (released when the process
     ends, also when it is killed), so two runs never mix their files in one folder."""
@@ -136,8 +151,7 @@ class RunFolderLock:
         except BlockingIOError:
             other = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "?"
             os.close(self.fd)
-            raise RunFolderRefused(f"run folder {run_dir} is in use by another cnnlab command (pid {other}): wait "
-                                   f"for it to end, or choose another hydra.run.dir") from None
+            raise RunFolderRefused(in_use_message(run_dir, other)) from None
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, str(os.getpid()).encode(), 0)
 
@@ -152,10 +166,9 @@ def claim_run_folder(run_dir: Path, continuing: bool) -> RunFolderLock:
     """Lock `run_dir` for this run; refuse a fresh run in a folder that already holds one; clear stale temp files."""
     lock = RunFolderLock(run_dir)
     ckpt_dir = run_dir / CKPT_DIR
-    if not continuing and ((ckpt_dir / LAST).exists() or (run_dir / "results.json").exists()):
+    if not continuing and holds_run(run_dir):
         lock.release()
-        raise RunFolderRefused(f"run folder {run_dir} already holds a run: continue it with resume=true "
-                               f"hydra.run.dir={run_dir}, or choose another hydra.run.dir")
+        raise RunFolderRefused(holds_run_message(run_dir))
     if ckpt_dir.is_dir():
         for p in remove_stale_temp_files(ckpt_dir):
             log.info(f"removed {p.name}, left by a write that was interrupted")

@@ -1,0 +1,75 @@
+"""Refuse a run folder before Hydra writes into it.
+
+Hydra creates the run folder and rewrites its `.hydra/` files (config, overrides) and opens the job's log file
+before cnnlab's code runs, so the lock taken in `commands.training` comes too late to keep a refused command's
+config out of another run's record. This callback checks the same two conditions first, in `on_run_start`: the
+folder is locked by a live cnnlab command, or it already holds a run and this command does not continue it.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from .checkpoint import CKPT_DIR, LAST, LOCK, holds_run, holds_run_message, in_use_message
+from .distributed import launched_by_torchrun
+
+
+def holder_of_lock(run_dir: Path) -> "str | None":
+    """The pid (as written in the lock file) of the live command holding `run_dir`'s lock, else None."""
+    path = run_dir / LOCK
+    if not path.is_file():
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+    finally:
+        os.close(fd)  # also drops the shared lock taken to probe
+    return None
+
+
+def continues_in_place(cfg: DictConfig, run_dir: Path) -> bool:
+    """Whether this command continues the run that `run_dir` holds (resume, or ckpt_path inside the folder)."""
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path:
+        return Path(str(ckpt_path)).resolve().parent.parent == run_dir.resolve()
+    resume = cfg.get("resume")
+    requeued = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
+    if resume is True:
+        return True
+    return (resume == "auto" or requeued) and (run_dir / CKPT_DIR / LAST).is_file()
+
+
+def refusal(cfg: DictConfig, run_dir: Path) -> "str | None":
+    """Why this command may not use `run_dir` (the message of the error), or None when it may."""
+    pid = holder_of_lock(run_dir)
+    if pid is not None:
+        return in_use_message(run_dir, pid)
+    if holds_run(run_dir) and not continues_in_place(cfg, run_dir):
+        return holds_run_message(run_dir)
+    return None
+
+
+class RunFolderGuard(Callback):
+    """Stops a single run (not a multirun's jobs, whose folders are new) before Hydra touches a folder it may not
+    use; the training command repeats the check under the lock, which also settles a race between two commands."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:  # noqa: ARG002 (Hydra's signature)
+        if launched_by_torchrun() and os.environ.get("RANK", "0") != "0":
+            return  # rank 0 owns the folder; the other ranks join it
+        HydraConfig.instance().set_config(config)  # the run folder's name may use ${hydra:...} values
+        run_dir = Path(str(OmegaConf.select(config, "hydra.run.dir")))
+        if not run_dir.is_dir():
+            return
+        reason = refusal(config, run_dir)
+        if reason is not None:
+            print(f"error: {reason}", file=sys.stderr)
+            sys.exit(2)

@@ -1,0 +1,37 @@
+"""A refused command leaves the other run's folder exactly as it was, Hydra's own files included."""
+from cnnlab.checkpoint import RunFolderLock
+from conftest import command, one_error_line
+
+QUICK = ["data=synthetic", "data.num_samples=16", "trainer.epochs=1", "trainer.batch_size=8",
+         "trainer.tensorboard=false", "trainer.pictures_every=0"]
+
+
+def _snapshot(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_busy_folder_keeps_its_hydra_record_and_log(tmp_path):
+    busy = tmp_path / "busy"
+    lock = RunFolderLock(busy)
+    (busy / ".hydra").mkdir()
+    (busy / ".hydra" / "config.yaml").write_text("the other run's config\n")
+    (busy / "train.log").write_text("the other run's log\n")
+    before = _snapshot(busy)
+    out = command("cnnlab-train", *QUICK, "resume=true", f"hydra.run.dir={busy}", cwd=tmp_path)
+    assert out.returncode == 2 and "in use by another cnnlab command" in one_error_line(out)
+    assert _snapshot(busy) == before
+    lock.release()
+
+
+def test_a_finished_run_keeps_its_config_when_a_fresh_run_is_refused(tmp_path):
+    done = tmp_path / "done"
+    first = command("cnnlab-train", *QUICK, f"hydra.run.dir={done}", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    before = _snapshot(done)
+    out = command("cnnlab-train", *QUICK, "trainer.batch_size=4", f"hydra.run.dir={done}", cwd=tmp_path)
+    assert out.returncode == 2 and "already holds a run" in one_error_line(out)
+    assert _snapshot(done) == before
+    # continuing it is allowed, and then Hydra records the continuing command's overrides
+    again = command("cnnlab-train", *QUICK, "resume=true", "trainer.epochs=2", f"hydra.run.dir={done}", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "trainer.epochs=2" in (done / ".hydra" / "overrides.yaml").read_text()
