@@ -49,7 +49,7 @@ hydra:
     max_failure_rate: 1.0
     sampler:
       _target_: optuna.samplers.TPESampler
-      seed: 1                  # its 3 random trials include batch size 0
+      seed: ${{cnnlab.study_seed:${{seed}},${{hydra.sweeper.storage}},${{hydra.sweeper.study_name}}}}
       n_startup_trials: 10     # random trials
     params:
       trainer.batch_size: choice(0, 32)
@@ -57,7 +57,8 @@ hydra:
 """)
     args = [str(BIN / "cnnlab-train"), "--config-dir", str(tmp_path / "cfg"), "hparams_search=tiny",
             "data=synthetic", "data.num_samples=64", "trainer.epochs=1", "trainer.tensorboard=false",
-            "trainer.pictures_every=0", "trainer.progress=false", f"hydra.sweep.dir={tmp_path}/s1"]
+            "trainer.pictures_every=0", "trainer.progress=false", "seed=1",  # its 3 random trials include batch size 0
+            f"hydra.sweep.dir={tmp_path}/s1"]
     first = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{db}")
     states = [t.state.name for t in study.trials]
@@ -66,7 +67,10 @@ hydra:
     assert all(t.params["trainer.batch_size"] == 0 for t in study.trials if t.state.name == "FAIL")
     assert "COMPLETE" in states
     subprocess.run([*args[:-1], f"hydra.sweep.dir={tmp_path}/s2"], cwd=tmp_path, capture_output=True, timeout=300)
-    assert len(optuna.load_study(study_name="tiny", storage=f"sqlite:///{db}").trials) == 6  # continued
+    trials = optuna.load_study(study_name="tiny", storage=f"sqlite:///{db}").trials
+    assert len(trials) == 6  # continued
+    # with new trials: the sampler's seed was 1 + 3 stored trials (a fixed seed drew the first three again)
+    assert not {t.params["optim.lr"] for t in trials[:3]} & {t.params["optim.lr"] for t in trials[3:]}
 
 
 def test_a_grid_is_rows_in_hparams_and_runs_started_together_never_share_a_folder(tmp_path):
@@ -212,3 +216,17 @@ def test_the_summary_finds_job_folders_at_any_depth_and_never_calls_no_jobs_a_su
     assert FAILED_JOBS == [str(empty)] and "error: the sweep's jobs left no folder" in caplog.text
     FAILED_JOBS.clear()
 
+
+def test_the_optuna_sampler_seed_is_seed_plus_the_trials_the_study_holds(tmp_path):
+    import optuna
+
+    for name in ("lenet5_digits", "unet_roads", "sentence_cnn_sst2"):
+        seeds = [compose_cfg([f"hparams_search={name}", f"paths.output_dir={tmp_path}", f"seed={s}"])
+                 .hydra.sweeper.sampler.seed for s in (0, 1)]
+        assert seeds == [0, 1], name
+    # the study the search stores (its storage and name) gets 3 trials: the search continues with seed 1 + 3
+    study = optuna.create_study(study_name="lenet5_digits", storage=f"sqlite:///{tmp_path}/optuna/lenet5_digits.db",
+                                load_if_exists=True)
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=3)
+    cfg = compose_cfg(["hparams_search=lenet5_digits", f"paths.output_dir={tmp_path}", "seed=1"])
+    assert cfg.hydra.sweeper.sampler.seed == 4

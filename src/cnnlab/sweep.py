@@ -3,7 +3,7 @@ of failed jobs that becomes the exit status of `cnnlab-train -m`.
 
 Registered as a Hydra callback in configs/train.yaml. It reads the job folders, so it also sees jobs that other
 launchers (joblib, submitit) ran in other processes. The resolvers below name the sweep's folders
-(configs/train.yaml).
+(configs/train.yaml) and seed the Optuna sampler (configs/hparams_search/).
 """
 from __future__ import annotations
 
@@ -52,8 +52,25 @@ def sweep_name(choices: Any, overrides: Any) -> str:
     return folder_name(re.sub(r"[^\w.+=-]", "_", name))  # glob(lenet5*) -> glob_lenet5__
 
 
+def study_seed(seed: Any, storage: Any, study_name: Any) -> int:
+    """The Optuna sampler's seed: the run's `seed` plus the number of trials the stored study already holds, so
+    that a new study is reproducible from `seed` and a continued one draws new trials instead of repeating its
+    first ones. Registered with use_cache: resolved once, when the sweep starts."""
+    if storage is None or study_name is None:
+        return int(seed)
+    import optuna
+
+    studies = optuna.get_all_study_summaries(storage=str(storage))
+    done = sum(s.n_trials for s in studies if s.study_name == study_name)
+    if done:
+        log.info(f"Optuna study {study_name} holds {done} trials: the sampler's seed is {int(seed) + done} "
+                 f"(seed={seed} + {done})")
+    return int(seed) + done
+
+
 OmegaConf.register_new_resolver("cnnlab.folder_name", folder_name, replace=True)
 OmegaConf.register_new_resolver("cnnlab.sweep_name", sweep_name, replace=True, use_cache=True)
+OmegaConf.register_new_resolver("cnnlab.study_seed", study_seed, replace=True, use_cache=True)
 
 
 def job_folders(sweep_dir: Path) -> list[Path]:
