@@ -65,3 +65,45 @@ def test_digits_split_is_fixed_and_stratified():
     assert a.train.inputs.shape[1:] == (1, 32, 32)
     counts = torch.bincount(a.test.targets)
     assert counts.min() >= 26 and counts.max() <= 28
+
+
+def _shuffled_labels(counts: list[int]) -> torch.Tensor:
+    """Labels with `counts[c]` samples of class c, in a scrambled order (the split must not rely on it)."""
+    labels = torch.cat([torch.full((n,), c) for c, n in enumerate(counts)])
+    return labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(7))]
+
+
+def _check_partition(parts: list, n: int) -> None:
+    everything = torch.cat(parts)
+    assert len(everything) == n and torch.equal(everything.sort().values, torch.arange(n))  # disjoint, complete
+
+
+def test_stratified_holdout_has_exactly_the_asked_size():
+    from cnnlab.data.splits import holdout
+
+    # 11 classes of 9: each class's share of val_size=20 is 9 * 20 / 99 = 1.82; rounding each class (2 each) gave
+    # 22. Largest remainder: one each (11), then the 9 left over to 9 of the 11 (equal remainders) -> 20
+    labels = _shuffled_labels([9] * 11)
+    train, val = holdout(labels, 20, 0, "test")
+    _check_partition([train, val], 99)
+    assert len(val) == 20 and sorted(torch.bincount(labels[val]).tolist()) == [1, 1] + [2] * 9
+    # classes of 3, 4, 9 (16 samples), val_size=3: shares 3*3/16 = 0.5625, 4*3/16 = 0.75, 9*3/16 = 1.6875;
+    # rounded down 0, 0, 1 (one short of 3 by two); the two largest remainders (0.75, 0.6875) get one more:
+    # 0, 1, 2 (rounding each class had given 1, 1, 2 = 4)
+    labels = _shuffled_labels([3, 4, 9])
+    for seed in (0, 1):
+        train, val = holdout(labels, 3, seed, "test")
+        _check_partition([train, val], 16)
+        assert torch.bincount(labels[val], minlength=3).tolist() == [0, 1, 2]
+
+
+def test_stratified_three_way_split_sizes_by_largest_remainder():
+    from cnnlab.data.splits import stratified_split
+
+    # 19 samples, fractions 0.7 / 0.15 / 0.15: 13.3, 2.85, 2.85 -> 13, 2, 2 plus one each to the .85s: 13, 3, 3.
+    # Classes of 3, 7, 9 are cut at 13 (shares 2.05, 4.79, 6.16 -> 2, 5, 6) and at 16 (2.53, 5.89, 7.58 -> 2, 6,
+    # 8): train 2, 5, 6; val 0, 1, 2; test 1, 1, 1 (rounding each class at 0.7 and 0.85 gave parts of 13, 4, 2)
+    labels = _shuffled_labels([3, 7, 9])
+    parts = stratified_split(labels, (0.7, 0.15, 0.15), 0)
+    _check_partition(parts, 19)
+    assert [torch.bincount(labels[p], minlength=3).tolist() for p in parts] == [[2, 5, 6], [0, 1, 2], [1, 1, 1]]

@@ -49,7 +49,7 @@ hydra:
     max_failure_rate: 1.0
     sampler:
       _target_: optuna.samplers.TPESampler
-      seed: 1                  # its 3 random trials include batch size 0
+      seed: ${{cnnlab.study_seed:${{seed}},${{hydra.sweeper.storage}},${{hydra.sweeper.study_name}}}}
       n_startup_trials: 10     # random trials
     params:
       trainer.batch_size: choice(0, 32)
@@ -57,7 +57,8 @@ hydra:
 """)
     args = [str(BIN / "cnnlab-train"), "--config-dir", str(tmp_path / "cfg"), "hparams_search=tiny",
             "data=synthetic", "data.num_samples=64", "trainer.epochs=1", "trainer.tensorboard=false",
-            "trainer.pictures_every=0", "trainer.progress=false", f"hydra.sweep.dir={tmp_path}/s1"]
+            "trainer.pictures_every=0", "trainer.progress=false", "seed=1",  # its 3 random trials include batch size 0
+            f"hydra.sweep.dir={tmp_path}/s1"]
     first = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{db}")
     states = [t.state.name for t in study.trials]
@@ -66,7 +67,10 @@ hydra:
     assert all(t.params["trainer.batch_size"] == 0 for t in study.trials if t.state.name == "FAIL")
     assert "COMPLETE" in states
     subprocess.run([*args[:-1], f"hydra.sweep.dir={tmp_path}/s2"], cwd=tmp_path, capture_output=True, timeout=300)
-    assert len(optuna.load_study(study_name="tiny", storage=f"sqlite:///{db}").trials) == 6  # continued
+    trials = optuna.load_study(study_name="tiny", storage=f"sqlite:///{db}").trials
+    assert len(trials) == 6  # continued
+    # with new trials: the sampler's seed was 1 + 3 stored trials (a fixed seed drew the first three again)
+    assert not {t.params["optim.lr"] for t in trials[:3]} & {t.params["optim.lr"] for t in trials[3:]}
 
 
 def test_a_grid_is_rows_in_hparams_and_runs_started_together_never_share_a_folder(tmp_path):
@@ -113,7 +117,7 @@ def test_every_optuna_search_composes_and_names_keys_that_exist():
 def test_the_summary_gives_each_jobs_test_metric_and_the_mean_over_folds(tmp_path):
     """A cross-validation multirun (e.g. MR's 10 folds) ends with the mean and spread of val and test: checked
     against numbers worked out by hand; a failed job is listed but left out of the mean."""
-    from cnnlab.sweep import job_rows, summary_table
+    from cnnlab.sweep import job_folders, job_rows, summary_table
 
     for n, (val, test) in enumerate([(0.80, 0.70), (0.90, 0.74), (None, None)]):
         job = tmp_path / f"{n}_data.fold={n}"
@@ -123,9 +127,106 @@ def test_the_summary_gives_each_jobs_test_metric_and_the_mean_over_folds(tmp_pat
             (job / "failed.json").write_text(json.dumps({"error": "error: boom"}))
         else:
             (job / "results.json").write_text(json.dumps({"val/acc": val, "test/acc": test}))
-    table = summary_table(job_rows(tmp_path, "val/acc"), "val/acc").splitlines()
+    table = summary_table(job_rows(job_folders(tmp_path), "val/acc"), "val/acc").splitlines()
     assert table[0] == "| job | overrides | status | val/acc | test/acc |"
     assert table[2] == "| 0 | data.fold=0 | ok | 0.8000 | 0.7000 |"
     assert table[4].startswith("| 2 | data.fold=2 | failed: error: boom")
     # mean of 0.80, 0.90 = 0.85, sample std = 0.1 / sqrt(2) = 0.0707; test: 0.72 and 0.04 / sqrt(2) = 0.0283
     assert table[5] == "| mean | 2 finished jobs | | 0.8500 ± 0.0707 | 0.7200 ± 0.0283 |"
+
+
+SMALL = ["data=synthetic", "data.num_samples=64", "trainer.epochs=1", "trainer.tensorboard=false",
+         "trainer.pictures_every=0", "trainer.progress=false"]
+
+
+def test_a_value_with_a_slash_leaves_every_job_in_the_summary(tmp_path):
+    """A path (`paths.data_dir=/...`, left out of job folder names) or any other value with a '/' (`name=grid/a`:
+    '_' in the folder name) once nested the job folders, and the summary said "0 jobs" with exit status 0."""
+    out_dir = tmp_path / "out"
+    out = subprocess.run([str(BIN / "cnnlab-train"), "-m", "seed=0,1", *SMALL, f"paths.data_dir={tmp_path}/data",
+                          "name=grid/a", f"paths.output_dir={out_dir}"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    [sweep] = (out_dir / "multirun" / "lenet5_synthetic").iterdir()
+    names = "data.num_samples=64,data=synthetic,name=grid_a,seed={},trainer.epochs=1,trainer.pictures_every=0," \
+            "trainer.tensorboard=False"
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == [f"0_{names.format(0)}", f"1_{names.format(1)}"]
+    summary = (sweep / "summary.md").read_text()
+    assert summary.count("| ok |") == 2 and "| 0 | seed=0 " in summary and "| 1 | seed=1 " in summary
+    assert f"sweep of 2 jobs in {sweep}" in out.stdout + out.stderr
+
+
+def test_a_sweep_over_experiments_is_one_folder_whose_job_names_tell_them_apart(tmp_path):
+    """Each job's own model and data once named its sweep folder (one folder per experiment, none of them the one
+    the summary read) and the job folders left the experiment out."""
+    experiments = tmp_path / "cfg" / "experiment"
+    experiments.mkdir(parents=True)
+    for name, model in (("tiny_cnn", "lenet5"), ("tiny_mlp", "mlp")):
+        (experiments / f"{name}.yaml").write_text(f"# @package _global_\ndefaults:\n  - override /model: {model}\n"
+                                                  f"  - override /data: synthetic\nname: {name}\n"
+                                                  f"data:\n  num_samples: 64\n")
+    out_dir = tmp_path / "out"
+    out = subprocess.run([str(BIN / "cnnlab-train"), "--config-dir", str(tmp_path / "cfg"), "-m",
+                          "experiment=tiny_cnn,tiny_mlp", *SMALL[2:], f"paths.output_dir={out_dir}"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert [p.name for p in (out_dir / "multirun").iterdir()] == ["tiny_cnn+tiny_mlp"]
+    [sweep] = (out_dir / "multirun" / "tiny_cnn+tiny_mlp").iterdir()
+    rest = "trainer.epochs=1,trainer.pictures_every=0,trainer.tensorboard=False"
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == [
+        f"0_experiment=tiny_cnn,{rest}", f"1_experiment=tiny_mlp,{rest}"]
+    summary = (sweep / "summary.md").read_text()
+    assert "| 0 | experiment=tiny_cnn " in summary and "| 1 | experiment=tiny_mlp " in summary
+    assert summary.count("| ok |") == 2
+
+
+def test_sweep_folder_names():
+    from cnnlab.sweep import folder_name, sweep_name
+
+    choices = {"model": "lenet5", "data": "digits", "optim": "adam"}
+    assert sweep_name(choices, ["seed=0,1", "optim.lr=0.1"]) == "lenet5_digits"
+    assert sweep_name(choices, ["model=lenet5,mlp", "seed=0,1"]) == "lenet5+mlp_digits"
+    assert sweep_name(choices, ["data=digits,moons"]) == "lenet5_digits+moons"
+    assert sweep_name(choices, ["model=mlp", "experiment=a,b"]) == "a+b"
+    assert sweep_name(choices, ["model=glob(lenet5*)"]) == "glob_lenet5___digits"
+    assert folder_name("data.vectors=/v/glove.txt,seed=0") == "data.vectors=_v_glove.txt,seed=0"
+    assert folder_name("x" * 300) == "x" * 200
+
+
+def test_the_summary_finds_job_folders_at_any_depth_and_never_calls_no_jobs_a_success(tmp_path, caplog):
+    from cnnlab.sweep import FAILED_JOBS, SweepSummary
+
+    sweep, elsewhere = tmp_path / "sweep", tmp_path / "elsewhere" / "job"
+    for num, job in [(0, sweep / "0_a" / "x" / "y"), (1, sweep / "1_b"), (2, elsewhere)]:
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "hydra.yaml").write_text(f"hydra:\n  job:\n    num: {num}\n")
+        (job / ".hydra" / "overrides.yaml").write_text(f"- seed={num}\n")
+        (job / "results.json").write_text(json.dumps({"val/acc": 0.5 + num / 10}))
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}, "optimized_metric": "val/acc"})
+    summary = SweepSummary()
+    summary.on_job_end(OmegaConf.create({"hydra": {"runtime": {"output_dir": str(elsewhere)}}}), None)  # ran here
+    summary.on_multirun_end(config)
+    table = (sweep / "summary.md").read_text().splitlines()
+    assert table[2:5] == ["| 0 | seed=0 | ok | 0.5000 |  |", "| 1 | seed=1 | ok | 0.6000 |  |",
+                          "| 2 | seed=2 | ok | 0.7000 |  |"]
+    assert table[5] == "| mean | 3 finished jobs | | 0.6000 ± 0.1000 |  |" and FAILED_JOBS == []
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    SweepSummary().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(empty)}}}))
+    assert FAILED_JOBS == [str(empty)] and "error: the sweep's jobs left no folder" in caplog.text
+    FAILED_JOBS.clear()
+
+
+def test_the_optuna_sampler_seed_is_seed_plus_the_trials_the_study_holds(tmp_path):
+    import optuna
+
+    for name in ("lenet5_digits", "unet_roads", "sentence_cnn_sst2"):
+        seeds = [compose_cfg([f"hparams_search={name}", f"paths.output_dir={tmp_path}", f"seed={s}"])
+                 .hydra.sweeper.sampler.seed for s in (0, 1)]
+        assert seeds == [0, 1], name
+    # the study the search stores (its storage and name) gets 3 trials: the search continues with seed 1 + 3
+    study = optuna.create_study(study_name="lenet5_digits", storage=f"sqlite:///{tmp_path}/optuna/lenet5_digits.db",
+                                load_if_exists=True)
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=3)
+    cfg = compose_cfg(["hparams_search=lenet5_digits", f"paths.output_dir={tmp_path}", "seed=1"])
+    assert cfg.hydra.sweeper.sampler.seed == 4

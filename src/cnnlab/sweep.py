@@ -2,19 +2,23 @@
 of failed jobs that becomes the exit status of `cnnlab-train -m`.
 
 Registered as a Hydra callback in configs/train.yaml. It reads the job folders, so it also sees jobs that other
-launchers (joblib, submitit) ran in other processes.
+launchers (joblib, submitit) ran in other processes. The resolvers below name the sweep's folders
+(configs/train.yaml) and seed the Optuna sampler (configs/hparams_search/).
 """
 from __future__ import annotations
 
 import json
 import logging
+import re
 import statistics
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger("cnnlab")
 FAILED_JOBS: list[str] = []  # folders of the failed jobs of the last multirun in this process
@@ -25,14 +29,70 @@ def test_counterpart(metric: str) -> str:
     return "test/" + metric.split("/", 1)[1] if metric.startswith("val/") else metric
 
 
-def job_rows(sweep_dir: Path, metric: str) -> list[dict[str, Any]]:
-    """One row per job folder (a sub-folder with a `.hydra` record): number, overrides, status, the metric and its
-    test counterpart."""
+def folder_name(text: Any) -> str:
+    """`text` as one folder name: '/' (a value such as a path) would nest folders, so it becomes '_'; cut to 200
+    bytes (file systems allow 255; a job folder starts with its number, so cut names stay apart)."""
+    return str(text).replace("/", "_").encode()[:200].decode(errors="ignore")
+
+
+def sweep_name(choices: Any, overrides: Any) -> str:
+    """`<model>_<data>` of a multirun's folder (`multirun/<name>/<time>`) from the config group `choices`; a group
+    swept on the command line (`overrides`) is named by its values: `model=lenet5,mlp` -> `lenet5+mlp_digits`,
+    `experiment=a,b` -> `a+b`.
+    Registered with use_cache: Hydra copies the primary config's resolved values into every job's config, so all
+    jobs get this one name (their own choices differ) and share the folder the summary reads."""
+    swept = {}
+    for override in OverridesParser.create().parse_overrides([str(o) for o in overrides]):
+        if override.is_sweep_override() and override.key_or_group in ("experiment", "model", "data"):
+            try:
+                swept[override.key_or_group] = "+".join(override.sweep_string_iterator())
+            except HydraException:  # glob(...): named as typed
+                swept[override.key_or_group] = override.input_line.split("=", 1)[1]
+    name = swept.get("experiment") or f"{swept.get('model', choices['model'])}_{swept.get('data', choices['data'])}"
+    return folder_name(re.sub(r"[^\w.+=-]", "_", name))  # glob(lenet5*) -> glob_lenet5__
+
+
+def study_seed(seed: Any, storage: Any, study_name: Any) -> int:
+    """The Optuna sampler's seed: the run's `seed` plus the number of trials the stored study already holds, so
+    that a new study is reproducible from `seed` and a continued one draws new trials instead of repeating its
+    first ones. Registered with use_cache: resolved once, when the sweep starts."""
+    if storage is None or study_name is None:
+        return int(seed)
+    import optuna
+
+    studies = optuna.get_all_study_summaries(storage=str(storage))
+    done = sum(s.n_trials for s in studies if s.study_name == study_name)
+    if done:
+        log.info(f"Optuna study {study_name} holds {done} trials: the sampler's seed is {int(seed) + done} "
+                 f"(seed={seed} + {done})")
+    return int(seed) + done
+
+
+OmegaConf.register_new_resolver("cnnlab.folder_name", folder_name, replace=True)
+OmegaConf.register_new_resolver("cnnlab.sweep_name", sweep_name, replace=True, use_cache=True)
+OmegaConf.register_new_resolver("cnnlab.study_seed", study_seed, replace=True, use_cache=True)
+
+
+def job_folders(sweep_dir: Path) -> list[Path]:
+    """The job folders below `sweep_dir` at any depth: those holding Hydra's `.hydra` record."""
+    return sorted(p.parent for p in sweep_dir.rglob(".hydra") if p.is_dir() and p.parent != sweep_dir)
+
+
+def _job_number(job: Path) -> str:
+    """The job's number in its sweep: Hydra's record (`hydra.job.num`), else the folder name's prefix."""
+    try:
+        return str(int(yaml.safe_load((job / ".hydra" / "hydra.yaml").read_text())["hydra"]["job"]["num"]))
+    except (OSError, TypeError, KeyError, ValueError, yaml.YAMLError):
+        return job.name.split("_", 1)[0]
+
+
+def job_rows(jobs: Iterable[Path], metric: str) -> list[dict[str, Any]]:
+    """One row per job folder: number, overrides, status, the metric and its test counterpart."""
     rows = []
-    for job in sorted(p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir()):
+    for job in jobs:
         overrides_file = job / ".hydra" / "overrides.yaml"
         overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.is_file() else []
-        row: dict[str, Any] = {"job": job.name.split("_", 1)[0], "folder": str(job),
+        row: dict[str, Any] = {"job": _job_number(job), "folder": str(job),
                                "overrides": " ".join(overrides or []), "status": "no result", "value": None,
                                "test": None}
         if (job / "results.json").is_file():  # before failed.json: a failed job resumed to its end is finished
@@ -41,7 +101,7 @@ def job_rows(sweep_dir: Path, metric: str) -> list[dict[str, Any]]:
         elif (job / "failed.json").is_file():
             row.update(status="failed", error=json.loads((job / "failed.json").read_text()).get("error", ""))
         rows.append(row)
-    return sorted(rows, key=lambda r: int(r["job"]) if r["job"].isdigit() else 0)
+    return sorted(rows, key=lambda r: (int(r["job"]) if r["job"].isdigit() else 0, r["folder"]))
 
 
 def _number(value: Any) -> str:
@@ -74,13 +134,27 @@ def summary_table(rows: list[dict[str, Any]], metric: str) -> str:
 class SweepSummary(Callback):
     """Prints and writes the summary table at the end of a multirun; remembers the failed jobs."""
 
+    def __init__(self) -> None:
+        self.ran: list[Path] = []  # folders of the jobs run in this process
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:  # noqa: ARG002
+        self.ran.append(Path(config.hydra.runtime.output_dir))
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:  # noqa: ARG002 (Hydra's signature)
         sweep_dir = Path(config.hydra.sweep.dir)
-        if not sweep_dir.is_dir():
-            return
+        if not sweep_dir.is_dir() and not self.ran:
+            return  # no job ran (e.g. an Optuna study that already has its trials)
+        found = job_folders(sweep_dir) if sweep_dir.is_dir() else []
+        jobs = found + [p for p in dict.fromkeys(self.ran) if p not in found and (p / ".hydra").is_dir()]
         metric = str(config.get("optimized_metric", "val/acc"))
-        rows = job_rows(sweep_dir, metric)
+        rows = job_rows(jobs, metric)
+        if not rows:
+            FAILED_JOBS[:] = [str(sweep_dir)]
+            log.error(f"error: the sweep's jobs left no folder (one with a .hydra record) below {sweep_dir}: "
+                      f"check hydra.sweep.dir and hydra.sweep.subdir")
+            return
         table = summary_table(rows, metric)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
         (sweep_dir / "summary.md").write_text(table + "\n")
         failed = [r["folder"] for r in rows if r["status"] != "ok"]
         FAILED_JOBS[:] = failed

@@ -6,7 +6,10 @@ whose neighbours are near-duplicates). Each part comes back sorted.
 """
 from __future__ import annotations
 
+import itertools
 import logging
+import math
+from fractions import Fraction
 from typing import Optional, Sequence
 
 import torch
@@ -23,35 +26,56 @@ def _cut(order: Tensor, sizes: Sequence[int]) -> list[Tensor]:
     return [order[bounds[k]:bounds[k + 1]].sort().values for k in range(len(sizes))]
 
 
-def _cumulative_sizes(n: int, fractions: Sequence[float]) -> list[int]:
-    """Part sizes from rounded cumulative fractions; the last part takes the rest."""
-    bounds = (torch.tensor([0.0, *fractions]).cumsum(0) * n).round().long().tolist()
-    bounds[-1] = n
-    return [bounds[k + 1] - bounds[k] for k in range(len(fractions))]
+def _apportion(total: int, quotas: Sequence, low: Sequence[int], high: Sequence[int],
+               ties: Sequence[int]) -> list[int]:
+    """Whole numbers near `quotas` that sum to `total`, each within [low, high] (largest remainder): each starts at
+    its quota rounded down, then those furthest below their quota get one more (furthest above: one less), equal
+    ones in the order `ties`."""
+    counts = [min(max(math.floor(q), lo), hi) for q, lo, hi in zip(quotas, low, high)]
+    while sum(counts) != total:
+        step = 1 if sum(counts) < total else -1
+        free = [i for i in ties if low[i] <= counts[i] + step <= high[i]]
+        counts[max(free, key=lambda i: step * (quotas[i] - counts[i]))] += step  # max: the first of equals
+    return counts
 
 
 def stratified_split(labels: Tensor, fractions: Sequence[float], seed: int) -> list[Tensor]:
-    """Indices for each fraction, stratified by label, reproducible from `seed` (fractions sum to 1)."""
+    """Indices for each fraction, stratified by label, reproducible from `seed` (fractions sum to 1): the part
+    sizes are the fractions of len(labels) by largest remainder."""
+    n, k = len(labels), len(fractions)
+    return stratified_parts(labels, _apportion(n, [n * f for f in fractions], [0] * k, [n] * k, range(k)), seed)
+
+
+def stratified_parts(labels: Tensor, sizes: Sequence[int], seed: int) -> list[Tensor]:
+    """Indices of parts of exactly `sizes` (summing to len(labels)), reproducible from `seed`: each class (a
+    seeded permutation of it) is cut in proportion to the sizes, by largest remainder at every boundary between
+    parts, so that each part holds each class's share to within one sample; equal remainders go to a seeded
+    order of the classes."""
     gen = torch.Generator().manual_seed(seed)
-    parts: list[list[Tensor]] = [[] for _ in fractions]
+    members = []
     for c in torch.unique(labels):
         idx = torch.nonzero(labels == c).flatten()
-        idx = idx[torch.randperm(len(idx), generator=gen)]
-        for k, piece in enumerate(_cut(idx, _cumulative_sizes(len(idx), fractions))):
-            parts[k].append(piece)
-    return [torch.cat(p).sort().values for p in parts]
+        members.append(idx[torch.randperm(len(idx), generator=gen)])
+    ties = torch.randperm(len(members), generator=gen).tolist()
+    n, counts = len(labels), [len(m) for m in members]
+    cuts = [[0] * len(members)]  # per class: how many of its samples the parts so far hold
+    for boundary in itertools.accumulate(sizes[:-1]):
+        quotas = [Fraction(count * boundary, n) for count in counts]
+        cuts.append(_apportion(boundary, quotas, cuts[-1], counts, ties))
+    cuts.append(counts)
+    return [torch.cat([m[a:b] for m, a, b in zip(members, lo, hi)]).sort().values for lo, hi in zip(cuts, cuts[1:])]
 
 
 def holdout(labels: Tensor, val_size: int, seed: int, what: str) -> "tuple[Tensor, Optional[Tensor]]":
-    """(train, val) indices with a stratified `val_size` validation part; val is None when `val_size` is 0."""
+    """(train, val) indices with a stratified validation part of exactly `val_size`; val is None when `val_size`
+    is 0."""
     if not 0 <= val_size < len(labels):
         raise ConfigError(f"data.val_size={val_size} must be in [0, {len(labels)}): the {what} training files "
                           f"hold {len(labels)} images")
     if val_size == 0:
         log.warning(f"data.val_size=0: validating on the {what} test split, so val metrics are not held out")
         return torch.arange(len(labels)), None
-    frac = val_size / len(labels)
-    train, val = stratified_split(labels, (1 - frac, frac), seed)
+    train, val = stratified_parts(labels, (len(labels) - val_size, val_size), seed)
     return train, val
 
 
