@@ -141,13 +141,20 @@ def test_eval_on_data_with_other_classes_is_refused_in_one_line(mnist_run, tmp_p
     assert "differ from the checkpoint's" in line and "T-shirt/top" in line
 
 
-def test_predict_sentiment_from_a_file_stdin_and_one_sentence(tmp_path):
-    run_dir, _ = run_train(tmp_path, ["model=sentence_cnn", "data=sentiment_synthetic", "data.num_train=400",
-                                      "data.num_val=100", "data.num_test=100", "loss=cross_entropy",
-                                      "trainer.epochs=3", "trainer.batch_size=50", "model.num_maps=20",
-                                      "model.embed_dim=32", "trainer.tensorboard=true", "trainer.pictures_every=0"])
+@pytest.fixture(scope="module")
+def sentiment_run(tmp_path_factory):
+    """A tiny sentence CNN on the procedural corpus: (its folder, best.pt)."""
+    tmp = tmp_path_factory.mktemp("sentiment")
+    run_dir, _ = run_train(tmp, ["model=sentence_cnn", "data=sentiment_synthetic", "data.num_train=400",
+                                 "data.num_val=100", "data.num_test=100", "loss=cross_entropy", "trainer.epochs=3",
+                                 "trainer.batch_size=50", "model.num_maps=20", "model.embed_dim=32",
+                                 "trainer.tensorboard=true", "trainer.pictures_every=0"])
+    return run_dir, run_dir / "checkpoints" / "best.pt"
+
+
+def test_predict_sentiment_from_a_file_stdin_and_one_sentence(sentiment_run, tmp_path):
+    run_dir, ckpt = sentiment_run
     assert any((run_dir / "tb").rglob("projector_config.pbtxt"))  # the embedding projector
-    ckpt = run_dir / "checkpoints" / "best.pt"
     lines = tmp_path / "sentences.txt"
     lines.write_text("a truly wonderful film .\n\nthe plot was not good at all .\nfine\n")
     out = command("cnnlab-predict", f"ckpt_path={ckpt}", f"input={lines}", f"output={tmp_path / 'out.tsv'}",
@@ -160,9 +167,9 @@ def test_predict_sentiment_from_a_file_stdin_and_one_sentence(tmp_path):
     one = command("cnnlab-predict", f"ckpt_path={ckpt}", "text=a truly wonderful film .", cwd=tmp_path)
     assert one.returncode == 0 and one.stdout.splitlines()[0].split("\t")[2] == "a truly wonderful film ."
     piped = subprocess.run([str(BIN / "cnnlab-predict"), f"ckpt_path={ckpt}", "input=-",
-                            f"output={tmp_path / 'piped.tsv'}"], input="fine\n", cwd=tmp_path, capture_output=True,
-                           text=True, timeout=120)
-    assert piped.returncode == 0 and (tmp_path / "piped.tsv").read_text().endswith("\tfine\n")
+                            f"output={tmp_path / 'new_folder'}/"], input="fine\n", cwd=tmp_path, capture_output=True,
+                           text=True, timeout=120)  # a folder not there yet, named with a trailing slash
+    assert piped.returncode == 0 and (tmp_path / "new_folder" / "predictions.tsv").read_text().endswith("\tfine\n")
 
 
 def test_predict_masks_tiff_stacks_overlays_and_the_roads_submission(tmp_path):

@@ -15,6 +15,7 @@ from torch import Tensor
 from ..checkpoint import atomic_write
 from ..data.text import TrimPrepare, encode
 from ..errors import ConfigError
+from .prediction import output_file
 
 log = logging.getLogger("cnnlab")
 
@@ -55,12 +56,12 @@ class LineReader:
 
 
 class TextTsvWriter:
-    """`label<TAB>probability<TAB>text` per sentence in input order (a file), or one line on the console."""
+    """`label<TAB>probability<TAB>text` per sentence in input order (a file, or predictions.tsv in a folder), or one
+    line on the console."""
 
     def __init__(self, state: dict, cfg: DictConfig, run_dir: Path) -> None:
         self.console = bool(cfg.get("text"))
-        out = Path(str(cfg.output)) if cfg.get("output") else run_dir / "predictions.tsv"
-        self.path = out / "predictions.tsv" if out.is_dir() else out
+        self.path = output_file(cfg, run_dir, "predictions.tsv")
         self.names, self.rows = list(state["class_names"]), {}
 
     def add(self, items: list, index: Tensor, logits: Tensor, inputs: Optional[Tensor] = None) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import os
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -98,3 +99,12 @@ def predict(cfg: DictConfig, info: RunInfo) -> str:
     summary = writer.close()
     log.info(summary)
     return summary
+
+
+def output_file(cfg: DictConfig, run_dir: Path, default: str) -> Path:
+    """The file `output=` names; an existing folder or one written with a trailing slash (`output=preds/`) gets
+    `default` inside it; no `output=`: `default` in this command's own folder."""
+    if not cfg.get("output"):
+        return run_dir / default
+    out = Path(str(cfg.output)).expanduser()
+    return out / default if out.is_dir() or str(cfg.output).endswith(("/", os.sep)) else out
