@@ -172,6 +172,26 @@ def test_predict_sentiment_from_a_file_stdin_and_one_sentence(sentiment_run, tmp
     assert piped.returncode == 0 and (tmp_path / "new_folder" / "predictions.tsv").read_text().endswith("\tfine\n")
 
 
+def test_text_takes_any_sentence_as_typed(sentiment_run, tmp_path):
+    # Hydra's override grammar must not see the sentence: each is echoed unchanged and scored as the same line
+    # of a file is
+    _, ckpt = sentiment_run
+    sentences = ["it's great, really!", 'a [truly] = "wonderful" film (no: really) ~ *best* ${x}',
+                 "naïve, très émouvant — 映画 ☺"]
+    (tmp_path / "s.txt").write_text("\n".join(sentences) + "\n", encoding="utf-8")
+    out = command("cnnlab-predict", f"ckpt_path={ckpt}", f"input={tmp_path / 's.txt'}",
+                  f"output={tmp_path / 's.tsv'}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    from_file = (tmp_path / "s.tsv").read_text(encoding="utf-8").splitlines()
+    for sentence, row in zip(sentences, from_file, strict=True):
+        one = command("cnnlab-predict", f"ckpt_path={ckpt}", f"text={sentence}", cwd=tmp_path)
+        assert one.returncode == 0, one.stderr[-2000:]
+        label, p, text = one.stdout.splitlines()[0].split("\t")
+        file_label, file_p, file_text = row.split("\t")
+        assert text == file_text == sentence and label == file_label and float(p) == pytest.approx(float(file_p),
+                                                                                                  abs=1e-4)
+
+
 def test_predict_masks_tiff_stacks_overlays_and_the_roads_submission(tmp_path):
     from cnnlab.data.patches import patch_labels
 

@@ -234,12 +234,15 @@ def _viz_main(cfg: DictConfig) -> None:
     _guard(lambda c: visualise_checkpoint(c, RunInfo.from_hydra()), cfg)
 
 
+_predict_text: "str | None" = None  # the sentence of `cnnlab-predict text=...`, as typed (predict_cli)
+
+
 @hydra.main(config_path=CONFIG_DIR, config_name="predict", version_base="1.3")
 def _predict_main(cfg: DictConfig) -> None:
     from .commands import predict
     from .report import RunInfo
 
-    _guard(lambda c: predict(c, RunInfo.from_hydra()), cfg)
+    _guard(lambda c: predict(c, RunInfo.from_hydra(), text=_predict_text), cfg)
 
 
 def eval_cli() -> None:
@@ -252,6 +255,21 @@ def viz_cli() -> None:
     _run(_viz_main, "eval")
 
 
+def _take_text_argument() -> "str | None":
+    """Remove `text=<sentence>` from the command line and return the sentence exactly as typed: Hydra's override
+    grammar would read its commas, quotes, brackets, `=` or `${...}` as syntax."""
+    texts = [a for a in sys.argv[1:] if a.startswith("text=")]
+    if len(texts) > 1:
+        print("error: text= is given more than once: predict one sentence with text=\"...\", or several with "
+              "input=<text file, one sentence a line>", file=sys.stderr)
+        sys.exit(2)
+    sys.argv[1:] = [a for a in sys.argv[1:] if not a.startswith("text=")]
+    return texts[0][len("text="):] if texts else None
+
+
 def predict_cli() -> None:
-    """`cnnlab-predict ckpt_path=... input=... output=...`: apply a trained model to new files."""
+    """`cnnlab-predict ckpt_path=... input=... output=...`: apply a trained model to new files (a sentence model
+    also to one sentence, `text="..."`, taken as typed)."""
+    global _predict_text
+    _predict_text = _take_text_argument()
     _run(_predict_main, "predict")

@@ -36,10 +36,11 @@ def read_sentences(spec: str, encoding: str = "utf-8") -> list[str]:
 
 
 class LineReader:
-    """Sentences -> trimmed int64 token-id batches; empty lines are skipped and counted."""
+    """Sentences (the lines of `input=`, or the one sentence `text`) -> trimmed int64 token-id batches; empty lines
+    are skipped and counted."""
 
-    def __init__(self, state: dict, cfg: DictConfig) -> None:
-        lines = [str(cfg.text)] if cfg.get("text") else read_sentences(str(cfg.input))
+    def __init__(self, state: dict, cfg: DictConfig, text: Optional[str] = None) -> None:
+        lines = [text] if text is not None else read_sentences(str(cfg.input))
         if lines and lines[-1] == "":
             lines = lines[:-1]  # the file's final newline
         self.items = [s for s in lines if s.strip()]
@@ -56,11 +57,11 @@ class LineReader:
 
 
 class TextTsvWriter:
-    """`label<TAB>probability<TAB>text` per sentence in input order (a file, or predictions.tsv in a folder), or one
-    line on the console."""
+    """`label<TAB>probability<TAB>text` per sentence in input order (a file, or predictions.tsv in a folder), or for
+    one sentence `text` one line on the console."""
 
-    def __init__(self, state: dict, cfg: DictConfig, run_dir: Path) -> None:
-        self.console = bool(cfg.get("text"))
+    def __init__(self, state: dict, cfg: DictConfig, run_dir: Path, text: Optional[str] = None) -> None:
+        self.console = text is not None
         self.path = output_file(cfg, run_dir, "predictions.tsv")
         self.names, self.rows = list(state["class_names"]), {}
 

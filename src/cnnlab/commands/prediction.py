@@ -11,6 +11,7 @@ import glob
 import logging
 import os
 from pathlib import Path
+from typing import Optional
 
 from omegaconf import DictConfig
 
@@ -74,8 +75,9 @@ def load_predictor(cfg: DictConfig, info: RunInfo):
     return model.to(loop.device).eval(), state, loop
 
 
-def predict(cfg: DictConfig, info: RunInfo) -> str:
-    """Read the inputs, run the model over them batch by batch, write what the task writes; returns a summary."""
+def predict(cfg: DictConfig, info: RunInfo, text: Optional[str] = None) -> str:
+    """Read the inputs, run the model over them batch by batch, write what the task writes; returns a summary.
+    `text`: one sentence for a sentence model, as the user typed it (`cnnlab-predict text=...`)."""
     model, state, loop = load_predictor(cfg, info)
     kind, task = state.get("input", "image"), state["task"]
     readers, writers = _registry()
@@ -83,10 +85,12 @@ def predict(cfg: DictConfig, info: RunInfo) -> str:
         raise ConfigError(f"cnnlab-predict cannot read {kind} inputs for the {task} task of this checkpoint")
     if int(cfg.batch_size) < 1:
         raise ConfigError(f"batch_size={cfg.batch_size} is not valid: it must be >= 1")
-    if not cfg.get("input") and not cfg.get("text"):
+    sentence = cfg.get("text") if text is None else text
+    if sentence is None and not cfg.get("input"):
         raise ConfigError("nothing to predict: pass input=<file | folder | glob> (text models: a text file, or - "
                           "for standard input), or text=\"one sentence\"")
-    reader, writer = readers[kind](state, cfg), writers[task](state, cfg, info.run_dir)
+    one = {} if sentence is None else {"text": sentence}
+    reader, writer = readers[kind](state, cfg, **one), writers[task](state, cfg, info.run_dir, **one)
     bar = Progress(-(-len(reader.items) // int(cfg.batch_size)), "predict", loop.progress)
     batches = forward_batches(model, reader.batches(int(cfg.batch_size)), loop, dense=task == "segmentation")
     for n, (x, index, logits) in enumerate(batches, 1):
