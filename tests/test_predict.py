@@ -192,6 +192,30 @@ def test_text_takes_any_sentence_as_typed(sentiment_run, tmp_path):
                                                                                                   abs=1e-4)
 
 
+def test_predict_says_which_input_each_kind_of_model_takes(sentiment_run, mnist_run, tmp_path):
+    _, sentence_ckpt = sentiment_run
+    _, run_dir, _ = mnist_run
+    Image.fromarray(np.zeros((28, 28), dtype=np.uint8)).save(tmp_path / "digit.png")
+    line = one_error_line(command("cnnlab-predict", f"ckpt_path={run_dir / 'checkpoints' / 'best.pt'}",
+                                  "text=a fine film", cwd=tmp_path))
+    assert "text= is for sentence models" in line and "input=<image file" in line
+    line = one_error_line(command("cnnlab-predict", f"ckpt_path={sentence_ckpt}", f"input={tmp_path / 'digit.png'}",
+                                  cwd=tmp_path))
+    assert "is an image" in line and "sentence model" in line and "text=" in line
+
+
+def test_predict_fails_when_no_input_could_be_read(mnist_run, tmp_path):
+    _, run_dir, _ = mnist_run
+    for name in ("a.png", "b.jpg"):
+        (tmp_path / "in" / name).parent.mkdir(exist_ok=True)
+        (tmp_path / "in" / name).write_bytes(b"not an image")
+    out = command("cnnlab-predict", f"ckpt_path={run_dir / 'checkpoints' / 'best.pt'}", f"input={tmp_path / 'in'}",
+                  f"output={tmp_path / 'pred.csv'}", cwd=tmp_path)
+    line = one_error_line(out)
+    assert "all 2 input(s) could not be read" in line and "a.png" in line and "b.jpg" in line
+    assert not (tmp_path / "pred.csv").exists()
+
+
 def test_predict_masks_tiff_stacks_overlays_and_the_roads_submission(tmp_path):
     from cnnlab.data.patches import patch_labels
 
@@ -258,9 +282,11 @@ def test_eval_and_viz_on_a_sentence_checkpoint(tmp_path):
     assert (tmp_path / "viz" / "confusion_val.png").is_file()
 
 
-@pytest.mark.parametrize("experiment, extra", [("lsq_poly1d", []), ("svm_features_digits", ["data.cache_dir=null"])])
+@pytest.mark.parametrize("experiment, extra", [("lsq_poly1d", []), ("svm_features_digits", ["data.cache_dir=null"]),
+                                               ("mlp_moons", [])])
 def test_eval_and_viz_on_regression_and_feature_checkpoints(tmp_path, experiment, extra):
-    # every task's checkpoint evaluates: regression has no class confusion; the digits feature source has no `only`
+    # every task's checkpoint evaluates: regression has no class confusion; the digits feature source has no `only`;
+    # cnnlab-predict, which reads files, says what it applies to and points to cnnlab-eval
     run_dir, _ = run_train(tmp_path, [f"experiment={experiment}", "trainer.epochs=1", "trainer.tensorboard=false",
                                       "trainer.pictures_every=0", *extra])
     ckpt = run_dir / "checkpoints" / "best.pt"
@@ -272,6 +298,8 @@ def test_eval_and_viz_on_regression_and_feature_checkpoints(tmp_path, experiment
     assert shared and all(metrics[k] == pytest.approx(trained[k], rel=1e-5, abs=1e-6) for k in shared)
     out = command("cnnlab-viz", f"ckpt_path={ckpt}", f"out_dir={tmp_path / 'viz'}", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
+    line = one_error_line(command("cnnlab-predict", f"ckpt_path={ckpt}", f"input={tmp_path}", cwd=tmp_path))
+    assert "image classifiers, segmenters and sentence classifiers" in line and f"cnnlab-eval ckpt_path={ckpt}" in line
 
 
 def test_eval_weighs_its_loss_with_the_training_class_counts_without_the_training_files(tmp_path):

@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 from torch import Tensor
 
 from ..checkpoint import atomic_write
+from ..data.imageio import EXTENSIONS
 from ..data.text import TrimPrepare, encode
 from ..errors import ConfigError
 from .prediction import output_file
@@ -25,6 +26,9 @@ def read_sentences(spec: str, encoding: str = "utf-8") -> list[str]:
     if spec == "-":
         return sys.stdin.read().split("\n")
     path = Path(spec).expanduser()
+    if path.suffix.lower() in EXTENSIONS:
+        raise ConfigError(f"input={spec} is an image, and this checkpoint is a sentence model: pass input=<text "
+                          f"file, one sentence a line> (or - for standard input), or text=\"...\"")
     if not path.is_file():
         raise ConfigError(f"input={spec} is not a file: give a text file with one sentence a line, or - for "
                           f"standard input, or text=\"...\"")
