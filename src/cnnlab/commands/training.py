@@ -258,14 +258,16 @@ def meter_for(bundle: DataBundle, device: torch.device, collect: bool = False, s
 
 def tune_threshold(net: Any, bundle: DataBundle, loader: Any, loss_fn: Any, loop: LoopSettings) -> Optional[float]:
     """For binary segmentation: the foreground-probability threshold that maximises the monitored metric (f1,
-    iou or patch_f1) on `loader` (validation), stored in `bundle.state`. None for other tasks."""
+    iou or patch_f1; f1 when another metric is monitored) on `loader` (validation), stored in `bundle.state`. None
+    for other tasks."""
     if bundle.task != "segmentation" or bundle.num_classes != 2:
         return None
     sweep = evaluate(net, loader, loss_fn, meter_for(bundle, loop.device, sweep=True), loop)["sweep"]
-    metric = loop.monitor.split("/", 1)[1]
-    chosen = tasks.choose_threshold(sweep, metric if metric in ("f1", "iou", "patch_f1") else "f1")
+    monitored = loop.monitor.split("/", 1)[1]
+    metric = monitored if monitored in ("f1", "iou", "patch_f1") else "f1"
+    chosen = tasks.choose_threshold(sweep, metric)
     bundle.state["threshold"] = chosen
-    log.info(f"decision threshold {chosen:.2f} chosen on validation ({metric} {sweep[chosen].get(metric, 0):.4f})")
+    log.info(f"decision threshold {chosen:.2f} chosen on validation by {metric} ({metric} {sweep[chosen][metric]:.4f})")
     return chosen
 
 
