@@ -221,7 +221,8 @@ def _setup(cfg: DictConfig, info: RunInfo, ckpt: Optional[dict]) -> Run:
                                seed=cfg.seed, drop_last=t.drop_last, num_workers=t.num_workers, shard=shard)
     if len(train_loader) == 0:
         raise ConfigError(f"the training split has {len(bundle.train)} samples, fewer than trainer.batch_size="
-                          f"{t.batch_size} with trainer.drop_last=true: lower the batch size or set drop_last=false")
+                          f"{t.batch_size} with trainer.drop_last=true: lower the batch size or set "
+                          f"trainer.drop_last=false")
     val_loader = make_loader(bundle.val, t.eval_batch_size, False, device, num_workers=t.num_workers, shard=shard)
     optimizer = build_optimizer(cfg.optim, model)
     plan = {"total_steps": t.epochs * len(train_loader), "sched": plain(cfg.sched), "optim": plain(cfg.optim)}
