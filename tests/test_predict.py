@@ -93,7 +93,9 @@ def test_eval_viz_predict_without_the_training_files(mnist_run, tmp_path):
     out = command("cnnlab-viz", f"ckpt_path={ckpt}", f"data.root={tmp_path / 'only_test'}", "split=test",
                   f"out_dir={tmp_path / 'viz'}", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert {"filters_first_layer.png", "saliency_val.png"} <= {p.name for p in (tmp_path / "viz").iterdir()}
+    drawn = {p.name for p in (tmp_path / "viz").glob("*.png")}
+    assert {"filters_first_layer.png", "saliency_test.png", "confusion_test.png"} <= drawn
+    assert not [name for name in drawn if "_val" in name]  # named by the split they show
 
 
 def test_predict_alexnet_small_with_its_data_folder_gone(tmp_path):
@@ -279,7 +281,7 @@ def test_eval_and_viz_on_a_sentence_checkpoint(tmp_path):
     assert metrics["test/acc"] == pytest.approx(trained["test/acc"])  # dev.tsv scored as training scored it
     out = command("cnnlab-viz", f"ckpt_path={ckpt}", f"out_dir={tmp_path / 'viz'}", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert (tmp_path / "viz" / "confusion_val.png").is_file()
+    assert (tmp_path / "viz" / "confusion_test.png").is_file()  # split=test, the default
 
 
 @pytest.mark.parametrize("experiment, extra", [("lsq_poly1d", []), ("svm_features_digits", ["data.cache_dir=null"]),
