@@ -106,7 +106,7 @@ def _guard(fn: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
     try:
         return fn(cfg)
     except TrainingStopped as e:
-        message = f"stopped by {e.signal_name} at epoch {e.epoch}, step {e.step}; {_resume_hint(run_dir)}"
+        message = f"stopped by {e.signal_name} {e.where}; {_resume_hint(run_dir)}"
         _to_log_file(message)
         print(message, file=sys.stderr)
         STOP.forward()  # e.g. submitit's SIGUSR1 handler: requeue the SLURM job

@@ -24,7 +24,8 @@ from ..checkpoint import BEST, CKPT_DIR, LAST, claim_run_folder, load_checkpoint
 from ..confcheck import TrainerSettings
 from ..data.common import DataBundle, head, make_loader
 from ..device import select_device
-from ..engine import STOP, LoopSettings, TrainingStopped, TrainState, WeightAverage, evaluate, fit, forward_batches
+from ..engine import (STOP, LoopSettings, TrainingStopped, TrainState, WeightAverage, evaluate, fit, forward_batches,
+                      position)
 from ..errors import ConfigError
 from ..models.init import init_weights
 from ..report import RunInfo, hparams, write_results, write_run_metadata
@@ -166,7 +167,7 @@ def train(cfg: DictConfig, info: RunInfo) -> float:
         with stop_signals():
             run = _setup(cfg, info, ckpt)
             if STOP:
-                raise TrainingStopped(STOP.signal_name, run.state.epoch, run.state.step)
+                raise TrainingStopped(STOP.signal_name, run.state)
             fit(run.state, run.train_loader, run.val_loader, run.loss_fn, lambda: run.meter(collect=True), run.loop,
                 run.logger, tasks.shown_metrics(run.bundle.task, run.bundle.num_classes, run.bundle.state),
                 lambda: run.extra, run.pictures)
@@ -234,7 +235,7 @@ def _setup(cfg: DictConfig, info: RunInfo, ckpt: Optional[dict]) -> Run:
         state.eval_net = compile_model(state.evaluated_model(), t, device)
     if ckpt is not None:
         restore(state, ckpt, train_loader, plan)
-        log.info(f"resumed at epoch {state.epoch}, step {state.step}")
+        log.info(f"resuming {position(state.epoch, state.batch_in_epoch, state.step)}")
     logger = RunLogger(info.run_dir / "tb", enabled=t.tensorboard and main,
                        purge_step=state.step + 1 if ckpt else None)
     counts = train_class_counts(bundle) if loss_takes_class_counts(cfg.loss) else None
