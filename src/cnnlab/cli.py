@@ -201,10 +201,22 @@ def _join_torchrun() -> None:
         sys.argv.append(f"hydra.run.dir=${{paths.output_dir}}/${{name}}/{stamp}")
 
 
+def _check_run_name() -> None:
+    """`name=` names the run folder, paths.output_dir/<name>/<time>: a path separator or `..` in it would put the
+    run elsewhere, so it is refused before Hydra creates the folder."""
+    for arg in sys.argv[1:]:
+        key, _, value = arg.partition("=")
+        if key.lstrip("+") == "name" and ("/" in value or "\\" in value or ".." in value.split(",")):
+            print(f"error: name={value} is not a plain folder name: the run goes to paths.output_dir/<name>/<time>, "
+                  f"so give a name without '/' or '..', e.g. name=my_run", file=sys.stderr)
+            sys.exit(2)
+
+
 def train_cli() -> None:
     """`cnnlab-train` (and `torchrun ... -m cnnlab.train`): train, test and report (returns `optimized_metric` to
     a sweeper); after a multirun the exit status is the number of failed jobs."""
     FAILED_JOBS.clear()
+    _check_run_name()
     if distributed.launched_by_torchrun():
         _join_torchrun()
     try:
