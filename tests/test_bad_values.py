@@ -1,12 +1,13 @@
 """Every bad value a user can type ends in one line naming the key at fault (and how to fix it), before training."""
 import json
+from pathlib import Path
 
 import pytest
 
 from cnnlab.checkpoint import RunFolderLock
 from cnnlab.data.fakes import write_mnist, write_tree
 from cnnlab.errors import ConfigError
-from conftest import command, one_error_line, run_train
+from conftest import command, compose_cfg, one_error_line, run_train
 
 QUICK = ["data=synthetic", "data.num_samples=16", "trainer.epochs=1", "trainer.batch_size=8",
          "trainer.tensorboard=false", "trainer.pictures_every=0"]
@@ -145,3 +146,37 @@ def test_a_failed_run_resumed_to_its_end_is_listed_as_finished(tmp_path):
     assert (run / "results.json").is_file() and not (run / "failed.json").exists()
     (run / "failed.json").write_text(json.dumps({"status": "failed", "error": "a stale record"}))  # older cnnlab
     assert [(r["status"], r["run_dir"]) for r in compare.load_runs([tmp_path])] == [("ok", str(run))]
+
+
+def _keys_named_in_error_messages() -> dict[str, str]:
+    """{`group.key` a ConfigError message in src/cnnlab names: where} (keys of the config groups only)."""
+    import ast
+    import re
+
+    src = Path(__file__).resolve().parents[1] / "src" / "cnnlab"
+    key = re.compile(r"(?<![\w.])((?:data|model|trainer|loss|optim|sched)(?:\.[a-z_][a-z_0-9]*)+)(?![\w(])")
+    found = {}
+    for path in src.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "").endswith(("Error", "Refused")):
+                text = " ".join(n.value for n in ast.walk(node) if isinstance(n, ast.Constant)
+                                and isinstance(n.value, str))
+                found.update({k: f"{path.name}:{node.lineno}" for k in key.findall(text)})
+    return found
+
+
+def test_every_key_an_error_message_names_exists_in_a_config_of_its_group():
+    # a message that says `data.crop` where the config has `data.augment.crop` sends the user to a key Hydra refuses
+    from omegaconf import OmegaConf
+
+    from cnnlab.cli import CONFIG_DIR
+
+    named = _keys_named_in_error_messages()
+    assert "data.augment.crop" in named and "trainer.batch_size" in named  # the search sees the messages
+    configs = {group: [compose_cfg([f"{group}={p.stem}"]) for p in sorted(Path(CONFIG_DIR, group).glob("*.yaml"))]
+               for group in ("data", "model", "trainer", "loss", "optim", "sched")}
+    gone = object()
+    missing = {k: where for k, where in named.items() if k != "model.num_classes"  # "remove it": only users add it
+               and all(OmegaConf.select(c, k, default=gone, throw_on_resolution_failure=False) is gone
+                      for c in configs[k.split(".")[0]])}
+    assert not missing, missing

@@ -45,3 +45,12 @@ def test_a_misspelt_key_names_the_valid_keys_of_its_group(tmp_path):
     assert line.startswith("error: optim.lrr is not a key of optim: valid keys are lr, betas, weight_decay")
     out = cli("experiment=lenet5_mnist", "trainer.epochz=3", f"paths.output_dir={tmp_path}", cwd=tmp_path)
     assert "error: trainer.epochz is not a key of trainer: valid keys are epochs" in out.stderr
+
+
+@pytest.mark.parametrize("name", ["../..", "..", "runs/a", "ok,../x"])
+def test_a_run_name_that_is_not_a_plain_folder_name_is_refused_before_anything_is_written(tmp_path, name):
+    work = tmp_path / "work"
+    work.mkdir()
+    line = one_error_line(cli(f"name={name}", f"paths.output_dir={work / 'outputs'}", "data=synthetic", cwd=work))
+    assert line.startswith(f"error: name={name} is not a plain folder name") and "name=my_run" in line
+    assert list(tmp_path.rglob("*")) == [work]  # no run folder, inside paths.output_dir or out of it

@@ -93,7 +93,9 @@ def test_eval_viz_predict_without_the_training_files(mnist_run, tmp_path):
     out = command("cnnlab-viz", f"ckpt_path={ckpt}", f"data.root={tmp_path / 'only_test'}", "split=test",
                   f"out_dir={tmp_path / 'viz'}", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert {"filters_first_layer.png", "saliency_val.png"} <= {p.name for p in (tmp_path / "viz").iterdir()}
+    drawn = {p.name for p in (tmp_path / "viz").glob("*.png")}
+    assert {"filters_first_layer.png", "saliency_test.png", "confusion_test.png"} <= drawn
+    assert not [name for name in drawn if "_val" in name]  # named by the split they show
 
 
 def test_predict_alexnet_small_with_its_data_folder_gone(tmp_path):
@@ -141,13 +143,20 @@ def test_eval_on_data_with_other_classes_is_refused_in_one_line(mnist_run, tmp_p
     assert "differ from the checkpoint's" in line and "T-shirt/top" in line
 
 
-def test_predict_sentiment_from_a_file_stdin_and_one_sentence(tmp_path):
-    run_dir, _ = run_train(tmp_path, ["model=sentence_cnn", "data=sentiment_synthetic", "data.num_train=400",
-                                      "data.num_val=100", "data.num_test=100", "loss=cross_entropy",
-                                      "trainer.epochs=3", "trainer.batch_size=50", "model.num_maps=20",
-                                      "model.embed_dim=32", "trainer.tensorboard=true", "trainer.pictures_every=0"])
+@pytest.fixture(scope="module")
+def sentiment_run(tmp_path_factory):
+    """A tiny sentence CNN on the procedural corpus: (its folder, best.pt)."""
+    tmp = tmp_path_factory.mktemp("sentiment")
+    run_dir, _ = run_train(tmp, ["model=sentence_cnn", "data=sentiment_synthetic", "data.num_train=400",
+                                 "data.num_val=100", "data.num_test=100", "loss=cross_entropy", "trainer.epochs=3",
+                                 "trainer.batch_size=50", "model.num_maps=20", "model.embed_dim=32",
+                                 "trainer.tensorboard=true", "trainer.pictures_every=0"])
+    return run_dir, run_dir / "checkpoints" / "best.pt"
+
+
+def test_predict_sentiment_from_a_file_stdin_and_one_sentence(sentiment_run, tmp_path):
+    run_dir, ckpt = sentiment_run
     assert any((run_dir / "tb").rglob("projector_config.pbtxt"))  # the embedding projector
-    ckpt = run_dir / "checkpoints" / "best.pt"
     lines = tmp_path / "sentences.txt"
     lines.write_text("a truly wonderful film .\n\nthe plot was not good at all .\nfine\n")
     out = command("cnnlab-predict", f"ckpt_path={ckpt}", f"input={lines}", f"output={tmp_path / 'out.tsv'}",
@@ -160,9 +169,53 @@ def test_predict_sentiment_from_a_file_stdin_and_one_sentence(tmp_path):
     one = command("cnnlab-predict", f"ckpt_path={ckpt}", "text=a truly wonderful film .", cwd=tmp_path)
     assert one.returncode == 0 and one.stdout.splitlines()[0].split("\t")[2] == "a truly wonderful film ."
     piped = subprocess.run([str(BIN / "cnnlab-predict"), f"ckpt_path={ckpt}", "input=-",
-                            f"output={tmp_path / 'piped.tsv'}"], input="fine\n", cwd=tmp_path, capture_output=True,
-                           text=True, timeout=120)
-    assert piped.returncode == 0 and (tmp_path / "piped.tsv").read_text().endswith("\tfine\n")
+                            f"output={tmp_path / 'new_folder'}/"], input="fine\n", cwd=tmp_path, capture_output=True,
+                           text=True, timeout=120)  # a folder not there yet, named with a trailing slash
+    assert piped.returncode == 0 and (tmp_path / "new_folder" / "predictions.tsv").read_text().endswith("\tfine\n")
+
+
+def test_text_takes_any_sentence_as_typed(sentiment_run, tmp_path):
+    # Hydra's override grammar must not see the sentence: each is echoed unchanged and scored as the same line
+    # of a file is
+    _, ckpt = sentiment_run
+    sentences = ["it's great, really!", 'a [truly] = "wonderful" film (no: really) ~ *best* ${x}',
+                 "naïve, très émouvant — 映画 ☺"]
+    (tmp_path / "s.txt").write_text("\n".join(sentences) + "\n", encoding="utf-8")
+    out = command("cnnlab-predict", f"ckpt_path={ckpt}", f"input={tmp_path / 's.txt'}",
+                  f"output={tmp_path / 's.tsv'}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    from_file = (tmp_path / "s.tsv").read_text(encoding="utf-8").splitlines()
+    for sentence, row in zip(sentences, from_file, strict=True):
+        one = command("cnnlab-predict", f"ckpt_path={ckpt}", f"text={sentence}", cwd=tmp_path)
+        assert one.returncode == 0, one.stderr[-2000:]
+        label, p, text = one.stdout.splitlines()[0].split("\t")
+        file_label, file_p, file_text = row.split("\t")
+        assert text == file_text == sentence and label == file_label and float(p) == pytest.approx(float(file_p),
+                                                                                                  abs=1e-4)
+
+
+def test_predict_says_which_input_each_kind_of_model_takes(sentiment_run, mnist_run, tmp_path):
+    _, sentence_ckpt = sentiment_run
+    _, run_dir, _ = mnist_run
+    Image.fromarray(np.zeros((28, 28), dtype=np.uint8)).save(tmp_path / "digit.png")
+    line = one_error_line(command("cnnlab-predict", f"ckpt_path={run_dir / 'checkpoints' / 'best.pt'}",
+                                  "text=a fine film", cwd=tmp_path))
+    assert "text= is for sentence models" in line and "input=<image file" in line
+    line = one_error_line(command("cnnlab-predict", f"ckpt_path={sentence_ckpt}", f"input={tmp_path / 'digit.png'}",
+                                  cwd=tmp_path))
+    assert "is an image" in line and "sentence model" in line and "text=" in line
+
+
+def test_predict_fails_when_no_input_could_be_read(mnist_run, tmp_path):
+    _, run_dir, _ = mnist_run
+    for name in ("a.png", "b.jpg"):
+        (tmp_path / "in" / name).parent.mkdir(exist_ok=True)
+        (tmp_path / "in" / name).write_bytes(b"not an image")
+    out = command("cnnlab-predict", f"ckpt_path={run_dir / 'checkpoints' / 'best.pt'}", f"input={tmp_path / 'in'}",
+                  f"output={tmp_path / 'pred.csv'}", cwd=tmp_path)
+    line = one_error_line(out)
+    assert "all 2 input(s) could not be read" in line and "a.png" in line and "b.jpg" in line
+    assert not (tmp_path / "pred.csv").exists()
 
 
 def test_predict_masks_tiff_stacks_overlays_and_the_roads_submission(tmp_path):
@@ -228,12 +281,14 @@ def test_eval_and_viz_on_a_sentence_checkpoint(tmp_path):
     assert metrics["test/acc"] == pytest.approx(trained["test/acc"])  # dev.tsv scored as training scored it
     out = command("cnnlab-viz", f"ckpt_path={ckpt}", f"out_dir={tmp_path / 'viz'}", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert (tmp_path / "viz" / "confusion_val.png").is_file()
+    assert (tmp_path / "viz" / "confusion_test.png").is_file()  # split=test, the default
 
 
-@pytest.mark.parametrize("experiment, extra", [("lsq_poly1d", []), ("svm_features_digits", ["data.cache_dir=null"])])
+@pytest.mark.parametrize("experiment, extra", [("lsq_poly1d", []), ("svm_features_digits", ["data.cache_dir=null"]),
+                                               ("mlp_moons", [])])
 def test_eval_and_viz_on_regression_and_feature_checkpoints(tmp_path, experiment, extra):
-    # every task's checkpoint evaluates: regression has no class confusion; the digits feature source has no `only`
+    # every task's checkpoint evaluates: regression has no class confusion; the digits feature source has no `only`;
+    # cnnlab-predict, which reads files, says what it applies to and points to cnnlab-eval
     run_dir, _ = run_train(tmp_path, [f"experiment={experiment}", "trainer.epochs=1", "trainer.tensorboard=false",
                                       "trainer.pictures_every=0", *extra])
     ckpt = run_dir / "checkpoints" / "best.pt"
@@ -245,6 +300,8 @@ def test_eval_and_viz_on_regression_and_feature_checkpoints(tmp_path, experiment
     assert shared and all(metrics[k] == pytest.approx(trained[k], rel=1e-5, abs=1e-6) for k in shared)
     out = command("cnnlab-viz", f"ckpt_path={ckpt}", f"out_dir={tmp_path / 'viz'}", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
+    line = one_error_line(command("cnnlab-predict", f"ckpt_path={ckpt}", f"input={tmp_path}", cwd=tmp_path))
+    assert "image classifiers, segmenters and sentence classifiers" in line and f"cnnlab-eval ckpt_path={ckpt}" in line
 
 
 def test_eval_weighs_its_loss_with_the_training_class_counts_without_the_training_files(tmp_path):

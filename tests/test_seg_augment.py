@@ -61,12 +61,12 @@ def test_brightness_contrast_change_images_only():
 
 def test_settings_that_cannot_work_are_config_errors():
     x, y = _batch(h=8, w=6)
-    with pytest.raises(ConfigError, match="data.crop=7"):
+    with pytest.raises(ConfigError, match="data.augment.crop=7"):
         SegAugment(crop=7)(x, y, torch.Generator())
     with pytest.raises(ConfigError, match="rot90"):
         SegAugment(rot90=True)(x, y, torch.Generator())
     assert SegAugment(rot90=False)(x, y, torch.Generator())[0].shape == (6, 2, 8, 6)
-    with pytest.raises(ConfigError, match="data.contrast"):
+    with pytest.raises(ConfigError, match="data.augment.contrast"):
         SegAugment(contrast=1.5)
 
 

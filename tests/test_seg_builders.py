@@ -41,7 +41,7 @@ def test_roads_bundle_splits_by_image_keeps_uint8_and_prepares_per_batch(tmp_pat
     assert (b.state["patch"], b.state["patch_threshold"], b.state["mask_threshold"]) == (16, 0.25, 127)
     xa, ya = b.train_augment(x, y, torch.Generator().manual_seed(0))
     assert xa.shape == (6, 3, 16, 16) and ya.shape == (6, 16, 16)
-    with pytest.raises(ConfigError, match="data.crop=64"):
+    with pytest.raises(ConfigError, match="data.augment.crop=64"):
         build_roads(str(tmp_path), augment=SegAugment(crop=64))
 
 

@@ -1,6 +1,7 @@
 """The segmentation configs wire into the existing loop: synthetic data + U-Net/FCN train end to end; the real-data
 configs build from files written in the real layouts; the benchmark's sliding window assembles patches right."""
 import json
+import logging
 
 import pytest
 import torch
@@ -48,3 +49,16 @@ def test_benchmark_sliding_window_puts_each_centre_patch_back_in_place():
     x = torch.randn(2, 3, 48, 32)
     assert torch.allclose(bench.sliding_window(net, x, patch=16, context=8, batch=5), bench.whole_image(net, x),
                           atol=1e-6)
+
+
+def test_the_threshold_log_names_the_metric_that_chose_it(tmp_path, caplog):
+    # trainer.monitor=val/acc cannot choose a threshold: f1 does, and the log shows f1's value at the chosen one,
+    # the validation f1 of the final results
+    with caplog.at_level(logging.INFO, logger="cnnlab"):
+        run_dir, _ = run_train(tmp_path, ["model=unet", "data=roads_synthetic", "data.num_images=12", "data.size=48",
+                                          "data.augment.crop=32", "trainer.monitor=val/acc", "optimized_metric=val/acc",
+                                          *[t for t in TINY if "monitor" not in t and "optimized" not in t]])
+    results = json.loads((run_dir / "results.json").read_text())
+    line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("decision threshold"))
+    assert line == (f"decision threshold {results['threshold']:.2f} chosen on validation by f1 "
+                    f"(f1 {results['val/f1']:.4f})")

@@ -173,3 +173,27 @@ def test_evaluation_in_several_batches_of_different_widths_keeps_its_mistakes(tm
     probs = [float(r.split("|")[1]) for r in rows]
     assert probs == sorted(probs, reverse=True) and min(probs) >= 0.5  # two classes: a wrong argmax has >= 0.5
     assert all("<pad>" not in r for r in rows)
+
+
+@pytest.mark.parametrize("data", ["sentiment_synthetic", "sst2", "mr"])
+def test_a_pretrained_variant_takes_its_vectors_with_the_key_its_error_names(tmp_path, data):
+    # model.variant=static without vectors names the key to set, on every text data config; that key reads the file
+    # into the frozen embeddings
+    import re
+
+    from cnnlab.checkpoint import load_checkpoint
+    from cnnlab.data.text_fakes import write_glove
+    from conftest import fake_data
+
+    small = ["model=sentence_cnn", f"data={data}", *fake_data(data, tmp_path / "data"), "model.variant=static",
+             "model.embed_dim=4", "model.num_maps=4", "trainer.epochs=1", "trainer.tensorboard=false",
+             "trainer.pictures_every=0"]
+    with pytest.raises(ConfigError) as err:
+        run_train(tmp_path / "a", small)
+    key = re.search(r"set (data\.\w+)=", str(err.value)).group(1)
+    given = {"good": [1.0, 0.0, 0.0, 0.0], "film": [0.0, 1.0, 0.0, 0.0], "plot": [0.0, 0.0, 1.0, 0.0]}
+    run_dir, _ = run_train(tmp_path / "b", [*small, f"{key}={write_glove(tmp_path / 'v.txt', given)}"])
+    ckpt = load_checkpoint(run_dir / "checkpoints" / "best.pt")
+    vocab = ckpt["data_state"]["vocab"]
+    for word, vector in given.items():
+        assert ckpt["model"]["embedding.weight"][vocab.index(word)].tolist() == vector

@@ -1,5 +1,6 @@
 """SIGTERM (what a cluster sends before a kill) stops a run at the next step with a checkpoint that resumes it
 exactly; temp files that a kill during a write leaves behind are removed on resume."""
+import logging
 import os
 import signal
 import subprocess
@@ -17,7 +18,7 @@ COMMON = ["data=digits", "data.shift=2", "trainer.epochs=2", "trainer.batch_size
 
 
 @pytest.mark.parametrize("extra", [[], ["trainer.ema=0.9"]], ids=["plain", "weight-average"])
-def test_sigterm_mid_epoch_checkpoints_and_resumes_bit_identical(tmp_path, monkeypatch, extra):
+def test_sigterm_mid_epoch_checkpoints_and_resumes_bit_identical(tmp_path, monkeypatch, caplog, extra):
     straight, _ = run_train(tmp_path / "a", COMMON + extra)
     real_step = engine._backward_step
     calls = {"n": 0}
@@ -36,8 +37,12 @@ def test_sigterm_mid_epoch_checkpoints_and_resumes_bit_identical(tmp_path, monke
     killed = tmp_path / "b" / "run"
     ckpt = load_checkpoint(killed / "checkpoints" / "last.pt")
     assert (ckpt["epoch"], ckpt["batch_in_epoch"], ckpt["step"]) == (1, 7, 27)
+    where = "in epoch 2 (1 completed), after its batch 7 (step 27)"  # the stop and the resume say the same
+    assert stopped.value.where == where
     (killed / "checkpoints" / ".last.pt.x1y2.tmp").write_bytes(b"half a file")  # a kill during a write
-    resumed, _ = run_train(tmp_path / "b", ["resume=true"], run_dir=killed)
+    with caplog.at_level(logging.INFO, logger="cnnlab"):
+        resumed, _ = run_train(tmp_path / "b", ["resume=true"], run_dir=killed)
+    assert f"resuming {where}" in caplog.messages
     a, b = (load_checkpoint(run / "checkpoints" / "last.pt") for run in (straight, resumed))
     for weights in ("model", "train_model") if extra else ("model",):  # with trainer.ema: the average and the weights
         assert all(torch.equal(a[weights][k], b[weights][k]) for k in a[weights])
@@ -76,12 +81,16 @@ def test_preemption_signal_checkpoints_and_a_requeued_job_resumes(tmp_path):
     proc.send_signal(signal.SIGUSR1)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGUSR1, err[-2000:]
-    stopped = load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"]
+    ckpt = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    done, batch, step = ckpt["epoch"], ckpt["batch_in_epoch"], ckpt["step"]
+    where = (f"in epoch {done + 1} ({done} completed), after its batch {batch} (step {step})" if batch else
+             f"after epoch {done} ({done} completed), at step {step}")  # what the checkpoint holds, in words
+    assert f"stopped by SIGUSR1 {where}; continue with" in err
     env = {**os.environ, "SLURM_RESTART_COUNT": "1"}
     out = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     log = (run_dir / "train.log").read_text()
-    assert f"step {stopped}" in log and "resumed at epoch" in log
+    assert f"stopped by SIGUSR1 {where}" in log and f"resuming {where}" in log
     assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["epoch"] == 25
 
 

@@ -218,7 +218,7 @@ def test_text_files_bad_inputs(tmp_path):
     assert "e.jsonl:2: empty sentence" in one_line_error(read_table, tmp_path / "e.jsonl")
     (tmp_path / "f.jsonl").write_text('{"text": "ok", "label": 1}\n{"text": "x", "label": 0\n')
     assert "f.jsonl:2: not valid JSON" in one_line_error(read_table, tmp_path / "f.jsonl")
-    assert "data.format" in one_line_error(read_table, tmp_path / "data.txt")
+    assert "data.file_format" in one_line_error(read_table, tmp_path / "data.txt")
     (tmp_path / "one.csv").write_text("text,label\na,x\nb,x\n")
     assert "one label value" in one_line_error(build_text_files, str(tmp_path), train_file="one.csv")
 

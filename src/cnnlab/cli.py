@@ -106,7 +106,7 @@ def _guard(fn: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
     try:
         return fn(cfg)
     except TrainingStopped as e:
-        message = f"stopped by {e.signal_name} at epoch {e.epoch}, step {e.step}; {_resume_hint(run_dir)}"
+        message = f"stopped by {e.signal_name} {e.where}; {_resume_hint(run_dir)}"
         _to_log_file(message)
         print(message, file=sys.stderr)
         STOP.forward()  # e.g. submitit's SIGUSR1 handler: requeue the SLURM job
@@ -201,10 +201,22 @@ def _join_torchrun() -> None:
         sys.argv.append(f"hydra.run.dir=${{paths.output_dir}}/${{name}}/{stamp}")
 
 
+def _check_run_name() -> None:
+    """`name=` names the run folder, paths.output_dir/<name>/<time>: a path separator or `..` in it would put the
+    run elsewhere, so it is refused before Hydra creates the folder."""
+    for arg in sys.argv[1:]:
+        key, _, value = arg.partition("=")
+        if key.lstrip("+") == "name" and ("/" in value or "\\" in value or ".." in value.split(",")):
+            print(f"error: name={value} is not a plain folder name: the run goes to paths.output_dir/<name>/<time>, "
+                  f"so give a name without '/' or '..', e.g. name=my_run", file=sys.stderr)
+            sys.exit(2)
+
+
 def train_cli() -> None:
     """`cnnlab-train` (and `torchrun ... -m cnnlab.train`): train, test and report (returns `optimized_metric` to
     a sweeper); after a multirun the exit status is the number of failed jobs."""
     FAILED_JOBS.clear()
+    _check_run_name()
     if distributed.launched_by_torchrun():
         _join_torchrun()
     try:
@@ -234,12 +246,15 @@ def _viz_main(cfg: DictConfig) -> None:
     _guard(lambda c: visualise_checkpoint(c, RunInfo.from_hydra()), cfg)
 
 
+_predict_text: "str | None" = None  # the sentence of `cnnlab-predict text=...`, as typed (predict_cli)
+
+
 @hydra.main(config_path=CONFIG_DIR, config_name="predict", version_base="1.3")
 def _predict_main(cfg: DictConfig) -> None:
     from .commands import predict
     from .report import RunInfo
 
-    _guard(lambda c: predict(c, RunInfo.from_hydra()), cfg)
+    _guard(lambda c: predict(c, RunInfo.from_hydra(), text=_predict_text), cfg)
 
 
 def eval_cli() -> None:
@@ -252,6 +267,21 @@ def viz_cli() -> None:
     _run(_viz_main, "eval")
 
 
+def _take_text_argument() -> "str | None":
+    """Remove `text=<sentence>` from the command line and return the sentence exactly as typed: Hydra's override
+    grammar would read its commas, quotes, brackets, `=` or `${...}` as syntax."""
+    texts = [a for a in sys.argv[1:] if a.startswith("text=")]
+    if len(texts) > 1:
+        print("error: text= is given more than once: predict one sentence with text=\"...\", or several with "
+              "input=<text file, one sentence a line>", file=sys.stderr)
+        sys.exit(2)
+    sys.argv[1:] = [a for a in sys.argv[1:] if not a.startswith("text=")]
+    return texts[0][len("text="):] if texts else None
+
+
 def predict_cli() -> None:
-    """`cnnlab-predict ckpt_path=... input=... output=...`: apply a trained model to new files."""
+    """`cnnlab-predict ckpt_path=... input=... output=...`: apply a trained model to new files (a sentence model
+    also to one sentence, `text="..."`, taken as typed)."""
+    global _predict_text
+    _predict_text = _take_text_argument()
     _run(_predict_main, "predict")

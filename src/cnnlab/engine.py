@@ -27,12 +27,21 @@ class NonFiniteLoss(ConfigError):
     """The training loss became NaN or infinite (a setting to change, reported in one line)."""
 
 
+def position(epochs_done: int, batch_in_epoch: int, step: int) -> str:
+    """Where a run stands, in the words both the stop message and the resumed run print: "in epoch 5 (4 completed),
+    after its batch 7 (step 87)" mid-epoch, "after epoch 5 (5 completed), at step 100" between epochs."""
+    if batch_in_epoch:
+        return f"in epoch {epochs_done + 1} ({epochs_done} completed), after its batch {batch_in_epoch} (step {step})"
+    return f"after epoch {epochs_done} ({epochs_done} completed), at step {step}" if epochs_done else "before epoch 1"
+
+
 class TrainingStopped(BaseException):
     """A stop signal arrived; a checkpoint at the step boundary was written. BaseException: sweeps end too."""
 
-    def __init__(self, signal_name: str, epoch: int, step: int) -> None:
-        super().__init__(f"{signal_name} at epoch {epoch}, step {step}")
-        self.signal_name, self.epoch, self.step = signal_name, epoch, step
+    def __init__(self, signal_name: str, state: "TrainState") -> None:
+        self.signal_name, self.step = signal_name, state.step
+        self.where = position(state.epoch, state.batch_in_epoch, state.step)  # what the checkpoint holds
+        super().__init__(f"{signal_name} {self.where}")
 
 
 class StopRequest:
@@ -344,7 +353,7 @@ def fit(state: TrainState, train_loader: Iterable, val_loader: Iterable, loss_fn
         train = train_one_epoch(state, train_loader, loss_fn, settings, logger, epoch)
         if train["stopped"]:
             _save(state, {**extra_state(), "loader_rng": rng0}, settings, is_best=False)
-            raise TrainingStopped(STOP.signal_name or "stop", epoch, state.step)
+            raise TrainingStopped(STOP.signal_name or "stop", state)
         val = evaluate(state.eval_net, val_loader, loss_fn, new_meter(), settings)
         state.epoch = epoch
         row = {"epoch": epoch, "train/epoch_loss": train["loss"], "train/epoch_time_s": train["seconds"],
@@ -362,7 +371,7 @@ def fit(state: TrainState, train_loader: Iterable, val_loader: Iterable, loss_fn
             state.best, state.best_epoch = row[settings.monitor], epoch
         _save(state, {**extra_state(), "loader_rng": _generator_state(train_loader)}, settings, is_best)
         if any_rank(bool(STOP), settings.device):
-            raise TrainingStopped(STOP.signal_name or "stop", epoch, state.step)
+            raise TrainingStopped(STOP.signal_name or "stop", state)
         due = settings.pictures_every and epoch % settings.pictures_every == 0
         if pictures is not None and due and epoch != settings.epochs:  # the caller draws the final ones
             pictures(epoch, val)

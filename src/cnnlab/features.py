@@ -44,7 +44,7 @@ def colour_histogram(x: Tensor, bins: int = 16, value_range: tuple[float, float]
     lo, hi = float(value_range[0]), float(value_range[1])
     if bins < 1 or hi <= lo:
         raise ConfigError(f"colour_histogram needs bins >= 1 and value_range lo < hi, got bins={bins}, "
-                          f"value_range={value_range}: fix features.hist_bins / features.value_range")
+                          f"value_range={value_range}: fix data.hist_bins / data.value_range")
     idx = ((x - lo) * (bins / (hi - lo))).floor().clamp_(0, bins - 1).long()
     idx = idx + torch.arange(c, device=x.device).view(1, c, 1, 1) * bins  # one bin range per channel
     hist = torch.zeros(n, c * bins, dtype=x.dtype, device=x.device)

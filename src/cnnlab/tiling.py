@@ -39,7 +39,8 @@ def _kept(starts: list[int], tile: int, size: int, margin: int) -> list["tuple[i
 def tiled_logits(net: Callable[[Tensor], Tensor], x: Tensor, tile: int, overlap: int) -> Tensor:
     """Logits [N,K,H,W] of images x [N,C,H,W], computed tile by tile (all N images of a tile in one call)."""
     if tile < 1 or not 0 <= overlap < tile or overlap % 2:
-        raise ConfigError(f"tile={tile}, overlap={overlap}: need tile >= 1 and an even overlap in [0, tile)")
+        raise ConfigError(f"trainer.eval_tile={tile}, trainer.eval_overlap={overlap}: need eval_tile >= 1 and an "
+                          f"even eval_overlap in [0, eval_tile)")
     h, w = x.shape[-2:]
     rows, cols = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
     keep_r, keep_c = _kept(rows, tile, h, overlap // 2), _kept(cols, tile, w, overlap // 2)

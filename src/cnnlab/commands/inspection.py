@@ -90,7 +90,7 @@ def visualise_checkpoint(cfg: DictConfig, info: RunInfo) -> Path:
     val = evaluate(model, loader, loss_fn, meter_for(bundle, loop.device, True), loop)
     pictures = make_pictures(model, bundle, RunLogger(out_dir, enabled=False), out_dir, loop.device, lambda: 0,
                              num_images=cfg.num_images, smoothgrad=int(run_cfg.trainer.get("smoothgrad", 0)),
-                             split={"val": "validation", "test": "test", "train": "training"}[cfg.split])
+                             split=cfg.split)
     pictures(0, val, final=True)
     if cfg.get("layer"):
         _layer_pictures(cfg, model, bundle, split, loop.device, out_dir)

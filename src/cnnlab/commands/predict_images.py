@@ -12,7 +12,7 @@ from torch import Tensor
 
 from ..checkpoint import atomic_write
 from ..data.imageio import BAD_IMAGE, EXTENSIONS, load_image, prepare_images
-from .prediction import input_files
+from .prediction import input_files, output_file
 
 
 class ImageReader:
@@ -45,8 +45,7 @@ class ClassCsvWriter:
     order, written atomically when done."""
 
     def __init__(self, state: dict, cfg: DictConfig, run_dir: Path) -> None:
-        out = Path(str(cfg.output)) if cfg.get("output") else run_dir / "predictions.csv"
-        self.path = out / "predictions.csv" if out.is_dir() or str(cfg.get("output", "")).endswith("/") else out
+        self.path = output_file(cfg, run_dir, "predictions.csv")
         self.names, self.rows = list(state["class_names"]), {}
         self.k = min(5, len(self.names)) if len(self.names) > 5 else 1
 

@@ -13,8 +13,10 @@ from omegaconf import DictConfig
 from torch import Tensor
 
 from ..checkpoint import atomic_write
+from ..data.imageio import EXTENSIONS
 from ..data.text import TrimPrepare, encode
 from ..errors import ConfigError
+from .prediction import output_file
 
 log = logging.getLogger("cnnlab")
 
@@ -24,6 +26,9 @@ def read_sentences(spec: str, encoding: str = "utf-8") -> list[str]:
     if spec == "-":
         return sys.stdin.read().split("\n")
     path = Path(spec).expanduser()
+    if path.suffix.lower() in EXTENSIONS:
+        raise ConfigError(f"input={spec} is an image, and this checkpoint is a sentence model: pass input=<text "
+                          f"file, one sentence a line> (or - for standard input), or text=\"...\"")
     if not path.is_file():
         raise ConfigError(f"input={spec} is not a file: give a text file with one sentence a line, or - for "
                           f"standard input, or text=\"...\"")
@@ -35,10 +40,11 @@ def read_sentences(spec: str, encoding: str = "utf-8") -> list[str]:
 
 
 class LineReader:
-    """Sentences -> trimmed int64 token-id batches; empty lines are skipped and counted."""
+    """Sentences (the lines of `input=`, or the one sentence `text`) -> trimmed int64 token-id batches; empty lines
+    are skipped and counted."""
 
-    def __init__(self, state: dict, cfg: DictConfig) -> None:
-        lines = [str(cfg.text)] if cfg.get("text") else read_sentences(str(cfg.input))
+    def __init__(self, state: dict, cfg: DictConfig, text: Optional[str] = None) -> None:
+        lines = [text] if text is not None else read_sentences(str(cfg.input))
         if lines and lines[-1] == "":
             lines = lines[:-1]  # the file's final newline
         self.items = [s for s in lines if s.strip()]
@@ -55,12 +61,12 @@ class LineReader:
 
 
 class TextTsvWriter:
-    """`label<TAB>probability<TAB>text` per sentence in input order (a file), or one line on the console."""
+    """`label<TAB>probability<TAB>text` per sentence in input order (a file, or predictions.tsv in a folder), or for
+    one sentence `text` one line on the console."""
 
-    def __init__(self, state: dict, cfg: DictConfig, run_dir: Path) -> None:
-        self.console = bool(cfg.get("text"))
-        out = Path(str(cfg.output)) if cfg.get("output") else run_dir / "predictions.tsv"
-        self.path = out / "predictions.tsv" if out.is_dir() else out
+    def __init__(self, state: dict, cfg: DictConfig, run_dir: Path, text: Optional[str] = None) -> None:
+        self.console = text is not None
+        self.path = output_file(cfg, run_dir, "predictions.tsv")
         self.names, self.rows = list(state["class_names"]), {}
 
     def add(self, items: list, index: Tensor, logits: Tensor, inputs: Optional[Tensor] = None) -> None:

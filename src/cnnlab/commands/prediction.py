@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import glob
 import logging
+import os
 from pathlib import Path
+from typing import Optional
 
 from omegaconf import DictConfig
 
@@ -24,6 +26,9 @@ from ..tblog import Progress
 
 log = logging.getLogger("cnnlab")
 PREDICT_KEYS = ("input", "output", "batch_size", "device", "text", "overlays", "submission")
+INPUT_WORDS = {"image": "images", "seg_image": "images", "text": "sentences", "points": "2-D points",
+               "poly1d": "1-D numbers", "features": "feature vectors computed from images",
+               "patches": "feature vectors of image patches", "vectors": "feature vectors"}
 
 
 def input_files(spec: str, extensions: tuple[str, ...]) -> list[Path]:
@@ -73,28 +78,60 @@ def load_predictor(cfg: DictConfig, info: RunInfo):
     return model.to(loop.device).eval(), state, loop
 
 
-def predict(cfg: DictConfig, info: RunInfo) -> str:
-    """Read the inputs, run the model over them batch by batch, write what the task writes; returns a summary."""
+def predict(cfg: DictConfig, info: RunInfo, text: Optional[str] = None) -> str:
+    """Read the inputs, run the model over them batch by batch, write what the task writes; returns a summary.
+    `text`: one sentence for a sentence model, as the user typed it (`cnnlab-predict text=...`)."""
     model, state, loop = load_predictor(cfg, info)
     kind, task = state.get("input", "image"), state["task"]
     readers, writers = _registry()
     if kind not in readers or task not in writers:
-        raise ConfigError(f"cnnlab-predict cannot read {kind} inputs for the {task} task of this checkpoint")
+        raise ConfigError(f"cnnlab-predict applies image classifiers, segmenters and sentence classifiers to new "
+                          f"files, but this checkpoint's model takes {INPUT_WORDS.get(kind, kind + ' inputs')} "
+                          f"(data={state.get('name', '?')}): measure it on its data with cnnlab-eval "
+                          f"ckpt_path={cfg.ckpt_path}")
+    sentence = cfg.get("text") if text is None else text
+    check_inputs(cfg, kind, sentence)
     if int(cfg.batch_size) < 1:
         raise ConfigError(f"batch_size={cfg.batch_size} is not valid: it must be >= 1")
-    if not cfg.get("input") and not cfg.get("text"):
-        raise ConfigError("nothing to predict: pass input=<file | folder | glob> (text models: a text file, or - "
-                          "for standard input), or text=\"one sentence\"")
-    reader, writer = readers[kind](state, cfg), writers[task](state, cfg, info.run_dir)
+    one = {} if sentence is None else {"text": sentence}
+    reader, writer = readers[kind](state, cfg, **one), writers[task](state, cfg, info.run_dir, **one)
     bar = Progress(-(-len(reader.items) // int(cfg.batch_size)), "predict", loop.progress)
     batches = forward_batches(model, reader.batches(int(cfg.batch_size)), loop, dense=task == "segmentation")
+    predicted = 0
     for n, (x, index, logits) in enumerate(batches, 1):
         writer.add(reader.items, index.cpu(), logits.cpu(), x.cpu())
+        predicted += len(index)
         bar.update(n)
     bar.close()
     if reader.bad:
         names = ", ".join(str(p) for p in reader.bad[:5]) + (" ..." if len(reader.bad) > 5 else "")
+        if not predicted:
+            raise ConfigError(f"input={cfg.input}: nothing to predict, all {len(reader.bad)} input(s) "
+                              f"{reader.bad_reason}: {names}: give files that open as images")
         log.warning(f"{len(reader.bad)} input(s) {reader.bad_reason} and were skipped: {names}")
     summary = writer.close()
     log.info(summary)
     return summary
+
+
+def check_inputs(cfg: DictConfig, kind: str, sentence: Optional[str]) -> None:
+    """ConfigError unless exactly one of input= and text= is given, and text= only to a sentence model."""
+    if sentence is not None and kind != "text":
+        raise ConfigError(f"text= is for sentence models, and this checkpoint's model takes "
+                          f"{INPUT_WORDS.get(kind, kind)}: pass input=<image file | folder | glob> instead")
+    if sentence is not None and cfg.get("input"):
+        raise ConfigError("both input= and text= are given: pass one (input=<text file> for many sentences)")
+    if sentence is not None and not sentence.strip():
+        raise ConfigError("text= is empty: give a sentence, e.g. text=\"a gripping, beautifully acted film\"")
+    if sentence is None and not cfg.get("input"):
+        raise ConfigError("nothing to predict: pass input=<file | folder | glob> (sentence models: a text file, or "
+                          "- for standard input; or text=\"one sentence\")")
+
+
+def output_file(cfg: DictConfig, run_dir: Path, default: str) -> Path:
+    """The file `output=` names; an existing folder or one written with a trailing slash (`output=preds/`) gets
+    `default` inside it; no `output=`: `default` in this command's own folder."""
+    if not cfg.get("output"):
+        return run_dir / default
+    out = Path(str(cfg.output)).expanduser()
+    return out / default if out.is_dir() or str(cfg.output).endswith(("/", os.sep)) else out

@@ -24,7 +24,8 @@ from ..checkpoint import BEST, CKPT_DIR, LAST, claim_run_folder, load_checkpoint
 from ..confcheck import TrainerSettings
 from ..data.common import DataBundle, head, make_loader
 from ..device import select_device
-from ..engine import STOP, LoopSettings, TrainingStopped, TrainState, WeightAverage, evaluate, fit, forward_batches
+from ..engine import (STOP, LoopSettings, TrainingStopped, TrainState, WeightAverage, evaluate, fit, forward_batches,
+                      position)
 from ..errors import ConfigError
 from ..models.init import init_weights
 from ..report import RunInfo, hparams, write_results, write_run_metadata
@@ -166,7 +167,7 @@ def train(cfg: DictConfig, info: RunInfo) -> float:
         with stop_signals():
             run = _setup(cfg, info, ckpt)
             if STOP:
-                raise TrainingStopped(STOP.signal_name, run.state.epoch, run.state.step)
+                raise TrainingStopped(STOP.signal_name, run.state)
             fit(run.state, run.train_loader, run.val_loader, run.loss_fn, lambda: run.meter(collect=True), run.loop,
                 run.logger, tasks.shown_metrics(run.bundle.task, run.bundle.num_classes, run.bundle.state),
                 lambda: run.extra, run.pictures)
@@ -221,7 +222,8 @@ def _setup(cfg: DictConfig, info: RunInfo, ckpt: Optional[dict]) -> Run:
                                seed=cfg.seed, drop_last=t.drop_last, num_workers=t.num_workers, shard=shard)
     if len(train_loader) == 0:
         raise ConfigError(f"the training split has {len(bundle.train)} samples, fewer than trainer.batch_size="
-                          f"{t.batch_size} with trainer.drop_last=true: lower the batch size or set drop_last=false")
+                          f"{t.batch_size} with trainer.drop_last=true: lower the batch size or set "
+                          f"trainer.drop_last=false")
     val_loader = make_loader(bundle.val, t.eval_batch_size, False, device, num_workers=t.num_workers, shard=shard)
     optimizer = build_optimizer(cfg.optim, model)
     plan = {"total_steps": t.epochs * len(train_loader), "sched": plain(cfg.sched), "optim": plain(cfg.optim)}
@@ -233,7 +235,7 @@ def _setup(cfg: DictConfig, info: RunInfo, ckpt: Optional[dict]) -> Run:
         state.eval_net = compile_model(state.evaluated_model(), t, device)
     if ckpt is not None:
         restore(state, ckpt, train_loader, plan)
-        log.info(f"resumed at epoch {state.epoch}, step {state.step}")
+        log.info(f"resuming {position(state.epoch, state.batch_in_epoch, state.step)}")
     logger = RunLogger(info.run_dir / "tb", enabled=t.tensorboard and main,
                        purge_step=state.step + 1 if ckpt else None)
     counts = train_class_counts(bundle) if loss_takes_class_counts(cfg.loss) else None
@@ -258,14 +260,16 @@ def meter_for(bundle: DataBundle, device: torch.device, collect: bool = False, s
 
 def tune_threshold(net: Any, bundle: DataBundle, loader: Any, loss_fn: Any, loop: LoopSettings) -> Optional[float]:
     """For binary segmentation: the foreground-probability threshold that maximises the monitored metric (f1,
-    iou or patch_f1) on `loader` (validation), stored in `bundle.state`. None for other tasks."""
+    iou or patch_f1; f1 when another metric is monitored) on `loader` (validation), stored in `bundle.state`. None
+    for other tasks."""
     if bundle.task != "segmentation" or bundle.num_classes != 2:
         return None
     sweep = evaluate(net, loader, loss_fn, meter_for(bundle, loop.device, sweep=True), loop)["sweep"]
-    metric = loop.monitor.split("/", 1)[1]
-    chosen = tasks.choose_threshold(sweep, metric if metric in ("f1", "iou", "patch_f1") else "f1")
+    monitored = loop.monitor.split("/", 1)[1]
+    metric = monitored if monitored in ("f1", "iou", "patch_f1") else "f1"
+    chosen = tasks.choose_threshold(sweep, metric)
     bundle.state["threshold"] = chosen
-    log.info(f"decision threshold {chosen:.2f} chosen on validation ({metric} {sweep[chosen].get(metric, 0):.4f})")
+    log.info(f"decision threshold {chosen:.2f} chosen on validation by {metric} ({metric} {sweep[chosen][metric]:.4f})")
     return chosen
 
 

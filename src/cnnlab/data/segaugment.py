@@ -34,10 +34,10 @@ class SegAugment:
     def __init__(self, crop: Optional[int] = None, hflip: bool = True, vflip: bool = True, rot90: bool = True,
                  brightness: float = 0.0, contrast: float = 0.0, angle: float = 0.0) -> None:
         if crop is not None and crop < 1:
-            raise ConfigError(f"data.crop={crop} must be a positive number of pixels, or null for whole images")
+            raise ConfigError(f"data.augment.crop={crop} must be a positive number of pixels, or null for whole images")
         if brightness < 0 or not 0 <= contrast < 1 or not 0 <= angle <= 180:
-            raise ConfigError(f"data.brightness={brightness} must be >= 0, data.contrast={contrast} in [0, 1) and "
-                              f"data.angle={angle} in [0, 180] degrees")
+            raise ConfigError(f"data.augment.brightness={brightness} must be >= 0, data.augment.contrast={contrast} in "
+                              f"[0, 1) and data.augment.angle={angle} in [0, 180] degrees")
         self.crop, self.hflip, self.vflip, self.rot90 = crop, hflip, vflip, rot90
         self.brightness, self.contrast, self.angle = brightness, contrast, angle
 
@@ -48,11 +48,11 @@ class SegAugment:
     def check(self, height: int, width: int) -> None:
         """ConfigError when images of height x width cannot be cropped/turned as configured."""
         if self.crop is not None and (self.crop > height or self.crop > width):
-            raise ConfigError(f"data.crop={self.crop} is larger than the {height}x{width} training images: "
+            raise ConfigError(f"data.augment.crop={self.crop} is larger than the {height}x{width} training images: "
                               f"use a crop of at most {min(height, width)}")
         if self.rot90 and self.crop is None and height != width:
-            raise ConfigError(f"data.rot90=true needs square training crops, the images are {height}x{width}: "
-                              f"set data.crop or data.rot90=false")
+            raise ConfigError(f"data.augment.rot90=true needs square training crops, the images are {height}x{width}: "
+                              f"set data.augment.crop or data.augment.rot90=false")
 
     def __call__(self, x: Tensor, y: Tensor, generator: torch.Generator) -> "tuple[Tensor, Tensor]":
         self.check(*x.shape[-2:])

@@ -90,11 +90,11 @@ def table_format(path: Path, file_format: str = "auto") -> str:
     """csv, tsv or jsonl: `file_format`, or from the file's suffix."""
     if file_format != "auto":
         if file_format not in set(FORMATS.values()):
-            raise ConfigError(f"data.format={file_format} is not known: use auto, csv, tsv or jsonl")
+            raise ConfigError(f"data.file_format={file_format} is not known: use auto, csv, tsv or jsonl")
         return file_format
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise ConfigError(f"cannot tell the format of {path} from its suffix: set data.format=csv, tsv or jsonl")
+        raise ConfigError(f"cannot tell the format of {path} from its suffix: set data.file_format=csv, tsv or jsonl")
     return fmt
 
 

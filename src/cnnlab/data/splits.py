@@ -113,8 +113,8 @@ def slice_blocks(n: int, val_fraction: float, test_fraction: float, has_test: bo
     n_train = n - n_val if has_test else round(n * (1 - val_fraction - test_fraction))  # the rest, not rounded apart
     if not 0 < val_fraction < 1 or n_train < 1 or n_val < 1 or (not has_test and n - n_train - n_val < 1):
         raise ConfigError(f"{n} slices cannot be split into contiguous train/val{'' if has_test else '/test'} "
-                          f"blocks with val_fraction={val_fraction}, test_fraction={test_fraction}: change the "
-                          f"fractions or lower data.slice_step")
+                          f"blocks with data.val_fraction={val_fraction}, data.test_fraction={test_fraction}: "
+                          f"change the fractions or lower data.slice_step")
     sizes = [n_train, n_val] + ([] if has_test else [n - n_train - n_val])
     parts = block_split(n, sizes)
     return {k: p.tolist() for k, p in zip(("train", "val", "test"), parts)}

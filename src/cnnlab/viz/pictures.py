@@ -65,10 +65,12 @@ def mistakes_table(mistakes: "tuple[Tensor, ...]", names: list[str], vocab: list
 
 def make_pictures(model: nn.Module, bundle: DataBundle, logger: RunLogger, out_dir: Optional[Path],
                   device: torch.device, step: Callable[[], int], num_images: int = 16,
-                  smoothgrad: int = 0, split: str = "validation") -> Callable[..., None]:
-    """A function `pictures(epoch, val, final=False)`: `val` is a validation result whose meter collected
-    mistakes/examples; it writes PNGs into `out_dir` when `final` is true."""
+                  smoothgrad: int = 0, split: str = "val") -> Callable[..., None]:
+    """A function `pictures(epoch, val, final=False)`: `val` is a result on `bundle.val` (the `split` it is: val,
+    test or train, named in tags, file names and captions) whose meter collected mistakes/examples; it writes PNGs
+    into `out_dir` when `final` is true."""
     names = [str(n) for n in bundle.class_names]
+    words = {"val": "validation", "test": "test", "train": "training"}[split]
 
     def emit(tag: str, img: Tensor, final: bool) -> None:
         logger.image(tag, img, step())
@@ -82,16 +84,16 @@ def make_pictures(model: nn.Module, bundle: DataBundle, logger: RunLogger, out_d
             with torch.no_grad():
                 pred = model.eval()(x).argmax(1).cpu()
             sal = draw.saliency(model, x, y.to(device), smooth=smoothgrad).cpu()
-            emit("saliency/val", draw.saliency_figure(x.cpu(), sal, [names[int(i)] for i in y],
-                                                      [names[int(i)] for i in pred], bundle.mean, bundle.std,
-                                                      smooth=smoothgrad), final)
+            emit(f"saliency/{split}", draw.saliency_figure(x.cpu(), sal, [names[int(i)] for i in y],
+                                                           [names[int(i)] for i in pred], bundle.mean, bundle.std,
+                                                           smooth=smoothgrad), final)
             if val.get("mistakes") is not None:
                 mx, my, mpred, mconf = val["mistakes"]
                 total = int(val["confusion"].sum())
                 emit("errors/most_confident", draw.mistakes_figure(mx, my, mpred, mconf, names, bundle.mean,
-                                                                   bundle.std, total, split=split), final)
+                                                                   bundle.std, total, split=words), final)
         elif bundle.state.get("vocab") and val.get("mistakes") is not None:  # sentences: a table, not a picture
-            table = mistakes_table(val["mistakes"], names, bundle.state["vocab"], int(val["confusion"].sum()), split)
+            table = mistakes_table(val["mistakes"], names, bundle.state["vocab"], int(val["confusion"].sum()), words)
             logger.text("errors/most_confident", table, step())
             if final and out_dir is not None:
                 out_dir.mkdir(parents=True, exist_ok=True)
@@ -104,19 +106,19 @@ def make_pictures(model: nn.Module, bundle: DataBundle, logger: RunLogger, out_d
             emit("filters/first_layer", draw.filter_figure(conv.weight), final)
         kind = bundle.state.get("input")
         if kind == "points":
-            emit("decision_regions/val", boundary(model, bundle, device, split), final)
+            emit(f"decision_regions/{split}", boundary(model, bundle, device, words), final)
         if kind == "poly1d":
-            emit("fit/val", fitted_curve(model, bundle, device, split), final)
+            emit(f"fit/{split}", fitted_curve(model, bundle, device, words), final)
         if bundle.task == "text" and final:
             project_words(model, bundle, logger, step())
         if bundle.task == "segmentation":
             if val.get("examples"):
-                emit("segmentation/val", draw.segmentation_figure(val["examples"], bundle.mean, bundle.std, split),
+                emit(f"segmentation/{split}", draw.segmentation_figure(val["examples"], bundle.mean, bundle.std, words),
                      final)
         elif bundle.task != "regression":
             classification(val, final)
         if val["confusion"].numel():
-            emit("confusion/val", draw.confusion_figure(val["confusion"], names, f"{split} confusion matrix"),
+            emit(f"confusion/{split}", draw.confusion_figure(val["confusion"], names, f"{words} confusion matrix"),
                  final)
         model.train(was_training)
 
