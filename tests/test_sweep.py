@@ -140,15 +140,15 @@ SMALL = ["data=synthetic", "data.num_samples=64", "trainer.epochs=1", "trainer.t
 
 
 def test_a_value_with_a_slash_leaves_every_job_in_the_summary(tmp_path):
-    """A path (`paths.data_dir=/...`, left out of job folder names) or any other value with a '/' (`name=grid/a`:
-    '_' in the folder name) once nested the job folders, and the summary said "0 jobs" with exit status 0."""
+    """A path (`paths.data_dir=/...`, left out of job folder names; any other '/' in a value becomes '_', see the
+    naming test) once nested the job folders, and the summary said "0 jobs" with exit status 0."""
     out_dir = tmp_path / "out"
     out = subprocess.run([str(BIN / "cnnlab-train"), "-m", "seed=0,1", *SMALL, f"paths.data_dir={tmp_path}/data",
-                          "name=grid/a", f"paths.output_dir={out_dir}"],
+                          f"paths.output_dir={out_dir}"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     [sweep] = (out_dir / "multirun" / "lenet5_synthetic").iterdir()
-    names = "data.num_samples=64,data=synthetic,name=grid_a,seed={},trainer.epochs=1,trainer.pictures_every=0," \
+    names = "data.num_samples=64,data=synthetic,seed={},trainer.epochs=1,trainer.pictures_every=0," \
             "trainer.tensorboard=False"
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == [f"0_{names.format(0)}", f"1_{names.format(1)}"]
     summary = (sweep / "summary.md").read_text()
