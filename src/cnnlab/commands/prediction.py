@@ -45,11 +45,11 @@ def input_files(spec: str, extensions: tuple[str, ...]) -> list[Path]:
 
 def _registry() -> "tuple[dict, dict]":
     """Readers by the data state's `input` kind, writers by task (each task's pair lives in its own module)."""
-    from .predict_images import ClassCsvWriter, ImageReader
+    from .predict_images import ClassCsvWriter, FeatureReader, ImageReader
     from .predict_masks import MaskWriter, SegImageReader
     from .predict_text import LineReader, TextTsvWriter
 
-    readers = {"image": ImageReader, "text": LineReader, "seg_image": SegImageReader}
+    readers = {"image": ImageReader, "features": FeatureReader, "text": LineReader, "seg_image": SegImageReader}
     writers = {"classification": ClassCsvWriter, "text": TextTsvWriter, "segmentation": MaskWriter}
     return readers, writers
 
