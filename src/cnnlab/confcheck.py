@@ -1,8 +1,9 @@
 """Config values checked against the code that takes them, before anything is built.
 
-Three checks, each failing with one line that names the key and the fix:
+Each check fails with one line that names the key and the fix:
 - `check_call`: a config node against its target's signature (unknown keys list the valid ones; a value of the
   wrong type names the expected type), so `optim.lr=abc` or `+model.widht=3` never reach a constructor;
+- `check_optim_values`: the optimizer's numbers in their valid ranges (`optim.lr=-1`, `optim.betas=[2,3]`);
 - `check_saved_targets`: a checkpoint's saved config may only name the `_target_`s that cnnlab's own configs
   name (a received file must never choose the code that runs);
 - `TrainerSettings`: the trainer group, typed and range-checked.
@@ -139,6 +140,31 @@ def check_call(group: str, target: Callable, values: Mapping[str, Any]) -> None:
         if not _matches(value, hint):
             what = _describe(hint)
             raise ConfigError(f"{group}.{key}={value!r} is not valid: it must be {what or 'of type ' + str(hint)}")
+
+
+# ---------------------------------------------------------------- optimizer ranges
+
+# The settings torch.optim's optimizers share, by name: (valid range in words, test). Types are checked first.
+OPTIM_RANGES: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "lr": ("> 0", lambda v: v > 0),
+    "eps": ("> 0", lambda v: v > 0),
+    "weight_decay": (">= 0", lambda v: v >= 0),
+    "momentum": ("in [0, 1)", lambda v: 0 <= v < 1),
+    "dampening": ("in [0, 1]", lambda v: 0 <= v <= 1),
+    "rho": ("in [0, 1]", lambda v: 0 <= v <= 1),
+    "betas": ("two numbers in [0, 1), e.g. [0.9, 0.999]", lambda v: all(0 <= b < 1 for b in v)),
+}
+
+
+def check_optim_values(values: Mapping[str, Any]) -> None:
+    """ConfigError naming the optimizer setting outside its valid range (see OPTIM_RANGES)."""
+    for key, (valid, ok) in OPTIM_RANGES.items():
+        value = values.get(key)
+        if value is not None and not ok(value):
+            raise ConfigError(f"optim.{key}={value} is not valid: it must be {valid}")
+    if values.get("nesterov") and (not values.get("momentum") or values.get("dampening")):
+        raise ConfigError(f"optim.nesterov=true needs optim.momentum > 0 and no dampening (momentum is "
+                          f"{values.get('momentum', 0)}): set optim.momentum (e.g. 0.9) or optim.nesterov=false")
 
 
 # ---------------------------------------------------------------- trusted targets

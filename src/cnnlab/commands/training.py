@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from .. import distributed, tasks
-from ..build import (build_data, build_loss, build_model, build_optimizer, build_scheduler, loop_settings,
+from ..build import (build_data, build_loss, build_model, build_optimizer, build_scheduler, check_optim, loop_settings,
                     loss_takes_class_counts, plain, saved_config, train_class_counts, trainer_settings)
 from ..checkpoint import BEST, CKPT_DIR, LAST, claim_run_folder, load_checkpoint, save_checkpoint, set_rng_state
 from ..confcheck import TrainerSettings
@@ -201,6 +201,7 @@ def _setup(cfg: DictConfig, info: RunInfo, ckpt: Optional[dict]) -> Run:
     world, main = distributed.WORLD, distributed.WORLD.main
     info.name = info.name or str(cfg.get("name") or "")
     t = trainer_settings(cfg)
+    check_optim(cfg.optim)
     seed_everything(cfg.seed, t.deterministic)
     device = distributed.device_for(select_device(t.device))
     log.info(f"run folder: {info.run_dir.resolve()}  (device {device}" + (f", {world.size} ranks)" if world.active
