@@ -3,13 +3,16 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 import yaml
+from PIL import Image
 
 from cnnlab.checkpoint import RunFolderLock
 from cnnlab.data.fakes import write_mnist, write_tree
 from cnnlab.errors import ConfigError
-from conftest import CONFIG_DIR, command, one_error_line, run_train
+from conftest import CONFIG_DIR, command, compose_cfg, one_error_line, run_train
 
 QUICK = ["data=synthetic", "data.num_samples=16", "trainer.epochs=1", "trainer.batch_size=8",
          "trainer.tensorboard=false", "trainer.pictures_every=0"]
@@ -200,3 +203,62 @@ def test_a_bad_optimizer_value_exits_2_with_one_line_and_leaves_no_folder(tmp_pa
                   cwd=tmp_path)
     assert one_error_line(out).startswith("error: optim.betas=[2, 3] is not valid: it must be two numbers in [0, 1)")
     assert not any((tmp_path / "outputs").rglob("*"))
+
+
+# ---------------------------------------------------------------- a checkpoint and a changed model
+
+@pytest.fixture(scope="module")
+def lenet_ckpt(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("lenet")
+    run_dir, _ = run_train(tmp, [*QUICK, "model=lenet5"])
+    return run_dir / "checkpoints" / "best.pt"
+
+
+def inspect(tmp_path, ckpt, overrides, command_name="viz"):
+    """cnnlab-viz / -eval / -predict in-process on `ckpt` with `overrides`."""
+    from cnnlab.commands import evaluate_checkpoint, predict, visualise_checkpoint
+    from cnnlab.report import RunInfo
+
+    fn = {"viz": visualise_checkpoint, "eval": evaluate_checkpoint, "predict": predict}[command_name]
+    items = [f"ckpt_path={ckpt}", *overrides]
+    cfg = compose_cfg(items, config_name="predict" if command_name == "predict" else "eval")
+    (tmp_path / "cmd").mkdir(exist_ok=True)
+    return fn(cfg, RunInfo(tmp_path / "cmd", overrides=items))
+
+
+def assert_names_the_misfit(line, ckpt, override):
+    """The line names the checkpoint, the parameters that do not fit (read from the file) and the override."""
+    assert f"checkpoint {ckpt} does not fit" in line and f"drop {override} " in line, line
+    if override.startswith("model.channels"):  # the first conv's 6 filters against the 8 asked for
+        shape = list(torch.load(ckpt, weights_only=True)["model"]["features.0.weight"].shape)
+        assert f"features.0.weight is {shape} there but {[8, *shape[1:]]} here" in line, line
+    else:  # an MLP has none of LeNet-5's parameters
+        assert "the model has no features.0.weight" in line, line
+
+
+@pytest.mark.parametrize("cmd, override", [("cnnlab-train", "model.channels=[8,16]"), ("cnnlab-predict", "model=mlp")])
+def test_a_model_changed_on_top_of_a_checkpoint_exits_2_and_leaves_no_folder(lenet_ckpt, tmp_path, cmd, override):
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / "x.png")
+    extra = [f"input={tmp_path / 'x.png'}"] if cmd == "cnnlab-predict" else []
+    out = command(cmd, f"ckpt_path={lenet_ckpt}", override, *extra, f"paths.output_dir={tmp_path / 'outputs'}",
+                  cwd=tmp_path)
+    assert_names_the_misfit(one_error_line(out), lenet_ckpt, override)
+    assert not any((tmp_path / "outputs").rglob("*"))
+
+
+@pytest.mark.parametrize("command_name, override", [("train", "model=mlp"), ("eval", "model.channels=[8,16]"),
+                                                    ("viz", "model=mlp"), ("predict", "model.channels=[8,16]")])
+def test_a_model_changed_on_top_of_a_checkpoint_names_what_does_not_fit(lenet_ckpt, tmp_path, command_name,
+                                                                         override):
+    with pytest.raises(ConfigError) as err:
+        if command_name == "train":
+            run_train(tmp_path, [*QUICK, f"ckpt_path={lenet_ckpt}", override])
+        else:
+            inspect(tmp_path, lenet_ckpt, [override, *([f"input={tmp_path}"] if command_name == "predict" else [])],
+                    command_name)
+    assert_names_the_misfit(str(err.value), lenet_ckpt, override)
+
+
+def test_a_model_setting_that_keeps_the_shapes_continues_from_the_checkpoint(lenet_ckpt, tmp_path):
+    run_dir, _ = run_train(tmp_path, [*QUICK, f"ckpt_path={lenet_ckpt}", "model.dropout=0.1", "trainer.epochs=2"])
+    assert (run_dir / "results.json").is_file()

@@ -55,6 +55,11 @@ def is_setting(item: str) -> bool:
     return key not in RUN_CONTROL_KEYS and not key.startswith("hydra")
 
 
+def model_overrides(overrides: list[str]) -> list[str]:
+    """The command line's `model=...` and `model.*=...` items (they change the model a checkpoint is loaded into)."""
+    return [o for o in overrides if parse_override(o)[0].split(".")[0] == "model"]
+
+
 def plain(node: Any) -> Any:
     """A config node as plain Python (dicts, lists, scalars), interpolations resolved."""
     return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node

@@ -13,8 +13,8 @@ from omegaconf import DictConfig
 from torch import nn
 
 from .. import tasks
-from ..build import build_data, build_loss, build_model, loop_settings, saved_config, trainer_settings
-from ..checkpoint import load_checkpoint
+from ..build import build_data, build_loss, build_model, loop_settings, model_overrides, saved_config, trainer_settings
+from ..checkpoint import load_checkpoint, load_weights
 from ..data.common import DataBundle, head, make_loader, offered_from_state
 from ..device import select_device
 from ..engine import evaluate
@@ -52,7 +52,7 @@ def load_for_inference(cfg: DictConfig, info: RunInfo, only: Optional[str] = Non
                           f"{state['class_names'][:5]}...: evaluate on data with the classes it was trained on")
     offered = offered_from_state(state) if state else bundle.model_kwargs
     model = build_model(run_cfg.model, bundle.num_classes, offered, names)
-    model.load_state_dict(ckpt["model"])
+    load_weights(model, ckpt["model"], cfg.ckpt_path, model_overrides(info.overrides))
     model.to(loop.device)
     check_compatible(model, bundle, names, loop)
     loss_fn = build_loss(run_cfg.loss, model, bundle, state.get("class_counts"))

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from ..build import build_model, loop_settings, saved_config, trainer_settings
-from ..checkpoint import load_checkpoint
+from ..build import build_model, loop_settings, model_overrides, saved_config, trainer_settings
+from ..checkpoint import load_checkpoint, load_weights
 from ..data.common import offered_from_state
 from ..device import select_device
 from ..engine import forward_batches
@@ -69,7 +69,7 @@ def load_predictor(cfg: DictConfig, info: RunInfo):
     choices = (ckpt.get("run_info") or {}).get("choices", {})
     names = (choices.get("model", "?"), choices.get("data", "?"))
     model = build_model(run_cfg.model, state["num_classes"], offered_from_state(state), names)
-    model.load_state_dict(ckpt["model"])
+    load_weights(model, ckpt["model"], cfg.ckpt_path, model_overrides(info.overrides))
     return model.to(loop.device).eval(), state, loop
 
 
