@@ -262,3 +262,47 @@ def test_a_model_changed_on_top_of_a_checkpoint_names_what_does_not_fit(lenet_ck
 def test_a_model_setting_that_keeps_the_shapes_continues_from_the_checkpoint(lenet_ckpt, tmp_path):
     run_dir, _ = run_train(tmp_path, [*QUICK, f"ckpt_path={lenet_ckpt}", "model.dropout=0.1", "trainer.epochs=2"])
     assert (run_dir / "results.json").is_file()
+
+
+# ---------------------------------------------------------------- cnnlab-viz and cnnlab-predict options
+
+@pytest.mark.parametrize("override, message", [
+    ("num_images=0", "num_images=0 is not valid: it must be >= 1"),
+    ("num_images=-3", "num_images=-3 is not valid: it must be >= 1"),
+    ("num_images=abc", "num_images='abc' is not valid: it must be a whole number"),
+    ("num_images=2.5", "num_images=2.5 is not valid: it must be a whole number"),
+    ("top=0", "top=0 is not valid: it must be >= 1"),
+    ("top=abc", "top='abc' is not valid: it must be a whole number"),
+    ("channels=0", "channels=0 is not valid: it must be >= 1"),
+    ("channels=[1,2]", "channels=[1, 2] is not valid: it must be a whole number"),
+    ("layer_images=-1", "layer_images=-1 is not valid: it must be >= 1"),
+    ("layer_images=1.5", "layer_images=1.5 is not valid: it must be a whole number"),
+    ("maximise=abc", "maximise='abc' is not valid: it must be true or false"),
+])
+def test_a_bad_viz_option_names_the_key_before_anything_is_drawn(lenet_ckpt, tmp_path, override, message):
+    with pytest.raises(ConfigError) as err:
+        inspect(tmp_path, lenet_ckpt, ["layer=features.0", override])
+    assert str(err.value) == message
+    assert not list((tmp_path / "cmd").iterdir())
+
+
+@pytest.mark.parametrize("override, message", [
+    ("batch_size=abc", "batch_size='abc' is not valid: it must be a whole number"),
+    ("batch_size=0", "batch_size=0 is not valid: it must be >= 1"),
+    ("batch_size=2.5", "batch_size=2.5 is not valid: it must be a whole number"),
+    ("overlays=abc", "overlays='abc' is not valid: it must be true or false"),
+    ("device=abc", "device=abc is not usable here"),
+])
+def test_a_bad_predict_option_names_the_key(lenet_ckpt, tmp_path, override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        inspect(tmp_path, lenet_ckpt, [f"input={tmp_path}", override], "predict")
+
+
+@pytest.mark.parametrize("cmd, override, key", [("cnnlab-viz", "channels=0", "channels"),
+                                                ("cnnlab-predict", "batch_size=abc", "batch_size")])
+def test_a_bad_command_option_exits_2_with_one_line(lenet_ckpt, tmp_path, cmd, override, key):
+    extra = [f"input={tmp_path}"] if cmd == "cnnlab-predict" else []
+    out = command(cmd, f"ckpt_path={lenet_ckpt}", override, *extra, f"paths.output_dir={tmp_path / 'outputs'}",
+                  cwd=tmp_path)
+    assert one_error_line(out).startswith(f"error: {key}=")
+    assert not any((tmp_path / "outputs").rglob("*"))

@@ -6,7 +6,8 @@ Each check fails with one line that names the key and the fix:
 - `check_optim_values`: the optimizer's numbers in their valid ranges (`optim.lr=-1`, `optim.betas=[2,3]`);
 - `check_saved_targets`: a checkpoint's saved config may only name the `_target_`s that cnnlab's own configs
   name (a received file must never choose the code that runs);
-- `TrainerSettings`: the trainer group, typed and range-checked.
+- `TrainerSettings`: the trainer group, typed and range-checked; `check_options`: a command's own options
+  (cnnlab-viz's `num_images`, cnnlab-predict's `batch_size`).
 """
 from __future__ import annotations
 
@@ -140,6 +141,17 @@ def check_call(group: str, target: Callable, values: Mapping[str, Any]) -> None:
         if not _matches(value, hint):
             what = _describe(hint)
             raise ConfigError(f"{group}.{key}={value!r} is not valid: it must be {what or 'of type ' + str(hint)}")
+
+
+def check_options(values: Mapping[str, Any], types: Mapping[str, Any], minimum: Mapping[str, int]) -> None:
+    """A command's own top-level options: ConfigError naming the key when a value does not fit its annotation in
+    `types`, or is below its `minimum`."""
+    for key, hint in types.items():
+        value = values.get(key)
+        if not _matches(value, hint):
+            raise ConfigError(f"{key}={value!r} is not valid: it must be {_describe(hint)}")
+        if key in minimum and value < minimum[key]:
+            raise ConfigError(f"{key}={value} is not valid: it must be >= {minimum[key]}")
 
 
 # ---------------------------------------------------------------- optimizer ranges

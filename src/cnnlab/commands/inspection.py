@@ -15,6 +15,7 @@ from torch import nn
 from .. import tasks
 from ..build import build_data, build_loss, build_model, loop_settings, model_overrides, saved_config, trainer_settings
 from ..checkpoint import load_checkpoint, load_weights
+from ..confcheck import check_options
 from ..data.common import DataBundle, head, make_loader, offered_from_state
 from ..device import select_device
 from ..engine import evaluate
@@ -29,15 +30,23 @@ from .training import check_compatible, meter_for
 log = logging.getLogger("cnnlab")
 
 EVAL_KEYS = ("split", "out_dir", "num_images", "layer", "top", "channels", "maximise", "layer_images")
+VIZ_OPTIONS = {"num_images": int, "top": int, "channels": int, "layer_images": int, "maximise": bool}
+VIZ_MINIMUM = {"num_images": 1, "top": 1, "channels": 1, "layer_images": 1}
+
+
+def check_eval_options(cfg: DictConfig) -> None:
+    """The options of cnnlab-eval / cnnlab-viz (configs/eval.yaml), before the checkpoint is read."""
+    if not cfg.get("ckpt_path"):
+        raise ConfigError("no checkpoint given: pass ckpt_path=<run folder>/checkpoints/best.pt")
+    if cfg.split not in ("train", "val", "test"):
+        raise ConfigError(f"split={cfg.split} is not known: use test, val or train")
+    check_options(cfg, VIZ_OPTIONS, VIZ_MINIMUM)
 
 
 def load_for_inference(cfg: DictConfig, info: RunInfo, only: Optional[str] = None):
     """(saved config, model with the checkpoint's weights, data bundle built with the checkpoint's data state,
     loop settings, loss with the class counts training saw) for `cnnlab-eval` / `cnnlab-viz`."""
-    if not cfg.get("ckpt_path"):
-        raise ConfigError("no checkpoint given: pass ckpt_path=<run folder>/checkpoints/best.pt")
-    if cfg.split not in ("train", "val", "test"):
-        raise ConfigError(f"split={cfg.split} is not known: use test, val or train")
+    check_eval_options(cfg)
     ckpt = load_checkpoint(cfg.ckpt_path, map_location="cpu")
     run_cfg = saved_config(cfg, info.overrides, ckpt, Path(cfg.ckpt_path), own_keys=EVAL_KEYS)
     t = trainer_settings(run_cfg)

@@ -10,11 +10,13 @@ from __future__ import annotations
 import glob
 import logging
 from pathlib import Path
+from typing import Optional
 
 from omegaconf import DictConfig
 
 from ..build import build_model, loop_settings, model_overrides, saved_config, trainer_settings
 from ..checkpoint import load_checkpoint, load_weights
+from ..confcheck import check_options
 from ..data.common import offered_from_state
 from ..device import select_device
 from ..engine import forward_batches
@@ -24,6 +26,7 @@ from ..tblog import Progress
 
 log = logging.getLogger("cnnlab")
 PREDICT_KEYS = ("input", "output", "batch_size", "device", "text", "overlays", "submission")
+PREDICT_OPTIONS = {"batch_size": int, "device": Optional[str], "overlays": bool}
 
 
 def input_files(spec: str, extensions: tuple[str, ...]) -> list[Path]:
@@ -58,6 +61,7 @@ def load_predictor(cfg: DictConfig, info: RunInfo):
     """(model in eval mode, data state, loop settings) from the checkpoint alone."""
     if not cfg.get("ckpt_path"):
         raise ConfigError("no checkpoint given: pass ckpt_path=<run folder>/checkpoints/best.pt")
+    check_options(cfg, PREDICT_OPTIONS, {"batch_size": 1})
     ckpt = load_checkpoint(cfg.ckpt_path, map_location="cpu")
     run_cfg = saved_config(cfg, info.overrides, ckpt, Path(cfg.ckpt_path), own_keys=PREDICT_KEYS)
     state = ckpt.get("data_state")
@@ -65,7 +69,8 @@ def load_predictor(cfg: DictConfig, info: RunInfo):
         raise ConfigError(f"checkpoint {cfg.ckpt_path} has no data state (written before cnnlab-predict existed): "
                           f"train the model again to predict with it")
     t = trainer_settings(run_cfg)
-    loop = loop_settings(t, select_device(str(cfg.device or t.device)), None)
+    device = select_device(str(cfg.device), "device") if cfg.device else select_device(t.device)
+    loop = loop_settings(t, device, None)
     choices = (ckpt.get("run_info") or {}).get("choices", {})
     names = (choices.get("model", "?"), choices.get("data", "?"))
     model = build_model(run_cfg.model, state["num_classes"], offered_from_state(state), names)
@@ -80,8 +85,6 @@ def predict(cfg: DictConfig, info: RunInfo) -> str:
     readers, writers = _registry()
     if kind not in readers or task not in writers:
         raise ConfigError(f"cnnlab-predict cannot read {kind} inputs for the {task} task of this checkpoint")
-    if int(cfg.batch_size) < 1:
-        raise ConfigError(f"batch_size={cfg.batch_size} is not valid: it must be >= 1")
     if not cfg.get("input") and not cfg.get("text"):
         raise ConfigError("nothing to predict: pass input=<file | folder | glob> (text models: a text file, or - "
                           "for standard input), or text=\"one sentence\"")
