@@ -1,5 +1,6 @@
 """Every bad value a user can type ends in one line naming the key at fault (and how to fix it), before training."""
 import json
+import os
 import re
 from pathlib import Path
 
@@ -306,3 +307,68 @@ def test_a_bad_command_option_exits_2_with_one_line(lenet_ckpt, tmp_path, cmd, o
                   cwd=tmp_path)
     assert one_error_line(out).startswith(f"error: {key}=")
     assert not any((tmp_path / "outputs").rglob("*"))
+
+
+# ---------------------------------------------------------------- outputs that cannot be written
+
+@pytest.mark.parametrize("cmd, key", [("cnnlab-predict", "output"), ("cnnlab-viz", "out_dir")])
+def test_an_output_below_a_file_is_one_line_naming_it(lenet_ckpt, tmp_path, cmd, key):
+    # a path below a regular file cannot be made, also by root
+    (tmp_path / "afile").write_text("not a folder")
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / "x.png")
+    target = tmp_path / "afile" / "sub" / ("x.csv" if key == "output" else "")
+    extra = [f"input={tmp_path / 'x.png'}"] if cmd == "cnnlab-predict" else []
+    out = command(cmd, f"ckpt_path={lenet_ckpt}", *extra, f"{key}={target}", f"paths.output_dir={tmp_path / 'outputs'}",
+                  cwd=tmp_path)
+    assert one_error_line(out) == (f"error: {key}={target} cannot be written: {tmp_path / 'afile'} is a file, not a "
+                                   f"folder; choose another path")
+    assert not any((tmp_path / "outputs").rglob("*")) and (tmp_path / "afile").read_text() == "not a folder"
+
+
+def test_an_eval_out_dir_that_is_a_file_is_refused_before_the_checkpoint_is_read(tmp_path):
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(ConfigError, match=re.escape(f"out_dir={tmp_path / 'afile'} cannot be written: "
+                                                    f"{tmp_path / 'afile'} is a file, not a folder")):
+        inspect(tmp_path, tmp_path / "no_such.pt", [f"out_dir={tmp_path / 'afile'}"], "eval")
+
+
+def test_a_read_only_folder_is_refused_before_the_work(lenet_ckpt, tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        if os.access(folder, os.W_OK):
+            pytest.skip("running as root: a read-only folder is writable")
+        with pytest.raises(ConfigError, match=re.escape(f"out_dir={folder / 'viz'} cannot be written: no file can "
+                                                        f"be made in {folder}")):
+            inspect(tmp_path, lenet_ckpt, [f"out_dir={folder / 'viz'}"])
+    finally:
+        folder.chmod(0o700)
+
+
+def test_a_virtual_file_system_is_refused(lenet_ckpt, tmp_path):
+    if not Path("/proc/self").is_dir():
+        pytest.skip("no /proc here")
+    with pytest.raises(ConfigError, match=re.escape("output=/proc/x.csv cannot be written: no file can be made in "
+                                                    "/proc")):
+        inspect(tmp_path, lenet_ckpt, [f"input={tmp_path}", "output=/proc/x.csv"], "predict")
+
+
+def test_mask_text_and_submission_outputs_are_checked_when_their_writer_starts(tmp_path):
+    from omegaconf import OmegaConf
+
+    from cnnlab.commands.predict_masks import MaskWriter
+    from cnnlab.commands.predict_text import TextTsvWriter
+
+    (tmp_path / "afile").write_text("")
+    below = tmp_path / "afile" / "sub"
+    options = {"output": None, "overlays": False, "submission": None, "text": None}
+    with pytest.raises(ConfigError, match=re.escape(f"output={below} cannot be written")):
+        MaskWriter({"num_classes": 2}, OmegaConf.create({**options, "output": str(below)}), tmp_path)
+    with pytest.raises(ConfigError, match=re.escape(f"submission={below}/s.csv cannot be written")):
+        MaskWriter({"num_classes": 2, "patch": 16}, OmegaConf.create({**options, "submission": f"{below}/s.csv"}),
+                   tmp_path)
+    with pytest.raises(ConfigError, match=re.escape(f"output={below}/p.tsv cannot be written")):
+        TextTsvWriter({"class_names": ["a", "b"]}, OmegaConf.create({**options, "output": f"{below}/p.tsv"}), tmp_path)
+    MaskWriter({"num_classes": 2}, OmegaConf.create({**options, "output": str(tmp_path / "new" / "masks")}), tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # checking made nothing

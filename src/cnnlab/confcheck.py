@@ -7,13 +7,15 @@ Each check fails with one line that names the key and the fix:
 - `check_saved_targets`: a checkpoint's saved config may only name the `_target_`s that cnnlab's own configs
   name (a received file must never choose the code that runs);
 - `TrainerSettings`: the trainer group, typed and range-checked; `check_options`: a command's own options
-  (cnnlab-viz's `num_images`, cnnlab-predict's `batch_size`).
+  (cnnlab-viz's `num_images`, cnnlab-predict's `batch_size`);
+- `check_writable`: a folder the command will write into, before the work that fills it.
 """
 from __future__ import annotations
 
 import collections.abc as cabc
 import functools
 import inspect
+import tempfile
 import types
 import typing
 from dataclasses import dataclass, fields
@@ -177,6 +179,31 @@ def check_optim_values(values: Mapping[str, Any]) -> None:
     if values.get("nesterov") and (not values.get("momentum") or values.get("dampening")):
         raise ConfigError(f"optim.nesterov=true needs optim.momentum > 0 and no dampening (momentum is "
                           f"{values.get('momentum', 0)}): set optim.momentum (e.g. 0.9) or optim.nesterov=false")
+
+
+# ---------------------------------------------------------------- output folders
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # e.g. a parent that may not be searched: that parent is then the one checked
+        return False
+
+
+def check_writable(folder: "str | Path", shown: str) -> None:
+    """ConfigError naming `shown` (e.g. `output=preds/x.csv`) when nothing can be written into `folder` (made later
+    if missing): the nearest of it and its parents that exists must be a folder in which a file can be made. A
+    temporary file is tried, so that permissions, read-only disks and /proc all count; nothing is left behind."""
+    path = Path(folder).expanduser().absolute()
+    existing = next(p for p in (path, *path.parents) if _exists(p))
+    if not existing.is_dir():
+        raise ConfigError(f"{shown} cannot be written: {existing} is a file, not a folder; choose another path")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as e:
+        raise ConfigError(f"{shown} cannot be written: no file can be made in {existing} "
+                          f"({e.strerror or type(e).__name__}); choose another path") from None
 
 
 # ---------------------------------------------------------------- trusted targets

@@ -15,7 +15,7 @@ from torch import nn
 from .. import tasks
 from ..build import build_data, build_loss, build_model, loop_settings, model_overrides, saved_config, trainer_settings
 from ..checkpoint import load_checkpoint, load_weights
-from ..confcheck import check_options
+from ..confcheck import check_options, check_writable
 from ..data.common import DataBundle, head, make_loader, offered_from_state
 from ..device import select_device
 from ..engine import evaluate
@@ -41,6 +41,8 @@ def check_eval_options(cfg: DictConfig) -> None:
     if cfg.split not in ("train", "val", "test"):
         raise ConfigError(f"split={cfg.split} is not known: use test, val or train")
     check_options(cfg, VIZ_OPTIONS, VIZ_MINIMUM)
+    if cfg.get("out_dir"):
+        check_writable(cfg.out_dir, f"out_dir={cfg.out_dir}")
 
 
 def load_for_inference(cfg: DictConfig, info: RunInfo, only: Optional[str] = None):

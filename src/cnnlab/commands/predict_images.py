@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 from torch import Tensor
 
 from ..checkpoint import atomic_write
+from ..confcheck import check_writable
 from ..data.common import unnormalise
 from ..data.imageio import BAD_IMAGE, EXTENSIONS, load_image, prepare_images
 from ..features import FeatureSpec, Standardiser, extract
@@ -66,6 +67,8 @@ class ClassCsvWriter:
     def __init__(self, state: dict, cfg: DictConfig, run_dir: Path) -> None:
         out = Path(str(cfg.output)) if cfg.get("output") else run_dir / "predictions.csv"
         self.path = out / "predictions.csv" if out.is_dir() or str(cfg.get("output", "")).endswith("/") else out
+        if cfg.get("output"):
+            check_writable(self.path.parent, f"output={cfg.output}")
         self.names, self.rows = list(state["class_names"]), {}
         self.k = min(5, len(self.names)) if len(self.names) > 5 else 1
 

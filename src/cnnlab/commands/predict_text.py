@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 from torch import Tensor
 
 from ..checkpoint import atomic_write
+from ..confcheck import check_writable
 from ..data.text import TrimPrepare, encode
 from ..errors import ConfigError
 
@@ -61,6 +62,8 @@ class TextTsvWriter:
         self.console = bool(cfg.get("text"))
         out = Path(str(cfg.output)) if cfg.get("output") else run_dir / "predictions.tsv"
         self.path = out / "predictions.tsv" if out.is_dir() else out
+        if cfg.get("output") and not self.console:
+            check_writable(self.path.parent, f"output={cfg.output}")
         self.names, self.rows = list(state["class_names"]), {}
 
     def add(self, items: list, index: Tensor, logits: Tensor, inputs: Optional[Tensor] = None) -> None:

@@ -88,7 +88,8 @@ def predict(cfg: DictConfig, info: RunInfo) -> str:
     if not cfg.get("input") and not cfg.get("text"):
         raise ConfigError("nothing to predict: pass input=<file | folder | glob> (text models: a text file, or - "
                           "for standard input), or text=\"one sentence\"")
-    reader, writer = readers[kind](state, cfg), writers[task](state, cfg, info.run_dir)
+    writer = writers[task](state, cfg, info.run_dir)  # checks that the output can be written
+    reader = readers[kind](state, cfg)
     bar = Progress(-(-len(reader.items) // int(cfg.batch_size)), "predict", loop.progress)
     batches = forward_batches(model, reader.batches(int(cfg.batch_size)), loop, dense=task == "segmentation")
     for n, (x, index, logits) in enumerate(batches, 1):
