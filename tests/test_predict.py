@@ -17,7 +17,7 @@ from cnnlab.data.fakes import write_cifar, write_mnist
 from cnnlab.data.imageio import load_image
 from cnnlab.data.common import normalise
 from cnnlab.models.lenet import LeNet5
-from conftest import BIN, command, one_error_line, run_train
+from conftest import BIN, command, fake_data, one_error_line, run_train
 
 SMALL = ["trainer.epochs=2", "trainer.batch_size=16", "trainer.tensorboard=false", "trainer.pictures_every=0"]
 
@@ -288,7 +288,7 @@ def test_eval_and_viz_on_a_sentence_checkpoint(tmp_path):
                                                ("mlp_moons", [])])
 def test_eval_and_viz_on_regression_and_feature_checkpoints(tmp_path, experiment, extra):
     # every task's checkpoint evaluates: regression has no class confusion; the digits feature source has no `only`;
-    # cnnlab-predict, which reads files, says what it applies to and points to cnnlab-eval
+    # cnnlab-predict, which reads files, says for points and numbers what it applies to and points to cnnlab-eval
     run_dir, _ = run_train(tmp_path, [f"experiment={experiment}", "trainer.epochs=1", "trainer.tensorboard=false",
                                       "trainer.pictures_every=0", *extra])
     ckpt = run_dir / "checkpoints" / "best.pt"
@@ -300,6 +300,8 @@ def test_eval_and_viz_on_regression_and_feature_checkpoints(tmp_path, experiment
     assert shared and all(metrics[k] == pytest.approx(trained[k], rel=1e-5, abs=1e-6) for k in shared)
     out = command("cnnlab-viz", f"ckpt_path={ckpt}", f"out_dir={tmp_path / 'viz'}", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
+    if experiment == "svm_features_digits":  # features of images: predict reads image files (test below, on an image folder)
+        return
     line = one_error_line(command("cnnlab-predict", f"ckpt_path={ckpt}", f"input={tmp_path}", cwd=tmp_path))
     assert "image classifiers, segmenters and sentence classifiers" in line and f"cnnlab-eval ckpt_path={ckpt}" in line
 
@@ -324,3 +326,45 @@ def test_eval_weighs_its_loss_with_the_training_class_counts_without_the_trainin
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     trained = json.loads((run_dir / "results.json").read_text())
     assert metrics["test/loss"] == pytest.approx(trained["test/loss"], rel=1e-5)
+
+
+def test_eval_viz_predict_on_an_image_folder_feature_checkpoint(tmp_path):
+    # the features' source is an image folder: the checkpoint rebuilds it with its classes (data state), and
+    # cnnlab-predict turns image files into the features the model was trained on
+    from cnnlab.data.common import DataBundle, TensorSplit
+    from cnnlab.data.featureset import build_feature_data
+    from cnnlab.data.imagefolder import decode_all
+    from cnnlab.data.imageio import EXTENSIONS, prepare_images
+
+    run_dir, _ = run_train(tmp_path, ["data=imagefolder_features", "model=linear",
+                                      *fake_data("imagefolder_features", tmp_path), *SMALL])
+    ckpt = run_dir / "checkpoints" / "best.pt"
+    out = command("cnnlab-eval", f"ckpt_path={ckpt}", f"out_dir={tmp_path / 'eval'}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    trained = json.loads((run_dir / "results.json").read_text())
+    assert metrics["per_class_acc"].keys() == {"cat", "dog", "fox"}
+    assert all(metrics[k] == pytest.approx(trained[k], rel=1e-5, abs=1e-6) for k in metrics if k.startswith("test/"))
+    out = command("cnnlab-viz", f"ckpt_path={ckpt}", f"out_dir={tmp_path / 'viz'}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (tmp_path / "viz" / "confusion_test.png").is_file()  # split=test, the default
+    out = command("cnnlab-predict", f"ckpt_path={ckpt}", f"input={tmp_path / 'imgs'}", f"output={tmp_path / 'p.csv'}",
+                  cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = {Path(r[0]): r for r in read_csv(tmp_path / "p.csv")[1:]}
+    # independent: the training code's own decoding and features of the same files, through the saved weights
+    ckpt_data = load_checkpoint(ckpt)
+    state, image = ckpt_data["data_state"], ckpt_data["data_state"]["image"]
+    files = sorted(p for p in (tmp_path / "imgs").rglob("*") if p.suffix in EXTENSIONS and p.name != "broken.png")
+    x, y = decode_all([(p, 0) for p in files], image["size"][0], "error")
+    split = TensorSplit(x, y, prepare_images(image["mean"], image["std"]))
+    source = DataBundle(split, split, split, 3, state["class_names"], mean=tuple(image["mean"]),
+                        std=tuple(image["std"]))
+    spec = state["features"]
+    features = build_feature_data(source, spec["names"], spec["hist_bins"], spec["value_range"], spec["cell"],
+                                  spec["block"], spec["orientations"], state=state).test.inputs
+    w, b = ckpt_data["model"]["linear.weight"], ckpt_data["model"]["linear.bias"]
+    probs, labels = (features @ w.T + b).softmax(1).max(1)
+    assert sorted(rows) == files
+    for f, p, c in zip(files, probs.tolist(), labels.tolist()):
+        assert rows[f][1] == state["class_names"][c] and float(rows[f][2]) == pytest.approx(p, abs=1e-5)

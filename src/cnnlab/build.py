@@ -13,7 +13,8 @@ from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from .confcheck import TrainerSettings, accepted, check_call, check_saved_targets, named_arguments, target_name
+from .confcheck import (TrainerSettings, accepted, check_call, check_optim_values, check_saved_targets, named_arguments,
+                        target_name)
 from .data.common import DataBundle, TensorSplit
 from .engine import LoopSettings
 from .errors import ConfigError, find_config_error, first_line
@@ -52,6 +53,11 @@ def is_setting(item: str) -> bool:
     """True for an override that changes the run's config (not resume/ckpt_path, not hydra.*)."""
     key = parse_override(item)[0]
     return key not in RUN_CONTROL_KEYS and not key.startswith("hydra")
+
+
+def model_overrides(overrides: list[str]) -> list[str]:
+    """The command line's `model=...` and `model.*=...` items (they change the model a checkpoint is loaded into)."""
+    return [o for o in overrides if parse_override(o)[0].split(".")[0] == "model"]
 
 
 def plain(node: Any) -> Any:
@@ -140,16 +146,26 @@ def build_model(model_cfg: DictConfig, num_classes: int, offered: dict[str, Any]
     return _call("model", lambda: instantiate(model_cfg, _convert_="all", **kwargs))
 
 
+def check_optim(optim_cfg: DictConfig) -> None:
+    """The optimizer config's keys, value types and ranges, before anything is built."""
+    _checked("optim", optim_cfg)
+    check_optim_values(plain(optim_cfg))
+
+
 def build_optimizer(optim_cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
     """Weight decay (the l2 penalty) on weight matrices/kernels only, never on biases, norm scales, or the
     parameters a model names in `no_weight_decay()` (e.g. word embeddings)."""
-    _checked("optim", optim_cfg)
+    check_optim(optim_cfg)
     exempt = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     decay = [p for n, p in named if p.ndim >= 2 and n not in exempt]
     no_decay = [p for n, p in named if p.ndim < 2 or n in exempt]
     groups = [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return _call("optim", lambda: instantiate(optim_cfg)([g for g in groups if g["params"]]))
+    make = _call("optim", lambda: instantiate(optim_cfg))
+    try:
+        return make([g for g in groups if g["params"]])
+    except ValueError as e:  # torch.optim's own check of a value OPTIM_RANGES does not know (another optimizer's)
+        raise ConfigError(f"optim config: {first_line(e)}: check the optim.* values") from None
 
 
 def build_scheduler(sched_cfg: DictConfig, optimizer: torch.optim.Optimizer, total_steps: int,

@@ -7,12 +7,14 @@ import random
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO, Callable, Sequence
 
 import logging
 
 import numpy as np
 import torch
+from torch import nn
+from torch.nn.parameter import is_lazy
 
 from .errors import ConfigError, RunFolderRefused, first_line
 
@@ -89,6 +91,34 @@ def load_checkpoint(path: "str | Path", map_location: "str | torch.device" = "cp
     if not isinstance(state, dict) or "model" not in state:
         raise ConfigError(f"checkpoint {path} is not a cnnlab checkpoint (no 'model' entry)")
     return state
+
+
+def check_weights_fit(model: nn.Module, weights: dict[str, Any], path: "str | Path",
+                      changed: Sequence[str] = ()) -> None:
+    """ConfigError naming the checkpoint and the parameters whose names or shapes differ between its `weights` and
+    `model` as configured now (e.g. `model=mlp` or `model.channels=[8,16]` on the command line, given in `changed`),
+    before anything is loaded or written. A lazy parameter not yet built has no shape to compare."""
+    own = model.state_dict()
+    shapes = [f"{k} is {list(weights[k].shape)} there but {list(v.shape)} here" for k, v in own.items()
+              if k in weights and not is_lazy(v) and tuple(weights[k].shape) != tuple(v.shape)]
+    missing, unexpected = [k for k in own if k not in weights], [k for k in weights if k not in own]
+
+    def few(items: list[str], prefix: str = "") -> list[str]:
+        more = f" and {len(items) - 3} more" if len(items) > 3 else ""
+        return [prefix + ", ".join(items[:3]) + more] if items else []
+
+    problems = few(shapes) + few(missing, "the checkpoint has no ") + few(unexpected, "the model has no ")
+    if not problems:
+        return
+    hint = (f"drop {' '.join(changed)} to use the checkpoint's own model" if changed else
+            "use the model and data settings it was trained with")
+    raise ConfigError(f"checkpoint {path} does not fit the model configured now ({'; '.join(problems)}): {hint}")
+
+
+def load_weights(model: nn.Module, weights: dict[str, Any], path: "str | Path", changed: Sequence[str] = ()) -> None:
+    """`model.load_state_dict(weights)` after `check_weights_fit`."""
+    check_weights_fit(model, weights, path, changed)
+    model.load_state_dict(weights)
 
 
 def rng_state() -> dict[str, Any]:

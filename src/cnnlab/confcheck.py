@@ -1,17 +1,21 @@
 """Config values checked against the code that takes them, before anything is built.
 
-Three checks, each failing with one line that names the key and the fix:
+Each check fails with one line that names the key and the fix:
 - `check_call`: a config node against its target's signature (unknown keys list the valid ones; a value of the
   wrong type names the expected type), so `optim.lr=abc` or `+model.widht=3` never reach a constructor;
+- `check_optim_values`: the optimizer's numbers in their valid ranges (`optim.lr=-1`, `optim.betas=[2,3]`);
 - `check_saved_targets`: a checkpoint's saved config may only name the `_target_`s that cnnlab's own configs
   name (a received file must never choose the code that runs);
-- `TrainerSettings`: the trainer group, typed and range-checked.
+- `TrainerSettings`: the trainer group, typed and range-checked; `check_options`: a command's own options
+  (cnnlab-viz's `num_images`, cnnlab-predict's `batch_size`);
+- `check_writable`: a folder the command will write into, before the work that fills it.
 """
 from __future__ import annotations
 
 import collections.abc as cabc
 import functools
 import inspect
+import tempfile
 import types
 import typing
 from dataclasses import dataclass, fields
@@ -139,6 +143,67 @@ def check_call(group: str, target: Callable, values: Mapping[str, Any]) -> None:
         if not _matches(value, hint):
             what = _describe(hint)
             raise ConfigError(f"{group}.{key}={value!r} is not valid: it must be {what or 'of type ' + str(hint)}")
+
+
+def check_options(values: Mapping[str, Any], types: Mapping[str, Any], minimum: Mapping[str, int]) -> None:
+    """A command's own top-level options: ConfigError naming the key when a value does not fit its annotation in
+    `types`, or is below its `minimum`."""
+    for key, hint in types.items():
+        value = values.get(key)
+        if not _matches(value, hint):
+            raise ConfigError(f"{key}={value!r} is not valid: it must be {_describe(hint)}")
+        if key in minimum and value < minimum[key]:
+            raise ConfigError(f"{key}={value} is not valid: it must be >= {minimum[key]}")
+
+
+# ---------------------------------------------------------------- optimizer ranges
+
+# The settings torch.optim's optimizers share, by name: (valid range in words, test). Types are checked first.
+OPTIM_RANGES: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "lr": ("> 0", lambda v: v > 0),
+    "eps": ("> 0", lambda v: v > 0),
+    "weight_decay": (">= 0", lambda v: v >= 0),
+    "momentum": ("in [0, 1)", lambda v: 0 <= v < 1),
+    "dampening": ("in [0, 1]", lambda v: 0 <= v <= 1),
+    "rho": ("in [0, 1]", lambda v: 0 <= v <= 1),
+    "betas": ("two numbers in [0, 1), e.g. [0.9, 0.999]", lambda v: all(0 <= b < 1 for b in v)),
+}
+
+
+def check_optim_values(values: Mapping[str, Any]) -> None:
+    """ConfigError naming the optimizer setting outside its valid range (see OPTIM_RANGES)."""
+    for key, (valid, ok) in OPTIM_RANGES.items():
+        value = values.get(key)
+        if value is not None and not ok(value):
+            raise ConfigError(f"optim.{key}={value} is not valid: it must be {valid}")
+    if values.get("nesterov") and (not values.get("momentum") or values.get("dampening")):
+        raise ConfigError(f"optim.nesterov=true needs optim.momentum > 0 and no dampening (momentum is "
+                          f"{values.get('momentum', 0)}): set optim.momentum (e.g. 0.9) or optim.nesterov=false")
+
+
+# ---------------------------------------------------------------- output folders
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # e.g. a parent that may not be searched: that parent is then the one checked
+        return False
+
+
+def check_writable(folder: "str | Path", shown: str) -> None:
+    """ConfigError naming `shown` (e.g. `output=preds/x.csv`) when nothing can be written into `folder` (made later
+    if missing): the nearest of it and its parents that exists must be a folder in which a file can be made. A
+    temporary file is tried, so that permissions, read-only disks and /proc all count; nothing is left behind."""
+    path = Path(folder).expanduser().absolute()
+    existing = next(p for p in (path, *path.parents) if _exists(p))
+    if not existing.is_dir():
+        raise ConfigError(f"{shown} cannot be written: {existing} is a file, not a folder; choose another path")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as e:
+        raise ConfigError(f"{shown} cannot be written: no file can be made in {existing} "
+                          f"({e.strerror or type(e).__name__}); choose another path") from None
 
 
 # ---------------------------------------------------------------- trusted targets

@@ -6,15 +6,16 @@ import torch
 from .errors import ConfigError
 
 
-def select_device(name: str) -> torch.device:
-    """`auto` = CUDA when present, else CPU; asking for CUDA without one is an error, not a silent fallback."""
+def select_device(name: str, key: str = "trainer.device") -> torch.device:
+    """`auto` = CUDA when present, else CPU; asking for CUDA without one is an error (naming the setting `key`),
+    not a silent fallback."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"trainer.device={name} but no CUDA device is visible: use trainer.device=auto or cpu")
+        raise ConfigError(f"{key}={name} but no CUDA device is visible: use {key}=auto or cpu")
     try:
         device = torch.device(name)
         torch.empty(0, device=device)  # a name torch parses may still be unusable here (e.g. mps on Linux)
         return device
     except (RuntimeError, AssertionError):
-        raise ConfigError(f"trainer.device={name} is not usable here: use auto, cpu, cuda or cuda:N") from None
+        raise ConfigError(f"{key}={name} is not usable here: use auto, cpu, cuda or cuda:N") from None

@@ -13,8 +13,9 @@ from omegaconf import DictConfig
 from torch import nn
 
 from .. import tasks
-from ..build import build_data, build_loss, build_model, loop_settings, saved_config, trainer_settings
-from ..checkpoint import load_checkpoint
+from ..build import build_data, build_loss, build_model, loop_settings, model_overrides, saved_config, trainer_settings
+from ..checkpoint import load_checkpoint, load_weights
+from ..confcheck import check_options, check_writable
 from ..data.common import DataBundle, head, make_loader, offered_from_state
 from ..device import select_device
 from ..engine import evaluate
@@ -29,15 +30,25 @@ from .training import check_compatible, meter_for
 log = logging.getLogger("cnnlab")
 
 EVAL_KEYS = ("split", "out_dir", "num_images", "layer", "top", "channels", "maximise", "layer_images")
+VIZ_OPTIONS = {"num_images": int, "top": int, "channels": int, "layer_images": int, "maximise": bool}
+VIZ_MINIMUM = {"num_images": 1, "top": 1, "channels": 1, "layer_images": 1}
+
+
+def check_eval_options(cfg: DictConfig) -> None:
+    """The options of cnnlab-eval / cnnlab-viz (configs/eval.yaml), before the checkpoint is read."""
+    if not cfg.get("ckpt_path"):
+        raise ConfigError("no checkpoint given: pass ckpt_path=<run folder>/checkpoints/best.pt")
+    if cfg.split not in ("train", "val", "test"):
+        raise ConfigError(f"split={cfg.split} is not known: use test, val or train")
+    check_options(cfg, VIZ_OPTIONS, VIZ_MINIMUM)
+    if cfg.get("out_dir"):
+        check_writable(cfg.out_dir, f"out_dir={cfg.out_dir}")
 
 
 def load_for_inference(cfg: DictConfig, info: RunInfo, only: Optional[str] = None):
     """(saved config, model with the checkpoint's weights, data bundle built with the checkpoint's data state,
     loop settings, loss with the class counts training saw) for `cnnlab-eval` / `cnnlab-viz`."""
-    if not cfg.get("ckpt_path"):
-        raise ConfigError("no checkpoint given: pass ckpt_path=<run folder>/checkpoints/best.pt")
-    if cfg.split not in ("train", "val", "test"):
-        raise ConfigError(f"split={cfg.split} is not known: use test, val or train")
+    check_eval_options(cfg)
     ckpt = load_checkpoint(cfg.ckpt_path, map_location="cpu")
     run_cfg = saved_config(cfg, info.overrides, ckpt, Path(cfg.ckpt_path), own_keys=EVAL_KEYS)
     t = trainer_settings(run_cfg)
@@ -52,7 +63,7 @@ def load_for_inference(cfg: DictConfig, info: RunInfo, only: Optional[str] = Non
                           f"{state['class_names'][:5]}...: evaluate on data with the classes it was trained on")
     offered = offered_from_state(state) if state else bundle.model_kwargs
     model = build_model(run_cfg.model, bundle.num_classes, offered, names)
-    model.load_state_dict(ckpt["model"])
+    load_weights(model, ckpt["model"], cfg.ckpt_path, model_overrides(info.overrides))
     model.to(loop.device)
     check_compatible(model, bundle, names, loop)
     loss_fn = build_loss(run_cfg.loss, model, bundle, state.get("class_counts"))

@@ -1,4 +1,5 @@
-"""cnnlab-predict for image classifiers: image files in (read as the training images were), a CSV out."""
+"""cnnlab-predict for image classifiers: image files in (read as the training images were; for a `data=*_features`
+checkpoint turned into its features), a CSV out."""
 from __future__ import annotations
 
 import csv
@@ -11,7 +12,10 @@ from omegaconf import DictConfig
 from torch import Tensor
 
 from ..checkpoint import atomic_write
+from ..confcheck import check_writable
+from ..data.common import unnormalise
 from ..data.imageio import BAD_IMAGE, EXTENSIONS, load_image, prepare_images
+from ..features import FeatureSpec, Standardiser, extract
 from .prediction import input_files, output_file
 
 
@@ -40,12 +44,30 @@ class ImageReader:
                 yield self.prepare(torch.stack(xs), torch.tensor(idx))
 
 
+class FeatureReader(ImageReader):
+    """Image files -> the hand-designed features a `data=*_features` checkpoint was trained on: read and normalised
+    as its source images were, mapped back to pixel units as `build_feature_data` does (the same float steps: HOG
+    of a flat patch amplifies any difference), standardised with the training statistics."""
+
+    def __init__(self, state: dict, cfg: DictConfig) -> None:
+        super().__init__(state["image"], cfg)
+        self.mean, self.std = tuple(self.state["mean"]), tuple(self.state["std"])
+        self.spec = FeatureSpec(**state["features"])
+        self.scale = Standardiser(state["feature_mean"], state["feature_std"])
+
+    def batches(self, size: int) -> Iterator[tuple[Tensor, Tensor]]:
+        for x, index in super().batches(size):
+            yield self.scale(extract(unnormalise(x, self.mean, self.std), spec=self.spec)), index
+
+
 class ClassCsvWriter:
     """`path,label,probability` (plus the runners-up to the top 5 when there are more than 5 classes), in input
     order, written atomically when done."""
 
     def __init__(self, state: dict, cfg: DictConfig, run_dir: Path) -> None:
         self.path = output_file(cfg, run_dir, "predictions.csv")
+        if cfg.get("output"):
+            check_writable(self.path.parent, f"output={cfg.output}")
         self.names, self.rows = list(state["class_names"]), {}
         self.k = min(5, len(self.names)) if len(self.names) > 5 else 1
 

@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 from PIL import Image
 from torch import Tensor
 
+from ..confcheck import check_writable
 from ..data.common import normalise
 from ..data.imageio import BAD_IMAGE, EXTENSIONS, as_8bit
 from ..data.patches import patch_labels, write_submission
@@ -92,6 +93,10 @@ class MaskWriter:
         self.overlays, self.submission = bool(cfg.get("overlays")), cfg.get("submission")
         if self.submission and not state.get("patch"):
             raise ConfigError("submission= writes the roads task's patch CSV: this checkpoint is not a roads model")
+        if cfg.get("output"):
+            check_writable(self.out, f"output={cfg.output}")
+        if self.submission:
+            check_writable(Path(str(self.submission)).parent, f"submission={self.submission}")
         self.stacks: dict[Path, dict[int, np.ndarray]] = {}
         self.patches: dict[Path, Tensor] = {}
         self.names: dict[Path, Path] = {}

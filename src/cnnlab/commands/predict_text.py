@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 from torch import Tensor
 
 from ..checkpoint import atomic_write
+from ..confcheck import check_writable
 from ..data.imageio import EXTENSIONS
 from ..data.text import TrimPrepare, encode
 from ..errors import ConfigError
@@ -67,6 +68,8 @@ class TextTsvWriter:
     def __init__(self, state: dict, cfg: DictConfig, run_dir: Path, text: Optional[str] = None) -> None:
         self.console = text is not None
         self.path = output_file(cfg, run_dir, "predictions.tsv")
+        if cfg.get("output") and not self.console:
+            check_writable(self.path.parent, f"output={cfg.output}")
         self.names, self.rows = list(state["class_names"]), {}
 
     def add(self, items: list, index: Tensor, logits: Tensor, inputs: Optional[Tensor] = None) -> None:

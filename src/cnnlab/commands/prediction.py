@@ -15,8 +15,9 @@ from typing import Optional
 
 from omegaconf import DictConfig
 
-from ..build import build_model, loop_settings, saved_config, trainer_settings
-from ..checkpoint import load_checkpoint
+from ..build import build_model, loop_settings, model_overrides, saved_config, trainer_settings
+from ..checkpoint import load_checkpoint, load_weights
+from ..confcheck import check_options
 from ..data.common import offered_from_state
 from ..device import select_device
 from ..engine import forward_batches
@@ -29,6 +30,7 @@ PREDICT_KEYS = ("input", "output", "batch_size", "device", "text", "overlays", "
 INPUT_WORDS = {"image": "images", "seg_image": "images", "text": "sentences", "points": "2-D points",
                "poly1d": "1-D numbers", "features": "feature vectors computed from images",
                "patches": "feature vectors of image patches", "vectors": "feature vectors"}
+PREDICT_OPTIONS = {"batch_size": int, "device": Optional[str], "overlays": bool}
 
 
 def input_files(spec: str, extensions: tuple[str, ...]) -> list[Path]:
@@ -50,11 +52,11 @@ def input_files(spec: str, extensions: tuple[str, ...]) -> list[Path]:
 
 def _registry() -> "tuple[dict, dict]":
     """Readers by the data state's `input` kind, writers by task (each task's pair lives in its own module)."""
-    from .predict_images import ClassCsvWriter, ImageReader
+    from .predict_images import ClassCsvWriter, FeatureReader, ImageReader
     from .predict_masks import MaskWriter, SegImageReader
     from .predict_text import LineReader, TextTsvWriter
 
-    readers = {"image": ImageReader, "text": LineReader, "seg_image": SegImageReader}
+    readers = {"image": ImageReader, "features": FeatureReader, "text": LineReader, "seg_image": SegImageReader}
     writers = {"classification": ClassCsvWriter, "text": TextTsvWriter, "segmentation": MaskWriter}
     return readers, writers
 
@@ -63,6 +65,7 @@ def load_predictor(cfg: DictConfig, info: RunInfo):
     """(model in eval mode, data state, loop settings) from the checkpoint alone."""
     if not cfg.get("ckpt_path"):
         raise ConfigError("no checkpoint given: pass ckpt_path=<run folder>/checkpoints/best.pt")
+    check_options(cfg, PREDICT_OPTIONS, {"batch_size": 1})
     ckpt = load_checkpoint(cfg.ckpt_path, map_location="cpu")
     run_cfg = saved_config(cfg, info.overrides, ckpt, Path(cfg.ckpt_path), own_keys=PREDICT_KEYS)
     state = ckpt.get("data_state")
@@ -70,11 +73,12 @@ def load_predictor(cfg: DictConfig, info: RunInfo):
         raise ConfigError(f"checkpoint {cfg.ckpt_path} has no data state (written before cnnlab-predict existed): "
                           f"train the model again to predict with it")
     t = trainer_settings(run_cfg)
-    loop = loop_settings(t, select_device(str(cfg.device or t.device)), None)
+    device = select_device(str(cfg.device), "device") if cfg.device else select_device(t.device)
+    loop = loop_settings(t, device, None)
     choices = (ckpt.get("run_info") or {}).get("choices", {})
     names = (choices.get("model", "?"), choices.get("data", "?"))
     model = build_model(run_cfg.model, state["num_classes"], offered_from_state(state), names)
-    model.load_state_dict(ckpt["model"])
+    load_weights(model, ckpt["model"], cfg.ckpt_path, model_overrides(info.overrides))
     return model.to(loop.device).eval(), state, loop
 
 
@@ -91,10 +95,9 @@ def predict(cfg: DictConfig, info: RunInfo, text: Optional[str] = None) -> str:
                           f"ckpt_path={cfg.ckpt_path}")
     sentence = cfg.get("text") if text is None else text
     check_inputs(cfg, kind, sentence)
-    if int(cfg.batch_size) < 1:
-        raise ConfigError(f"batch_size={cfg.batch_size} is not valid: it must be >= 1")
     one = {} if sentence is None else {"text": sentence}
-    reader, writer = readers[kind](state, cfg, **one), writers[task](state, cfg, info.run_dir, **one)
+    writer = writers[task](state, cfg, info.run_dir, **one)  # checks that the output can be written
+    reader = readers[kind](state, cfg, **one)
     bar = Progress(-(-len(reader.items) // int(cfg.batch_size)), "predict", loop.progress)
     batches = forward_batches(model, reader.batches(int(cfg.batch_size)), loop, dense=task == "segmentation")
     predicted = 0

@@ -18,9 +18,11 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from .. import distributed, tasks
-from ..build import (build_data, build_loss, build_model, build_optimizer, build_scheduler, loop_settings,
-                    loss_takes_class_counts, plain, saved_config, train_class_counts, trainer_settings)
-from ..checkpoint import BEST, CKPT_DIR, LAST, claim_run_folder, load_checkpoint, save_checkpoint, set_rng_state
+from ..build import (build_data, build_loss, build_model, build_optimizer, build_scheduler, check_optim, loop_settings,
+                    loss_takes_class_counts, model_overrides, plain, saved_config, train_class_counts,
+                    trainer_settings)
+from ..checkpoint import (BEST, CKPT_DIR, LAST, check_weights_fit, claim_run_folder, load_checkpoint, save_checkpoint,
+                          set_rng_state)
 from ..confcheck import TrainerSettings
 from ..data.common import DataBundle, head, make_loader
 from ..device import select_device
@@ -157,6 +159,7 @@ def train(cfg: DictConfig, info: RunInfo) -> float:
     """
     resume = _resume_path(cfg, info.run_dir)
     ckpt = load_checkpoint(resume, map_location="cpu") if resume is not None else None  # RNG states stay on CPU
+    changed = model_overrides(info.overrides)  # this command line's (continue_from adds the checkpoint's)
     if ckpt is not None:
         cfg = saved_config(cfg, info.overrides, ckpt, resume)
         info.continue_from(ckpt.get("run_info"))
@@ -165,7 +168,7 @@ def train(cfg: DictConfig, info: RunInfo) -> float:
     distributed.barrier()
     try:
         with stop_signals():
-            run = _setup(cfg, info, ckpt)
+            run = _setup(cfg, info, ckpt, resume, changed)
             if STOP:
                 raise TrainingStopped(STOP.signal_name, run.state)
             fit(run.state, run.train_loader, run.val_loader, run.loss_fn, lambda: run.meter(collect=True), run.loop,
@@ -196,12 +199,15 @@ class Run:
         return meter_for(self.bundle, self.loop.device, collect=collect, sweep=sweep)
 
 
-def _setup(cfg: DictConfig, info: RunInfo, ckpt: Optional[dict]) -> Run:
-    """Settings, data, model (checked against the data, initialised, wrapped), loaders, optimiser, schedule,
-    restored state, loss, logger and pictures."""
+def _setup(cfg: DictConfig, info: RunInfo, ckpt: Optional[dict], resume: Optional[Path] = None,
+           changed: "list[str] | None" = None) -> Run:
+    """Settings, data, model (checked against the data, and against the weights of the checkpoint `ckpt` read from
+    `resume`, naming the command line's model overrides `changed`), initialised and wrapped; loaders, optimiser,
+    schedule, restored state, loss, logger and pictures."""
     world, main = distributed.WORLD, distributed.WORLD.main
     info.name = info.name or str(cfg.get("name") or "")
     t = trainer_settings(cfg)
+    check_optim(cfg.optim)
     seed_everything(cfg.seed, t.deterministic)
     device = distributed.device_for(select_device(t.device))
     log.info(f"run folder: {info.run_dir.resolve()}  (device {device}" + (f", {world.size} ranks)" if world.active
@@ -213,6 +219,8 @@ def _setup(cfg: DictConfig, info: RunInfo, ckpt: Optional[dict]) -> Run:
     model = build_model(cfg.model, k, bundle.model_kwargs, names).to(device)
     loop = loop_settings(t, device, info.run_dir / CKPT_DIR if main else None)
     check_compatible(model, bundle, names, loop)  # before init: a lazy layer learns its input width here
+    if ckpt is not None:  # a model changed on the command line must still take the checkpoint's weights
+        check_weights_fit(model, ckpt.get("train_model", ckpt["model"]), resume, changed or [])
     model = init_weights(model, cfg.init)
     if t.channels_last:
         model = model.to(memory_format=torch.channels_last)

@@ -109,8 +109,9 @@ def build_feature_data(source: Union[DataBundle, Callable[..., DataBundle]],
         bundle = source
     else:
         extra = {"root": root} if root is not None else {}
-        if state is not None:  # e.g. build_digits has no `only`
-            extra.update(named_arguments(source, state=state["image"], only=only))
+        if state is not None:  # the source's own data state (older checkpoints kept the classes outside it)
+            source_state = {"class_names": state["class_names"], **state["image"]}
+            extra.update(named_arguments(source, state=source_state, only=only))  # e.g. build_digits has no `only`
         bundle = source(**extra)
     spec = FeatureSpec(list(features), hist_bins, tuple(value_range), cell, block, orientations)
     splits = {s: getattr(bundle, s) for s in SPLITS}
@@ -135,7 +136,7 @@ def build_feature_data(source: Union[DataBundle, Callable[..., DataBundle]],
 
     data = compute() if state is not None else \
         _cached(cache_dir, f"{bundle.name or 'images'}-features", key, compute)
-    image = {**bundle.state, "mean": list(bundle.mean), "std": list(bundle.std)}
+    image = bundle.data_state()  # what the source builder gets back to rebuild its images from a checkpoint
     return _bundle(data, bundle.num_classes, bundle.class_names, f"{bundle.name}+{'+'.join(spec.names)}",
                    {"input": "features", "image": image, "features": spec.key()})
 
