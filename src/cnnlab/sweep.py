@@ -144,8 +144,9 @@ class SweepSummary(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.is_dir() and not self.ran:
             return  # no job ran (e.g. an Optuna study that already has its trials)
-        found = job_folders(sweep_dir) if sweep_dir.is_dir() else []
-        jobs = found + [p for p in dict.fromkeys(self.ran) if p not in found and (p / ".hydra").is_dir()]
+        found = job_folders(sweep_dir.resolve()) if sweep_dir.is_dir() else []  # absolute, as Hydra's output_dir
+        ran = dict.fromkeys(p.resolve() for p in self.ran)
+        jobs = found + [p for p in ran if p not in found and (p / ".hydra").is_dir()]
         metric = str(config.get("optimized_metric", "val/acc"))
         rows = job_rows(jobs, metric)
         if not rows:
