@@ -54,3 +54,17 @@ def test_a_run_name_that_is_not_a_plain_folder_name_is_refused_before_anything_i
     line = one_error_line(cli(f"name={name}", f"paths.output_dir={work / 'outputs'}", "data=synthetic", cwd=work))
     assert line.startswith(f"error: name={name} is not a plain folder name") and "name=my_run" in line
     assert list(tmp_path.rglob("*")) == [work]  # no run folder, inside paths.output_dir or out of it
+
+
+def test_a_run_name_set_in_an_experiment_config_is_checked_too(tmp_path):
+    """The name= check once read the command line only: an experiment's `name: ../escaped` put the run folder
+    outside paths.output_dir."""
+    (tmp_path / "cfg" / "experiment").mkdir(parents=True)
+    (tmp_path / "cfg" / "experiment" / "escape.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /data: synthetic\nname: ../escaped\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    line = one_error_line(cli("--config-dir", str(tmp_path / "cfg"), "experiment=escape",
+                              f"paths.output_dir={work / 'outputs'}", cwd=work))
+    assert line.startswith("error: name=../escaped is not a plain folder name")
+    assert list(work.rglob("*")) == [] and not (tmp_path / "escaped").exists()

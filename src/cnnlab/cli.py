@@ -203,12 +203,14 @@ def _join_torchrun() -> None:
 
 def _check_run_name() -> None:
     """`name=` names the run folder, paths.output_dir/<name>/<time>: a path separator or `..` in it would put the
-    run elsewhere, so it is refused before Hydra creates the folder."""
+    run elsewhere, so it is refused before Hydra creates the folder (a name set in a config file: RunFolderGuard)."""
+    from .runguard import name_refusal
+
     for arg in sys.argv[1:]:
         key, _, value = arg.partition("=")
-        if key.lstrip("+") == "name" and ("/" in value or "\\" in value or ".." in value.split(",")):
-            print(f"error: name={value} is not a plain folder name: the run goes to paths.output_dir/<name>/<time>, "
-                  f"so give a name without '/' or '..', e.g. name=my_run", file=sys.stderr)
+        reason = name_refusal(value) if key.lstrip("+") == "name" else None
+        if reason is not None:
+            print(f"error: {reason}", file=sys.stderr)
             sys.exit(2)
 
 

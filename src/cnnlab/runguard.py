@@ -48,6 +48,15 @@ def continues_in_place(cfg: DictConfig, run_dir: Path) -> bool:
     return (resume == "auto" or requeued) and (run_dir / CKPT_DIR / LAST).is_file()
 
 
+def name_refusal(value: str) -> "str | None":
+    """Why `name=<value>` cannot name a run folder (paths.output_dir/<name>/<time>): a path separator or `..` would
+    put the run elsewhere; None when it can. `value` may list a multirun's names, `a,b`."""
+    if "/" in value or "\\" in value or ".." in value.split(","):
+        return (f"name={value} is not a plain folder name: the run goes to paths.output_dir/<name>/<time>, so give "
+                f"a name without '/' or '..', e.g. name=my_run")
+    return None
+
+
 def refusal(cfg: DictConfig, run_dir: Path) -> "str | None":
     """Why this command may not use `run_dir` (the message of the error), or None when it may."""
     pid = holder_of_lock(run_dir)
@@ -66,6 +75,10 @@ class RunFolderGuard(Callback):
         if launched_by_torchrun() and os.environ.get("RANK", "0") != "0":
             return  # rank 0 owns the folder; the other ranks join it
         HydraConfig.instance().set_config(config)  # the run folder's name may use ${hydra:...} values
+        name = name_refusal(str(OmegaConf.select(config, "name", default="")))  # e.g. set by an experiment
+        if name is not None:
+            print(f"error: {name}", file=sys.stderr)
+            sys.exit(2)
         run_dir = Path(str(OmegaConf.select(config, "hydra.run.dir")))
         if not run_dir.is_dir():
             return
