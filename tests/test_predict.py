@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import subprocess
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from PIL import Image
 from cnnlab.checkpoint import load_checkpoint
 from cnnlab.data.fakes import write_cifar, write_mnist
 from cnnlab.data.imageio import load_image
+from cnnlab.errors import ConfigError
 from cnnlab.data.common import normalise
 from cnnlab.models.lenet import LeNet5
 from conftest import BIN, command, fake_data, one_error_line, run_train
@@ -368,3 +370,21 @@ def test_eval_viz_predict_on_an_image_folder_feature_checkpoint(tmp_path):
     assert sorted(rows) == files
     for f, p, c in zip(files, probs.tolist(), labels.tolist()):
         assert rows[f][1] == state["class_names"][c] and float(rows[f][2]) == pytest.approx(p, abs=1e-5)
+
+
+@pytest.mark.parametrize("given, message", [
+    ({"text": "fine", "output": "p.tsv"}, "text= prints its prediction on the console and writes no file"),
+    ({"text": "fine", "input": "s.txt"}, "both input= and text= are given"),
+    ({"text": "  "}, "text= is empty"),
+    ({}, "nothing to predict"),
+])
+def test_the_inputs_of_a_sentence_model_are_one_of_input_and_text(given, message):
+    from omegaconf import OmegaConf
+
+    from cnnlab.commands.prediction import check_inputs
+
+    cfg = OmegaConf.create({"input": None, "output": None, **given})
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        check_inputs(cfg, "text", given.get("text"))
+    if "output" in given:  # without output= the same sentence is accepted
+        check_inputs(OmegaConf.merge(cfg, {"output": None}), "text", given["text"])

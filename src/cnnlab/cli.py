@@ -28,15 +28,6 @@ log = logging.getLogger("cnnlab")
 __all__ = ["CONFIG_DIR", "train_cli", "eval_cli", "viz_cli", "predict_cli"]
 
 
-def _folder(path: str) -> str:
-    """`${cnnlab.folder:<path>}` in a config: the path, created if missing (e.g. for an Optuna SQLite file)."""
-    Path(path).expanduser().mkdir(parents=True, exist_ok=True)
-    return str(path)
-
-
-OmegaConf.register_new_resolver("cnnlab.folder", _folder, replace=True)
-
-
 def _to_log_file(message: str) -> None:
     """Put `message` in the run's log file only (the console gets it once, on stderr)."""
     record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, None, None)

@@ -17,7 +17,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from .checkpoint import CKPT_DIR, LAST, LOCK, holds_run, holds_run_message, in_use_message
+from .checkpoint import LOCK, holds_run, holds_run_message, in_use_message
+from .commands.training import continues_in_place, resume_path
+from .errors import ConfigError
 from .distributed import launched_by_torchrun
 
 
@@ -36,18 +38,6 @@ def holder_of_lock(run_dir: Path) -> "str | None":
     return None
 
 
-def continues_in_place(cfg: DictConfig, run_dir: Path) -> bool:
-    """Whether this command continues the run that `run_dir` holds (resume, or ckpt_path inside the folder)."""
-    ckpt_path = cfg.get("ckpt_path")
-    if ckpt_path:
-        return Path(str(ckpt_path)).resolve().parent.parent == run_dir.resolve()
-    resume = cfg.get("resume")
-    requeued = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
-    if resume is True:
-        return True
-    return (resume == "auto" or requeued) and (run_dir / CKPT_DIR / LAST).is_file()
-
-
 def name_refusal(value: str) -> "str | None":
     """Why `name=<value>` cannot name a run folder (paths.output_dir/<name>/<time>): a path separator or `..` would
     put the run elsewhere; None when it can. `value` may list a multirun's names, `a,b`."""
@@ -62,9 +52,13 @@ def refusal(cfg: DictConfig, run_dir: Path) -> "str | None":
     pid = holder_of_lock(run_dir)
     if pid is not None:
         return in_use_message(run_dir, pid)
-    if holds_run(run_dir) and not continues_in_place(cfg, run_dir):
-        return holds_run_message(run_dir)
-    return None
+    if not holds_run(run_dir):
+        return None
+    try:
+        resume = resume_path(cfg, run_dir)
+    except ConfigError:  # e.g. resume=true without last.pt: the training command says so
+        return None
+    return None if continues_in_place(resume, run_dir) else holds_run_message(run_dir)
 
 
 class RunFolderGuard(Callback):

@@ -68,6 +68,13 @@ def study_seed(seed: Any, storage: Any, study_name: Any) -> int:
     return int(seed) + done
 
 
+def made_folder(path: str) -> str:
+    """`${cnnlab.folder:<path>}` in a config: the path, created if missing (e.g. for an Optuna SQLite file)."""
+    Path(path).expanduser().mkdir(parents=True, exist_ok=True)
+    return str(path)
+
+
+OmegaConf.register_new_resolver("cnnlab.folder", made_folder, replace=True)
 OmegaConf.register_new_resolver("cnnlab.folder_name", folder_name, replace=True)
 OmegaConf.register_new_resolver("cnnlab.sweep_name", sweep_name, replace=True, use_cache=True)
 OmegaConf.register_new_resolver("cnnlab.study_seed", study_seed, replace=True, use_cache=True)

@@ -124,6 +124,9 @@ def check_inputs(cfg: DictConfig, kind: str, sentence: Optional[str]) -> None:
                           f"{INPUT_WORDS.get(kind, kind)}: pass input=<image file | folder | glob> instead")
     if sentence is not None and cfg.get("input"):
         raise ConfigError("both input= and text= are given: pass one (input=<text file> for many sentences)")
+    if sentence is not None and cfg.get("output"):
+        raise ConfigError("text= prints its prediction on the console and writes no file: for a file, put the "
+                          "sentences in a text file and pass input=<that file> output=<file.tsv>")
     if sentence is not None and not sentence.strip():
         raise ConfigError("text= is empty: give a sentence, e.g. text=\"a gripping, beautifully acted film\"")
     if sentence is None and not cfg.get("input"):

@@ -92,7 +92,7 @@ def compile_model(model: nn.Module, t: TrainerSettings, device: torch.device) ->
     return torch.compile(model, backend=backend)
 
 
-def _resume_path(cfg: DictConfig, run_dir: Path) -> Optional[Path]:
+def resume_path(cfg: DictConfig, run_dir: Path) -> Optional[Path]:
     """The checkpoint to continue from: ckpt_path; or the run folder's last.pt for resume=true, and for
     resume=auto (or a job SLURM requeued after preemption) when there is one."""
     if cfg.get("ckpt_path"):
@@ -110,6 +110,11 @@ def _resume_path(cfg: DictConfig, run_dir: Path) -> Optional[Path]:
                               f"resume> or ckpt_path=<file.pt>")
         return path
     return None
+
+
+def continues_in_place(resume: Optional[Path], run_dir: Path) -> bool:
+    """Whether continuing from `resume` (see resume_path) continues the run that `run_dir` holds."""
+    return resume is not None and resume.resolve().parent.parent == run_dir.resolve()
 
 
 def restore(state: TrainState, ckpt: dict[str, Any], loader: Any, plan: dict[str, Any]) -> None:
@@ -157,13 +162,13 @@ def train(cfg: DictConfig, info: RunInfo) -> float:
     command line (e.g. `trainer.epochs=40`) replace its values. Under torchrun every rank runs this; rank 0 owns
     the run folder.
     """
-    resume = _resume_path(cfg, info.run_dir)
+    resume = resume_path(cfg, info.run_dir)
     ckpt = load_checkpoint(resume, map_location="cpu") if resume is not None else None  # RNG states stay on CPU
     changed = model_overrides(info.overrides)  # this command line's (continue_from adds the checkpoint's)
     if ckpt is not None:
         cfg = saved_config(cfg, info.overrides, ckpt, resume)
         info.continue_from(ckpt.get("run_info"))
-    in_place = resume is not None and resume.resolve().parent.parent == info.run_dir.resolve()
+    in_place = continues_in_place(resume, info.run_dir)
     lock = claim_run_folder(info.run_dir, continuing=in_place) if distributed.WORLD.main else None
     distributed.barrier()
     try:
