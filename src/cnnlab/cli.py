@@ -263,13 +263,16 @@ def viz_cli() -> None:
 def _take_text_argument() -> "str | None":
     """Remove `text=<sentence>` from the command line and return the sentence exactly as typed: Hydra's override
     grammar would read its commas, quotes, brackets, `=` or `${...}` as syntax."""
-    texts = [a for a in sys.argv[1:] if a.startswith("text=")]
+    def is_text(arg: str) -> bool:
+        return arg.lstrip("+").startswith("text=")  # also +text= / ++text=, Hydra's forms for adding a key
+
+    texts = [a.split("=", 1)[1] for a in sys.argv[1:] if is_text(a)]
     if len(texts) > 1:
         print("error: text= is given more than once: predict one sentence with text=\"...\", or several with "
               "input=<text file, one sentence a line>", file=sys.stderr)
         sys.exit(2)
-    sys.argv[1:] = [a for a in sys.argv[1:] if not a.startswith("text=")]
-    return texts[0][len("text="):] if texts else None
+    sys.argv[1:] = [a for a in sys.argv[1:] if not is_text(a)]
+    return texts[0] if texts else None
 
 
 def predict_cli() -> None:
