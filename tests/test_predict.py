@@ -3,9 +3,9 @@ the data state is plain data that loads with weights_only=True."""
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
-import re
 import sys
 from pathlib import Path
 
