@@ -16,6 +16,9 @@ from cnnlab.cli import CONFIG_DIR
 
 BIN = Path(sys.executable).parent
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+# one epoch of a tiny synthetic run, no TensorBoard or pictures: for tests of what happens around training
+QUICK = ["data=synthetic", "data.num_samples=16", "trainer.epochs=1", "trainer.batch_size=8",
+         "trainer.tensorboard=false", "trainer.pictures_every=0"]
 
 
 def command(name: str, *args: str, cwd) -> subprocess.CompletedProcess:

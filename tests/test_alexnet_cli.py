@@ -12,7 +12,7 @@ from cnnlab.build import build_model
 from conftest import command, compose_cfg, one_error_line, run_train
 from cnnlab.data.fakes import write_cifar, write_tree
 
-PICTURES = {"filters_first_layer.png", "saliency_val.png", "confusion_val.png", "errors_most_confident.png"}
+PICTURES = {"filters_first_layer.png", "saliency_val.png", "confusion_val.png", "errors_most_confident_val.png"}
 SMALL = ["trainer.epochs=1", "trainer.batch_size=16", "trainer.eval_batch_size=16", "trainer.pictures_every=1",
          "trainer.num_workers=0"]
 
@@ -40,7 +40,7 @@ def test_cifar_experiment_writes_results_checkpoint_and_pictures(cifar_run):
     events = EventAccumulator(str(run_dir / "tb"), size_guidance={"images": 0})
     events.Reload()
     tags = set(events.Tags()["images"])
-    assert {"filters/first_layer", "saliency/val", "confusion/val", "errors/most_confident"} <= tags
+    assert {"filters/first_layer", "saliency/val", "confusion/val", "errors/most_confident_val"} <= tags
     assert len(events.Images("filters/first_layer")) == 1  # one epoch: drawn once, at the end, not twice
 
 

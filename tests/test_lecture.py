@@ -84,7 +84,7 @@ def test_an_mlp_separates_the_moons_and_a_linear_model_does_not(tmp_path):
     assert (lin_dir / "pictures" / "decision_regions_val.png").is_file()
 
 
-def test_receptive_boxes_and_the_layer_pictures():
+def test_receptive_boxes_and_the_layer_pictures(caplog):
     net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Conv2d(2, 3, 3))
     with torch.no_grad():
         for m in net:
@@ -97,6 +97,9 @@ def test_receptive_boxes_and_the_layer_pictures():
     inputs = torch.randn(20, 1, 12, 12)
     img = layers.patches_figure(net, "2", inputs, (0.0,), (1.0,), torch.device("cpu"), k=4, channels=3)
     assert img.shape[2] >= 4 * layers.TILE and img.shape[1] >= 3 * layers.TILE
+    with caplog.at_level("INFO", logger="cnnlab"):  # more channels asked for than the layer has: all, and said so
+        more = layers.patches_figure(net, "2", inputs, (0.0,), (1.0,), torch.device("cpu"), k=4, channels=10)
+    assert more.shape == img.shape and "layer 2 has 3 channels: showing all 3 (channels=10)" in caplog.text
     values, index, _ = layers.top_activations(net, net[2], inputs.split(7), 4, torch.device("cpu"))
     with torch.no_grad():
         full = net(inputs).flatten(2).amax(2)  # [N, C]

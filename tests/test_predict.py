@@ -207,6 +207,8 @@ def test_predict_says_which_input_each_kind_of_model_takes(sentiment_run, mnist_
     line = one_error_line(command("cnnlab-predict", f"ckpt_path={sentence_ckpt}", f"input={tmp_path / 'digit.png'}",
                                   cwd=tmp_path))
     assert "is an image" in line and "sentence model" in line and "text=" in line
+    line = one_error_line(command("cnnlab-predict", f"ckpt_path={sentence_ckpt}", f"input={tmp_path}", cwd=tmp_path))
+    assert f"input={tmp_path} is a folder" in line and "sentence model" in line and "<text file" in line
 
 
 def test_predict_fails_when_no_input_could_be_read(mnist_run, tmp_path):

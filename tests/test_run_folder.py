@@ -1,9 +1,7 @@
 """A refused command leaves the other run's folder exactly as it was, Hydra's own files included."""
-from cnnlab.checkpoint import RunFolderLock
-from conftest import command, one_error_line
 
-QUICK = ["data=synthetic", "data.num_samples=16", "trainer.epochs=1", "trainer.batch_size=8",
-         "trainer.tensorboard=false", "trainer.pictures_every=0"]
+from cnnlab.checkpoint import RunFolderLock
+from conftest import QUICK, command, one_error_line
 
 
 def _snapshot(folder):

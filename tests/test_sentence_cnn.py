@@ -167,7 +167,7 @@ def test_evaluation_in_several_batches_of_different_widths_keeps_its_mistakes(tm
                                       "model.embed_dim=16", "model.num_maps=8", "trainer.epochs=1",
                                       "trainer.eval_batch_size=37", "trainer.tensorboard=false"])
     results = json.loads((run_dir / "results.json").read_text())
-    rows = (run_dir / "pictures" / "errors_most_confident.md").read_text().splitlines()[4:]
+    rows = (run_dir / "pictures" / "errors_most_confident_val.md").read_text().splitlines()[4:]
     val_mistakes = round((1 - results["val/acc"]) * 500)  # data.num_val=500: 14 batches of up to 37, each padded
     assert len(rows) == min(16, val_mistakes) > 0           # to its own longest sentence
     probs = [float(r.split("|")[1]) for r in rows]

@@ -5,13 +5,10 @@ import pytest
 import yaml
 
 from cnnlab.checkpoint import load_checkpoint, save_checkpoint
-from cnnlab.confcheck import check_saved_targets, is_safe_target, shipped_targets
 from cnnlab.cli import CONFIG_DIR
+from cnnlab.confcheck import check_saved_targets, is_safe_target, shipped_targets
 from cnnlab.errors import ConfigError
-from conftest import command, one_error_line, run_train
-
-QUICK = ["data=synthetic", "data.num_samples=16", "trainer.epochs=1", "trainer.batch_size=8",
-         "trainer.tensorboard=false", "trainer.pictures_every=0"]
+from conftest import QUICK, command, one_error_line, run_train
 
 
 @pytest.fixture(scope="module")

@@ -31,8 +31,9 @@ def read_sentences(spec: str, encoding: str = "utf-8") -> list[str]:
         raise ConfigError(f"input={spec} is an image, and this checkpoint is a sentence model: pass input=<text "
                           f"file, one sentence a line> (or - for standard input), or text=\"...\"")
     if not path.is_file():
-        raise ConfigError(f"input={spec} is not a file: give a text file with one sentence a line, or - for "
-                          f"standard input, or text=\"...\"")
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise ConfigError(f"input={spec} {what}, and this checkpoint is a sentence model: pass input=<text file, "
+                          f"one sentence a line> (or - for standard input), or text=\"...\"")
     try:
         return path.read_bytes().decode(encoding).split("\n")
     except UnicodeDecodeError as e:

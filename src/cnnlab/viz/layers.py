@@ -8,6 +8,7 @@ that activation with respect to the input (its effective receptive field), found
 """
 from __future__ import annotations
 
+import logging
 from typing import Iterable, Sequence
 
 import torch
@@ -16,6 +17,8 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from . import draw
+
+log = logging.getLogger("cnnlab")
 
 TILE = 64  # pixels per drawn patch
 
@@ -88,6 +91,13 @@ def receptive_box(model: nn.Module, layer: nn.Module, x: Tensor, channel: int, p
     return int(rows.min()), int(cols.min()), int(rows.max()) + 1, int(cols.max()) + 1
 
 
+def _shown(channels: int, total: int, layer_name: str) -> int:
+    """How many channels a figure shows: `channels`, or all of the layer's when it has fewer (said in the log)."""
+    if channels > total:
+        log.info(f"layer {layer_name} has {total} channels: showing all {total} (channels={channels})")
+    return min(channels, total)
+
+
 def patches_figure(model: nn.Module, layer_name: str, inputs: Tensor, mean: Sequence[float], std: Sequence[float],
                    device: torch.device, k: int = 8, channels: int = 16, batch: int = 256) -> Tensor:
     """Rows = channels (the first `channels`), columns = the k input patches that activate them most."""
@@ -96,7 +106,8 @@ def patches_figure(model: nn.Module, layer_name: str, inputs: Tensor, mean: Sequ
         raise ConfigError("layer pictures need image inputs [N,C,H,W]")
     values, index, pos = top_activations(model, layer, inputs.split(batch), k, device)
     tiles, captions = [], []
-    for c in range(min(channels, values.shape[0])):
+    shown = _shown(channels, values.shape[0], layer_name)
+    for c in range(shown):
         for j in range(values.shape[1]):
             x = inputs[int(index[c, j])][None].to(device)
             top, left, bottom, right = receptive_box(model.eval(), layer, x, c, int(pos[c, j]))
@@ -105,7 +116,7 @@ def patches_figure(model: nn.Module, layer_name: str, inputs: Tensor, mean: Sequ
             captions.append(f"ch {c}: {float(values[c, j]):.2g}")
     return draw.figure(torch.stack(tiles), captions, values.shape[1],
                        f"layer {layer_name}: the {values.shape[1]} input patches that activate each channel most "
-                       f"(rows: channels 0-{min(channels, values.shape[0]) - 1}; {len(inputs)} images)")
+                       f"(rows: channels 0-{shown - 1}; {len(inputs)} images)")
 
 
 def maximise_channel(model: nn.Module, layer: nn.Module, channel: int, shape: Sequence[int],
@@ -143,7 +154,7 @@ def maximised_figure(model: nn.Module, layer_name: str, shape: Sequence[int], de
         model.eval()(torch.zeros(1, *shape, device=device))
     total = cap.out.shape[1]
     cap.remove()
-    imgs = [maximise_channel(model, layer, c, shape, device) for c in range(min(channels, total))]
+    imgs = [maximise_channel(model, layer, c, shape, device) for c in range(_shown(channels, total, layer_name))]
     tiles = torch.stack([draw.rgb(draw.denormalise(x, (), ())) for x in imgs])
     tiles = F.interpolate(tiles, size=(max(TILE, shape[-2]), max(TILE, shape[-1])), mode="nearest")
     return draw.figure(tiles, [f"ch {c}" for c in range(len(imgs))], 8,

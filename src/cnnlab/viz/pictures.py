@@ -90,14 +90,14 @@ def make_pictures(model: nn.Module, bundle: DataBundle, logger: RunLogger, out_d
             if val.get("mistakes") is not None:
                 mx, my, mpred, mconf = val["mistakes"]
                 total = int(val["confusion"].sum())
-                emit("errors/most_confident", draw.mistakes_figure(mx, my, mpred, mconf, names, bundle.mean,
+                emit(f"errors/most_confident_{split}", draw.mistakes_figure(mx, my, mpred, mconf, names, bundle.mean,
                                                                    bundle.std, total, split=words), final)
         elif bundle.state.get("vocab") and val.get("mistakes") is not None:  # sentences: a table, not a picture
             table = mistakes_table(val["mistakes"], names, bundle.state["vocab"], int(val["confusion"].sum()), words)
-            logger.text("errors/most_confident", table, step())
+            logger.text(f"errors/most_confident_{split}", table, step())
             if final and out_dir is not None:
                 out_dir.mkdir(parents=True, exist_ok=True)
-                (out_dir / "errors_most_confident.md").write_text(table, encoding="utf-8")
+                (out_dir / f"errors_most_confident_{split}.md").write_text(table, encoding="utf-8")
 
     def pictures(epoch: int, val: dict[str, Any], final: bool = False) -> None:  # noqa: ARG001 (epoch: callers')
         was_training = model.training
