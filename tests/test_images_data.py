@@ -107,3 +107,14 @@ def test_stratified_three_way_split_sizes_by_largest_remainder():
     parts = stratified_split(labels, (0.7, 0.15, 0.15), 0)
     _check_partition(parts, 19)
     assert [torch.bincount(labels[p], minlength=3).tolist() for p in parts] == [[2, 5, 6], [0, 1, 2], [1, 1, 1]]
+
+
+def test_split_sizes_come_from_the_fractions_as_written_not_their_floats():
+    from cnnlab.data.splits import stratified_split
+
+    # 5 samples, fractions 0.04 / 0.28 / 0.68: 0.2, 1.4, 3.4 -> 0, 1, 3 and one more to an equal .4 remainder, the
+    # earlier part: 0, 2, 3. In floats 5 * 0.68 = 3.4000000000000004 would have taken it (0, 1, 4).
+    assert 5 * 0.68 > 3.4
+    parts = stratified_split(torch.zeros(5, dtype=torch.long), (0.04, 0.28, 0.68), 0)
+    _check_partition(parts, 5)
+    assert [len(p) for p in parts] == [0, 2, 3]

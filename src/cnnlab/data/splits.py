@@ -41,9 +41,11 @@ def _apportion(total: int, quotas: Sequence, low: Sequence[int], high: Sequence[
 
 def stratified_split(labels: Tensor, fractions: Sequence[float], seed: int) -> list[Tensor]:
     """Indices for each fraction, stratified by label, reproducible from `seed` (fractions sum to 1): the part
-    sizes are the fractions of len(labels) by largest remainder."""
+    sizes are the fractions of len(labels) by largest remainder, computed on the fractions as written (0.1 is
+    1/10, not the nearest float), so that equal remainders are equal and go to the earlier part."""
     n, k = len(labels), len(fractions)
-    return stratified_parts(labels, _apportion(n, [n * f for f in fractions], [0] * k, [n] * k, range(k)), seed)
+    quotas = [n * Fraction(str(f)) for f in fractions]
+    return stratified_parts(labels, _apportion(n, quotas, [0] * k, [n] * k, range(k)), seed)
 
 
 def stratified_parts(labels: Tensor, sizes: Sequence[int], seed: int) -> list[Tensor]:
