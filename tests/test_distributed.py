@@ -44,3 +44,10 @@ def test_two_ranks_match_one_process_and_resume(tmp_path):
     torchrun("resume=true", "trainer.epochs=2", f"hydra.run.dir={tmp_path / 'resumed'}", cwd=tmp_path)
     got = losses(tmp_path / "resumed")
     assert [got[s] for s in range(1, 9)] == pytest.approx([want[s] for s in range(1, 9)], abs=1e-5)
+
+
+def test_two_ranks_cut_a_budget_to_the_same_epochs(tmp_path):
+    # 3 epochs asked, a budget no epoch fits: every rank must make the same cut (1 epoch) or the next all-reduce hangs
+    out = torchrun("trainer.epochs=3", "trainer.budget_min=1e-6", f"hydra.run.dir={tmp_path / 'ddp'}", cwd=tmp_path)
+    assert "1 of the 3 epochs fit" in out.stdout + out.stderr
+    assert json.loads((tmp_path / "ddp" / "results.json").read_text())["epochs"] == 1

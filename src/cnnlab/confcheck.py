@@ -278,6 +278,7 @@ class TrainerSettings:
     """The `trainer` config group, typed; `from_config` checks every value and names the key at fault."""
 
     epochs: int = 30
+    budget_min: Optional[float] = None      # minutes of training: after epoch 1, epochs are cut to what fits
     batch_size: int = 32
     eval_batch_size: int = 1000
     drop_last: bool = False
@@ -313,6 +314,9 @@ class TrainerSettings:
         for key, low in ranges:
             if getattr(settings, key) < low:
                 raise ConfigError(f"trainer.{key}={getattr(settings, key)} is not valid: it must be >= {low}")
+        if settings.budget_min is not None and not settings.budget_min > 0:
+            raise ConfigError(f"trainer.budget_min={settings.budget_min} is not valid: give minutes > 0, or null "
+                              f"for no budget")
         if not 0.0 <= settings.ema < 1.0:
             raise ConfigError(f"trainer.ema={settings.ema} is not valid: use 0 (off) or a decay in (0, 1), "
                               f"e.g. 0.999")

@@ -263,7 +263,7 @@ def train_one_epoch(state: TrainState, loader: Iterable, loss_fn: Callable, sett
         losses[:start] = state.epoch_losses.to(settings.device)
     step0, seen, checked = state.step - start, 0, start
     bar = Progress(n_batches, f"epoch {epoch}/{settings.epochs}", settings.progress, done=start)
-    began = time.perf_counter()
+    began = first = time.perf_counter()
     for i, (x, y) in enumerate(_batches(loader, start), start=start):
         x, y = _to_device(x, settings), y.to(settings.device, non_blocking=True)
         with _autocast(settings):
@@ -281,18 +281,23 @@ def train_one_epoch(state: TrainState, loader: Iterable, loss_fn: Callable, sett
             bar.update(i + 1, recent)
         else:
             bar.update(i + 1)
+        if i == start:
+            first = time.perf_counter()  # the first step pays one-off costs (allocation, compilation)
         if stop and i + 1 < n_batches:
             state.batch_in_epoch, state.epoch_losses = i + 1, losses[:i + 1].cpu()
             bar.close()
             return {"stopped": True}
     if settings.device.type == "cuda":
         torch.cuda.synchronize()
-    seconds = time.perf_counter() - began
+    end = time.perf_counter()
+    seconds, ran = end - began, n_batches - start
     bar.close()
     state.batch_in_epoch, state.epoch_losses = 0, None
     seen *= distributed.WORLD.size  # every rank took an equal share
+    # what a whole epoch takes at the pace after the first step (for trainer.budget_min)
+    pace = (end - first) * n_batches / (ran - 1) if ran > 1 else seconds * n_batches / ran
     return {"stopped": False, "loss": mean_over_ranks(losses.mean().item(), settings.device), "seconds": seconds,
-            "samples": seen, "samples_per_s": seen / max(seconds, 1e-9)}
+            "samples": seen, "samples_per_s": seen / max(seconds, 1e-9), "epoch_s": pace}
 
 
 def log_histograms(model: nn.Module, logger: RunLogger, step: int) -> None:
@@ -340,12 +345,18 @@ def _generator_state(loader: Any) -> Optional[Tensor]:
 def fit(state: TrainState, train_loader: Iterable, val_loader: Iterable, loss_fn: Callable,
         new_meter: Callable[[], Any], settings: LoopSettings, logger: RunLogger, shown: tuple[str, ...],
         extra_state: Callable[[], dict[str, Any]],
-        pictures: Optional[Callable[[int, dict], None]] = None) -> TrainState:
+        pictures: Optional[Callable[[int, dict], None]] = None,
+        replan: Optional[Callable[[float], None]] = None) -> TrainState:
     """Train from where `state` stands to `settings.epochs`; best.pt by the monitored metric, last.pt every epoch.
 
     A stop signal ends the run at the next step boundary with a checkpoint from which it resumes exactly.
+    `replan`, if given, is called after epoch 1 with the seconds a whole epoch takes at that epoch's pace after its
+    first step (the mean over ranks), before its checkpoint is written: it may lower `settings.epochs`
+    (trainer.budget_min).
     """
-    for epoch in range(state.epoch + 1, settings.epochs + 1):
+    epoch = state.epoch
+    while epoch < settings.epochs:
+        epoch += 1
         sampler = getattr(train_loader, "sampler", None)
         if hasattr(sampler, "set_epoch"):  # a DistributedSampler shuffles by seed and epoch
             sampler.set_epoch(epoch)
@@ -354,6 +365,8 @@ def fit(state: TrainState, train_loader: Iterable, val_loader: Iterable, loss_fn
         if train["stopped"]:
             _save(state, {**extra_state(), "loader_rng": rng0}, settings, is_best=False)
             raise TrainingStopped(STOP.signal_name or "stop", state)
+        if replan is not None and epoch == 1:
+            replan(mean_over_ranks(train["epoch_s"], settings.device))
         val = evaluate(state.eval_net, val_loader, loss_fn, new_meter(), settings)
         state.epoch = epoch
         row = {"epoch": epoch, "train/epoch_loss": train["loss"], "train/epoch_time_s": train["seconds"],

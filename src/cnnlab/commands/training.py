@@ -178,7 +178,7 @@ def train(cfg: DictConfig, info: RunInfo) -> float:
                 raise TrainingStopped(STOP.signal_name, run.state)
             fit(run.state, run.train_loader, run.val_loader, run.loss_fn, lambda: run.meter(collect=True), run.loop,
                 run.logger, tasks.shown_metrics(run.bundle.task, run.bundle.num_classes, run.bundle.state),
-                lambda: run.extra, run.pictures)
+                lambda: run.extra, run.pictures, run.replan)
             return float(_finish(cfg, info, run)[cfg.optimized_metric])
     finally:
         if lock is not None:
@@ -198,6 +198,7 @@ class Run:
     logger: RunLogger
     pictures: Any
     extra: dict
+    replan: Any = None  # fit calls it after epoch 1 with a trainer.budget_min (see budget_replan)
 
     def meter(self, collect: bool = False, sweep: bool = False) -> Any:
         """A fresh meter of the run's task."""
@@ -239,8 +240,11 @@ def _setup(cfg: DictConfig, info: RunInfo, ckpt: Optional[dict], resume: Optiona
                           f"trainer.drop_last=false")
     val_loader = make_loader(bundle.val, t.eval_batch_size, False, device, num_workers=t.num_workers, shard=shard)
     optimizer = build_optimizer(cfg.optim, model)
-    plan = {"total_steps": t.epochs * len(train_loader), "sched": plain(cfg.sched), "optim": plain(cfg.optim)}
+    epoch_s = first_epoch_seconds(ckpt) if ckpt is not None and t.budget_min else None
+    plan = schedule_plan(cfg, t, len(train_loader), epoch_s)
+    loop.epochs = plan.get("epochs", t.epochs)
     scheduler = build_scheduler(cfg.sched, optimizer, plan["total_steps"], len(train_loader))
+    fresh = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]  # for a rebuild
     scaler = torch.amp.GradScaler("cuda") if loop.amp_dtype == torch.float16 else None
     ema = WeightAverage(model, t.ema) if t.ema > 0 else None
     state = TrainState(model, optimizer, scheduler, net=compile_model(ddp, t, device), scaler=scaler, ema=ema)
@@ -262,7 +266,59 @@ def _setup(cfg: DictConfig, info: RunInfo, ckpt: Optional[dict], resume: Optiona
         logger.text("config", "```yaml\n" + extra["config"] + "```", state.step)
     pictures = make_pictures(state.evaluated_model(), bundle, logger, info.run_dir / "pictures", device,
                              lambda: state.step, NUM_PICTURES, smoothgrad=t.smoothgrad) if main else None
-    return Run(bundle, state, train_loader, val_loader, loss_fn, loop, logger, pictures, extra)
+    measure = t.budget_min and epoch_s is None  # the budget's cut is made after epoch 1, once
+    replan = budget_replan(cfg, t, state, loop, extra, len(train_loader), fresh) if measure else None
+    return Run(bundle, state, train_loader, val_loader, loss_fn, loop, logger, pictures, extra, replan)
+
+
+def schedule_plan(cfg: DictConfig, t: TrainerSettings, steps_per_epoch: int,
+                  epoch_s: Optional[float] = None) -> dict[str, Any]:
+    """What the learning-rate schedule is built for (saved in checkpoints: a resumed run with another plan gets its
+    schedule rebuilt). With trainer.budget_min and the time of epoch 1 (`epoch_s`), the epochs that fit the budget
+    and what they were computed from."""
+    epochs = t.epochs
+    extra = {}
+    if t.budget_min and epoch_s is not None:
+        epochs = budget_epochs(t.epochs, epoch_s, t.budget_min)
+        extra = {"epochs": epochs, "budget_min": t.budget_min, "epoch_s": epoch_s}
+    return {"total_steps": epochs * steps_per_epoch, "sched": plain(cfg.sched), "optim": plain(cfg.optim), **extra}
+
+
+def first_epoch_seconds(ckpt: dict) -> Optional[float]:
+    """The training time of epoch 1 of a checkpoint's run (as its budget measured it, else from its history), or
+    None before epoch 1 has ended: a resumed run applies trainer.budget_min with it, without measuring again."""
+    plan, history = ckpt.get("plan") or {}, ckpt.get("history") or []
+    if "epoch_s" in plan:
+        return float(plan["epoch_s"])
+    return float(history[0]["train/epoch_time_s"]) if history else None
+
+
+def budget_epochs(asked: int, epoch_s: float, budget_min: float) -> int:
+    """How many of the `asked` epochs fit `budget_min` minutes at `epoch_s` seconds each (at least 1)."""
+    return max(1, min(asked, int(budget_min * 60 // max(epoch_s, 1e-9))))
+
+
+def budget_replan(cfg: DictConfig, t: TrainerSettings, state: TrainState, loop: LoopSettings, extra: dict,
+                  steps_per_epoch: int, fresh: list[dict]) -> Any:
+    """The `replan` that fit calls after epoch 1 under trainer.budget_min: the plan for that epoch's time goes into
+    the checkpoints; if fewer epochs fit than asked, loop.epochs is lowered and the schedule rebuilt for them at
+    the current step (from the optimizer's settings `fresh`, as they were before any schedule step)."""
+
+    def replan(epoch_s: float) -> None:
+        extra["plan"] = plan = schedule_plan(cfg, t, steps_per_epoch, epoch_s)
+        took = f"trainer.budget_min={t.budget_min:g}: an epoch takes {epoch_s:.1f}s of training (epoch 1's pace), so"
+        if plan["epochs"] == loop.epochs:
+            log.info(f"{took} all {t.epochs} epochs fit (about {t.epochs * epoch_s / 60:.1f} min)")
+            return
+        for group, hyper in zip(state.optimizer.param_groups, fresh):
+            group.update(hyper)
+        state.scheduler = build_scheduler(cfg.sched, state.optimizer, plan["total_steps"], steps_per_epoch)
+        fast_forward(state.scheduler, state.step)
+        loop.epochs = plan["epochs"]
+        log.warning(f"{took} {loop.epochs} of the {t.epochs} epochs fit: the run trains {loop.epochs} epochs, its "
+                    f"schedule planned for them (raise trainer.budget_min, or set it to null, to train all {t.epochs})")
+
+    return replan
 
 
 def meter_for(bundle: DataBundle, device: torch.device, collect: bool = False, sweep: bool = False) -> Any:
