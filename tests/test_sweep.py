@@ -189,6 +189,9 @@ def test_sweep_folder_names():
     assert sweep_name(choices, ["data=digits,moons"]) == "lenet5_digits+moons"
     assert sweep_name(choices, ["model=mlp", "experiment=a,b"]) == "a+b"
     assert sweep_name(choices, ["model=glob(lenet5*)"]) == "glob_lenet5___digits"
+    optuna_params = {"model": "choice(lenet5, mlp)", "optim.lr": "tag(log, interval(1e-4, 1e-2))"}
+    assert sweep_name(choices, ["seed=1"], optuna_params) == "lenet5+mlp_digits"
+    assert sweep_name(choices, [], {"data": "choice(digits)", "seed": "range(0, 3)"}) == "lenet5_digits"
     assert folder_name("data.vectors=/v/glove.txt,seed=0") == "data.vectors=_v_glove.txt,seed=0"
     assert folder_name("x" * 300) == "x" * 200
 

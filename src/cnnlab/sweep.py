@@ -35,14 +35,16 @@ def folder_name(text: Any) -> str:
     return str(text).replace("/", "_").encode()[:200].decode(errors="ignore")
 
 
-def sweep_name(choices: Any, overrides: Any) -> str:
+def sweep_name(choices: Any, overrides: Any, params: Any = None) -> str:
     """`<model>_<data>` of a multirun's folder (`multirun/<name>/<time>`) from the config group `choices`; a group
-    swept on the command line (`overrides`) is named by its values: `model=lenet5,mlp` -> `lenet5+mlp_digits`,
-    `experiment=a,b` -> `a+b`.
+    swept on the command line (`overrides`) or by the sweeper's `params` (an Optuna search's `model:
+    choice(lenet5, mlp)`) is named by its values: `model=lenet5,mlp` -> `lenet5+mlp_digits`, `experiment=a,b` ->
+    `a+b`.
     Registered with use_cache: Hydra copies the primary config's resolved values into every job's config, so all
     jobs get this one name (their own choices differ) and share the folder the summary reads."""
     swept = {}
-    for override in OverridesParser.create().parse_overrides([str(o) for o in overrides]):
+    searched = [f"{k}={v}" for k, v in (params or {}).items()]
+    for override in OverridesParser.create().parse_overrides([str(o) for o in overrides] + searched):
         if override.is_sweep_override() and override.key_or_group in ("experiment", "model", "data"):
             try:
                 swept[override.key_or_group] = "+".join(override.sweep_string_iterator())
