@@ -3,6 +3,7 @@ planned for the cut, and a stopped run resumes to the same end without measuring
 import logging
 import os
 import signal
+import time
 
 import pytest
 import torch
@@ -117,3 +118,34 @@ def test_a_resumed_run_says_that_the_budget_cut_its_epochs(tmp_path, monkeypatch
 def test_an_endless_budget_is_refused(tmp_path):
     with pytest.raises(ConfigError, match=r"trainer.budget_min=inf is not valid"):
         run_train(tmp_path, [*COMMON, "trainer.budget_min=inf"])
+
+
+def test_epoch_1_resumed_at_its_last_batch_keeps_the_pace_measured_before_the_stop(tmp_path, monkeypatch):
+    # 4 steps an epoch, stopped after step 3: the resumed session takes one step, which pays the one-off costs; the
+    # pace comes from steps 2-3 (before the stop), not from that step times 4
+    common = ["data=synthetic", "data.num_samples=64", "trainer.batch_size=16", "trainer.pictures_every=0",
+              "trainer.tensorboard=false", "trainer.epochs=2", "trainer.budget_min=1"]
+    real_step, calls, measured = engine._backward_step, {"n": 0}, []
+
+    def step(state, loss, settings):
+        real_step(state, loss, settings)
+        calls["n"] += 1
+        if calls["n"] == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        elif calls["n"] == 4:  # the resumed session's first (and only) step of epoch 1: slow, as first steps are
+            time.sleep(2.0)
+
+    monkeypatch.setattr(engine, "_backward_step", step)
+    with pytest.raises(engine.TrainingStopped):
+        run_train(tmp_path, common)
+    run = tmp_path / "run"
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["epoch_pace"][1] == 2  # steps 2 and 3
+    real_replan = training.budget_replan
+
+    def replan(*args, **kwargs):
+        inner = real_replan(*args, **kwargs)
+        return lambda epoch_s: (measured.append(epoch_s), inner(epoch_s))
+
+    monkeypatch.setattr(training, "budget_replan", replan)
+    run_train(tmp_path, ["resume=true"], run_dir=run)
+    assert len(measured) == 1 and measured[0] < 2.0

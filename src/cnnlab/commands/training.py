@@ -146,6 +146,7 @@ def restore(state: TrainState, ckpt: dict[str, Any], loader: Any, plan: dict[str
     state.epoch, state.step = ckpt["epoch"], ckpt["step"]
     state.best, state.best_epoch, state.history = ckpt["best"], ckpt["best_epoch"], list(ckpt["history"])
     state.batch_in_epoch, state.epoch_losses = ckpt.get("batch_in_epoch", 0), ckpt.get("epoch_losses")
+    state.epoch_pace = ckpt.get("epoch_pace")
     set_rng_state(ckpt["rng"])
     saved = ckpt.get("loader_rng")
     gen = getattr(loader, "generator", None)
