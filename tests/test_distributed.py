@@ -46,6 +46,7 @@ def test_two_ranks_match_one_process_and_resume(tmp_path):
     assert [got[s] for s in range(1, 9)] == pytest.approx([want[s] for s in range(1, 9)], abs=1e-5)
 
 
+@pytest.mark.skipif(not (BIN / "torchrun").exists(), reason="torchrun is not installed")
 def test_two_ranks_cut_a_budget_to_the_same_epochs(tmp_path):
     # 3 epochs asked, a budget no epoch fits: every rank must make the same cut (1 epoch) or the next all-reduce hangs
     out = torchrun("trainer.epochs=3", "trainer.budget_min=1e-6", f"hydra.run.dir={tmp_path / 'ddp'}", cwd=tmp_path)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections.abc as cabc
 import functools
 import inspect
+import math
 import tempfile
 import types
 import typing
@@ -314,7 +315,7 @@ class TrainerSettings:
         for key, low in ranges:
             if getattr(settings, key) < low:
                 raise ConfigError(f"trainer.{key}={getattr(settings, key)} is not valid: it must be >= {low}")
-        if settings.budget_min is not None and not settings.budget_min > 0:
+        if settings.budget_min is not None and not 0 < settings.budget_min < math.inf:
             raise ConfigError(f"trainer.budget_min={settings.budget_min} is not valid: give minutes > 0, or null "
                               f"for no budget")
         if not 0.0 <= settings.ema < 1.0:

@@ -135,6 +135,7 @@ class TrainState:
     history: list = field(default_factory=list)
     batch_in_epoch: int = 0                     # batches of epoch `epoch + 1` already taken (a mid-epoch stop)
     epoch_losses: Optional[Tensor] = None       # their losses
+    epoch_pace: Optional[list] = None           # [seconds, steps] they took after each session's first step
 
     def __post_init__(self) -> None:
         if self.net is None:  # not `or`: a compiled module has no truth value of its own
@@ -285,6 +286,8 @@ def train_one_epoch(state: TrainState, loader: Iterable, loss_fn: Callable, sett
             first = time.perf_counter()  # the first step pays one-off costs (allocation, compilation)
         if stop and i + 1 < n_batches:
             state.batch_in_epoch, state.epoch_losses = i + 1, losses[:i + 1].cpu()
+            before = state.epoch_pace or [0.0, 0]
+            state.epoch_pace = [before[0] + time.perf_counter() - first, before[1] + i - start]
             bar.close()
             return {"stopped": True}
     if settings.device.type == "cuda":
@@ -292,10 +295,13 @@ def train_one_epoch(state: TrainState, loader: Iterable, loss_fn: Callable, sett
     end = time.perf_counter()
     seconds, ran = end - began, n_batches - start
     bar.close()
-    state.batch_in_epoch, state.epoch_losses = 0, None
+    # what a whole epoch takes at the pace after the first step (for trainer.budget_min); an epoch resumed after a
+    # stop adds the steps it took before the stop (after that session's first step)
+    before = state.epoch_pace or [0.0, 0]
+    paced, steps = before[0] + end - first, before[1] + ran - 1
+    pace = paced * n_batches / steps if steps > 0 else seconds * n_batches / ran
+    state.batch_in_epoch, state.epoch_losses, state.epoch_pace = 0, None, None
     seen *= distributed.WORLD.size  # every rank took an equal share
-    # what a whole epoch takes at the pace after the first step (for trainer.budget_min)
-    pace = (end - first) * n_batches / (ran - 1) if ran > 1 else seconds * n_batches / ran
     return {"stopped": False, "loss": mean_over_ranks(losses.mean().item(), settings.device), "seconds": seconds,
             "samples": seen, "samples_per_s": seen / max(seconds, 1e-9), "epoch_s": pace}
 
@@ -318,7 +324,7 @@ def checkpoint_state(state: TrainState, extra: dict[str, Any]) -> dict[str, Any]
         "scaler": state.scaler.state_dict() if state.scaler is not None else None,
         "epoch": state.epoch, "step": state.step, "best": state.best, "best_epoch": state.best_epoch,
         "history": state.history, "rng": rng_state(), "batch_in_epoch": state.batch_in_epoch,
-        "epoch_losses": state.epoch_losses, **extra,
+        "epoch_losses": state.epoch_losses, "epoch_pace": state.epoch_pace, **extra,
     }
 
 

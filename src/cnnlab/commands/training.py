@@ -146,6 +146,7 @@ def restore(state: TrainState, ckpt: dict[str, Any], loader: Any, plan: dict[str
     state.epoch, state.step = ckpt["epoch"], ckpt["step"]
     state.best, state.best_epoch, state.history = ckpt["best"], ckpt["best_epoch"], list(ckpt["history"])
     state.batch_in_epoch, state.epoch_losses = ckpt.get("batch_in_epoch", 0), ckpt.get("epoch_losses")
+    state.epoch_pace = ckpt.get("epoch_pace")
     set_rng_state(ckpt["rng"])
     saved = ckpt.get("loader_rng")
     gen = getattr(loader, "generator", None)
@@ -243,8 +244,14 @@ def _setup(cfg: DictConfig, info: RunInfo, ckpt: Optional[dict], resume: Optiona
     epoch_s = first_epoch_seconds(ckpt) if ckpt is not None and t.budget_min else None
     plan = schedule_plan(cfg, t, len(train_loader), epoch_s)
     loop.epochs = plan.get("epochs", t.epochs)
+    if loop.epochs < t.epochs:  # a resumed run keeps the cut without measuring again: the log still says why
+        log.warning(f"trainer.budget_min={t.budget_min:g}: an epoch takes {epoch_s:.1f}s of training (epoch 1's "
+                    f"pace, from the checkpoint), so {loop.epochs} of the {t.epochs} epochs fit: the run trains "
+                    f"{loop.epochs} epochs (raise trainer.budget_min, or set it to null, to train all {t.epochs})")
+    # the optimizer's settings before any schedule touches them (a one-cycle schedule lowers `lr` to its start and
+    # takes its peak from `lr`): what a rebuild after the budget's cut starts from
+    fresh = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
     scheduler = build_scheduler(cfg.sched, optimizer, plan["total_steps"], len(train_loader))
-    fresh = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]  # for a rebuild
     scaler = torch.amp.GradScaler("cuda") if loop.amp_dtype == torch.float16 else None
     ema = WeightAverage(model, t.ema) if t.ema > 0 else None
     state = TrainState(model, optimizer, scheduler, net=compile_model(ddp, t, device), scaler=scaler, ema=ema)
@@ -302,7 +309,7 @@ def budget_replan(cfg: DictConfig, t: TrainerSettings, state: TrainState, loop: 
                   steps_per_epoch: int, fresh: list[dict]) -> Any:
     """The `replan` that fit calls after epoch 1 under trainer.budget_min: the plan for that epoch's time goes into
     the checkpoints; if fewer epochs fit than asked, loop.epochs is lowered and the schedule rebuilt for them at
-    the current step (from the optimizer's settings `fresh`, as they were before any schedule step)."""
+    the current step (from the optimizer's settings `fresh`, as they were before the first schedule was built)."""
 
     def replan(epoch_s: float) -> None:
         extra["plan"] = plan = schedule_plan(cfg, t, steps_per_epoch, epoch_s)
