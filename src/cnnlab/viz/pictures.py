@@ -90,8 +90,8 @@ def make_pictures(model: nn.Module, bundle: DataBundle, logger: RunLogger, out_d
             if val.get("mistakes") is not None:
                 mx, my, mpred, mconf = val["mistakes"]
                 total = int(val["confusion"].sum())
-                emit(f"errors/most_confident_{split}", draw.mistakes_figure(mx, my, mpred, mconf, names, bundle.mean,
-                                                                   bundle.std, total, split=words), final)
+                figure = draw.mistakes_figure(mx, my, mpred, mconf, names, bundle.mean, bundle.std, total, split=words)
+                emit(f"errors/most_confident_{split}", figure, final)
         elif bundle.state.get("vocab") and val.get("mistakes") is not None:  # sentences: a table, not a picture
             table = mistakes_table(val["mistakes"], names, bundle.state["vocab"], int(val["confusion"].sum()), words)
             logger.text(f"errors/most_confident_{split}", table, step())
