@@ -1,5 +1,6 @@
 """trainer.budget_min: after epoch 1 the epochs are cut to what fits the budget at that epoch's pace, the schedule is
 planned for the cut, and a stopped run resumes to the same end without measuring again."""
+import json
 import logging
 import os
 import signal
@@ -47,6 +48,9 @@ def test_a_cut_plans_the_schedule_for_the_cut_and_resumes_to_the_same_end(tmp_pa
     # the cut run ends where a 3-epoch schedule ends (cosine: its last learning rate), not halfway down a 6-epoch one
     assert got["optimizer"]["param_groups"][0]["lr"] == pytest.approx(ref["optimizer"]["param_groups"][0]["lr"])
     assert {k: got["plan"][k] for k in ("epochs", "budget_min")} == {"epochs": 3, "budget_min": 1}
+    results = json.loads((cut / "results.json").read_text())
+    assert (results["epochs"], results["budget_epochs"], results["budget_min"]) == (3, 3, 1)
+    assert "budget_epochs" not in json.loads((asked3 / "results.json").read_text())
 
     real_step, calls = engine._backward_step, {"n": 0}
 

@@ -8,7 +8,7 @@ import platform
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -121,9 +121,11 @@ def _log_per_class(acc: dict[str, float], width: int = 4) -> None:
 
 def write_results(run_dir: Path, state: Any, test: dict[str, Any], val: dict[str, Any], bundle: Any,
                   info: RunInfo, logger: RunLogger, hp: dict[str, Any],
-                  monitor: "tuple[str, str]" = ("val/acc", "max"), write: bool = True) -> dict[str, Any]:
-    """results.json: test and validation metrics of the best checkpoint, timing; plus the HParams row (only
-    `write`s them when asked: the other ranks of a data-parallel run return the same numbers)."""
+                  monitor: "tuple[str, str]" = ("val/acc", "max"), write: bool = True,
+                  plan: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """results.json: test and validation metrics of the best checkpoint, timing (with trainer.budget_min, the
+    epochs its `plan` allowed); plus the HParams row (only `write`s them when asked: the other ranks of a
+    data-parallel run return the same numbers)."""
     scalars = metric_names(bundle.task, bundle.num_classes, bundle.state)
     seconds = sum(h["train/epoch_time_s"] for h in state.history)
     samples = sum(h.get("train/samples", 0) for h in state.history)
@@ -137,6 +139,8 @@ def write_results(run_dir: Path, state: Any, test: dict[str, Any], val: dict[str
         "best_epoch": state.best_epoch, "epochs": state.epoch, "steps": state.step,
         "train_time_s": seconds, "train_samples_per_s": samples / seconds if seconds > 0 else 0.0,
     }
+    if plan and "budget_min" in plan:
+        results.update(budget_min=plan["budget_min"], budget_epochs=plan["epochs"])
     if "threshold" in bundle.state:
         results["threshold"] = bundle.state["threshold"]
     if bundle.task in CLASS_TASKS:

@@ -369,7 +369,8 @@ def _finish(cfg: DictConfig, info: RunInfo, run: Run) -> dict:
     if run.pictures is not None:
         run.pictures(state.epoch, val, final=True)
     results = write_results(info.run_dir, state, test, val, bundle, info, run.logger,
-                            hparams(cfg, info, run.loss_fn), (loop.monitor, loop.mode), write=main)
+                            hparams(cfg, info, run.loss_fn), (loop.monitor, loop.mode), write=main,
+                            plan=run.extra["plan"])
     run.logger.close()
     shown = " ".join(f"{k} {results[k]:.4f}" for k in results if k.startswith("test/") and k != "test/loss")
     log.info(f"{shown} (best val epoch {state.best_epoch}); results in {info.run_dir.resolve()}")
