@@ -305,7 +305,7 @@ def test_eval_and_viz_on_regression_and_feature_checkpoints(tmp_path, experiment
     assert shared and all(metrics[k] == pytest.approx(trained[k], rel=1e-5, abs=1e-6) for k in shared)
     out = command("cnnlab-viz", f"ckpt_path={ckpt}", f"out_dir={tmp_path / 'viz'}", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
-    if experiment == "svm_features_digits":  # features of images: predict reads image files (test below, on an image folder)
+    if experiment == "svm_features_digits":  # predict reads image files (tested below)
         return
     line = one_error_line(command("cnnlab-predict", f"ckpt_path={ckpt}", f"input={tmp_path}", cwd=tmp_path))
     assert "image classifiers, segmenters and sentence classifiers" in line and f"cnnlab-eval ckpt_path={ckpt}" in line
@@ -400,3 +400,44 @@ def test_the_sentence_is_taken_off_the_command_line_in_every_form_hydra_accepts(
     monkeypatch.setattr("sys.argv", ["cnnlab-predict", "ckpt_path=x.pt", typed, "context=5", "input=my_text=1.txt"])
     assert cli._take_text_argument() == "a, b=c [d]"
     assert sys.argv == ["cnnlab-predict", "ckpt_path=x.pt", "context=5", "input=my_text=1.txt"]
+
+
+def test_a_patch_classifier_predicts_masks_and_the_roads_submission(tmp_path):
+    # the old pipeline's logistic regression on road-patch features writes masks as a segmenter does: each 16x16
+    # patch one label, the pixels past the last whole patch background; checked against the ground truth's patch
+    # labels (the fake roads are a bright band at columns 8..15, which the model separates perfectly)
+    from cnnlab.data.fakes import write_roads
+    from cnnlab.data.patches import patch_labels
+
+    root = write_roads(tmp_path / "roads")
+    run_dir, _ = run_train(tmp_path, ["experiment=logreg_patches_roads", f"data.root={root}", "data.cache_dir=null",
+                                      "trainer.epochs=30", "trainer.tensorboard=false", "trainer.pictures_every=0"])
+    assert json.loads((run_dir / "results.json").read_text())["test/acc"] == 1.0
+    ckpt = run_dir / "checkpoints" / "best.pt"
+    images = root / "training" / "images"
+    first = np.asarray(Image.open(images / "satImage_001.png"))
+    odd = np.zeros((40, 37, 3), np.uint8)  # 2 x 2 whole patches and a remainder of 8 rows and 5 columns
+    odd[:32, :32] = first
+    Image.fromarray(odd).save(tmp_path / "odd.png")
+    out = command("cnnlab-predict", f"ckpt_path={ckpt}", f"input={images}", f"output={tmp_path / 'masks'}",
+                  f"submission={tmp_path / 'sub.csv'}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    for name in sorted(p.name for p in images.iterdir()):
+        mask = torch.from_numpy(np.asarray(Image.open(tmp_path / "masks" / name)) // 255)
+        truth = torch.from_numpy(np.asarray(Image.open(root / "training" / "groundtruth" / name)) > 127)
+        full, any_road = (patch_labels(mask[None], 16, "mean", t)[0] for t in (0.99, 0.0))
+        assert torch.equal(full, any_road) and torch.equal(full, patch_labels(truth[None], 16, "mean", 0.25)[0])
+    rows = (tmp_path / "sub.csv").read_text().splitlines()
+    assert rows[0] == "id,prediction" and {"001_0_0,1", "001_0_16,1", "001_16_0,0", "001_16_16,0"} <= set(rows)
+    out = command("cnnlab-predict", f"ckpt_path={ckpt}", f"input={tmp_path / 'odd.png'}",
+                  f"output={tmp_path / 'odd'}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    mask = np.asarray(Image.open(tmp_path / "odd" / "odd.png"))
+    assert mask.shape == (40, 37) and not mask[32:].any() and not mask[:, 32:].any()
+    assert (mask[:32, :16] == 255).all() and not mask[:32, 16:32].any()
+    ckpt_dict = load_checkpoint(ckpt)  # a checkpoint from before patch prediction: one line saying what to do
+    del ckpt_dict["data_state"]["features"]
+    torch.save(ckpt_dict, tmp_path / "old.pt")
+    line = one_error_line(command("cnnlab-predict", f"ckpt_path={tmp_path / 'old.pt'}", f"input={images}",
+                                  cwd=tmp_path))
+    assert "does not record how its patch features were computed" in line and "train it again" in line

@@ -13,13 +13,15 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 from PIL import Image
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..confcheck import check_writable
 from ..data.common import normalise
 from ..data.imageio import BAD_IMAGE, EXTENSIONS, as_8bit
 from ..data.patches import patch_labels, write_submission
+from ..data.patches import patchify
 from ..errors import ConfigError
+from ..features import FeatureSpec, Standardiser, extract
 from ..viz.draw import denormalise, overlay, save_png
 from .prediction import input_files
 
@@ -74,6 +76,44 @@ class SegImageReader:
             yield normalise(x.float().div_(255), tuple(self.state["mean"]), tuple(self.state["std"])), \
                 torch.arange(i, j)
             i = j
+
+
+class PatchesAsMask(nn.Module):
+    """A classifier of patch features (data=roads_patches, mito_patches) as a segmenter: images [B,C,H,W] in [0,1]
+    -> logits [B,K,H,W], each pixel of a whole patch given its patch's logits; the pixels past the last whole patch
+    (right and bottom) are background. The features are computed and standardised as for training."""
+
+    def __init__(self, model: nn.Module, state: dict) -> None:
+        super().__init__()
+        self.model, self.k = model, int(state["num_classes"])
+        self.patch, self.context = int(state["patch"]), int(state["context"])
+        self.spec = FeatureSpec(**state["features"])
+        self.scale = Standardiser(state["feature_mean"], state["feature_std"])
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, _, h, w = x.shape
+        p = self.patch
+        gh, gw = h // p, w // p
+        logits = torch.zeros(b, self.k, h, w, device=x.device)
+        logits[:, 1:] = -1e4  # background where no whole patch is
+        if gh and gw:
+            features = self.scale(extract(patchify(x[:, :, :gh * p, :gw * p], p, self.context), spec=self.spec))
+            scores = self.model(features).float().reshape(b, gh, gw, self.k).permute(0, 3, 1, 2)
+            logits[:, :, :gh * p, :gw * p] = scores.repeat_interleave(p, 2).repeat_interleave(p, 3)
+        return logits
+
+
+def patches_as_segmenter(model: nn.Module, state: dict, ckpt_path: str) -> "tuple[nn.Module, dict]":
+    """(the patch classifier as a segmenter, the data state a segmenter's reader and writer take): images are read
+    unnormalised (mean 0, std 1), and only a roads model writes the roads submission."""
+    if "features" not in state:
+        raise ConfigError(f"checkpoint {ckpt_path} does not record how its patch features were computed (trained "
+                          f"before cnnlab-predict applied patch classifiers): train it again to predict with it")
+    c = int(state["in_channels"])
+    seg = {**state, "input": "seg_image", "task": "segmentation", "mean": [0.0] * c, "std": [1.0] * c}
+    if state.get("name") != "roads_patches":
+        seg.pop("patch")
+    return PatchesAsMask(model, state).eval(), seg
 
 
 def image_number(path: Path) -> int:

@@ -86,6 +86,10 @@ def predict(cfg: DictConfig, info: RunInfo, text: Optional[str] = None) -> str:
     """Read the inputs, run the model over them batch by batch, write what the task writes; returns a summary.
     `text`: one sentence for a sentence model, as the user typed it (`cnnlab-predict text=...`)."""
     model, state, loop = load_predictor(cfg, info)
+    if state.get("input") == "patches":  # a classifier of image patches writes masks, as a segmenter does
+        from .predict_masks import patches_as_segmenter
+
+        model, state = patches_as_segmenter(model, state, str(cfg.ckpt_path))
     kind, task = state.get("input", "image"), state["task"]
     readers, writers = _registry()
     if kind not in readers or task not in writers:

@@ -162,6 +162,12 @@ def _patch_data(parts: dict[str, tuple[Tensor, Tensor]], spec: FeatureSpec, patc
     return _standardised(raw)
 
 
+def _patch_state(spec: FeatureSpec, patch: int, context: int, images: Tensor) -> dict:
+    """What cnnlab-predict needs to compute a patch bundle's features on new images (predict_masks)."""
+    return {"input": "patches", "patch": patch, "context": context, "features": spec.key(),
+            "in_channels": int(images.shape[1])}
+
+
 def build_road_patches(root: str, patch: int = 16, threshold: float = 0.25,
                        features: Sequence[str] = ("colour_moments", "colour_histogram", "hog"), context: int = 0,
                        val_fraction: float = 0.2, test_fraction: float = 0.2, seed: int = 0, hist_bins: int = 16,
@@ -182,7 +188,7 @@ def build_road_patches(root: str, patch: int = 16, threshold: float = 0.25,
     parts = {s: (images[i], masks[i]) for s, i in index.items()}
     data = _cached(cache_dir, "roads-patches", key, lambda: _patch_data(
         parts, spec, patch, context, "mean", threshold, device, None, seed))
-    return _bundle(data, 2, ["background", "road"], "roads_patches", {"input": "patches", "patch": patch})
+    return _bundle(data, 2, ["background", "road"], "roads_patches", _patch_state(spec, patch, context, images))
 
 
 def _mito_parts(root: str, slice_step: int, val_fraction: float, test_fraction: float) -> dict:
@@ -222,4 +228,5 @@ def build_mito_patches(root: str, patch: int = 16, rule: str = "centre",
            "data": _fingerprint(*[m for _, m in parts.values()], *[i[:, :, ::41, ::41] for i, _ in parts.values()])}
     data = _cached(cache_dir, "mito-patches", key, lambda: _patch_data(
         parts, spec, patch, context, rule, 0.5, device, max_train_patches, seed))
-    return _bundle(data, 2, ["background", "mitochondrion"], "mito_patches", {"input": "patches", "patch": patch})
+    images = next(iter(parts.values()))[0]
+    return _bundle(data, 2, ["background", "mitochondrion"], "mito_patches", _patch_state(spec, patch, context, images))
