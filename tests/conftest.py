@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Callable
 
 import pytest
 import torch
@@ -33,6 +36,23 @@ def one_error_line(out: subprocess.CompletedProcess) -> str:
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "Traceback" not in out.stderr, out.stderr[-2000:]
     return errors[0]
+
+
+def sigterm_after_step(monkeypatch, n: int) -> Callable:
+    """Make the loop send this process SIGTERM right after its step `n` (a stop from outside, at a known step);
+    returns the real step function, to put back with monkeypatch.setattr(engine, "_backward_step", it)."""
+    from cnnlab import engine
+
+    real, calls = engine._backward_step, {"n": 0}
+
+    def step_then_term(state, loss, settings):
+        real(state, loss, settings)
+        calls["n"] += 1
+        if calls["n"] == n:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(engine, "_backward_step", step_then_term)
+    return real
 
 
 def load_script(name: str) -> ModuleType:

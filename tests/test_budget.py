@@ -13,7 +13,7 @@ from cnnlab import engine
 from cnnlab.checkpoint import load_checkpoint
 from cnnlab.commands import training
 from cnnlab.errors import ConfigError
-from conftest import run_train
+from conftest import run_train, sigterm_after_step
 
 COMMON = ["data=digits", "trainer.batch_size=64", "optim=sgd", "sched=cosine", "trainer.pictures_every=0",
           "trainer.tensorboard=false"]
@@ -52,15 +52,7 @@ def test_a_cut_plans_the_schedule_for_the_cut_and_resumes_to_the_same_end(tmp_pa
     assert (results["epochs"], results["budget_epochs"], results["budget_min"]) == (3, 3, 1)
     assert "budget_epochs" not in json.loads((asked3 / "results.json").read_text())
 
-    real_step, calls = engine._backward_step, {"n": 0}
-
-    def step_then_term(state, loss, settings):
-        real_step(state, loss, settings)
-        calls["n"] += 1
-        if calls["n"] == 25:  # epoch 2 (20 batches an epoch), batch 5
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    monkeypatch.setattr(engine, "_backward_step", step_then_term)
+    real_step = sigterm_after_step(monkeypatch, 25)  # epoch 2 (20 batches an epoch), batch 5
     with pytest.raises(engine.TrainingStopped):
         run_train(tmp_path / "stopped", [*COMMON, "trainer.epochs=6", "trainer.budget_min=1"])
     monkeypatch.setattr(engine, "_backward_step", real_step)

@@ -11,7 +11,7 @@ import torch
 
 from cnnlab import engine
 from cnnlab.checkpoint import load_checkpoint
-from conftest import BIN, run_train
+from conftest import BIN, run_train, sigterm_after_step
 
 COMMON = ["data=digits", "data.shift=2", "trainer.epochs=2", "trainer.batch_size=64", "optim=sgd", "sched=onecycle",
           "model.dropout=0.3", "trainer.pictures_every=1", "trainer.log_every=5"]
@@ -20,16 +20,7 @@ COMMON = ["data=digits", "data.shift=2", "trainer.epochs=2", "trainer.batch_size
 @pytest.mark.parametrize("extra", [[], ["trainer.ema=0.9"]], ids=["plain", "weight-average"])
 def test_sigterm_mid_epoch_checkpoints_and_resumes_bit_identical(tmp_path, monkeypatch, caplog, extra):
     straight, _ = run_train(tmp_path / "a", COMMON + extra)
-    real_step = engine._backward_step
-    calls = {"n": 0}
-
-    def step_then_term(state, loss, settings):
-        real_step(state, loss, settings)
-        calls["n"] += 1
-        if calls["n"] == 27:  # epoch 2 (20 batches an epoch), batch 7
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    monkeypatch.setattr(engine, "_backward_step", step_then_term)
+    sigterm_after_step(monkeypatch, 27)  # epoch 2 (20 batches an epoch), batch 7
     with pytest.raises(engine.TrainingStopped) as stopped:
         run_train(tmp_path / "b", COMMON + extra)
     monkeypatch.undo()
@@ -117,16 +108,7 @@ def test_a_run_from_disk_without_workers_resumes_mid_epoch_bit_identical(tmp_pat
               "data.in_memory=false", "data.val_fraction=0.25", "trainer.num_workers=0", "trainer.batch_size=4",
               "trainer.epochs=2", "optim=sgd", "trainer.pictures_every=0", "trainer.tensorboard=false"]
     straight, _ = run_train(tmp_path / "a", common)
-    real_step = engine._backward_step
-    calls = {"n": 0}
-
-    def step_then_term(state, loss, settings):
-        real_step(state, loss, settings)
-        calls["n"] += 1
-        if calls["n"] == 7:  # epoch 2 (5 batches of 18 images an epoch), batch 2
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    monkeypatch.setattr(engine, "_backward_step", step_then_term)
+    sigterm_after_step(monkeypatch, 7)  # epoch 2 (5 batches of 18 images an epoch), batch 2
     with pytest.raises(engine.TrainingStopped):
         run_train(tmp_path / "b", common)
     monkeypatch.undo()
