@@ -38,6 +38,21 @@ def test_bad_value_is_one_line_naming_only_the_key_at_fault(tmp_path, override, 
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
+def test_class_weights_of_the_wrong_length_are_one_line_before_training(tmp_path):
+    with pytest.raises(ConfigError, match=r"loss.weight gives 2 class weight\(s\), and data=synthetic has 10 "
+                                          r"classes: give one weight per class \(0, 1, 2"):
+        run_train(tmp_path, [*QUICK, "loss=cross_entropy", "loss.weight=[1,2]"])
+
+
+def test_a_negative_patch_context_is_one_line(tmp_path):
+    from cnnlab.data.fakes import write_roads
+
+    root = write_roads(tmp_path / "roads")
+    with pytest.raises(ConfigError, match=r"data.context=-3 is not valid: it must be >= 0"):
+        run_train(tmp_path, ["experiment=logreg_patches_roads", f"data.root={root}", "data.cache_dir=null",
+                             "data.context=-3", "trainer.epochs=1"])
+
+
 @pytest.mark.parametrize("overrides, message", [
     (["model=linear", "data=digits"], "data=digits offers in_channels=1, which model=linear"),
     (["model=linear", "data=digits"], "use a features data config (e.g. data=digits_features)"),

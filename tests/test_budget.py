@@ -145,3 +145,11 @@ def test_epoch_1_resumed_at_its_last_batch_keeps_the_pace_measured_before_the_st
     monkeypatch.setattr(training, "budget_replan", replan)
     run_train(tmp_path, ["resume=true"], run_dir=run)
     assert len(measured) == 1 and measured[0] < 2.0
+
+
+def test_null_lifts_the_budget_when_continuing(tmp_path, monkeypatch):
+    monkeypatch.setattr(training, "budget_epochs", lambda asked, epoch_s, budget_min: 2)
+    cut, _ = run_train(tmp_path / "cut", [*COMMON, "trainer.epochs=4", "trainer.budget_min=1"])
+    assert load_checkpoint(cut / "checkpoints" / "last.pt")["epoch"] == 2
+    more, _ = run_train(tmp_path / "more", [f"ckpt_path={cut / 'checkpoints' / 'last.pt'}", "trainer.budget_min=null"])
+    assert load_checkpoint(more / "checkpoints" / "last.pt")["epoch"] == 4  # key=null replaces the saved value

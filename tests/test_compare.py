@@ -47,6 +47,10 @@ def test_plot_draws_the_validation_curves(runs, tmp_path, capsys):
         assert img.size[0] > 400 and img.size[1] > 360
     xs, ys = compare.curves(runs / "fast", "val/acc")
     assert xs == [1.0, 2.0] and len(ys) == 2  # on the epoch axis
+    for bad, says in ((tmp_path, "is a folder: give a file, e.g."), (out / "x.png", "is a file, not a folder")):
+        assert compare.main([str(runs), "--plot", str(bad)]) == 2  # before the table: one line
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: --plot {bad}") and says in err and "\n" not in err
 
 
 def test_filters_latest_and_errors(runs, tmp_path, capsys):

@@ -209,6 +209,9 @@ def test_predict_says_which_input_each_kind_of_model_takes(sentiment_run, mnist_
     assert "is an image" in line and "sentence model" in line and "text=" in line
     line = one_error_line(command("cnnlab-predict", f"ckpt_path={sentence_ckpt}", f"input={tmp_path}", cwd=tmp_path))
     assert f"input={tmp_path} is a folder" in line and "sentence model" in line and "<text file" in line
+    line = one_error_line(command("cnnlab-predict", f"ckpt_path={run_dir / 'checkpoints' / 'best.pt'}",
+                                  f"input={tmp_path / 'digit.png'}", f"submission={tmp_path / 's.csv'}", cwd=tmp_path))
+    assert "submission= and overlays=true are for segmentation models" in line
 
 
 def test_predict_fails_when_no_input_could_be_read(mnist_run, tmp_path):
@@ -435,6 +438,23 @@ def test_a_patch_classifier_predicts_masks_and_the_roads_submission(tmp_path):
     mask = np.asarray(Image.open(tmp_path / "odd" / "odd.png"))
     assert mask.shape == (40, 37) and not mask[32:].any() and not mask[:, 32:].any()
     assert (mask[:32, :16] == 255).all() and not mask[:32, 16:32].any()
+    tiny = tmp_path / "tiny"  # an image smaller than a patch: its mask, and no rows in the submission
+    tiny.mkdir()
+    Image.fromarray(odd[:10, :10]).save(tiny / "test_5.png")
+    Image.fromarray(odd[:32, :32]).save(tiny / "test_6.png")
+    out = command("cnnlab-predict", f"ckpt_path={ckpt}", f"input={tiny}", f"output={tmp_path / 'tiny_masks'}",
+                  f"submission={tmp_path / 'tiny.csv'}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "1 image(s) smaller than a 16x16 patch have no rows in the submission: test_5.png" in out.stdout
+    assert (tmp_path / "tiny_masks" / "test_5.png").is_file()
+    assert {r.split("_")[0] for r in (tmp_path / "tiny.csv").read_text().splitlines()[1:]} == {"006"}
+    Image.fromarray(odd[:32, :32]).save(tiny / "sat_6.png")  # two inputs with the number 6: refused before any mask
+    line = one_error_line(command("cnnlab-predict", f"ckpt_path={ckpt}", f"input={tiny}",
+                                  f"output={tmp_path / 'clash'}", f"submission={tmp_path / 'clash.csv'}", cwd=tmp_path))
+    assert "both have the number 6" in line and not (tmp_path / "clash").exists()
+    line = one_error_line(command("cnnlab-predict", f"ckpt_path={ckpt}", f"input={images}",
+                                  f"submission={tmp_path}", cwd=tmp_path))
+    assert f"submission={tmp_path} is a folder: give a file, e.g. {tmp_path / 'submission.csv'}" in line
     ckpt_dict = load_checkpoint(ckpt)  # a checkpoint from before patch prediction: one line saying what to do
     del ckpt_dict["data_state"]["features"]
     torch.save(ckpt_dict, tmp_path / "old.pt")

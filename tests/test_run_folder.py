@@ -1,5 +1,7 @@
 """A refused command leaves the other run's folder exactly as it was, Hydra's own files included."""
 
+from pathlib import Path
+
 from cnnlab.checkpoint import RunFolderLock
 from conftest import QUICK, command, one_error_line
 
@@ -33,3 +35,21 @@ def test_a_finished_run_keeps_its_config_when_a_fresh_run_is_refused(tmp_path):
     again = command("cnnlab-train", *QUICK, "resume=true", "trainer.epochs=2", f"hydra.run.dir={done}", cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "trainer.epochs=2" in (done / ".hydra" / "overrides.yaml").read_text()
+
+
+def test_a_bad_resume_keeps_the_runs_record_and_a_non_run_folder_stays_untouched(tmp_path):
+    done = tmp_path / "done"
+    first = command("cnnlab-train", *QUICK, f"hydra.run.dir={done}", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    before = _snapshot(done)
+    out = command("cnnlab-train", "resume=yes", f"hydra.run.dir={done}", cwd=tmp_path)  # refused before Hydra writes
+    assert "resume=yes is not valid" in one_error_line(out) and _snapshot(done) == before
+    # a bad value on resuming: the finished run is not marked failed (the error goes to its log)
+    out = command("cnnlab-train", "resume=true", "trainer.batch_size=abc", f"hydra.run.dir={done}", cwd=tmp_path)
+    assert "trainer.batch_size='abc' is not valid" in one_error_line(out)
+    assert not (done / "failed.json").exists() and (done / "results.json").read_bytes() == before[Path("results.json")]
+    checkpoints = done / "checkpoints"  # resuming the checkpoints folder instead of the run: nothing written there
+    inside = sorted(p.name for p in checkpoints.iterdir())
+    out = command("cnnlab-train", "resume=true", f"hydra.run.dir={checkpoints}", cwd=tmp_path)
+    assert "checkpoints/last.pt does not exist: pass hydra.run.dir=<the run folder" in one_error_line(out)
+    assert sorted(p.name for p in checkpoints.iterdir()) == inside

@@ -211,12 +211,19 @@ def build_loss(loss_cfg: DictConfig, model: nn.Module, bundle: Optional[DataBund
     if needs is not None and type(model).__name__ != needs:
         raise ConfigError(f"loss={target.__name__} needs model {needs} (its outputs are RBF penalties): use "
                           f"model=lenet5_classic, or loss=cross_entropy for {type(model).__name__}")
+    loss = None
     if loss_takes_class_counts(loss_cfg):
         counts = class_counts if class_counts is not None else (
             train_class_counts(bundle) if bundle is not None else None)
         if counts is not None:
-            return _call("loss", lambda: instantiate(loss_cfg, class_counts=list(counts)))
-    return _call("loss", lambda: instantiate(loss_cfg))
+            loss = _call("loss", lambda: instantiate(loss_cfg, class_counts=list(counts)))
+    loss = loss if loss is not None else _call("loss", lambda: instantiate(loss_cfg))
+    weights = [m.weight for m in loss.modules() if isinstance(getattr(m, "weight", None), torch.Tensor)]
+    if bundle is not None and any(w.numel() != bundle.num_classes for w in weights):
+        raise ConfigError(f"loss.weight gives {weights[0].numel()} class weight(s), and data={bundle.name} has "
+                          f"{bundle.num_classes} classes: give one weight per class "
+                          f"({', '.join(map(str, bundle.class_names[:10]))}), or loss.weight=balanced")
+    return loss
 
 
 # ---------------------------------------------------------------- settings
@@ -281,7 +288,9 @@ def saved_config(cfg: DictConfig, overrides: list[str], ckpt: dict[str, Any], pa
     if not isinstance(saved, DictConfig) or "model" not in saved:
         raise ConfigError(f"checkpoint {path} has no saved model config: it was not written by cnnlab-train")
     replaced = {parse_override(o)[0] for o in overrides if is_setting(o)}
-    replaced = {k for k in replaced if k.split(".")[0] not in own_keys and OmegaConf.select(cfg, k) is not None}
+    absent = object()  # hydra.* and keys this command's config lacks; `key=null` does replace (budget_min=null)
+    replaced = {k for k in replaced if k.split(".")[0] not in own_keys
+                and OmegaConf.select(cfg, k, default=absent) is not absent}
     check_saved_targets(OmegaConf.to_container(saved, resolve=False), replaced, f"checkpoint {path}", CONFIG_DIR)
     for key in sorted(replaced):
         OmegaConf.update(saved, key, OmegaConf.select(cfg, key), force_add=True, merge=False)

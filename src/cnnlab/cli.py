@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from . import distributed
 from .build import CONFIG_DIR
+from .checkpoint import holds_run
 from .engine import STOP, TrainingStopped
 from .errors import RunFolderRefused, find_config_error
 from .sweep import FAILED_JOBS
@@ -66,8 +67,12 @@ def _only_start_up_files(run_dir: Path) -> bool:
                                     for p in run_dir.iterdir())
 
 
-def _forget_or_mark(run_dir: Path, cfg: DictConfig, error: str) -> None:
-    """A run that failed before writing anything leaves no folder behind; any other says why it failed."""
+def _forget_or_mark(run_dir: Path, cfg: DictConfig, error: str, before_training: bool = False) -> None:
+    """A run that failed before writing anything leaves no folder behind; one that a bad value stopped before it
+    trained in a folder that holds an earlier run leaves that run's record as it was (the error is in its log);
+    any other says why it failed (failed.json)."""
+    if before_training and holds_run(run_dir):
+        return
     if _only_start_up_files(run_dir):
         shutil.rmtree(run_dir, ignore_errors=True)
         root = Path(str(cfg.get("paths", {}).get("output_dir", "outputs"))).resolve()
@@ -129,7 +134,7 @@ def _guard(fn: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
         _to_log_file(line)
         print(line, file=sys.stderr)
         if distributed.WORLD.main:
-            _forget_or_mark(run_dir, cfg, line)
+            _forget_or_mark(run_dir, cfg, line, before_training=getattr(err, "before_training", False))
         sys.exit(2)
 
 

@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
+from .confcheck import check_output_file
+from .errors import ConfigError
 from .tasks import TASKS, metric_names
 
 # Published figures (DESIGN.md) next to the experiments they belong to: (what, value as text).
@@ -184,6 +186,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"error: {', '.join(missing)} is not a folder: pass run or sweep folders (paths.output_dir of your "
               f"runs)", file=sys.stderr)
         return 2
+    if args.plot:
+        try:
+            check_output_file(args.plot, f"--plot {args.plot}", "curves.png")
+        except ConfigError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     runs = sort_runs(select(load_runs(roots), args.filter, args.latest), args.sort)
     if not runs:
         print(f"error: no results.json under {', '.join(map(str, roots))}" +

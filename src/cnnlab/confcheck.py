@@ -207,6 +207,14 @@ def check_writable(folder: "str | Path", shown: str) -> None:
                           f"({e.strerror or type(e).__name__}); choose another path") from None
 
 
+def check_output_file(path: "str | Path", shown: str, example: str) -> None:
+    """ConfigError naming `shown` when the file `path` cannot be written: it is a folder (the error suggests the
+    file `example` in it), or its folder cannot be made or written (see check_writable)."""
+    if Path(path).expanduser().is_dir():
+        raise ConfigError(f"{shown} is a folder: give a file, e.g. {Path(path) / example}")
+    check_writable(Path(path).expanduser().parent, shown)
+
+
 # ---------------------------------------------------------------- trusted targets
 
 def _targets(node: Any, prefix: str = "") -> Iterator[tuple[str, str]]:

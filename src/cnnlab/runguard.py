@@ -52,11 +52,11 @@ def refusal(cfg: DictConfig, run_dir: Path) -> "str | None":
     pid = holder_of_lock(run_dir)
     if pid is not None:
         return in_use_message(run_dir, pid)
-    if not holds_run(run_dir):
-        return None
     try:
         resume = resume_path(cfg, run_dir)
-    except ConfigError:  # e.g. resume=true without last.pt: the training command says so
+    except ConfigError as e:  # resume=yes, or resume=true in a folder without last.pt (e.g. <run>/checkpoints)
+        return str(e)
+    if not holds_run(run_dir):
         return None
     return None if continues_in_place(resume, run_dir) else holds_run_message(run_dir)
 

@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from PIL import Image
 from torch import Tensor, nn
 
-from ..confcheck import check_writable
+from ..confcheck import check_output_file, check_writable
 from ..data.common import normalise
 from ..data.imageio import BAD_IMAGE, EXTENSIONS, as_8bit
 from ..data.patches import patch_labels, write_submission
@@ -136,7 +136,7 @@ class MaskWriter:
         if cfg.get("output"):
             check_writable(self.out, f"output={cfg.output}")
         if self.submission:
-            check_writable(Path(str(self.submission)).parent, f"submission={self.submission}")
+            check_output_file(str(self.submission), f"submission={self.submission}", "submission.csv")
         self.stacks: dict[Path, dict[int, np.ndarray]] = {}
         self.patches: dict[Path, Tensor] = {}
         self.names: dict[Path, Path] = {}
@@ -161,6 +161,18 @@ class MaskWriter:
                 owner[name] = p
             self.names = dict(zip(files, stems))
         return self.names[path]
+
+    def check(self, items: list[Item]) -> None:
+        """Before any mask is written: for a submission, every input's number (its ids), none used twice."""
+        if not self.submission:
+            return
+        owner: dict[int, Path] = {}
+        for path in dict.fromkeys(p for p, _ in items):
+            number = image_number(path)
+            if number in owner:
+                raise ConfigError(f"{owner[number]} and {path} both have the number {number}, so their submission "
+                                  f"ids would clash: predict them in two commands, or rename one")
+            owner[number] = path
 
     def labels(self, logits: Tensor) -> Tensor:
         """[B,H,W] class labels: foreground probability > the threshold chosen on validation, or the argmax."""
@@ -202,6 +214,10 @@ class MaskWriter:
         summary = f"{self.written} mask file(s) in {self.out.resolve()}"
         if self.submission:
             paths = sorted(self.patches, key=image_number)
+            small = [p.name for p in paths if not self.patches[p].numel()]
+            if small:
+                log.warning(f"{len(small)} image(s) smaller than a {self.state['patch']}x{self.state['patch']} patch "
+                            f"have no rows in the submission: {', '.join(small[:5])}")
             write_submission(str(self.submission), [self.patches[p] for p in paths],
                              [image_number(p) for p in paths], int(self.state["patch"]))
             summary += f"; submission {Path(str(self.submission)).resolve()} ({len(paths)} images)"

@@ -100,8 +100,13 @@ def predict(cfg: DictConfig, info: RunInfo, text: Optional[str] = None) -> str:
     sentence = cfg.get("text") if text is None else text
     check_inputs(cfg, kind, sentence)
     one = {} if sentence is None else {"text": sentence}
+    if task != "segmentation" and (cfg.get("submission") or cfg.get("overlays")):
+        raise ConfigError(f"submission= and overlays=true are for segmentation models, and this checkpoint's model "
+                          f"is a {task} model: leave them out")
     writer = writers[task](state, cfg, info.run_dir, **one)  # checks that the output can be written
     reader = readers[kind](state, cfg, **one)
+    if hasattr(writer, "check"):
+        writer.check(reader.items)
     bar = Progress(-(-len(reader.items) // int(cfg.batch_size)), "predict", loop.progress)
     batches = forward_batches(model, reader.batches(int(cfg.batch_size)), loop, dense=task == "segmentation")
     predicted = 0

@@ -174,7 +174,11 @@ def train(cfg: DictConfig, info: RunInfo) -> float:
     distributed.barrier()
     try:
         with stop_signals():
-            run = _setup(cfg, info, ckpt, resume, changed)
+            try:
+                run = _setup(cfg, info, ckpt, resume, changed)
+            except ConfigError as e:  # nothing trained: a run the folder already held has not failed
+                e.before_training = True
+                raise
             if STOP:
                 raise TrainingStopped(STOP.signal_name, run.state)
             fit(run.state, run.train_loader, run.val_loader, run.loss_fn, lambda: run.meter(collect=True), run.loop,
@@ -247,7 +251,8 @@ def _setup(cfg: DictConfig, info: RunInfo, ckpt: Optional[dict], resume: Optiona
     if loop.epochs < t.epochs:  # a resumed run keeps the cut without measuring again: the log still says why
         log.warning(f"trainer.budget_min={t.budget_min:g}: an epoch takes {epoch_s:.1f}s of training (epoch 1's "
                     f"pace, from the checkpoint), so {loop.epochs} of the {t.epochs} epochs fit: the run trains "
-                    f"{loop.epochs} epochs (raise trainer.budget_min, or set it to null, to train all {t.epochs})")
+                    f"{epochs_word(loop.epochs)} (raise trainer.budget_min, or set it to null, to train all "
+                    f"{t.epochs})")
     # the optimizer's settings before any schedule touches them (a one-cycle schedule lowers `lr` to its start and
     # takes its peak from `lr`): what a rebuild after the budget's cut starts from
     fresh = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
@@ -300,6 +305,10 @@ def first_epoch_seconds(ckpt: dict) -> Optional[float]:
     return float(history[0]["train/epoch_time_s"]) if history else None
 
 
+def epochs_word(n: int) -> str:
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
+
+
 def budget_epochs(asked: int, epoch_s: float, budget_min: float) -> int:
     """How many of the `asked` epochs fit `budget_min` minutes at `epoch_s` seconds each (at least 1)."""
     return max(1, min(asked, int(budget_min * 60 // max(epoch_s, 1e-9))))
@@ -322,8 +331,9 @@ def budget_replan(cfg: DictConfig, t: TrainerSettings, state: TrainState, loop: 
         state.scheduler = build_scheduler(cfg.sched, state.optimizer, plan["total_steps"], steps_per_epoch)
         fast_forward(state.scheduler, state.step)
         loop.epochs = plan["epochs"]
-        log.warning(f"{took} {loop.epochs} of the {t.epochs} epochs fit: the run trains {loop.epochs} epochs, its "
-                    f"schedule planned for them (raise trainer.budget_min, or set it to null, to train all {t.epochs})")
+        log.warning(f"{took} {loop.epochs} of the {t.epochs} epochs fit: the run trains "
+                    f"{epochs_word(loop.epochs)}, its schedule planned for them (raise trainer.budget_min, or set "
+                    f"it to null, to train all {t.epochs})")
 
     return replan
 

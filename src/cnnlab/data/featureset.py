@@ -162,6 +162,13 @@ def _patch_data(parts: dict[str, tuple[Tensor, Tensor]], spec: FeatureSpec, patc
     return _standardised(raw)
 
 
+def _check_patch(patch: int, context: int) -> None:
+    if patch < 1:
+        raise ConfigError(f"data.patch={patch} is not valid: it must be >= 1 (16 for roads and mitochondria)")
+    if context < 0:
+        raise ConfigError(f"data.context={context} is not valid: it must be >= 0 (pixels around each patch)")
+
+
 def _patch_state(spec: FeatureSpec, patch: int, context: int, images: Tensor) -> dict:
     """What cnnlab-predict needs to compute a patch bundle's features on new images (predict_masks)."""
     return {"input": "patches", "patch": patch, "context": context, "features": spec.key(),
@@ -179,6 +186,7 @@ def build_road_patches(root: str, patch: int = 16, threshold: float = 0.25,
     The official test images have no masks, so train/val/test are disjoint sets of *training images* (split by
     image, never by patch, as neighbouring patches are correlated), chosen by a seeded permutation.
     """
+    _check_patch(patch, context)
     spec = FeatureSpec(list(features), hist_bins, tuple(value_range), cell, block, orientations)
     images, masks, names = read_roads(root, max_images)
     index = dict(zip(SPLITS, image_split(len(names), val_fraction, test_fraction, seed)))
@@ -221,6 +229,7 @@ def build_mito_patches(root: str, patch: int = 16, rule: str = "centre",
     otherwise the last block of training.tif. The training patches are randomly subsampled to `max_train_patches`
     (165 slices of 768x1024 hold ~500k patches; the default keeps 41 slices and at most 100k training patches).
     """
+    _check_patch(patch, context)
     spec = FeatureSpec(list(features), hist_bins, tuple(value_range), cell, block, orientations)
     parts = _mito_parts(root, slice_step, val_fraction, test_fraction)
     key = {"root": str(Path(root).expanduser().resolve()), "spec": spec.key(), "patch": patch, "rule": rule,

@@ -72,7 +72,7 @@ def submission_rows(predictions: "Tensor | Sequence[Tensor]", image_ids: Sequenc
     preds = [g.long().cpu().tolist() for g in predictions]
     rows = []
     for img, grid in zip(image_ids, preds):
-        for col in range(len(grid[0])):
+        for col in range(len(grid[0]) if grid else 0):  # an image smaller than a patch has none
             for row in range(len(grid)):
                 rows.append(f"{int(img):03d}_{col * patch}_{row * patch},{grid[row][col]}")
     return rows
