@@ -105,9 +105,14 @@ def test_nan_loss_is_one_line_in_console_and_log_and_the_folder_says_it_failed(t
     assert json.loads((tmp_path / "run" / "failed.json").read_text())["error"] == line
 
 
-def test_a_command_that_fails_before_training_leaves_no_folder(tmp_path):
-    out = command("cnnlab-train", "trainer.batch_size=abc", f"paths.output_dir={tmp_path / 'outputs'}", cwd=tmp_path)
-    assert "trainer.batch_size" in one_error_line(out)
+@pytest.mark.parametrize("override, message", [
+    ("trainer.batch_size=abc", "trainer.batch_size"),
+    ("loss.weight=[1,2]", "loss.weight gives 2 class weight(s)"),  # found after the data is read and tb/ is made
+])
+def test_a_command_that_fails_before_training_leaves_no_folder(tmp_path, override, message):
+    out = command("cnnlab-train", "data=synthetic", "loss=cross_entropy", override,
+                  f"paths.output_dir={tmp_path / 'outputs'}", cwd=tmp_path)
+    assert message in one_error_line(out)
     assert not (tmp_path / "outputs").exists() or not any((tmp_path / "outputs").rglob("*"))
 
 

@@ -45,6 +45,9 @@ def test_a_misspelt_key_names_the_valid_keys_of_its_group(tmp_path):
     assert line.startswith("error: optim.lrr is not a key of optim: valid keys are lr, betas, weight_decay")
     out = cli("experiment=lenet5_mnist", "trainer.epochz=3", f"paths.output_dir={tmp_path}", cwd=tmp_path)
     assert "error: trainer.epochz is not a key of trainer: valid keys are epochs" in out.stderr
+    out = cli("resum=true", f"paths.output_dir={tmp_path}", cwd=tmp_path)  # a top-level key: the config's keys
+    assert out.returncode == 2 and "error: resum is not a key of cnnlab's train config: valid keys are model, " \
+        "data" in out.stderr and "resume" in out.stderr.splitlines()[-1]
 
 
 @pytest.mark.parametrize("name", ["../..", "..", "runs/a", "ok,../x"])

@@ -60,3 +60,11 @@ def test_filters_latest_and_errors(runs, tmp_path, capsys):
     assert compare.main([str(runs), "--latest", "--anchors", "--format", "md"]) == 0
     rows = capsys.readouterr().out.splitlines()
     assert rows[0].split("|")[-3].strip() == "published anchor"
+
+
+def test_latest_is_the_newest_finished_run_of_each_experiment():
+    runs = [{"experiment": "a", "status": "ok", "_mtime": 1.0}, {"experiment": "a", "status": "failed", "_mtime": 3.0},
+            {"experiment": "a", "status": "ok", "_mtime": 2.0}, {"experiment": "b", "status": "failed", "_mtime": 1.0},
+            {"experiment": "b", "status": "failed", "_mtime": 2.0}]
+    chosen = {r["experiment"]: (r["status"], r["_mtime"]) for r in compare.select(runs, latest=True)}
+    assert chosen == {"a": ("ok", 2.0), "b": ("failed", 2.0)}  # a failed newest does not hide a finished run

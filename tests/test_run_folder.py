@@ -53,3 +53,15 @@ def test_a_bad_resume_keeps_the_runs_record_and_a_non_run_folder_stays_untouched
     out = command("cnnlab-train", "resume=true", f"hydra.run.dir={checkpoints}", cwd=tmp_path)
     assert "checkpoints/last.pt does not exist: pass hydra.run.dir=<the run folder" in one_error_line(out)
     assert sorted(p.name for p in checkpoints.iterdir()) == inside
+
+
+def test_another_experiment_cannot_continue_a_run(tmp_path):
+    done = tmp_path / "done"
+    first = command("cnnlab-train", "experiment=lenet5_digits", "trainer.epochs=1", "trainer.tensorboard=false",
+                    "trainer.pictures_every=0", f"hydra.run.dir={done}", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    before = _snapshot(done)
+    line = one_error_line(command("cnnlab-train", "resume=true", "experiment=lsq_poly1d", f"hydra.run.dir={done}",
+                                  cwd=tmp_path))
+    assert "experiment=lsq_poly1d cannot change a continued run (it is experiment=lenet5_digits" in line
+    assert not (done / "failed.json").exists() and _snapshot(done)[Path("results.json")] == before[Path("results.json")]

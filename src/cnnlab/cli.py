@@ -68,13 +68,15 @@ def _only_start_up_files(run_dir: Path) -> bool:
 
 
 def _forget_or_mark(run_dir: Path, cfg: DictConfig, error: str, before_training: bool = False) -> None:
-    """A run that failed before writing anything leaves no folder behind; one that a bad value stopped before it
-    trained in a folder that holds an earlier run leaves that run's record as it was (the error is in its log);
-    any other says why it failed (failed.json)."""
+    """A run that failed before writing anything, or before training in a folder it made, leaves no folder behind;
+    one that a bad value stopped before it trained in a folder that holds an earlier run leaves that run's record
+    as it was (the error is in its log); any other says why it failed (failed.json)."""
+    from .runguard import FRESH
+
     if before_training and holds_run(run_dir):
         return
-    if _only_start_up_files(run_dir):
-        shutil.rmtree(run_dir, ignore_errors=True)
+    if _only_start_up_files(run_dir) or (before_training and run_dir.resolve() in FRESH):
+        shutil.rmtree(run_dir, ignore_errors=True)  # only start-up files, or a folder this command made
         root = Path(str(cfg.get("paths", {}).get("output_dir", "outputs"))).resolve()
         parent = run_dir.resolve().parent
         while parent != root and root in parent.parents and not any(parent.iterdir()):
@@ -150,6 +152,14 @@ def _explain_refused_key(config_name: str) -> None:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            base = compose(config_name=config_name)
+            unknown = [a for a in groups if a.split("=", 1)[0] not in base
+                       and not (Path(CONFIG_DIR) / a.split("=", 1)[0]).is_dir()]  # experiment=, hparams_search=
+            if unknown:  # a misspelt top-level key (resum=true): Hydra's message names it, this lists the valid ones
+                valid = ", ".join(str(k) for k in base)
+                print(f"error: {unknown[0].split('=', 1)[0]} is not a key of cnnlab's {config_name} config: valid "
+                      f"keys are {valid} (+{unknown[0]} adds a new key)", file=sys.stderr)
+                sys.exit(2)
             cfg = compose(config_name=config_name, overrides=groups)
     except Exception:  # noqa: BLE001 - the groups themselves are wrong: Hydra's message already says so
         return

@@ -63,14 +63,16 @@ def load_runs(paths: Iterable[Path]) -> list[dict[str, Any]]:
 
 def select(runs: Iterable[dict[str, Any]], patterns: Optional[list[str]] = None,
            latest: bool = False) -> list[dict[str, Any]]:
-    """Runs whose experiment name matches any glob in `patterns`; with `latest`, only the newest per experiment."""
+    """Runs whose experiment name matches any glob in `patterns`; with `latest`, only the newest per experiment: its
+    newest finished run, or its newest failed one when none finished."""
     chosen = [r for r in runs if not patterns or any(fnmatch.fnmatch(str(r.get("experiment", "")), p)
                                                      for p in patterns)]
     if latest:
         newest: dict[str, dict[str, Any]] = {}
         for r in chosen:
             name = str(r.get("experiment", ""))
-            if name not in newest or r["_mtime"] > newest[name]["_mtime"]:
+            if name not in newest or (r["status"] == "ok", r["_mtime"]) > (newest[name]["status"] == "ok",
+                                                                           newest[name]["_mtime"]):
                 newest[name] = r
         chosen = list(newest.values())
     return chosen
@@ -174,7 +176,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--format", choices=["text", "md", "csv"], default="text", help="table format")
     ap.add_argument("--sort", help="a results.json key to sort by (default: each run's monitored metric)")
     ap.add_argument("--filter", action="append", metavar="GLOB", help="keep experiments matching (repeatable)")
-    ap.add_argument("--latest", action="store_true", help="only the newest run of each experiment")
+    ap.add_argument("--latest", action="store_true",
+                    help="only the newest run of each experiment (its newest finished one, if any finished)")
     ap.add_argument("--anchors", action="store_true", help="add the published figure for each experiment")
     ap.add_argument("--no-folders", action="store_true", help="leave out the run-folder column")
     ap.add_argument("--plot", metavar="PNG", help="also draw the validation curves of the runs into this file")

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from .build import is_setting, parse_override
+from .errors import ConfigError
 from .metrics import per_class_accuracy
 from .tasks import CLASS_TASKS, metric_names
 from .tblog import RunLogger
@@ -43,6 +44,10 @@ class RunInfo:
         choices = dict(saved["choices"])
         for item in new:
             key, value = parse_override(item)
+            if key == "experiment" and str(value) != str(choices.get("experiment")):
+                raise ConfigError(f"experiment={value} cannot change a continued run (it is experiment="
+                                  f"{choices.get('experiment')}, and its saved config is used): pass only the keys "
+                                  f"to change, or start a new run without resume/ckpt_path")
             if key in choices:
                 choices[key] = value
         self.name, self.overrides, self.choices = saved["name"], [*saved["overrides"], *new], choices

@@ -61,6 +61,9 @@ def refusal(cfg: DictConfig, run_dir: Path) -> "str | None":
     return None if continues_in_place(resume, run_dir) else holds_run_message(run_dir)
 
 
+FRESH: set = set()  # run folders that did not exist when this command started (so it may remove them on failure)
+
+
 class RunFolderGuard(Callback):
     """Stops a single run (not a multirun's jobs, whose folders are new) before Hydra touches a folder it may not
     use; the training command repeats the check under the lock, which also settles a race between two commands."""
@@ -75,6 +78,7 @@ class RunFolderGuard(Callback):
             sys.exit(2)
         run_dir = Path(str(OmegaConf.select(config, "hydra.run.dir")))
         if not run_dir.is_dir():
+            FRESH.add(run_dir.resolve())
             return
         reason = refusal(config, run_dir)
         if reason is not None:

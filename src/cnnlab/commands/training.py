@@ -156,6 +156,17 @@ def restore(state: TrainState, ckpt: dict[str, Any], loader: Any, plan: dict[str
         log.warning("the checkpoint's data-order RNG is for another device type: the shuffle order will differ")
 
 
+@contextlib.contextmanager
+def before_training() -> Iterator[None]:
+    """A bad value found here stopped the command before it trained: a run the folder already held has not failed,
+    and a folder this command made is removed (cli._forget_or_mark reads the mark)."""
+    try:
+        yield
+    except ConfigError as e:
+        e.before_training = True
+        raise
+
+
 def train(cfg: DictConfig, info: RunInfo) -> float:
     """Build everything from `cfg`, train, test the best checkpoint, write results; returns the optimised metric.
 
@@ -163,22 +174,20 @@ def train(cfg: DictConfig, info: RunInfo) -> float:
     command line (e.g. `trainer.epochs=40`) replace its values. Under torchrun every rank runs this; rank 0 owns
     the run folder.
     """
-    resume = resume_path(cfg, info.run_dir)
-    ckpt = load_checkpoint(resume, map_location="cpu") if resume is not None else None  # RNG states stay on CPU
-    changed = model_overrides(info.overrides)  # this command line's (continue_from adds the checkpoint's)
-    if ckpt is not None:
-        cfg = saved_config(cfg, info.overrides, ckpt, resume)
-        info.continue_from(ckpt.get("run_info"))
-    in_place = continues_in_place(resume, info.run_dir)
-    lock = claim_run_folder(info.run_dir, continuing=in_place) if distributed.WORLD.main else None
+    with before_training():
+        resume = resume_path(cfg, info.run_dir)
+        ckpt = load_checkpoint(resume, map_location="cpu") if resume is not None else None  # RNGs stay on CPU
+        changed = model_overrides(info.overrides)  # this command line's (continue_from adds the checkpoint's)
+        if ckpt is not None:
+            cfg = saved_config(cfg, info.overrides, ckpt, resume)
+            info.continue_from(ckpt.get("run_info"))
+        in_place = continues_in_place(resume, info.run_dir)
+        lock = claim_run_folder(info.run_dir, continuing=in_place) if distributed.WORLD.main else None
     distributed.barrier()
     try:
         with stop_signals():
-            try:
+            with before_training():
                 run = _setup(cfg, info, ckpt, resume, changed)
-            except ConfigError as e:  # nothing trained: a run the folder already held has not failed
-                e.before_training = True
-                raise
             if STOP:
                 raise TrainingStopped(STOP.signal_name, run.state)
             fit(run.state, run.train_loader, run.val_loader, run.loss_fn, lambda: run.meter(collect=True), run.loop,

@@ -49,7 +49,8 @@ def _cached(cache_dir: Optional[str], name: str, key: dict, compute: Callable[[]
             pass  # unreadable cache entry (e.g. another torch version): recompute and overwrite it
     result = compute()
     save_checkpoint(result, path)  # temp file + fsync + os.replace: never a half-written cache entry
-    log.info(f"features cached in {path} ({path.stat().st_size / 2**20:.1f} MB; data.cache_dir=null: no cache)")
+    log.info(f"features cached in {path} ({path.stat().st_size / 2**20:.1f} MB; data.cache_dir=null turns the "
+             f"cache off)")
     return result
 
 
