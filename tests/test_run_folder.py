@@ -65,3 +65,15 @@ def test_another_experiment_cannot_continue_a_run(tmp_path):
                                   cwd=tmp_path))
     assert "experiment=lsq_poly1d cannot change a continued run (it is experiment=lenet5_digits" in line
     assert not (done / "failed.json").exists() and _snapshot(done)[Path("results.json")] == before[Path("results.json")]
+
+
+def test_a_continued_run_records_its_overrides_and_the_new_ones_once(tmp_path):
+    from cnnlab.report import RunInfo
+
+    saved = {"name": "lenet5_digits", "overrides": ["experiment=lenet5_digits", "paths.output_dir=/o"],
+             "choices": {"experiment": "lenet5_digits", "model": "lenet5"}}
+    info = RunInfo(tmp_path, overrides=["experiment=lenet5_digits", "paths.output_dir=/o", "trainer.epochs=9",
+                                        "model=mlp", "hydra.run.dir=x"])
+    info.continue_from(saved)
+    assert info.overrides == ["experiment=lenet5_digits", "paths.output_dir=/o", "trainer.epochs=9", "model=mlp"]
+    assert info.choices == {"experiment": "lenet5_digits", "model": "mlp"} and info.name == "lenet5_digits"

@@ -50,7 +50,8 @@ class RunInfo:
                                   f"to change, or start a new run without resume/ckpt_path")
             if key in choices:
                 choices[key] = value
-        self.name, self.overrides, self.choices = saved["name"], [*saved["overrides"], *new], choices
+        added = [o for o in new if o not in saved["overrides"]]  # a repeated paths.output_dir=... once
+        self.name, self.overrides, self.choices = saved["name"], [*saved["overrides"], *added], choices
 
     def choice(self, group: str) -> str:
         """The option chosen for a config group (`model` -> `lenet5`), or '?'."""
