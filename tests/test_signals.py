@@ -8,6 +8,7 @@ import time
 
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from cnnlab import engine
 from cnnlab.checkpoint import load_checkpoint
@@ -38,6 +39,14 @@ def test_sigterm_mid_epoch_checkpoints_and_resumes_bit_identical(tmp_path, monke
     for weights in ("model", "train_model") if extra else ("model",):  # with trainer.ema: the average and the weights
         assert all(torch.equal(a[weights][k], b[weights][k]) for k in a[weights])
     assert ("train_model" in a) == bool(extra)
+    # the TensorBoard loss curve is the straight run's too: the same steps, the same means (no extra point at 27)
+    curve = {}
+    for run in (straight, resumed):
+        acc = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0}).Reload()
+        curve[run] = {e.step: e.value for e in acc.Scalars("train/loss")}
+    assert sorted(curve[resumed]) == sorted(curve[straight]) and 27 not in curve[resumed]
+    assert [curve[resumed][k] for k in sorted(curve[straight])] == pytest.approx(
+        [curve[straight][k] for k in sorted(curve[straight])], abs=1e-6)
     assert not list((killed / "checkpoints").glob(".*.tmp"))
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is gone after the run
 

@@ -262,7 +262,8 @@ def train_one_epoch(state: TrainState, loader: Iterable, loss_fn: Callable, sett
     losses = torch.zeros(n_batches, device=settings.device)
     if start:
         losses[:start] = state.epoch_losses.to(settings.device)
-    step0, seen, checked = state.step - start, 0, start
+    # train/loss points average the steps since the last multiple of log_every, as in a run that never stopped
+    step0, seen, checked = state.step - start, 0, start - start % settings.log_every
     bar = Progress(n_batches, f"epoch {epoch}/{settings.epochs}", settings.progress, done=start)
     began = first = time.perf_counter()
     for i, (x, y) in enumerate(_batches(loader, start), start=start):
@@ -274,8 +275,10 @@ def train_one_epoch(state: TrainState, loader: Iterable, loss_fn: Callable, sett
         seen += len(y)
         state.step += 1
         stop = any_rank(bool(STOP), settings.device)  # data-parallel: every rank stops at the same step
-        if (i + 1) % settings.log_every == 0 or i + 1 == n_batches or stop:
+        due = (i + 1) % settings.log_every == 0 or i + 1 == n_batches
+        if due or stop:  # a stop checks what it saves, and logs nothing the resumed run will log again
             _check_finite(losses, checked, i + 1, step0, epoch)
+        if due:
             recent = mean_over_ranks(losses[checked:i + 1].mean().item(), settings.device)
             checked = i + 1
             logger.scalars({"train/loss": recent, "train/lr": state.optimizer.param_groups[0]["lr"]}, state.step)
