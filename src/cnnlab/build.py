@@ -211,13 +211,12 @@ def build_loss(loss_cfg: DictConfig, model: nn.Module, bundle: Optional[DataBund
     if needs is not None and type(model).__name__ != needs:
         raise ConfigError(f"loss={target.__name__} needs model {needs} (its outputs are RBF penalties): use "
                           f"model=lenet5_classic, or loss=cross_entropy for {type(model).__name__}")
-    loss = None
+    counts = None
     if loss_takes_class_counts(loss_cfg):
         counts = class_counts if class_counts is not None else (
             train_class_counts(bundle) if bundle is not None else None)
-        if counts is not None:
-            loss = _call("loss", lambda: instantiate(loss_cfg, class_counts=list(counts)))
-    loss = loss if loss is not None else _call("loss", lambda: instantiate(loss_cfg))
+    given = {} if counts is None else {"class_counts": list(counts)}
+    loss = _call("loss", lambda: instantiate(loss_cfg, **given))
     weights = [m.weight for m in loss.modules() if isinstance(getattr(m, "weight", None), torch.Tensor)]
     if bundle is not None and any(w.numel() != bundle.num_classes for w in weights):
         raise ConfigError(f"loss.weight gives {weights[0].numel()} class weight(s), and data={bundle.name} has "

@@ -18,8 +18,7 @@ from torch import Tensor, nn
 from ..confcheck import check_output_file, check_writable
 from ..data.common import normalise
 from ..data.imageio import BAD_IMAGE, EXTENSIONS, as_8bit
-from ..data.patches import patch_labels, write_submission
-from ..data.patches import patchify
+from ..data.patches import patch_labels, patchify, write_submission
 from ..errors import ConfigError
 from ..features import FeatureSpec, Standardiser, extract
 from ..viz.draw import denormalise, overlay, save_png

@@ -258,10 +258,7 @@ def _setup(cfg: DictConfig, info: RunInfo, ckpt: Optional[dict], resume: Optiona
     plan = schedule_plan(cfg, t, len(train_loader), epoch_s)
     loop.epochs = plan.get("epochs", t.epochs)
     if loop.epochs < t.epochs:  # a resumed run keeps the cut without measuring again: the log still says why
-        log.warning(f"trainer.budget_min={t.budget_min:g}: an epoch takes {epoch_s:.1f}s of training (epoch 1's "
-                    f"pace, from the checkpoint), so {loop.epochs} of the {t.epochs} epochs fit: the run trains "
-                    f"{epochs_word(loop.epochs)} (raise trainer.budget_min, or set it to null, to train all "
-                    f"{t.epochs})")
+        log.warning(budget_cut_message(t, epoch_s, loop.epochs, "epoch 1's pace, from the checkpoint"))
     # the optimizer's settings before any schedule touches them (a one-cycle schedule lowers `lr` to its start and
     # takes its peak from `lr`): what a rebuild after the budget's cut starts from
     fresh = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
@@ -314,8 +311,12 @@ def first_epoch_seconds(ckpt: dict) -> Optional[float]:
     return float(history[0]["train/epoch_time_s"]) if history else None
 
 
-def epochs_word(n: int) -> str:
-    return f"{n} epoch" if n == 1 else f"{n} epochs"
+def budget_cut_message(t: TrainerSettings, epoch_s: float, epochs: int, pace: str) -> str:
+    """The log line of a budget's cut to `epochs` at `epoch_s` seconds an epoch (`pace`: where that figure is from)."""
+    trains = f"{epochs} epoch" if epochs == 1 else f"{epochs} epochs"
+    return (f"trainer.budget_min={t.budget_min:g}: an epoch takes {epoch_s:.1f}s of training ({pace}), so {epochs} "
+            f"of the {t.epochs} epochs fit: the run trains {trains}, its schedule planned for them (raise "
+            f"trainer.budget_min, or set it to null, to train all {t.epochs})")
 
 
 def budget_epochs(asked: int, epoch_s: float, budget_min: float) -> int:
@@ -331,18 +332,16 @@ def budget_replan(cfg: DictConfig, t: TrainerSettings, state: TrainState, loop: 
 
     def replan(epoch_s: float) -> None:
         extra["plan"] = plan = schedule_plan(cfg, t, steps_per_epoch, epoch_s)
-        took = f"trainer.budget_min={t.budget_min:g}: an epoch takes {epoch_s:.1f}s of training (epoch 1's pace), so"
         if plan["epochs"] == loop.epochs:
-            log.info(f"{took} all {t.epochs} epochs fit (about {t.epochs * epoch_s / 60:.1f} min)")
+            log.info(f"trainer.budget_min={t.budget_min:g}: an epoch takes {epoch_s:.1f}s of training (epoch 1's "
+                     f"pace), so all {t.epochs} epochs fit (about {t.epochs * epoch_s / 60:.1f} min)")
             return
         for group, hyper in zip(state.optimizer.param_groups, fresh):
             group.update(hyper)
         state.scheduler = build_scheduler(cfg.sched, state.optimizer, plan["total_steps"], steps_per_epoch)
         fast_forward(state.scheduler, state.step)
         loop.epochs = plan["epochs"]
-        log.warning(f"{took} {loop.epochs} of the {t.epochs} epochs fit: the run trains "
-                    f"{epochs_word(loop.epochs)}, its schedule planned for them (raise trainer.budget_min, or set "
-                    f"it to null, to train all {t.epochs})")
+        log.warning(budget_cut_message(t, epoch_s, loop.epochs, "epoch 1's pace"))
 
     return replan
 
