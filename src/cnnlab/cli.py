@@ -23,7 +23,7 @@ from .build import CONFIG_DIR
 from .checkpoint import holds_run
 from .engine import STOP, TrainingStopped
 from .errors import RunFolderRefused, find_config_error
-from .sweep import FAILED_JOBS
+from .sweep import FAILED_JOBS, SWEEP_DIRS
 
 log = logging.getLogger("cnnlab")
 __all__ = ["CONFIG_DIR", "train_cli", "eval_cli", "viz_cli", "predict_cli"]
@@ -98,6 +98,7 @@ def _quiet_other_ranks() -> None:
 
 def _guard(fn: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
     """Run `fn(cfg)` and report how it ended (see the module docstring)."""
+    _command_starts()
     run_dir, multirun = _job()
     if not distributed.WORLD.main:
         _quiet_other_ranks()
@@ -140,51 +141,155 @@ def _guard(fn: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
         sys.exit(2)
 
 
-def _explain_refused_key(config_name: str) -> None:
-    """After Hydra refused the command line: for a `group.key=value` whose key does not exist, one line naming the
-    valid keys of that group (Hydra's own message says only that the key is not in the config)."""
+def _extra_config_dirs() -> "list[Path]":
+    """The folders of the command line's --config-dir / -cd (searched before cnnlab's configs/)."""
+    args = sys.argv[1:]
+    return [Path(a.split("=", 1)[1] if "=" in a else args[i + 1]).absolute() for i, a in enumerate(args)
+            if a.split("=", 1)[0] in ("--config-dir", "-cd") and ("=" in a or i + 1 < len(args))]
+
+
+def _unknown_choice_line(items: "list[str]") -> "str | None":
+    """For `group=option` (`model=lenet`) whose option is in no config folder of the command (cnnlab's configs/,
+    --config-dir): one line naming the group's options. Sweep values (`model=lenet5,mlp`) are checked one by one."""
+    dirs = [Path(CONFIG_DIR)] + _extra_config_dirs()
+    for item in items:
+        group, value = item.split("=", 1)
+        if "." in group or "/" in group or not (Path(CONFIG_DIR) / group).is_dir() or value == "null" \
+                or any(c in value for c in "()[]{}$*'\""):
+            continue  # not a plain choice: Hydra's grammar (null, sweeps, interpolations) reads it
+        for option in value.split(","):
+            option = option.strip()
+            if option and not any((d / group / f"{option}.yaml").is_file() for d in dirs):
+                names = sorted({p.stem for d in dirs if (d / group).is_dir() for p in (d / group).glob("*.yaml")})
+                return (f"error: {group}={option} is not one of the {group} configs: choose one of "
+                        f"{', '.join(names)} (or write {group}/{option}.yaml in a --config-dir)")
+    return None
+
+
+def _refused_key_line(config_name: str) -> "str | None":
+    """After Hydra refused the command line: for a `key=value` whose key does not exist (`optim.lrr=0.1`,
+    `trainr.epochs=3`, `resum=true`), one line naming the valid keys where the key went wrong; None when no key of
+    the command line is missing (Hydra's own message, which says only that a key is not in the config, stands)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
     items = [a for a in sys.argv[1:] if "=" in a and not a.startswith(("-", "+", "~", "hydra"))]
-    groups = [a for a in items if "." not in a.split("=", 1)[0]]
+    line = _unknown_choice_line(items)
+    if line is not None:
+        return line
+    groups = [a for a in items if "." not in a.split("=", 1)[0]
+              and not (Path(CONFIG_DIR) / a.split("=", 1)[0]).is_dir()]  # keys; experiment= etc. are groups
+    extra = _extra_config_dirs()
+    search = [f"hydra.searchpath=[{','.join('file://' + str(d) for d in extra)}]"] if extra else []
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-            base = compose(config_name=config_name)
-            unknown = [a for a in groups if a.split("=", 1)[0] not in base
-                       and not (Path(CONFIG_DIR) / a.split("=", 1)[0]).is_dir()]  # experiment=, hparams_search=
-            if unknown:  # a misspelt top-level key (resum=true): Hydra's message names it, this lists the valid ones
-                valid = ", ".join(str(k) for k in base)
-                print(f"error: {unknown[0].split('=', 1)[0]} is not a key of cnnlab's {config_name} config: valid "
-                      f"keys are {valid} (+{unknown[0]} adds a new key)", file=sys.stderr)
-                sys.exit(2)
-            cfg = compose(config_name=config_name, overrides=groups)
+            base = compose(config_name=config_name, overrides=search)
+            unknown = [a for a in groups if a.split("=", 1)[0] not in base]
+            cfg = base if unknown else compose(config_name=config_name, overrides=search + [
+                a for a in items if "." not in a.split("=", 1)[0]])
     except Exception:  # noqa: BLE001 - the groups themselves are wrong: Hydra's message already says so
-        return
+        return None
     finally:
         GlobalHydra.instance().clear()
     missing = object()
     for item in items:
-        key = item.split("=", 1)[0]
-        parent = key.rpartition(".")[0]
-        node = OmegaConf.select(cfg, parent) if parent else None
-        if parent and OmegaConf.select(cfg, key, default=missing) is missing and OmegaConf.is_dict(node):
+        parts = item.split("=", 1)[0].split(".")
+        if (Path(CONFIG_DIR) / parts[0]).is_dir() and len(parts) == 1:
+            continue  # a group choice (model=..., experiment=...): Hydra lists the options itself
+        for i in range(1, len(parts) + 1):
+            key, parent = ".".join(parts[:i]), ".".join(parts[:i - 1])
+            if OmegaConf.select(cfg, key, default=missing) is not missing:
+                continue
+            node = OmegaConf.select(cfg, parent) if parent else cfg
+            if not OmegaConf.is_dict(node):
+                break
             valid = ", ".join(str(k) for k in node if not str(k).startswith("_"))
-            print(f"error: {key} is not a key of {parent}: valid keys are {valid} (+{item} adds a new key)",
-                  file=sys.stderr)
-            sys.exit(2)
+            where = f"of {parent}" if parent else f"of cnnlab's {config_name} config"
+            return f"error: {key} is not a key {where}: valid keys are {valid} (+{item} adds a new key)"
+    return None
+
+
+class _HeldStderr:
+    """Stands in for sys.stderr while Hydra reads the command line: what Hydra prints about a refused key is held,
+    so that one line naming the valid keys can replace it (`_run`); once the command runs, writes pass through."""
+
+    def __init__(self, real: Any) -> None:
+        self.real, self.held, self.passing = real, [], False
+
+    def write(self, text: str) -> int:
+        if self.passing:
+            return self.real.write(text)
+        self.held.append(text)
+        return len(text)
+
+    def release(self, show: bool = True) -> None:
+        """Pass writes through from now on; print what was held (unless `show` is false)."""
+        if not self.passing:
+            self.passing = True
+            if show and self.held:
+                self.real.write("".join(self.held))
+                self.real.flush()
+            self.held = []
+        if sys.stderr is self:
+            sys.stderr = self.real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+_stderr_hold: "_HeldStderr | None" = None
+
+
+def _command_starts() -> None:
+    """Hydra has accepted the command line: stop holding stderr (see _HeldStderr)."""
+    if _stderr_hold is not None:
+        _stderr_hold.release()
+
+
+def _remove_unused_sweep_folder() -> None:
+    """A multirun Hydra refused before any job ran leaves no folder: Hydra made the sweep's folder and wrote
+    multirun.yaml in it first. Its parents up to `multirun/` go too when empty (cnnlab's layout of sweeps)."""
+    for sweep_dir in SWEEP_DIRS:
+        if not sweep_dir.is_dir() or [p.name for p in sweep_dir.iterdir()] != ["multirun.yaml"]:
+            continue
+        shutil.rmtree(sweep_dir)
+        tops = [p for p in sweep_dir.parents if p.name == "multirun"]
+        for parent in sweep_dir.parents if tops else []:
+            if any(parent.iterdir()):
+                break
+            parent.rmdir()
+            if parent == tops[0]:
+                break
 
 
 def _run(main: Callable[[], Any], config_name: str) -> None:
-    """Run a Hydra main; when Hydra refused the command line, name the valid keys of a misspelt one."""
+    """Run a Hydra main; when Hydra refused the command line for a misspelt key, one line naming the valid keys
+    stands in for Hydra's message."""
+    global _stderr_hold
+    items = [a for a in sys.argv[1:] if "=" in a and not a.startswith(("-", "+", "~", "hydra"))]
+    line = None if any(a.startswith("hydra.searchpath") for a in sys.argv[1:]) else _unknown_choice_line(items)
+    if line is not None:  # before Hydra: a multirun would make its sweep folder first
+        print(line, file=sys.stderr)
+        sys.exit(2)
+    _stderr_hold = hold = _HeldStderr(sys.stderr)
+    sys.stderr = hold
+    SWEEP_DIRS.clear()
     try:
         main()
     except SystemExit as e:
-        if e.code not in (0, None):
-            _explain_refused_key(config_name)
+        if e.code not in (0, None) and not hold.passing:
+            _remove_unused_sweep_folder()
+            line = _refused_key_line(config_name)
+            if line is not None:
+                hold.release(show=False)
+                print(line, file=sys.stderr)
+                sys.exit(2)
         raise
+    finally:
+        hold.release()
+        _stderr_hold = None
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="train", version_base="1.3")
