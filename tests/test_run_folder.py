@@ -1,6 +1,9 @@
 """A refused command leaves the other run's folder exactly as it was, Hydra's own files included."""
 
+import json
 from pathlib import Path
+
+import yaml
 
 from cnnlab.checkpoint import RunFolderLock
 from conftest import QUICK, command, one_error_line
@@ -31,10 +34,15 @@ def test_a_finished_run_keeps_its_config_when_a_fresh_run_is_refused(tmp_path):
     out = command("cnnlab-train", *QUICK, "trainer.batch_size=4", f"hydra.run.dir={done}", cwd=tmp_path)
     assert out.returncode == 2 and "already holds a run" in one_error_line(out)
     assert _snapshot(done) == before
-    # continuing it is allowed, and then Hydra records the continuing command's overrides
+    # continuing it is allowed: .hydra/ keeps the record of the launch; env.json and config.yaml hold the
+    # continued run's settings (its overrides: the launch's, then the new one)
     again = command("cnnlab-train", *QUICK, "resume=true", "trainer.epochs=2", f"hydra.run.dir={done}", cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert "trainer.epochs=2" in (done / ".hydra" / "overrides.yaml").read_text()
+    hydra_files = {k: v for k, v in before.items() if k.parts[0] == ".hydra"}
+    assert {k: v for k, v in _snapshot(done).items() if k.parts[0] == ".hydra"} == hydra_files
+    launch = yaml.safe_load(hydra_files[Path(".hydra/overrides.yaml")])
+    assert json.loads((done / "env.json").read_text())["overrides"] == [*launch, "trainer.epochs=2"]
+    assert yaml.safe_load((done / "config.yaml").read_text())["trainer"]["epochs"] == 2
 
 
 def test_a_bad_resume_keeps_the_runs_record_and_a_non_run_folder_stays_untouched(tmp_path):
@@ -48,6 +56,10 @@ def test_a_bad_resume_keeps_the_runs_record_and_a_non_run_folder_stays_untouched
     out = command("cnnlab-train", "resume=true", "trainer.batch_size=abc", f"hydra.run.dir={done}", cwd=tmp_path)
     assert "trainer.batch_size='abc' is not valid" in one_error_line(out)
     assert not (done / "failed.json").exists() and (done / "results.json").read_bytes() == before[Path("results.json")]
+    after = _snapshot(done)  # Hydra rewrote .hydra/ for the refused command: its record is put back
+    kept = ("train.log", ".cnnlab.lock")  # the error goes to the log; the lock names the last command's pid
+    assert {k: v for k, v in after.items() if k.name not in kept} == {k: v for k, v in before.items()
+                                                                       if k.name not in kept}
     checkpoints = done / "checkpoints"  # resuming the checkpoints folder instead of the run: nothing written there
     inside = sorted(p.name for p in checkpoints.iterdir())
     out = command("cnnlab-train", "resume=true", f"hydra.run.dir={checkpoints}", cwd=tmp_path)

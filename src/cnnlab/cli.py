@@ -71,9 +71,10 @@ def _forget_or_mark(run_dir: Path, cfg: DictConfig, error: str, before_training:
     """A run that failed before writing anything, or before training in a folder it made, leaves no folder behind;
     one that a bad value stopped before it trained in a folder that holds an earlier run leaves that run's record
     as it was (the error is in its log); any other says why it failed (failed.json)."""
-    from .runguard import FRESH
+    from .runguard import FRESH, keep_launch_record
 
     if before_training and holds_run(run_dir):
+        keep_launch_record(run_dir)
         return
     if _only_start_up_files(run_dir) or (before_training and run_dir.resolve() in FRESH):
         shutil.rmtree(run_dir, ignore_errors=True)  # only start-up files, or a folder this command made

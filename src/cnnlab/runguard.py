@@ -3,7 +3,8 @@
 Hydra creates the run folder and rewrites its `.hydra/` files (config, overrides) and opens the job's log file
 before cnnlab's code runs, so the lock taken in `commands.training` comes too late to keep a refused command's
 config out of another run's record. This callback checks the same two conditions first, in `on_run_start`: the
-folder is locked by a live cnnlab command, or it already holds a run and this command does not continue it.
+folder is locked by a live cnnlab command, or it already holds a run and this command does not continue it. A run
+that is continued keeps its `.hydra/` record of how it was launched (`keep_launch_record`).
 """
 from __future__ import annotations
 
@@ -62,6 +63,23 @@ def refusal(cfg: DictConfig, run_dir: Path) -> "str | None":
 
 
 FRESH: set = set()  # run folders that did not exist when this command started (so it may remove them on failure)
+LAUNCH_RECORDS: dict[Path, dict[str, bytes]] = {}  # a continued run's .hydra/ files as they were before Hydra's
+
+
+def keep_launch_record(run_dir: Path) -> None:
+    """Put back the `.hydra/` files (config, overrides, hydra.yaml) of the run `run_dir` holds, which Hydra has
+    just rewritten for this command: a continued run keeps the record of how it was launched (the continuation's
+    own settings are in config.yaml and env.json, its command in train.log), and a refused one leaves no trace."""
+    record = LAUNCH_RECORDS.pop(run_dir.resolve(), None)
+    if record is None:
+        return
+    folder = run_dir / ".hydra"
+    folder.mkdir(exist_ok=True)
+    for name in os.listdir(folder):
+        if name not in record and (folder / name).is_file():
+            (folder / name).unlink()
+    for name, data in record.items():
+        (folder / name).write_bytes(data)
 
 
 class RunFolderGuard(Callback):
@@ -84,3 +102,6 @@ class RunFolderGuard(Callback):
         if reason is not None:
             print(f"error: {reason}", file=sys.stderr)
             sys.exit(2)
+        launched = run_dir / ".hydra"
+        if holds_run(run_dir) and launched.is_dir():  # continued in place: Hydra is about to rewrite its record
+            LAUNCH_RECORDS[run_dir.resolve()] = {p.name: p.read_bytes() for p in launched.iterdir() if p.is_file()}
