@@ -31,3 +31,16 @@ def test_continuing_for_longer_follows_the_longer_plan(tmp_path, name):
     results = json.loads((longer / "results.json").read_text())
     assert results["epochs"] == 4 and results["steps"] == 16
 
+
+
+@pytest.mark.parametrize("name", ["cosine", "onecycle"])
+def test_continuing_with_another_learning_rate_follows_the_plan_with_that_rate(tmp_path, name):
+    """The rebuilt schedule takes its base (cosine) or peak (one-cycle) from the new optim.lr, not from the rate
+    the checkpoint's schedule recorded."""
+    short, _ = run_train(tmp_path / "short", [*BASE, *SCHEDULES[name], "trainer.epochs=2"])
+    planned, _ = run_train(tmp_path / "planned", [*BASE, *SCHEDULES[name], "trainer.epochs=4", "optim.lr=0.037"])
+    longer, _ = run_train(tmp_path / "longer", [f"ckpt_path={short / 'checkpoints' / 'last.pt'}",
+                                                "trainer.epochs=4", "optim.lr=0.037"])
+    got, want = lrs(longer), lrs(planned)
+    assert [got[s] for s in range(9, 17)] == pytest.approx([want[s] for s in range(9, 17)], rel=1e-6, abs=1e-12)
+    assert max(want.values()) == pytest.approx(0.037, rel=0.05)  # the new rate shapes the plan (cosine's warm-up top)

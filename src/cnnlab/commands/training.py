@@ -10,7 +10,7 @@ import random
 import shutil
 import signal
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 import torch
@@ -117,11 +117,13 @@ def continues_in_place(resume: Optional[Path], run_dir: Path) -> bool:
     return resume is not None and resume.resolve().parent.parent == run_dir.resolve()
 
 
-def restore(state: TrainState, ckpt: dict[str, Any], loader: Any, plan: dict[str, Any]) -> None:
+def restore(state: TrainState, ckpt: dict[str, Any], loader: Any, plan: dict[str, Any],
+            rebuild: Callable[[int, Optional[int]], None]) -> None:
     """Put model, optimizer, schedule, scaler, counters and every RNG back where the checkpoint left them.
 
     If the schedule's plan changed (more epochs, another schedule or learning rate), the schedule is rebuilt for
-    the new plan and continues from the current step: the learning rate is what the new plan gives there.
+    the new plan and continues from the current step (`rebuild(total_steps, step)`, see rebuild_schedule): the
+    learning rate is what the new plan gives there.
     """
     state.model.load_state_dict(ckpt.get("train_model", ckpt["model"]))  # with trainer.ema, "model" is the average
     if state.ema is not None:
@@ -130,15 +132,12 @@ def restore(state: TrainState, ckpt: dict[str, Any], loader: Any, plan: dict[str
             state.ema.updates = ckpt.get("ema_updates", 0)
         else:  # the checkpoint was trained without an average: it starts from its weights
             state.ema.module.load_state_dict(state.model.state_dict())
-    fresh = [{k: v for k, v in g.items() if k != "params"} for g in state.optimizer.param_groups]
     state.optimizer.load_state_dict(ckpt["optimizer"])
     saved_plan = ckpt.get("plan")
     if saved_plan is None or saved_plan == plan or plan["total_steps"] < ckpt["step"]:
         state.scheduler.load_state_dict(ckpt["scheduler"])
     else:
-        for group, hyper in zip(state.optimizer.param_groups, fresh):
-            group.update(hyper)
-        fast_forward(state.scheduler, ckpt["step"])
+        rebuild(plan["total_steps"], ckpt["step"])
         log.info(f"schedule rebuilt for {plan['total_steps']} steps (was {saved_plan['total_steps']}), continuing "
                  f"at step {ckpt['step']} with lr {state.optimizer.param_groups[0]['lr']:.4g}")
     if state.scaler is not None and ckpt.get("scaler"):
@@ -272,8 +271,9 @@ def _setup(cfg: DictConfig, info: RunInfo, ckpt: Optional[dict], resume: Optiona
     state = TrainState(model, optimizer, scheduler, net=compile_model(ddp, t, device), scaler=scaler, ema=ema)
     if world.active or ema is not None:  # evaluate what is saved: never the DDP wrapper, the average with trainer.ema
         state.eval_net = compile_model(state.evaluated_model(), t, device)
+    rebuild = rebuild_schedule(cfg, state, fresh, len(train_loader))
     if ckpt is not None:
-        restore(state, ckpt, train_loader, plan)
+        restore(state, ckpt, train_loader, plan, rebuild)
         log.info(f"resuming {position(state.epoch, state.batch_in_epoch, state.step)}")
     logger = RunLogger(info.run_dir / "tb", enabled=t.tensorboard and main,
                        purge_step=state.step + 1 if ckpt else None)
@@ -289,7 +289,7 @@ def _setup(cfg: DictConfig, info: RunInfo, ckpt: Optional[dict], resume: Optiona
     pictures = make_pictures(state.evaluated_model(), bundle, logger, info.run_dir / "pictures", device,
                              lambda: state.step, NUM_PICTURES, smoothgrad=t.smoothgrad) if main else None
     measure = t.budget_min and epoch_s is None  # the budget's cut is made after epoch 1, once
-    replan = budget_replan(cfg, t, state, loop, extra, len(train_loader), fresh) if measure else None
+    replan = budget_replan(cfg, t, loop, extra, len(train_loader), rebuild) if measure else None
     return Run(bundle, state, train_loader, val_loader, loss_fn, loop, logger, pictures, extra, replan)
 
 
@@ -328,11 +328,29 @@ def budget_epochs(asked: int, epoch_s: float, budget_min: float) -> int:
     return max(1, min(asked, int(budget_min * 60 // max(epoch_s, 1e-9))))
 
 
-def budget_replan(cfg: DictConfig, t: TrainerSettings, state: TrainState, loop: LoopSettings, extra: dict,
-                  steps_per_epoch: int, fresh: list[dict]) -> Any:
+def rebuild_schedule(cfg: DictConfig, state: TrainState, fresh: list[dict],
+                     steps_per_epoch: int) -> Callable[[int, Optional[int]], None]:
+    """`rebuild(total_steps, step)`: a new schedule for `total_steps`, at `step` (None: the run's current step) as
+    if planned so from the start.
+    It starts from the optimizer's settings `fresh`, as they were before the first schedule was built (a one-cycle
+    schedule lowers `lr` to its start and takes its peak from `lr`), and forgets the base rate the first schedule,
+    or a checkpoint's, recorded (`initial_lr`): a learning rate changed on resuming is the new plan's base."""
+
+    def rebuild(total_steps: int, step: Optional[int]) -> None:
+        for group, hyper in zip(state.optimizer.param_groups, fresh):
+            group.pop("initial_lr", None)
+            group.update(hyper)
+        state.scheduler = build_scheduler(cfg.sched, state.optimizer, total_steps, steps_per_epoch)
+        fast_forward(state.scheduler, state.step if step is None else step)
+
+    return rebuild
+
+
+def budget_replan(cfg: DictConfig, t: TrainerSettings, loop: LoopSettings, extra: dict, steps_per_epoch: int,
+                  rebuild: Callable[[int, Optional[int]], None]) -> Callable[[float], None]:
     """The `replan` that fit calls after epoch 1 under trainer.budget_min: the plan for that epoch's time goes into
     the checkpoints; if fewer epochs fit than asked, loop.epochs is lowered and the schedule rebuilt for them at
-    the current step (from the optimizer's settings `fresh`, as they were before the first schedule was built)."""
+    the current step (`rebuild`, see rebuild_schedule)."""
 
     def replan(epoch_s: float) -> None:
         extra["plan"] = plan = schedule_plan(cfg, t, steps_per_epoch, epoch_s)
@@ -340,10 +358,7 @@ def budget_replan(cfg: DictConfig, t: TrainerSettings, state: TrainState, loop: 
             log.info(f"trainer.budget_min={t.budget_min:g}: an epoch takes {epoch_s:.1f}s of training (epoch 1's "
                      f"pace), so all {t.epochs} epochs fit (about {t.epochs * epoch_s / 60:.1f} min)")
             return
-        for group, hyper in zip(state.optimizer.param_groups, fresh):
-            group.update(hyper)
-        state.scheduler = build_scheduler(cfg.sched, state.optimizer, plan["total_steps"], steps_per_epoch)
-        fast_forward(state.scheduler, state.step)
+        rebuild(plan["total_steps"], None)
         loop.epochs = plan["epochs"]
         log.warning(budget_cut_message(t, epoch_s, loop.epochs, "epoch 1's pace"))
 
