@@ -51,8 +51,8 @@ def test_truncated_and_missing_files_are_clear_errors(tmp_path):
         load_checkpoint(path)
     with pytest.raises(ConfigError, match="does not exist"):
         load_checkpoint(tmp_path / "nope.pt")
-    (tmp_path / "plain.pt").write_bytes(pickle.dumps({"model": 1}))
-    with pytest.raises(ConfigError):
+    (tmp_path / "plain.pt").write_bytes(pickle.dumps({"model": 1}))  # a plain pickle: not torch.save's zip archive
+    with pytest.raises(ConfigError, match=r"plain.pt is not a PyTorch checkpoint \(not a torch.save archive\)"):
         load_checkpoint(tmp_path / "plain.pt")
     (tmp_path / "mask.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))  # a picture passed by mistake
     with pytest.raises(ConfigError, match="mask.png is not a PyTorch checkpoint .not a torch.save archive.: pass"):

@@ -115,3 +115,44 @@ def test_a_patch_classifier_predicts_masks_and_the_roads_submission(tmp_path):
     line = one_error_line(command("cnnlab-predict", f"ckpt_path={tmp_path / 'old.pt'}", f"input={images}",
                                   cwd=tmp_path))
     assert "does not record how its patch features were computed" in line and "train it again" in line
+
+
+def _logits_for(prob: torch.Tensor) -> torch.Tensor:
+    """[1,2,H,W] two-class logits whose softmax foreground probability is `prob` [H,W]."""
+    return torch.stack([torch.zeros_like(prob), torch.log(prob / (1 - prob))]).unsqueeze(0)
+
+
+def test_submission_rows_from_hand_made_masks_follow_the_quarter_rule_and_the_last_number(tmp_path):
+    # Without a trained model: MaskWriter gets logits whose masks are known pixel by pixel. The mask is foreground
+    # where p > the checkpoint's threshold (0.3 here, not 0.5); a 16x16 patch is road when more than a quarter of
+    # it is (65/256: road, 64/256: not, 100/256: road, though not by a half); the image id is the last number of
+    # the file name (sat2_test_7 -> 007, not 002); rows go column by column, x = the patch's column in pixels.
+    import pytest
+    from omegaconf import OmegaConf
+
+    from cnnlab.commands.predict_masks import MaskWriter, image_number
+    from cnnlab.errors import ConfigError
+
+    fg = torch.zeros(32, 48, dtype=torch.bool)  # 2 patch rows x 3 patch columns
+    for (r, c), n in {(0, 0): 65, (0, 1): 64, (0, 2): 100, (1, 1): 256, (1, 2): 129}.items():  # (1, 0) empty
+        fg[16 * r:16 * r + 16, 16 * c:16 * c + 16] = (torch.arange(256) < n).view(16, 16)  # n road pixels
+    # patch labels by hand: 65/256 > 0.25 -> 1; 64/256 = 0.25, not more -> 0; 100/256 -> 1; 256 -> 1; 129 -> 1
+    prob = torch.where(fg, torch.tensor(0.4), torch.tensor(0.1))
+    state = {"num_classes": 2, "patch": 16, "patch_threshold": 0.25, "threshold": 0.3, "in_channels": 3,
+             "mean": [0.0] * 3, "std": [1.0] * 3}
+    cfg = OmegaConf.create({"output": str(tmp_path / "masks"), "overlays": False,
+                            "submission": str(tmp_path / "sub.csv"), "text": None})
+    items = [(tmp_path / "sat2_test_7.png", None), (tmp_path / "sat2_test_12.png", None)]
+    writer = MaskWriter(state, cfg, tmp_path)
+    writer.check(items)
+    writer.add(items, torch.tensor([0]), _logits_for(prob))
+    writer.add(items, torch.tensor([1]), _logits_for(torch.full((16, 16), 0.4)))  # one patch, all road
+    writer.close()
+    written = np.asarray(Image.open(tmp_path / "masks" / "sat2_test_7.png"))
+    assert np.array_equal(written, fg.numpy().astype(np.uint8) * 255)
+    rows = (tmp_path / "sub.csv").read_text().splitlines()
+    assert rows == ["id,prediction", "007_0_0,1", "007_0_16,0", "007_16_0,0", "007_16_16,1", "007_32_0,1",
+                    "007_32_16,1", "012_0_0,1"]  # images by number (7 before 12), not by name
+    assert image_number(tmp_path / "satImage_007.png") == 7 and image_number(tmp_path / "x1y2_0033.tif") == 33
+    with pytest.raises(ConfigError, match="no_digits.png has no number in its name"):
+        image_number(tmp_path / "no_digits.png")

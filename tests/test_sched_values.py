@@ -36,7 +36,18 @@ def test_through_the_command_before_any_checkpoint_is_written(tmp_path):
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
-def test_values_at_the_edges_of_their_ranges_are_accepted():
+def _lrs(name, steps=10, **kwargs):
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
-    build_scheduler(opt, total_steps=10, steps_per_epoch=2, name="cosine", warmup_epochs=0, min_lr_ratio=1.0)
-    build_scheduler(opt, total_steps=10, steps_per_epoch=2, name="step", step_epochs=1, gamma=2.0)
+    sched = build_scheduler(opt, total_steps=steps, steps_per_epoch=2, name=name, **kwargs)
+    lrs = []
+    for _ in range(steps):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return lrs
+
+
+def test_values_at_the_edges_of_their_ranges_are_accepted_and_do_what_they_say():
+    # no warm-up and a floor of the whole learning rate: cosine stays at lr; gamma 2 doubles it every epoch (2 steps)
+    assert _lrs("cosine", warmup_epochs=0, min_lr_ratio=1.0) == pytest.approx([0.1] * 10)
+    assert _lrs("step", step_epochs=1, gamma=2.0) == pytest.approx([0.1 * 2 ** (k // 2) for k in range(10)])

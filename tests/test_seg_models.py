@@ -28,6 +28,24 @@ def test_output_has_the_input_size(make):
             assert model(torch.randn(1, 3, h, w)).shape == (1, 3, h, w)
 
 
+@pytest.mark.parametrize("make, stride", [
+    (lambda: UNet(3, in_channels=3, base=2, depth=4), 16),
+    (lambda: FCN(3, in_channels=3, widths=(2, 2, 4, 4, 4), convs=(1, 1, 1, 1, 1), fc_width=4, variant="8s"), 32),
+])
+def test_an_odd_size_is_padded_at_the_bottom_right_and_cropped_back_on_the_same_pixels(make, stride):
+    # the output must be the prediction for each input pixel, not a window shifted by the padding: the reference
+    # pads by hand with torch (reflect, or replicate where the pad is not smaller than the side) and keeps [:h, :w]
+    model = make().eval()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for h, w in ((37, 53), (5, 7)):
+            x = torch.randn(1, 3, h, w)
+            ph, pw = -h % stride, -w % stride
+            mode = "reflect" if ph < h and pw < w else "replicate"
+            ref = model(F.pad(x, (0, pw, 0, ph), mode=mode))[..., :h, :w]
+            assert torch.allclose(model(x), ref, atol=1e-5), (h, w)
+
+
 def test_unet_parameters_by_hand():
     # base 2, depth 1, 1 channel in, 2 classes, no norm: 3x3 convs have 9*cin*cout weights + cout biases
     enc = (9 * 1 * 2 + 2) + (9 * 2 * 2 + 2) + (9 * 2 * 4 + 4) + (9 * 4 * 4 + 4)
