@@ -68,6 +68,32 @@ def test_rng_state_survives_a_weights_only_round_trip(tmp_path):
     assert random.random() == expected[0] and torch.equal(torch.rand(3), expected[1])
 
 
+
+class FakeCudaGenerator:
+    """Stands in for torch.cuda.default_generators[i] on a machine without a GPU."""
+
+    def __init__(self):
+        self.state = None
+
+    def set_state(self, state):
+        self.state = state
+
+
+def test_cuda_rng_states_of_more_gpus_than_here_restore_those_present(monkeypatch):
+    # a checkpoint written where 4 GPUs were visible, resumed on a machine with one: torch's own set_rng_state
+    # code runs (on fake generators) and must not index past the one GPU there is
+    saved = rng_state()
+    saved["cuda"] = [torch.full((16,), i, dtype=torch.uint8) for i in range(4)]
+    here = (FakeCudaGenerator(),)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)  # the model is on the GPU by then
+    monkeypatch.setattr(torch.cuda.random, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: len(here))
+    monkeypatch.setattr(torch.cuda.random, "device_count", lambda: len(here))
+    monkeypatch.setattr(torch.cuda, "default_generators", here)
+    set_rng_state(saved)
+    assert torch.equal(here[0].state, saved["cuda"][0])
+
 def test_link_atomic_keeps_the_linked_contents_when_the_source_is_rewritten(tmp_path):
     from cnnlab.checkpoint import link_atomic
 
