@@ -45,12 +45,16 @@ def launched_by_torchrun() -> bool:
 
 
 def init() -> World:
-    """Join the process group torchrun describes (gloo on CPU, nccl on CUDA) and remember this rank."""
+    """Join the process group torchrun describes (gloo on CPU, nccl on CUDA) and remember this rank.
+
+    Where CUDA is present, CPU tensors still go through gloo: NCCL reduces CUDA tensors only, and a run with
+    trainer.device=cpu on a GPU machine all-reduces CPU tensors (DDP's, the stop flag's, the metrics')."""
     global WORLD
     if not launched_by_torchrun():
         return WORLD
     if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() and os.environ.get("CNNLAB_DIST_BACKEND") != "gloo" else "gloo"
+        nccl = torch.cuda.is_available() and os.environ.get("CNNLAB_DIST_BACKEND") != "gloo"
+        backend = "cpu:gloo,cuda:nccl" if nccl else "gloo"
         dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=30))
     WORLD = World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
     if torch.cuda.is_available():
