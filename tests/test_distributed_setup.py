@@ -30,3 +30,22 @@ def test_cuda_machines_reduce_cpu_tensors_with_gloo(monkeypatch):
     distributed.init()
     assert asked["backend"] == "gloo"
 
+
+def test_sync_bn_on_cpu_ranks_is_ignored_with_a_notice(monkeypatch, caplog):
+    # DDP refuses SyncBatchNorm on CPU ("SyncBatchNorm layers only work with GPU modules"): the run keeps plain
+    # batch norms and says so, instead of a traceback on every rank
+    monkeypatch.setattr(distributed, "WORLD", distributed.World(0, 2, 0))
+    made = {}
+
+    class FakeDDP(nn.Module):
+        def __init__(self, module, device_ids=None):
+            super().__init__()
+            made.update(module=module, device_ids=device_ids)
+
+    monkeypatch.setattr(torch.nn.parallel, "DistributedDataParallel", FakeDDP)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2))
+    with caplog.at_level(logging.INFO, logger="cnnlab"):
+        kept, ddp = distributed.wrap(model, sync_bn=True)
+    assert kept is model and isinstance(ddp, FakeDDP) and made["device_ids"] is None
+    assert not any(isinstance(m, nn.SyncBatchNorm) for m in kept.modules())
+    assert any("trainer.sync_bn ignored" in r.message for r in caplog.records)

@@ -10,6 +10,7 @@ which rank 0 names.
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -17,6 +18,8 @@ from typing import Any, Optional
 import torch
 import torch.distributed as dist
 from torch import Tensor
+
+log = logging.getLogger("cnnlab")
 
 
 @dataclass(frozen=True)
@@ -110,14 +113,17 @@ def barrier() -> None:
 
 def wrap(model: torch.nn.Module, sync_bn: bool) -> "tuple[torch.nn.Module, Any]":
     """(the model to save, the network that trains): DistributedDataParallel around `model`, with its batch norms
-    turned into SyncBatchNorm first if asked; alone, the model twice."""
+    turned into SyncBatchNorm first if asked (GPUs only: on CPUs ignored with a notice); alone, the model twice."""
     if not WORLD.active:
         return model, model
     from torch.nn.parallel import DistributedDataParallel
 
-    if sync_bn:
-        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     device = next(model.parameters()).device
+    if sync_bn and device.type != "cuda":  # DDP refuses SyncBatchNorm on CPU ("only work with GPU modules")
+        log.info(f"trainer.sync_bn ignored: SyncBatchNorm runs on CUDA devices only (device is {device}); each rank "
+                 f"normalises with its own batch statistics")
+    elif sync_bn:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     return model, DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
