@@ -44,6 +44,25 @@ def test_bf16_on_a_cpu_autocasts_where_the_cpu_has_bfloat16_units(monkeypatch, c
     assert any(("ignored" in r.message) != native for r in caplog.records if "trainer.amp=bf16" in r.message)
 
 
+
+@pytest.mark.parametrize("major, expected", [(7, torch.float16), (8, torch.bfloat16), (9, torch.bfloat16)])
+def test_bf16_on_a_gpu_without_bfloat16_units_becomes_fp16(monkeypatch, caplog, major, expected):
+    # a V100/T4 (compute capability 7.x) only emulates bfloat16, which torch.cuda.is_bf16_supported() accepts by
+    # default: torch's own checks run here on a fake device of that capability, on which a bf16 tensor can be made
+    from types import SimpleNamespace
+
+    from cnnlab import build
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device=None: SimpleNamespace(major=major, minor=0))
+    monkeypatch.setattr(torch.cuda, "_check_bf16_tensor_supported", lambda device: True)  # emulation works
+    monkeypatch.setattr(torch.version, "hip", None)
+    t = build.TrainerSettings.from_config({**compose_cfg(["trainer.amp=bf16"]).trainer})
+    with caplog.at_level("INFO", logger="cnnlab"):
+        loop = build.loop_settings(t, torch.device("cuda", 0), None)
+    assert loop.amp_dtype == expected
+    assert any("fp16 with a gradient scaler" in r.message for r in caplog.records) == (expected == torch.float16)
+
 def test_the_cpu_bf16_check_reads_the_cpu_flags(monkeypatch, tmp_path):
     from cnnlab import build
     real_path = build.Path

@@ -254,6 +254,13 @@ def cpu_has_native_bf16() -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
+def cuda_has_native_bf16(device: torch.device) -> bool:
+    """Whether the GPU `device` computes in bfloat16 natively (compute capability 8.0 on, Ampere and later; ROCm).
+    Not torch.cuda.is_bf16_supported(): by default it also says yes to the emulated bfloat16 of older GPUs (V100,
+    T4), and it asks about the current GPU, not the run's."""
+    return bool(torch.version.hip) or torch.cuda.get_device_capability(device)[0] >= 8
+
+
 def loop_settings(t: TrainerSettings, device: torch.device, ckpt_dir: Optional[Path]) -> LoopSettings:
     """What the loop needs; AMP off with a notice where it cannot run."""
     amp = AMP_DTYPES[t.amp]
@@ -263,7 +270,7 @@ def loop_settings(t: TrainerSettings, device: torch.device, ckpt_dir: Optional[P
         log.info(f"trainer.amp={t.amp} ignored: mixed precision is used on CUDA, and bf16 on CPUs with native "
                  f"bfloat16 (AMX or AVX512-BF16) only (device is {device})")
         amp = None
-    if amp is torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+    if amp is torch.bfloat16 and device.type == "cuda" and not cuda_has_native_bf16(device):
         log.info("trainer.amp=bf16: this GPU has no bfloat16, fp16 with a gradient scaler is used instead")
         amp = torch.float16
     return LoopSettings(epochs=t.epochs, device=device, amp_dtype=amp, clip_grad=t.clip_grad,
