@@ -16,6 +16,7 @@ def test_cuda_machines_reduce_cpu_tensors_with_gloo(monkeypatch):
     monkeypatch.setenv("LOCAL_RANK", "1")
     monkeypatch.delenv("CNNLAB_DIST_BACKEND", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setattr(torch.cuda, "set_device", lambda index: asked.setdefault("device", index))
     monkeypatch.setattr(distributed.dist, "is_initialized", lambda: False)
     monkeypatch.setattr(distributed.dist, "init_process_group", lambda backend, timeout: asked.update(backend=backend))
@@ -49,3 +50,14 @@ def test_sync_bn_on_cpu_ranks_is_ignored_with_a_notice(monkeypatch, caplog):
     assert kept is model and isinstance(ddp, FakeDDP) and made["device_ids"] is None
     assert not any(isinstance(m, nn.SyncBatchNorm) for m in kept.modules())
     assert any("trainer.sync_bn ignored" in r.message for r in caplog.records)
+
+
+def test_more_ranks_than_gpus_train_on_the_cpu_but_refuse_cuda_in_one_line(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(distributed, "WORLD", distributed.World(3, 4, 3))  # a 4th process on a node with 2 GPUs
+    assert distributed.device_for(torch.device("cpu")) == torch.device("cpu")
+    with pytest.raises(distributed.ConfigError, match=r"^torchrun started rank 3 of this node, but the node has 2 "
+                                                      r"GPUs: start one process per GPU \(--nproc_per_node=2\)"):
+        distributed.device_for(torch.device("cuda"))
+    monkeypatch.setattr(distributed, "WORLD", distributed.World(1, 4, 1))
+    assert distributed.device_for(torch.device("cuda")) == torch.device("cuda", 1)

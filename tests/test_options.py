@@ -145,3 +145,14 @@ def test_channels_last_gives_nhwc_batches(tmp_path, monkeypatch, on):
     monkeypatch.setattr(LeNet5, "forward", spy)
     run_train(tmp_path, [*QUICK, "data.channels=3", f"trainer.channels_last={on}"])  # 3 channels: NCHW != NHWC
     assert seen and all(s == on for s in seen)
+
+
+def test_a_cuda_index_past_the_machines_gpus_says_how_many_there_are(monkeypatch):
+    from cnnlab.device import select_device
+    from cnnlab.errors import ConfigError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a machine with two GPUs, as torch reports it
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(ConfigError, match=r"^trainer.device=cuda:2 but this machine has 2 CUDA devices \(cuda:0 to "
+                                          r"cuda:1\): use trainer.device=cuda:N with N < 2, or auto$"):
+        select_device("cuda:2")

@@ -42,6 +42,27 @@ def test_saliency_matches_the_linear_models_weights():
     assert all(p.grad is None for p in lin.parameters())
 
 
+def test_smoothgrad_is_the_mean_over_its_noisy_copies_and_leaves_the_global_rng_alone():
+    """SmoothGrad draws its noise from its own generator: a picture drawn during training does not shift the
+    training's random stream (a resumed run continues exactly), and the same call gives the same map."""
+    torch.manual_seed(3)
+    class Square(nn.Module):
+        def forward(self, v):
+            return v * v
+
+    model = nn.Sequential(Square(), nn.Flatten(), nn.Linear(3 * 2 * 2, 2))  # d score / d x = 2 w x: noise matters
+    quad = model[1:]
+    x = torch.randn(2, 3, 2, 2)
+    before = torch.get_rng_state()
+    sal = viz.saliency(model, x, torch.tensor([0, 1]), smooth=3, seed=7)
+    assert torch.equal(torch.get_rng_state(), before)
+    torch.testing.assert_close(viz.saliency(model, x, torch.tensor([0, 1]), smooth=3, seed=7), sal)
+    gen, sigma, w = torch.Generator().manual_seed(7), 0.15 * float(x.max() - x.min()), quad[1].weight.detach()
+    copies = [x + sigma * torch.randn(x.shape, generator=gen) for _ in range(3)]  # the same draws, by hand
+    want = torch.stack([(2 * w[[0, 1]].view(2, 3, 2, 2) * c).abs() for c in copies]).mean(0).amax(1)
+    torch.testing.assert_close(sal, want)
+
+
 def test_saliency_figure_on_cnn_keeps_mode_and_grads():
     model = AlexNetSmall(norm="bn").train()
     x = torch.randn(3, 3, 32, 32)

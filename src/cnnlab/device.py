@@ -13,6 +13,11 @@ def select_device(name: str, key: str = "trainer.device") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"{key}={name} but no CUDA device is visible: use {key}=auto or cpu")
+    index = name.partition(":")[2]
+    count = torch.cuda.device_count() if name.startswith("cuda") else 0
+    if index.isdigit() and int(index) >= count:
+        raise ConfigError(f"{key}={name} but this machine has {count} CUDA device{'s' if count > 1 else ''} "
+                          f"(cuda:0 to cuda:{count - 1}): use {key}=cuda:N with N < {count}, or auto")
     try:
         device = torch.device(name)
         torch.empty(0, device=device)  # a name torch parses may still be unusable here (e.g. mps on Linux)

@@ -19,6 +19,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from .errors import ConfigError
+
 log = logging.getLogger("cnnlab")
 
 
@@ -60,7 +62,7 @@ def init() -> World:
         backend = "cpu:gloo,cuda:nccl" if nccl else "gloo"
         dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=30))
     WORLD = World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-    if torch.cuda.is_available():
+    if WORLD.local_rank < torch.cuda.device_count():  # more ranks than GPUs: a CPU run's; device_for refuses CUDA
         torch.cuda.set_device(WORLD.local_rank)
     return WORLD
 
@@ -76,6 +78,11 @@ def shared_stamp() -> str:
 def device_for(requested: torch.device) -> torch.device:
     """Each rank on its own GPU (LOCAL_RANK) when training on CUDA."""
     if WORLD.active and requested.type == "cuda":
+        count = torch.cuda.device_count()
+        if WORLD.local_rank >= count:
+            raise ConfigError(f"torchrun started rank {WORLD.local_rank} of this node, but the node has {count} "
+                              f"GPU{'s' if count > 1 else ''}: start one process per GPU (--nproc_per_node={count}), "
+                              f"or train on the CPU with trainer.device=cpu")
         return torch.device("cuda", WORLD.local_rank)
     return requested
 

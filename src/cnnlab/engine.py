@@ -286,6 +286,8 @@ def train_one_epoch(state: TrainState, loader: Iterable, loss_fn: Callable, sett
         else:
             bar.update(i + 1)
         if i == start:
+            if settings.device.type == "cuda":  # the first step's queued GPU work counts as the first step's
+                torch.cuda.synchronize(settings.device)
             first = time.perf_counter()  # the first step pays one-off costs (allocation, compilation)
         if stop and i + 1 < n_batches:
             state.batch_in_epoch, state.epoch_losses = i + 1, losses[:i + 1].cpu()
@@ -294,7 +296,7 @@ def train_one_epoch(state: TrainState, loader: Iterable, loss_fn: Callable, sett
             bar.close()
             return {"stopped": True}
     if settings.device.type == "cuda":
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(settings.device)  # the run's GPU (cuda:1 is not the current one unless set)
     end = time.perf_counter()
     seconds, ran = end - began, n_batches - start
     bar.close()

@@ -163,15 +163,19 @@ def filter_figure(weight: Tensor, title: str = "first-layer filters") -> Tensor:
 
 
 def saliency(model: nn.Module, x: Tensor, target: Optional[Tensor] = None, smooth: int = 0,
-             noise: float = 0.15) -> Tensor:
+             noise: float = 0.15, seed: int = 0) -> Tensor:
     """[N,H,W] max over channels of |d score_c / d x|, c = target or the predicted class (eval mode); with
-    `smooth` > 0 the mean over that many copies of x plus Gaussian noise of `noise` times x's value range."""
+    `smooth` > 0 the mean over that many copies of x plus Gaussian noise of `noise` times x's value range, drawn
+    from a generator of its own (seed `seed`): the same noise at every epoch's picture, and the training's random
+    streams untouched, so a resumed run continues exactly whether or not pictures were drawn."""
     was_training = model.training
     model.eval()
     try:
         x = x.detach()
         sigma = noise * float(x.max() - x.min())
-        copies = [x] if smooth <= 0 else [x + sigma * torch.randn_like(x) for _ in range(smooth)]
+        gen = torch.Generator(device=x.device).manual_seed(seed)
+        copies = [x] if smooth <= 0 else [x + sigma * torch.randn(x.shape, generator=gen, device=x.device,
+                                                                   dtype=x.dtype) for _ in range(smooth)]
         total = torch.zeros_like(x)
         with torch.enable_grad():
             for xi in copies:
