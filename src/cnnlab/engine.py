@@ -274,7 +274,9 @@ def train_one_epoch(state: TrainState, loader: Iterable, loss_fn: Callable, sett
         losses[i] = loss.detach()
         seen += len(y)
         state.step += 1
-        stop = any_rank(bool(STOP), settings.device)  # data-parallel: every rank stops at the same step
+        # data-parallel: every rank stops at the same step; the flag goes through gloo on the CPU, so asking for it
+        # each step does not wait for the GPU's queued work (init gives CPU tensors gloo where CUDA has NCCL)
+        stop = any_rank(bool(STOP))
         due = (i + 1) % settings.log_every == 0 or i + 1 == n_batches
         if due or stop:  # a stop checks what it saves, and logs nothing the resumed run will log again
             _check_finite(losses, checked, i + 1, step0, epoch)
