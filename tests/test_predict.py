@@ -177,6 +177,28 @@ def test_predict_sentiment_from_a_file_stdin_and_one_sentence(sentiment_run, tmp
     assert piped.returncode == 0 and (tmp_path / "new_folder" / "predictions.tsv").read_text().endswith("\tfine\n")
 
 
+def test_predict_refuses_to_overwrite_its_inputs_and_to_read_a_table_as_sentences(sentiment_run, mnist_run,
+                                                                                    tmp_path):
+    _, ckpt = sentiment_run
+    lines = tmp_path / "sentences.txt"
+    lines.write_text("a truly wonderful film .\n")
+    line = one_error_line(command("cnnlab-predict", f"ckpt_path={ckpt}", f"input={lines}", f"output={lines}",
+                                  cwd=tmp_path))
+    assert line.startswith(f"error: output={lines} would overwrite the input {lines}")
+    assert lines.read_text() == "a truly wonderful film .\n"
+    table = tmp_path / "reviews.csv"
+    table.write_text("text,label\n\"great fun, loved it\",pos\n")
+    line = one_error_line(command("cnnlab-predict", f"ckpt_path={ckpt}", f"input={table}", cwd=tmp_path))
+    assert f"input={table} is a CSV table" in line and "save the text column as a .txt file" in line
+    _, run_dir, _ = mnist_run
+    image = tmp_path / "d0.png"
+    Image.fromarray(np.zeros((28, 28), dtype=np.uint8)).save(image)
+    data = image.read_bytes()
+    line = one_error_line(command("cnnlab-predict", f"ckpt_path={run_dir / 'checkpoints' / 'best.pt'}",
+                                  f"input={image}", f"output={image}", cwd=tmp_path))
+    assert "would overwrite the input" in line and image.read_bytes() == data
+
+
 def test_text_takes_any_sentence_as_typed(sentiment_run, tmp_path):
     # Hydra's override grammar must not see the sentence: each is echoed unchanged and scored as the same line
     # of a file is

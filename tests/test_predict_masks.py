@@ -57,6 +57,23 @@ def test_predict_masks_tiff_stacks_overlays_and_the_roads_submission(tmp_path):
     out = command("cnnlab-predict", f"ckpt_path={run_dir / 'checkpoints' / 'best.pt'}", f"input={same}",
                   f"output={tmp_path / 'clash'}", cwd=tmp_path)
     assert "would both be written as a/slice" in one_error_line(out) and not (tmp_path / "clash").exists()
+    # nothing the user gave is overwritten: masks into the images' own folder, a stack onto itself
+    before = {p: p.read_bytes() for p in [pics / "test_3" / "test_3.png", tmp_path / "stack.tif"]}
+    ckpt = f"ckpt_path={run_dir / 'checkpoints' / 'best.pt'}"
+    line = one_error_line(command("cnnlab-predict", ckpt, f"input={pics / 'test_3'}", f"output={pics / 'test_3'}",
+                                  cwd=tmp_path))
+    assert line.startswith(f"error: output={pics / 'test_3'} would overwrite the input {pics / 'test_3' / 'test_3.png'}")
+    line = one_error_line(command("cnnlab-predict", ckpt, "input=stack.tif", "output=.", cwd=tmp_path))
+    assert line.startswith("error: output=. would overwrite the input stack.tif")
+    line = one_error_line(command("cnnlab-predict", ckpt, f"input={pics}", f"output={tmp_path / 'm2'}",
+                                  f"submission={pics / 'test_3' / 'test_3.png'}", cwd=tmp_path))
+    assert "would overwrite the input" in line and not (tmp_path / "m2").exists()
+    assert all(p.read_bytes() == data for p, data in before.items())
+    # a submission has one row per patch of each image: a TIFF stack's pages are refused, not merged into one
+    line = one_error_line(command("cnnlab-predict", ckpt, f"input={tmp_path / 'stack.tif'}",
+                                  f"output={tmp_path / 'm3'}", f"submission={tmp_path / 'stack.csv'}", cwd=tmp_path))
+    assert "is a multi-page TIFF stack: give the images as PNG/JPEG files" in line
+    assert not (tmp_path / "stack.csv").exists()
 
 
 def test_a_patch_classifier_predicts_masks_and_the_roads_submission(tmp_path):

@@ -71,6 +71,10 @@ class ClassCsvWriter:
         self.names, self.rows = list(state["class_names"]), {}
         self.k = min(5, len(self.names)) if len(self.names) > 5 else 1
 
+    def targets(self, items: list) -> list[Path]:  # noqa: ARG002 - one file whatever the inputs
+        """The files this writer will write."""
+        return [self.path]
+
     def add(self, items: list, index: Tensor, logits: Tensor, inputs: Optional[Tensor] = None) -> None:
         probs, labels = logits.float().softmax(1).topk(self.k, dim=1)
         for i, p, c in zip(index.tolist(), probs.tolist(), labels.tolist()):

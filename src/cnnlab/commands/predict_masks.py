@@ -161,10 +161,27 @@ class MaskWriter:
             self.names = dict(zip(files, stems))
         return self.names[path]
 
+    def targets(self, items: list[Item]) -> list[Path]:
+        """The files this writer will write: a mask per image (a stack per TIFF stack), the overlays, the CSV."""
+        stacks = {path for path, page in items if page is not None}
+        files = [self.out / f"{self._name(items, path)}{'.tif' if path in stacks else '.png'}"
+                 for path in dict.fromkeys(p for p, _ in items)]
+        if self.overlays:
+            files += [self.out / "overlays" / f"{self._name(items, path)}"
+                                              f"{f'_page{page:03d}' if page is not None else ''}.png"
+                      for path, page in items]
+        return files + ([Path(str(self.submission))] if self.submission else [])
+
     def check(self, items: list[Item]) -> None:
-        """Before any mask is written: for a submission, every input's number (its ids), none used twice."""
+        """Before any mask is written: a submission takes whole images, each with its number (its ids), none used
+        twice."""
         if not self.submission:
             return
+        stack = next((path for path, page in items if page is not None), None)
+        if stack is not None:
+            raise ConfigError(f"submission= writes one row per patch of each image, and {stack} is a multi-page TIFF "
+                              f"stack: give the images as PNG/JPEG files (one per test image), or leave submission= "
+                              f"out to write the stack's masks")
         owner: dict[int, Path] = {}
         for path in dict.fromkeys(p for p, _ in items):
             number = image_number(path)

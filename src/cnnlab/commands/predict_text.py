@@ -20,6 +20,7 @@ from ..errors import ConfigError
 from .prediction import output_file
 
 log = logging.getLogger("cnnlab")
+TABLES = (".csv", ".tsv", ".jsonl", ".json")  # what data=text_files and data=sst2 read: not one sentence a line
 
 
 def read_sentences(spec: str, encoding: str = "utf-8") -> list[str]:
@@ -30,6 +31,10 @@ def read_sentences(spec: str, encoding: str = "utf-8") -> list[str]:
     if path.suffix.lower() in EXTENSIONS:
         raise ConfigError(f"input={spec} is an image, and this checkpoint is a sentence model: pass input=<text "
                           f"file, one sentence a line> (or - for standard input), or text=\"...\"")
+    if path.suffix.lower() in TABLES and path.is_file():
+        raise ConfigError(f"input={spec} is a {path.suffix.lower()[1:].upper()} table, and cnnlab-predict reads "
+                          f"plain text, one sentence a line (each line of a table, its header and labels included, "
+                          f"would be classified as a sentence): save the text column as a .txt file and pass that")
     if not path.is_file():
         what = "is a folder" if path.is_dir() else "does not exist"
         raise ConfigError(f"input={spec} {what}, and this checkpoint is a sentence model: pass input=<text file, "
@@ -72,6 +77,10 @@ class TextTsvWriter:
         if cfg.get("output") and not self.console:
             check_writable(self.path.parent, f"output={cfg.output}")
         self.names, self.rows = list(state["class_names"]), {}
+
+    def targets(self, items: list) -> list[Path]:  # noqa: ARG002 - one file whatever the inputs
+        """The files this writer will write (none for one sentence: it prints)."""
+        return [] if self.console else [self.path]
 
     def add(self, items: list, index: Tensor, logits: Tensor, inputs: Optional[Tensor] = None) -> None:
         probs, labels = logits.float().softmax(1).max(1)

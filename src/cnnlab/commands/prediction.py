@@ -105,6 +105,7 @@ def predict(cfg: DictConfig, info: RunInfo, text: Optional[str] = None) -> str:
                           f"is a {task} model: leave them out")
     writer = writers[task](state, cfg, info.run_dir, **one)  # checks that the output can be written
     reader = readers[kind](state, cfg, **one)
+    check_no_input_overwritten(cfg, writer.targets(reader.items), reader.items, kind)
     if hasattr(writer, "check"):
         writer.check(reader.items)
     bar = Progress(-(-len(reader.items) // int(cfg.batch_size)), "predict", loop.progress)
@@ -124,6 +125,20 @@ def predict(cfg: DictConfig, info: RunInfo, text: Optional[str] = None) -> str:
     summary = writer.close()
     log.info(summary)
     return summary
+
+
+def check_no_input_overwritten(cfg: DictConfig, outputs: list[Path], items: list, kind: str) -> None:
+    """ConfigError before anything is written when an output file would replace an input (output= the input's
+    own file or folder, submission= an input image): nothing the user gave is overwritten."""
+    if kind == "text":
+        files = [Path(str(cfg.input))] if cfg.get("input") and str(cfg.input) != "-" else []
+    else:
+        files = [item[0] if isinstance(item, tuple) else item for item in items]
+    inputs = {Path(f).expanduser().resolve() for f in files}
+    for out in outputs:
+        if Path(out).expanduser().resolve() in inputs:
+            raise ConfigError(f"output={cfg.get('output')} would overwrite the input {out}: write the predictions to "
+                              f"another file or folder, e.g. output={Path(out).parent / 'predictions'}/")
 
 
 def check_inputs(cfg: DictConfig, kind: str, sentence: Optional[str]) -> None:
