@@ -57,6 +57,11 @@ def test_a_negative_patch_context_is_one_line(tmp_path):
     (["model=linear", "data=digits"], "data=digits offers in_channels=1, which model=linear"),
     (["model=linear", "data=digits"], "use a features data config (e.g. data=digits_features)"),
     (["model=lenet5", "data=digits_features"], "model=lenet5 (cnnlab.models.lenet.LeNet5) does not take"),
+    (["model=unet", "data=digits", "model.base=4", "model.depth=2"], "model=unet outputs a label per pixel (shape "
+     "(2, 10, 32, 32)) but data=digits is a classification task with one label per sample: choose a classifier"),
+    (["model=mlp", "data=roads_synthetic", "data.num_images=6", "data.size=32", "data.augment.crop=null"],
+     "model=mlp outputs one label per sample (shape (1, 2)) but data=roads_synthetic is a segmentation task with a "
+     "mask per image: choose a segmenter (model=unet or fcn)"),
 ])
 def test_model_and_data_that_do_not_fit_name_both(tmp_path, overrides, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):

@@ -73,6 +73,14 @@ def check_compatible(model: nn.Module, bundle: DataBundle, names: "tuple[str, st
     if check is not None:
         check(x.to(loop.device))
     _, _, out = next(forward_batches(model, [(x, y)], loop))
+    dense = bundle.task == "segmentation"
+    if bundle.task in tasks.CLASS_TASKS + ("segmentation",) and (out.dim() == 4) != dense:
+        raise ConfigError(
+            f"model={names[0]} outputs {'a label per pixel' if out.dim() == 4 else 'one label per sample'} "
+            f"(shape {tuple(out.shape)}) but data={names[1]} is a {bundle.task} task with "
+            f"{'a mask per image' if dense else 'one label per sample'}: choose "
+            f"{'a segmenter (model=unet or fcn)' if dense else 'a classifier (e.g. model=lenet5, alexnet_small, mlp)'} "
+            f"or other data")
     if out.shape[1] != bundle.num_classes:
         raise ConfigError(f"model={names[0]} outputs {out.shape[1]} classes but data={names[1]} has "
                           f"{bundle.num_classes}: remove model.num_classes from the model config")
