@@ -89,3 +89,16 @@ def test_a_continued_run_records_its_overrides_and_the_new_ones_once(tmp_path):
     info.continue_from(saved)
     assert info.overrides == ["experiment=lenet5_digits", "paths.output_dir=/o", "trainer.epochs=9", "model=mlp"]
     assert info.choices == {"experiment": "lenet5_digits", "model": "mlp"} and info.name == "lenet5_digits"
+
+
+def test_a_run_continued_from_a_checkpoint_is_filed_under_that_runs_name(tmp_path):
+    first = command("cnnlab-train", *QUICK, "model=mlp", f"hydra.run.dir={tmp_path / 'first'}", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    ckpt = tmp_path / "first" / "checkpoints" / "last.pt"
+    again = command("cnnlab-train", f"ckpt_path={ckpt}", "trainer.epochs=2", f"paths.output_dir={tmp_path / 'out'}",
+                    cwd=tmp_path)  # no model= on this command line: its own name would be lenet5_digits
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["mlp_synthetic"]
+    named = command("cnnlab-train", f"ckpt_path={ckpt}", "trainer.epochs=2", "name=longer",
+                    f"paths.output_dir={tmp_path / 'out'}", cwd=tmp_path)  # a name given wins
+    assert named.returncode == 0 and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["longer", "mlp_synthetic"]

@@ -310,7 +310,27 @@ def _join_torchrun() -> None:
     distributed.init()
     stamp = distributed.shared_stamp()
     if not any(a.startswith("hydra.run.dir=") for a in sys.argv[1:]):
-        sys.argv.append(f"hydra.run.dir=${{paths.output_dir}}/${{name}}/{stamp}")
+        sys.argv.append(f"hydra.run.dir=${{paths.output_dir}}/{_continued_name() or '${name}'}/{stamp}")
+
+
+def _continued_name() -> "str | None":
+    """For `cnnlab-train ckpt_path=...` without name= or hydra.run.dir=: the name of the checkpoint's run, so that
+    the continued run's folder is outputs/<that name>/<time> (the name of the command line's own choices, the
+    default lenet5_digits for a bare command, would misfile it). None otherwise, or when the checkpoint cannot be
+    read here (the training command reports that)."""
+    args = sys.argv[1:]
+    given = [a.split("=", 1)[1] for a in args if a.startswith("ckpt_path=")]
+    if not given or any(a.lstrip("+").startswith(("name=", "hydra.run.dir=")) for a in args) \
+            or any(a in ("-m", "--multirun") for a in args):
+        return None
+    from .checkpoint import load_checkpoint
+    from .runguard import name_refusal
+
+    try:
+        name = str((load_checkpoint(given[-1], map_location="cpu").get("run_info") or {}).get("name") or "")
+    except Exception:  # noqa: BLE001 - any unreadable checkpoint: the training command names the problem
+        return None
+    return name if name and name_refusal(name) is None and "$" not in name else None
 
 
 def _check_run_name() -> None:
@@ -333,6 +353,10 @@ def train_cli() -> None:
     _check_run_name()
     if distributed.launched_by_torchrun():
         _join_torchrun()
+    else:
+        name = _continued_name()
+        if name is not None:
+            sys.argv.append(f"hydra.run.dir=${{paths.output_dir}}/{name}/${{now:%Y-%m-%d_%H-%M-%S_%f}}")
     try:
         _run(_train_main, "train")
     except BaseException:
