@@ -1,5 +1,6 @@
 """SIGTERM (what a cluster sends before a kill) stops a run at the next step with a checkpoint that resumes it
 exactly; temp files that a kill during a write leaves behind are removed on resume."""
+import json
 import logging
 import os
 import signal
@@ -126,3 +127,30 @@ def test_a_run_from_disk_without_workers_resumes_mid_epoch_bit_identical(tmp_pat
     resumed, _ = run_train(tmp_path / "b", ["resume=true"], run_dir=killed)
     a, b = (load_checkpoint(run / "checkpoints" / "last.pt")["model"] for run in (straight, resumed))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_stop_while_the_trained_model_is_tested_ends_at_once_and_resuming_tests_it(tmp_path, monkeypatch, caplog):
+    """After the last epoch there is no step boundary to wait for: the stop ends the command with the training's
+    checkpoints in place (it once said "stopping at the next step boundary", then tested on and exited 0)."""
+    from cnnlab.commands import training
+
+    quick = ["data=digits", "trainer.epochs=1", "trainer.batch_size=128", "trainer.pictures_every=0"]
+    real = training.evaluate
+
+    def term_then_evaluate(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # the handler raises here, before the evaluation starts
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, "evaluate", term_then_evaluate)
+    with caplog.at_level(logging.WARNING, logger="cnnlab"), pytest.raises(engine.TrainingStopped) as stopped:
+        run_train(tmp_path / "a", quick)
+    monkeypatch.undo()
+    run_dir = tmp_path / "a" / "run"
+    steps = load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"]
+    assert stopped.value.step == steps and stopped.value.where == f"after epoch 1 (1 completed), at step {steps}"
+    assert "SIGTERM received while the trained model is tested: stopping now" in caplog.text
+    assert not (run_dir / "results.json").exists()
+    resumed, _ = run_train(tmp_path / "a", ["resume=true"], run_dir=run_dir)
+    results = json.loads((resumed / "results.json").read_text())
+    assert results["steps"] == steps and "test/acc" in results  # tested, not trained further
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL

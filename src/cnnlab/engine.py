@@ -53,6 +53,7 @@ class StopRequest:
     def __init__(self) -> None:
         self.signal_name: Optional[str] = None
         self.previous: dict[int, Any] = {}  # the handlers there were before (e.g. submitit's requeue on SIGUSR1)
+        self.finishing: Optional["TrainState"] = None  # training is done and the run is testing this state
 
     def __bool__(self) -> bool:
         return self.signal_name is not None
@@ -69,6 +70,10 @@ class StopRequest:
         if signum == signal.SIGINT and self:
             raise KeyboardInterrupt
         self.signal_name = signal.Signals(signum).name
+        if self.finishing is not None:  # no step boundary is coming: stop now, the training's checkpoints stand
+            log.warning(f"{self.signal_name} received while the trained model is tested: stopping now (resuming "
+                        f"runs the final test again)")
+            raise TrainingStopped(self.signal_name, self.finishing)
         log.warning(f"{self.signal_name} received: stopping at the next step boundary with a checkpoint")
 
 

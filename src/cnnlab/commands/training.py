@@ -55,13 +55,14 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
 def stop_signals() -> Iterator[None]:
     """SIGTERM, SIGUSR1 (what clusters send before a kill) and a first Ctrl-C stop the run at the next step
     boundary with a checkpoint; the previous handlers come back afterwards."""
-    STOP.signal_name = None
+    STOP.signal_name, STOP.finishing = None, None
     names = [s for s in ("SIGTERM", "SIGINT", "SIGUSR1") if hasattr(signal, s)]
     previous = {s: signal.signal(getattr(signal, s), STOP.handle) for s in names}
     STOP.previous = {getattr(signal, s): h for s, h in previous.items() if s == "SIGUSR1"}
     try:
         yield
     finally:
+        STOP.finishing = None
         for s, handler in previous.items():
             signal.signal(getattr(signal, s), handler)
 
@@ -204,6 +205,9 @@ def train(cfg: DictConfig, info: RunInfo) -> float:
             fit(run.state, run.train_loader, run.val_loader, run.loss_fn, lambda: run.meter(collect=True), run.loop,
                 run.logger, tasks.shown_metrics(run.bundle.task, run.bundle.num_classes, run.bundle.state),
                 lambda: run.extra, run.pictures, run.replan)
+            if STOP:  # it came as the last epoch ended: its checkpoint is written
+                raise TrainingStopped(STOP.signal_name, run.state)
+            STOP.finishing = run.state  # from here a stop signal ends the command at once (see StopRequest)
             return float(_finish(cfg, info, run)[cfg.optimized_metric])
     finally:
         if lock is not None:
