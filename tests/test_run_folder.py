@@ -102,3 +102,29 @@ def test_a_run_continued_from_a_checkpoint_is_filed_under_that_runs_name(tmp_pat
     named = command("cnnlab-train", f"ckpt_path={ckpt}", "trainer.epochs=2", "name=longer",
                     f"paths.output_dir={tmp_path / 'out'}", cwd=tmp_path)  # a name given wins
     assert named.returncode == 0 and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["longer", "mlp_synthetic"]
+
+
+def test_commands_on_a_checkpoint_take_the_keys_of_its_runs_config_groups(tmp_path):
+    """Hydra checks the keys of the command line against the composed config: for a command on a checkpoint that is
+    the checkpoint's run's groups (a U-Net's model.dropout, the roads data's data.num_images), not the bare
+    command's LeNet-5 on digits; the run's record of its overrides stays the user's."""
+    run = tmp_path / "unet"
+    seg = ["model=unet", "data=roads_synthetic", "data.num_images=8", "data.size=48", "data.augment.crop=32",
+           "model.base=4", "model.depth=2", "trainer.epochs=1", "trainer.pictures_every=0",
+           "trainer.tensorboard=false"]
+    first = command("cnnlab-train", *seg, f"hydra.run.dir={run}", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    launched = json.loads((run / "env.json").read_text())["overrides"]
+    ckpt = run / "checkpoints" / "best.pt"
+    out = command("cnnlab-eval", f"ckpt_path={ckpt}", "data.num_images=8", "split=val",
+                  f"out_dir={tmp_path / 'eval'}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "val/patch_f1" in json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    again = command("cnnlab-train", "resume=true", f"hydra.run.dir={run}", "trainer.epochs=2", "model.dropout=0.0",
+                    cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads((run / "env.json").read_text())["overrides"] == [*launched, "trainer.epochs=2",
+                                                                       "model.dropout=0.0"]
+    line = one_error_line(command("cnnlab-train", "resume=true", f"hydra.run.dir={run}", "model.bse=1",
+                                  cwd=tmp_path))
+    assert line.startswith("error: model.bse is not a key of model: valid keys are base, depth")  # the U-Net's

@@ -121,3 +121,19 @@ def test_multiclass_logits_and_bad_settings():
         UNet(2, norm="lrn")
     with pytest.raises(ConfigError, match="in_channels"):
         UNet(2, in_channels=3).check_input(x)
+
+
+def test_a_unet_too_large_for_the_machine_is_refused_before_it_is_built(monkeypatch):
+    from cnnlab import device
+    from cnnlab.models import unet
+
+    asked = []
+    monkeypatch.setattr(unet, "check_model_fits", lambda n, settings: asked.append(n))
+    model = unet.UNet(2, 3, base=8, depth=3, up="transpose")
+    kernels = sum(p.numel() for n, p in model.named_parameters() if p.dim() == 4 and not n.startswith("head"))
+    assert asked == [kernels]  # the count made before building is the built network's 3x3 and 2x2 kernels
+    monkeypatch.undo()
+    monkeypatch.setattr(device, "available_memory", lambda: 2**30)  # a machine with 1 GiB free
+    with pytest.raises(ConfigError, match=r"^model.depth=9 and model.base=24 make a model of 4,480M weights, which "
+                                          r"needs about 66.7 GiB to train, and this machine has 1.0 GiB free"):
+        unet.UNet(2, 3, base=24, depth=9)

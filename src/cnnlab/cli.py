@@ -274,6 +274,7 @@ def _run(main: Callable[[], Any], config_name: str) -> None:
     if line is not None:  # before Hydra: a multirun would make its sweep folder first
         print(line, file=sys.stderr)
         sys.exit(2)
+    _add_checkpoint_choices(config_name)
     _stderr_hold = hold = _HeldStderr(sys.stderr)
     sys.stderr = hold
     SWEEP_DIRS.clear()
@@ -313,23 +314,67 @@ def _join_torchrun() -> None:
         sys.argv.append(f"hydra.run.dir=${{paths.output_dir}}/{_continued_name() or '${name}'}/{stamp}")
 
 
+_saved_run_info: "dict[str, dict]" = {}
+
+
+def _checkpoint_run_info(config_name: str) -> dict:
+    """The run_info (name, overrides, choices) of the checkpoint this command works on: `ckpt_path=`, or for
+    cnnlab-train `resume=true|auto hydra.run.dir=<run>` its last.pt; {} when there is none or it cannot be read
+    here (the command itself then reports why)."""
+    args = sys.argv[1:]
+    values = {a.split("=", 1)[0]: a.split("=", 1)[1] for a in args if "=" in a and not a.startswith("-")}
+    path = values.get("ckpt_path")
+    if not path and config_name == "train" and values.get("resume", "").lower() in ("true", "auto") \
+            and values.get("hydra.run.dir"):
+        path = str(Path(values["hydra.run.dir"]) / "checkpoints" / "last.pt")
+    if not path or path in ("null", "None") or not Path(path).expanduser().is_file():
+        return {}
+    if path not in _saved_run_info:
+        from .checkpoint import load_checkpoint
+
+        try:
+            _saved_run_info[path] = dict(load_checkpoint(path, map_location="cpu").get("run_info") or {})
+        except Exception:  # noqa: BLE001 - any unreadable checkpoint: the command names the problem
+            _saved_run_info[path] = {}
+    return _saved_run_info[path]
+
+
+def _add_checkpoint_choices(config_name: str) -> None:
+    """For a command on a checkpoint (resume, ckpt_path=, cnnlab-eval/viz/predict): the config groups of the
+    checkpoint's run (experiment, model, data, ...) that the command line does not choose, chosen as that run chose
+    them, so that a key of that run's model or data (`model.base=16` for a U-Net, `data.slice_step=20`) is
+    accepted; the run's saved config still decides the values. Recorded in report.CHECKPOINT_CHOICES, which the
+    run's record of its overrides leaves out."""
+    from .report import CHECKPOINT_CHOICES
+
+    CHECKPOINT_CHOICES.clear()
+    args = sys.argv[1:]
+    if any(a in ("-m", "--multirun") for a in args):
+        return
+    chosen = {a.lstrip("+~").split("=", 1)[0] for a in args}
+    dirs = [Path(CONFIG_DIR)] + _extra_config_dirs()
+    for group, option in (_checkpoint_run_info(config_name).get("choices") or {}).items():
+        option = str(option)
+        if group in chosen or group.startswith("hydra") or "/" in group or option in ("None", "null", "?") \
+                or not any((d / group / f"{option}.yaml").is_file() for d in dirs):
+            continue
+        CHECKPOINT_CHOICES.append(f"{group}={option}")
+    sys.argv.extend(CHECKPOINT_CHOICES)
+
+
 def _continued_name() -> "str | None":
     """For `cnnlab-train ckpt_path=...` without name= or hydra.run.dir=: the name of the checkpoint's run, so that
     the continued run's folder is outputs/<that name>/<time> (the name of the command line's own choices, the
     default lenet5_digits for a bare command, would misfile it). None otherwise, or when the checkpoint cannot be
     read here (the training command reports that)."""
     args = sys.argv[1:]
-    given = [a.split("=", 1)[1] for a in args if a.startswith("ckpt_path=")]
-    if not given or any(a.lstrip("+").startswith(("name=", "hydra.run.dir=")) for a in args) \
+    if not any(a.startswith("ckpt_path=") for a in args) \
+            or any(a.lstrip("+").startswith(("name=", "hydra.run.dir=")) for a in args) \
             or any(a in ("-m", "--multirun") for a in args):
         return None
-    from .checkpoint import load_checkpoint
     from .runguard import name_refusal
 
-    try:
-        name = str((load_checkpoint(given[-1], map_location="cpu").get("run_info") or {}).get("name") or "")
-    except Exception:  # noqa: BLE001 - any unreadable checkpoint: the training command names the problem
-        return None
+    name = str(_checkpoint_run_info("train").get("name") or "")
     return name if name and name_refusal(name) is None and "$" not in name else None
 
 

@@ -24,3 +24,26 @@ def select_device(name: str, key: str = "trainer.device") -> torch.device:
         return device
     except (RuntimeError, AssertionError):
         raise ConfigError(f"{key}={name} is not usable here: use auto, cpu, cuda or cuda:N") from None
+
+
+def available_memory() -> "int | None":
+    """Bytes of memory this machine can still give (Linux's MemAvailable), or None where that is not known."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def check_model_fits(parameters: int, settings: str) -> None:
+    """Before a model of `parameters` weights is built: ConfigError naming its `settings` when training it (weights,
+    gradients and two optimizer moments in float32, 16 bytes a weight) would not fit this machine's free memory
+    (building it would end in the kernel's out-of-memory kill, with no message)."""
+    need, free = 16 * parameters, available_memory()
+    if free is not None and need > free:
+        raise ConfigError(f"{settings} make a model of {parameters / 1e6:,.0f}M weights, which needs about "
+                          f"{need / 2**30:,.1f} GiB to train, and this machine has {free / 2**30:,.1f} GiB free: "
+                          f"make it smaller")

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cnnlab.device import check_model_fits
 from cnnlab.errors import ConfigError
 from cnnlab.models.padding import crop_to, pad_to_multiple
 
@@ -65,6 +66,10 @@ class UNet(nn.Module):
                               f">= 1 (and classes >= 2, got {num_classes})")
         self.in_channels, self.depth, self.downsample = in_channels, depth, downsample
         widths = [base * 2 ** s for s in range(depth + 1)]
+        convs = [(in_channels, widths[0])] + [(widths[s - 1], widths[s]) for s in range(1, depth + 1)]
+        weights = sum(9 * (a * b + b * b) for a, b in convs) + sum(
+            4 * widths[s + 1] * widths[s] + 9 * (2 * widths[s] * widths[s] + widths[s] ** 2) for s in range(depth))
+        check_model_fits(weights, f"model.depth={depth} and model.base={base}")  # the 3x3 and 2x2 kernels
         self.down = nn.ModuleList([double_conv(in_channels, widths[0], norm)] +
                                   [double_conv(widths[s - 1], widths[s], norm) for s in range(1, depth + 1)])
         self.pool = nn.MaxPool2d(2)
