@@ -18,6 +18,7 @@ from typing import Optional
 from torch import Tensor
 
 from cnnlab.data.common import DataBundle
+from cnnlab.data.options import check_count, check_fraction, check_mask_threshold
 from cnnlab.data.segaugment import SegAugment
 from cnnlab.data.segbundle import class_list, seg_bundle
 from cnnlab.data.segmentation import MITO_HINT, mito_page_count, mito_split_exists, read_mito, read_png_pairs
@@ -69,6 +70,14 @@ def _png_parts(root: Path, step: int, fractions: "tuple[float, float]", threshol
     return parts
 
 
+def check_mito_options(slice_step: int, val_fraction: float, test_fraction: float) -> None:
+    """The slice step and fractions of a mitochondria data config (also of data=mito_patches)."""
+    check_count("slice_step", slice_step, meaning="")
+    check_fraction("val_fraction", val_fraction)
+    check_fraction("test_fraction", test_fraction, zero=True, meaning="the last block of training slices; unused "
+                   "with a testing stack")
+
+
 def build_mito(root: str, layout: str = "auto", val_fraction: float = 0.2, test_fraction: float = 0.2,
                slice_step: int = 1, mask_threshold: Optional[int] = None, num_classes: int = 2,
                class_names: Optional[list[str]] = None, augment: Optional[SegAugment] = None,
@@ -78,8 +87,8 @@ def build_mito(root: str, layout: str = "auto", val_fraction: float = 0.2, test_
     Masks are read as class indices (0/255 = background/mitochondrion) and checked against `num_classes`;
     `mask_threshold=127` thresholds anti-aliased masks instead. `slice_step` keeps every n-th slice.
     """
-    if slice_step < 1:
-        raise ConfigError(f"data.slice_step must be >= 1, got {slice_step}")
+    check_mito_options(slice_step, val_fraction, test_fraction)
+    check_mask_threshold(mask_threshold)
     classes = class_list(class_names, num_classes, MITO_CLASSES)
     root_path = Path(root).expanduser()
     if not root_path.is_dir():

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from cnnlab.data.common import DataBundle
+from cnnlab.data.options import check_count, check_fraction, check_mask_threshold
 from cnnlab.data.segaugment import SegAugment
 from cnnlab.data.segbundle import SPLITS, class_list, seg_bundle
 from cnnlab.data.segmentation import MASK_THRESHOLD, read_road_test, read_roads
@@ -21,6 +22,13 @@ from cnnlab.data.splits import image_split
 
 ROAD_CLASSES = ["background", "road"]
 PATCH_SIZE, PATCH_THRESHOLD = 16, 0.25  # the task's scoring rule
+
+
+def check_road_options(max_images: Optional[int], val_fraction: float, test_fraction: float) -> None:
+    """The counts and fractions of a roads data config (also of data=roads_patches), before any file is read."""
+    check_count("max_images", max_images, minimum=3, nullable=True, meaning="all images")  # train, val, test
+    check_fraction("val_fraction", val_fraction)
+    check_fraction("test_fraction", test_fraction)
 
 
 def build_roads(root: str, val_fraction: float = 0.2, test_fraction: float = 0.1, split_seed: int = 0,
@@ -32,6 +40,8 @@ def build_roads(root: str, val_fraction: float = 0.2, test_fraction: float = 0.1
     `mask_threshold=None` reads the masks as class-index maps (with `num_classes` classes) instead of thresholding.
     """
     class_list(class_names, num_classes, ROAD_CLASSES)  # a bad class count fails before the files are read
+    check_road_options(max_images, val_fraction, test_fraction)
+    check_mask_threshold(mask_threshold)
     images, masks, names = read_roads(root, max_images, mask_threshold, num_classes)
     index = dict(zip(SPLITS, image_split(len(names), val_fraction, test_fraction, split_seed)))
     names_by_split = {s: [names[i] for i in idx.tolist()] for s, idx in index.items()}

@@ -17,6 +17,7 @@ import torch
 
 from ..errors import ConfigError
 from .common import DataBundle, TensorSplit
+from .options import check_count
 from .splits import stratified_split
 from .sentences import Column, has_column, read_lines, read_table
 from .text import UNK_ID, TrimPrepare, UnknownWordDropout, build_vocab, encode_tokens, text_state, tokenize
@@ -55,6 +56,8 @@ def text_options(options: dict, state: Optional[dict] = None) -> TextOptions:
     """The builders' TextOptions; for a checkpoint's data (`state`, from `cnnlab-eval` / `cnnlab-viz`) its tokenizer
     case and lengths win, and no vectors file is read (the checkpoint's weights hold the embeddings)."""
     opts = TextOptions(**options)
+    check_count("min_len", opts.min_len)
+    check_count("max_len", opts.max_len, nullable=True, meaning="keep every token")
     if state:
         opts.lower, opts.min_len, opts.max_len = state["tokenizer"]["lower"], state["min_len"], state["max_len"]
         opts.vectors = None
