@@ -20,11 +20,11 @@ from torch import Tensor
 from cnnlab.checkpoint import save_checkpoint
 from cnnlab.confcheck import named_arguments
 from cnnlab.data.common import DataBundle, TensorSplit, unnormalise
-from cnnlab.data.mito import check_mito_options
+from cnnlab.data.mito import check_mito_options, has_testing, log_test_split
 from cnnlab.data.options import check_count, check_fraction
 from cnnlab.data.patches import patch_labels, patchify
 from cnnlab.data.roads import check_road_options
-from cnnlab.data.segmentation import mito_page_count, mito_split_exists, read_mito, read_roads
+from cnnlab.data.segmentation import mito_page_count, read_mito, read_roads
 from cnnlab.data.splits import image_split, slice_blocks
 from cnnlab.device import select_device
 from cnnlab.errors import ConfigError
@@ -213,12 +213,14 @@ def _mito_parts(root: str, slice_step: int, val_fraction: float, test_fraction: 
     check_mito_options(slice_step, val_fraction, test_fraction)
     root_path = Path(root).expanduser()
     slices = list(range(0, mito_page_count(root_path / "training.tif"), slice_step))
-    has_test = mito_split_exists(root, "testing")
+    has_test = has_testing(root_path, "tiff")
     blocks = slice_blocks(len(slices), val_fraction, test_fraction, has_test)
     parts = {s: read_mito(root, "training", [slices[i] for i in b]) for s, b in blocks.items()}
     if has_test:
         n_test = mito_page_count(root_path / "testing.tif")
         parts["test"] = read_mito(root, "testing", range(0, n_test, slice_step))
+    testing = f"{root_path / 'testing.tif'} + testing_groundtruth.tif" if has_test else None
+    log_test_split(testing, len(parts["test"][0]), len(slices), slice_step)
     return parts
 
 
