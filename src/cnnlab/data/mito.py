@@ -113,14 +113,35 @@ def check_mito_options(slice_step: int, val_fraction: float, test_fraction: floa
                    "with a testing stack")
 
 
+def _testing_alone(root: Path, layout: str, step: int, threshold: Optional[int],
+                   k: int) -> "Optional[tuple[str, tuple[Tensor, Tensor]]]":
+    """(layout, the testing split) read without the training files, or None when `root` has no testing pair."""
+    if layout not in LAYOUTS:
+        raise ConfigError(f"data.layout={layout!r} is not known: use one of {', '.join(LAYOUTS)}")
+    for kind in ("tiff", "png"):
+        if layout in ("auto", kind) and has_testing(root, kind):
+            if kind == "tiff":
+                part = read_mito(root, "testing", range(0, mito_page_count(root / "testing.tif"), step), threshold, k)
+            else:
+                x, y, _ = read_png_pairs(root / "testing" / "images", root / "testing" / "groundtruth", PNG_HINT,
+                                         threshold, k, gray=True)
+                part = (x[::step], y[::step])
+            log.info(f"mito: only the test split is read ({root / ('testing.tif' if kind == 'tiff' else 'testing')}, "
+                     f"{len(part[0])} slices, data.slice_step={step})")
+            return kind, part
+    return None
+
+
 def build_mito(root: str, layout: str = "auto", val_fraction: float = 0.2, test_fraction: float = 0.2,
                slice_step: int = 1, mask_threshold: Optional[int] = None, num_classes: int = 2,
                class_names: Optional[list[str]] = None, augment: Optional[SegAugment] = None,
-               state: Optional[dict] = None) -> DataBundle:
+               state: Optional[dict] = None, only: Optional[str] = None) -> DataBundle:
     """EM slices and masks in contiguous train/val(/test) blocks; whole slices, uint8 on the device.
 
     Masks are read as class indices (0/255 = background/mitochondrion) and checked against `num_classes`;
-    `mask_threshold=127` thresholds anti-aliased masks instead. `slice_step` keeps every n-th slice.
+    `mask_threshold=127` thresholds anti-aliased masks instead. `slice_step` keeps every n-th slice. With a
+    checkpoint's `state` and `only="test"`, a testing stack (or testing/ folder) is read alone when present, so
+    the training files need not be there.
     """
     check_mito_options(slice_step, val_fraction, test_fraction)
     check_mask_threshold(mask_threshold)
@@ -128,6 +149,12 @@ def build_mito(root: str, layout: str = "auto", val_fraction: float = 0.2, test_
     root_path = Path(root).expanduser()
     if not root_path.is_dir():
         raise ConfigError(f"folder {root_path} not found; {MITO_HINT}; or {PNG_HINT}")
+    if state and only == "test":
+        testing = _testing_alone(root_path, layout, slice_step, mask_threshold, num_classes)
+        if testing is not None:
+            kind, part = testing
+            return seg_bundle({s: part for s in ("train", "val", "test")}, classes, "mito", None, mask_threshold,
+                              saved=state, layout=f"mito_{kind}")
     kind = _layout(root_path, layout)
     read = _tiff_parts if kind == "tiff" else _png_parts
     parts = read(root_path, slice_step, (val_fraction, test_fraction), mask_threshold, num_classes)

@@ -95,11 +95,28 @@ def _pair_names(img_dir: Path, mask_dir: Path, hint: str) -> list[str]:
     return sorted(images, key=natural_key)
 
 
+def _listed_names(img_dir: Path, mask_dir: Path, hint: str, names: Sequence[str], what: str) -> list[str]:
+    """`names`, after checking that each has an image and a mask file (ConfigError naming the first missing)."""
+    _require_dir(img_dir, hint)
+    _require_dir(mask_dir, hint)
+    for n in names:
+        for folder in (img_dir, mask_dir):
+            if not (folder / n).is_file():
+                raise ConfigError(f"{folder / n} not found: {what} holds it; set data.root to the folder the "
+                                  f"checkpoint was trained on")
+    return list(names)
+
+
 def read_png_pairs(img_dir: Path, mask_dir: Path, hint: str, threshold: Optional[int] = MASK_THRESHOLD,
-                   num_classes: int = 2, gray: bool = False,
-                   max_images: Optional[int] = None) -> tuple[Tensor, Tensor, list[str]]:
-    """Image/mask PNGs paired by name: (uint8 [N,C,H,W] with C = 3, or 1 when `gray`, uint8 [N,H,W], names)."""
-    names = _pair_names(img_dir, mask_dir, hint)[:max_images]
+                   num_classes: int = 2, gray: bool = False, max_images: Optional[int] = None,
+                   only_names: Optional[Sequence[str]] = None,
+                   listed_as: str = "the list") -> tuple[Tensor, Tensor, list[str]]:
+    """Image/mask PNGs paired by name: (uint8 [N,C,H,W] with C = 3, or 1 when `gray`, uint8 [N,H,W], names);
+    `only_names`: just these pairs (named by `listed_as` when one is missing), not every pair in the folders."""
+    if only_names is not None:
+        names = _listed_names(img_dir, mask_dir, hint, only_names, listed_as)
+    else:
+        names = _pair_names(img_dir, mask_dir, hint)[:max_images]
     paths = [img_dir / n for n in names]
     fix = {p: f"replace it, or remove it and its mask {mask_dir / p.name}" for p in paths}
     pixels = _stack([_open_gray(p, fix=fix[p])[..., None] if gray else _open_rgb(p, fix[p]) for p in paths], paths,
@@ -116,11 +133,13 @@ def read_png_pairs(img_dir: Path, mask_dir: Path, hint: str, threshold: Optional
 
 
 def read_roads(root: str | Path, max_images: Optional[int] = None, threshold: Optional[int] = MASK_THRESHOLD,
-               num_classes: int = 2) -> tuple[Tensor, Tensor, list[str]]:
-    """Road training pairs: (images uint8 [N,3,H,W], masks uint8 [N,H,W] class indices, file names), by name."""
+               num_classes: int = 2, only_names: Optional[Sequence[str]] = None,
+               listed_as: str = "the list") -> tuple[Tensor, Tensor, list[str]]:
+    """Road training pairs: (images uint8 [N,3,H,W], masks uint8 [N,H,W] class indices, file names), by name
+    (all of them, the first `max_images`, or `only_names`)."""
     root = Path(root).expanduser()
     return read_png_pairs(root / ROAD_IMAGES, root / ROAD_MASKS, ROAD_HINT, threshold, num_classes,
-                          max_images=max_images)
+                          max_images=max_images, only_names=only_names, listed_as=listed_as)
 
 
 def read_road_test(root: str | Path) -> tuple[Tensor, list[int]]:
