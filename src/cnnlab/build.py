@@ -89,16 +89,28 @@ def _checked(group: str, node: Any) -> Callable:
     return target
 
 
+def raised_in_cnnlab(exc: BaseException) -> bool:
+    """Whether the innermost Python frame of `exc`'s traceback is cnnlab's own code (not torch's, numpy's, ...)."""
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_globals.get("__name__", "").split(".")[0] == "cnnlab"
+
+
 def _call(group: str, make: Callable[[], Any]) -> Any:
-    """`make()`; a ConfigError raised inside comes out unwrapped, and a ValueError that a constructor raised about
-    its arguments becomes one line naming the group. Anything else is a bug and keeps its traceback."""
+    """`make()`; a ConfigError raised inside comes out unwrapped, and a ValueError that a library's constructor
+    raised about the values it was given (nn.Dropout's p, torch.optim's lr) becomes one line naming the group.
+    Anything else is a bug and keeps its traceback, a ValueError raised in cnnlab's own code included (cnnlab
+    reports bad values as ConfigError: a ValueError there is a failed unpacking, int('x'), ...)."""
     try:
         return make()
     except InstantiationException as e:
         inner = find_config_error(e)
         if inner is not None:
             raise inner from None
-        if isinstance(e.__cause__, ValueError):
+        if isinstance(e.__cause__, ValueError) and not raised_in_cnnlab(e.__cause__):
             raise ConfigError(f"{group} config: {first_line(e.__cause__)}: check the {group}=... choice and its "
                               f"{group}.* values") from None
         raise

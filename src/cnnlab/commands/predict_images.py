@@ -14,7 +14,7 @@ from torch import Tensor
 from ..checkpoint import atomic_write
 from ..confcheck import check_writable
 from ..data.common import unnormalise
-from ..data.imageio import BAD_IMAGE, EXTENSIONS, load_image, prepare_images
+from ..data.imageio import EXTENSIONS, BadImageFile, load_image, prepare_images
 from ..features import FeatureSpec, Standardiser, extract
 from .prediction import input_files, output_file
 
@@ -38,7 +38,7 @@ class ImageReader:
                 try:
                     xs.append(load_image(self.items[i], self.state))
                     idx.append(i)
-                except BAD_IMAGE:
+                except BadImageFile:
                     self.bad.append(self.items[i])
             if xs:
                 yield self.prepare(torch.stack(xs), torch.tensor(idx))

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from ..confcheck import check_output_file, check_writable
 from ..data.common import normalise
-from ..data.imageio import BAD_IMAGE, EXTENSIONS, as_8bit
+from ..data.imageio import EXTENSIONS, BadImageFile, as_8bit, load_page, open_image, open_stack, page_count
 from ..data.patches import patch_labels, patchify, write_submission
 from ..errors import ConfigError
 from ..features import FeatureSpec, Standardiser, extract
@@ -26,11 +26,6 @@ from .prediction import input_files
 
 log = logging.getLogger("cnnlab")
 Item = tuple[Path, Optional[int]]  # (file, page of a TIFF stack or None)
-
-
-def _pages(path: Path) -> int:
-    with Image.open(path) as im:
-        return getattr(im, "n_frames", 1)
 
 
 class SegImageReader:
@@ -44,17 +39,19 @@ class SegImageReader:
         self.bad_reason = "could not be read"
         for path in input_files(str(cfg.input), EXTENSIONS):
             try:
-                n = _pages(path) if path.suffix.lower() in (".tif", ".tiff") else 1
-            except BAD_IMAGE:
+                n = page_count(path) if path.suffix.lower() in (".tif", ".tiff") else 1
+            except BadImageFile:
                 self.bad.append(path)
                 continue
             self.items += [(path, k if n > 1 else None) for k in range(n)]
 
     def _load(self, path: Path, page: Optional[int]) -> Tensor:
-        with Image.open(path) as im:
-            if page is not None:
-                im.seek(page)
-            arr = np.asarray(as_8bit(im, path).convert(self.mode), dtype=np.uint8)
+        if page is None:
+            arr = np.asarray(as_8bit(open_image(path), path).convert(self.mode), dtype=np.uint8)
+        else:
+            with open_stack(path) as im:
+                im = load_page(im, page, path)
+                arr = np.asarray(as_8bit(im, f"page {page} of {path}").convert(self.mode), dtype=np.uint8)
         x = torch.from_numpy(arr.copy())
         return x.unsqueeze(0) if x.dim() == 2 else x.permute(2, 0, 1)
 
@@ -68,7 +65,7 @@ class SegImageReader:
                 j += 1
             try:
                 x = torch.stack([self._load(*self.items[k]) for k in range(i, j)])
-            except BAD_IMAGE:
+            except BadImageFile:
                 self.bad.append(path)
                 i = j
                 continue

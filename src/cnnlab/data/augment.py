@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..errors import ConfigError
+
 
 class BatchAugment:
     """`(x [N,C,H,W], y, generator) -> (x, y)`; a [N,H,W] mask target is cropped and flipped with its image."""
@@ -15,7 +17,8 @@ class BatchAugment:
     def __init__(self, crop_padding: int = 4, hflip: bool = True, jitter: float = 0.0,
                  mask_fill: int = 0, fill: float = 0.0) -> None:
         if crop_padding < 0 or jitter < 0:
-            raise ValueError(f"crop_padding and jitter must be >= 0, got {crop_padding}, {jitter}")
+            raise ConfigError(f"data.crop_padding={crop_padding} and data.jitter={jitter} are not valid: both must "
+                              f"be >= 0 (0 = off)")
         self.crop_padding, self.hflip, self.jitter, self.mask_fill = crop_padding, hflip, jitter, mask_fill
         self.fill = fill  # value of the padding, in the (normalised) units of x: e.g. the background's
 

@@ -20,8 +20,11 @@ from torch import Tensor
 from cnnlab.checkpoint import save_checkpoint
 from cnnlab.confcheck import named_arguments
 from cnnlab.data.common import DataBundle, TensorSplit, unnormalise
+from cnnlab.data.mito import check_mito_options, has_testing, log_test_split
+from cnnlab.data.options import check_count, check_fraction
 from cnnlab.data.patches import patch_labels, patchify
-from cnnlab.data.segmentation import mito_page_count, mito_split_exists, read_mito, read_roads
+from cnnlab.data.roads import check_road_options
+from cnnlab.data.segmentation import mito_page_count, read_mito, read_roads
 from cnnlab.data.splits import image_split, slice_blocks
 from cnnlab.device import select_device
 from cnnlab.errors import ConfigError
@@ -188,6 +191,8 @@ def build_road_patches(root: str, patch: int = 16, threshold: float = 0.25,
     image, never by patch, as neighbouring patches are correlated), chosen by a seeded permutation.
     """
     _check_patch(patch, context)
+    check_road_options(max_images, val_fraction, test_fraction)
+    check_fraction("threshold", threshold, zero=True, meaning="a patch is road when its mean foreground is > it")
     spec = FeatureSpec(list(features), hist_bins, tuple(value_range), cell, block, orientations)
     images, masks, names = read_roads(root, max_images)
     index = dict(zip(SPLITS, image_split(len(names), val_fraction, test_fraction, seed)))
@@ -205,16 +210,17 @@ def _mito_parts(root: str, slice_step: int, val_fraction: float, test_fraction: 
 
     read_mito compares the page counts and sizes of each image stack with its ground truth before decoding.
     """
-    if slice_step < 1:
-        raise ConfigError(f"data.slice_step must be >= 1, got {slice_step}")
+    check_mito_options(slice_step, val_fraction, test_fraction)
     root_path = Path(root).expanduser()
     slices = list(range(0, mito_page_count(root_path / "training.tif"), slice_step))
-    has_test = mito_split_exists(root, "testing")
+    has_test = has_testing(root_path, "tiff")
     blocks = slice_blocks(len(slices), val_fraction, test_fraction, has_test)
     parts = {s: read_mito(root, "training", [slices[i] for i in b]) for s, b in blocks.items()}
     if has_test:
         n_test = mito_page_count(root_path / "testing.tif")
         parts["test"] = read_mito(root, "testing", range(0, n_test, slice_step))
+    testing = f"{root_path / 'testing.tif'} + testing_groundtruth.tif" if has_test else None
+    log_test_split(testing, len(parts["test"][0]), len(slices), slice_step)
     return parts
 
 
@@ -231,6 +237,7 @@ def build_mito_patches(root: str, patch: int = 16, rule: str = "centre",
     (165 slices of 768x1024 hold ~500k patches; the default keeps 41 slices and at most 100k training patches).
     """
     _check_patch(patch, context)
+    check_count("max_train_patches", max_train_patches, nullable=True, meaning="all")
     spec = FeatureSpec(list(features), hist_bins, tuple(value_range), cell, block, orientations)
     parts = _mito_parts(root, slice_step, val_fraction, test_fraction)
     key = {"root": str(Path(root).expanduser().resolve()), "spec": spec.key(), "patch": patch, "rule": rule,

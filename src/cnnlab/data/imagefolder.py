@@ -20,7 +20,7 @@ from torchvision import transforms as T
 
 from cnnlab.data.augment import BatchAugment
 from cnnlab.data.common import DataBundle, Split, TensorSplit, channel_stats
-from cnnlab.data.imageio import BAD_IMAGE, EXTENSIONS, image_state, prepare_images
+from cnnlab.data.imageio import BadImageFile, EXTENSIONS, decoding, image_state, open_image, prepare_images
 from cnnlab.data.splits import stratified_split
 from cnnlab.errors import ConfigError
 
@@ -52,22 +52,24 @@ def scan(folder: Path, classes: Optional[list[str]] = None) -> "tuple[list[str],
     return classes, samples
 
 
-def _bad_file(path: Path, error: Exception, on_bad_file: str) -> None:
-    """Apply the on_bad_file policy: raise ConfigError naming the file, or log one warning line."""
+BAD_FILE_FIX = "remove the file or set data.on_bad_file=skip"
+
+
+def _bad_file(error: BadImageFile, on_bad_file: str) -> None:
+    """Apply the on_bad_file policy: raise the one-line error naming the file, or log one warning line."""
     if on_bad_file == "error":
-        raise ConfigError(f"cannot read image {path} ({type(error).__name__}): remove the file or set "
-                          "data.on_bad_file=skip") from error
-    log.warning("skipping unreadable image %s (%s)", path, type(error).__name__)
+        raise error
+    log.warning("skipping unreadable image %s (%s)", error.path, error.reason)
 
 
 def load_image(path: Path, on_bad_file: str) -> Optional[Image.Image]:
     """The RGB image at `path`, or None when it cannot be decoded and on_bad_file is skip."""
     try:
-        with Image.open(path) as img:
-            return img.convert("RGB")
-    except BAD_IMAGE as e:
-        _bad_file(path, e, on_bad_file)
+        img = open_image(path, BAD_FILE_FIX)
+    except BadImageFile as e:
+        _bad_file(e, on_bad_file)
         return None
+    return img.convert("RGB")
 
 
 def readable(samples: Samples, on_bad_file: str) -> Samples:
@@ -75,11 +77,12 @@ def readable(samples: Samples, on_bad_file: str) -> Samples:
     kept = []
     for path, label in samples:
         try:
-            with Image.open(path) as img:
-                img.verify()
+            with decoding(path, BAD_FILE_FIX):
+                with Image.open(path) as img:
+                    img.verify()
             kept.append((path, label))
-        except BAD_IMAGE as e:
-            _bad_file(path, e, on_bad_file)
+        except BadImageFile as e:
+            _bad_file(e, on_bad_file)
     return kept
 
 

@@ -8,20 +8,95 @@ any file: the training data's channel count (RGB <-> greyscale converted), then 
 """
 from __future__ import annotations
 
+import struct
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
-from ..errors import ConfigError
+from ..errors import ConfigError, first_line
 from .common import normalise
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
-BAD_IMAGE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+# what PIL raises while it identifies, seeks or decodes a damaged file (a truncated TIFF header: TypeError "Missing
+# dimensions", struct.error; a cut PNG: OSError "image file is truncated"); caught around PIL's own calls only
+BAD_IMAGE = (OSError, ValueError, SyntaxError, TypeError, EOFError, IndexError, KeyError, struct.error,
+             Image.DecompressionBombError)
+FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP",
+           ".gif": "GIF", ".webp": "WebP", ".ppm": "PPM", ".pgm": "PGM"}
+REPLACE = "replace or remove it"
+
+
+class BadImageFile(ConfigError):
+    """An image file a user supplied that PIL cannot identify or decode (damaged, truncated, not an image); made by
+    `bad_image` (a plain one-message constructor, so that a DataLoader worker can raise it again in the parent)."""
+
+    path: Path
+    reason: str
+
+
+def bad_image(path: "str | Path", reason: str, fix: str = REPLACE) -> BadImageFile:
+    """`<path> is not a readable PNG image (<reason>): <fix>`, with .path and .reason."""
+    kind = FORMATS.get(Path(path).suffix.lower())
+    error = BadImageFile(f"{path} is not a readable {kind + ' image' if kind else 'image'} ({reason}): {fix}")
+    error.path, error.reason = Path(path), reason
+    return error
+
+
+@contextmanager
+def decoding(path: "str | Path", fix: str = REPLACE, page: Optional[int] = None) -> Iterator[None]:
+    """Put around PIL's own reading of the file at `path` (Image.open, n_frames, seek, load, verify) and nothing
+    else: what PIL raises about the file's bytes becomes a one-line BadImageFile naming it and `fix`."""
+    try:
+        with warnings.catch_warnings():  # PIL's "Corrupt EXIF data" lines about a damaged file: the error says it
+            warnings.filterwarnings("ignore", category=UserWarning, module="PIL")
+            yield
+    except BAD_IMAGE as e:
+        said = first_line(e)
+        if isinstance(e, UnidentifiedImageError):
+            reason = "not an image PIL can identify"
+        elif isinstance(e, OSError) and e.errno is not None:
+            reason = e.strerror or said  # the file system's words: permission denied, is a directory
+        elif "truncated" in said or isinstance(e, Image.DecompressionBombError):
+            reason = said  # "image file is truncated"; too many pixels
+        else:
+            reason = f"damaged or truncated: {said}"  # "decoder error -2", "Missing dimensions", ...
+        raise bad_image(path, reason if page is None else f"page {page}: {reason}", fix) from None
+
+
+def open_image(path: "str | Path", fix: str = REPLACE) -> Image.Image:
+    """The file's (first) image, fully decoded and the file closed; BadImageFile when it cannot be read."""
+    with decoding(path, fix):
+        with Image.open(path) as im:
+            im.load()
+    return im
+
+
+def open_stack(path: "str | Path", fix: str = REPLACE) -> Image.Image:
+    """The file opened, its pages not yet decoded (a context manager): read each with `load_page`."""
+    with decoding(path, fix):
+        return Image.open(path)
+
+
+def page_count(path: "str | Path", fix: str = REPLACE) -> int:
+    """The number of pages (frames) of an image file: 1 for most, the slices of a multi-page TIFF stack."""
+    with decoding(path, fix):
+        with Image.open(path) as im:
+            return getattr(im, "n_frames", 1)
+
+
+def load_page(im: Image.Image, page: int, path: "str | Path", fix: str = REPLACE) -> Image.Image:
+    """`im` (a multi-page file opened from `path`) at `page`, decoded; BadImageFile naming the page when it fails."""
+    with decoding(path, fix, page):
+        im.seek(page)
+        im.load()
+    return im
 
 
 def image_state(channels: int, size: Sequence[int], pad: int = 0, resize: bool = False,
@@ -64,9 +139,8 @@ def as_8bit(im: Image.Image, what: "str | Path", mask: bool = False) -> Image.Im
 
 
 def load_image(path: "str | Path", state: dict) -> Tensor:
-    """uint8 [C,H,W] of the file at `path`, shaped as the training images were; raises one of BAD_IMAGE."""
-    with Image.open(path) as im:
-        img = as_8bit(im, path).convert("L" if state["channels"] == 1 else "RGB")
+    """uint8 [C,H,W] of the file at `path`, shaped as the training images were; BadImageFile when unreadable."""
+    img = as_8bit(open_image(path), path).convert("L" if state["channels"] == 1 else "RGB")
     arr = np.asarray(_fit(img, state), dtype=np.uint8)
     x = torch.from_numpy(arr.copy())
     x = x.unsqueeze(0) if x.dim() == 2 else x.permute(2, 0, 1)

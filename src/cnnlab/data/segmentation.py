@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from cnnlab.data.imageio import as_8bit
+from cnnlab.data.imageio import REPLACE, as_8bit, decoding, load_page, open_image, open_stack, page_count
 from cnnlab.errors import ConfigError
 
 ROAD_IMAGES = "training/images"
@@ -28,6 +28,7 @@ ROAD_HINT = ("expected training/images/satImage_NNN.png (RGB) and training/groun
              "or set data.root=...")
 MITO_HINT = ("expected multi-page TIFFs training.tif, training_groundtruth.tif (and testing.tif, "
              "testing_groundtruth.tif); download the EPFL hippocampus mitochondria stacks there or set data.root=...")
+MITO_FIX = "replace it with an intact copy (download the stack again)"
 MASK_THRESHOLD = 127  # masks are anti-aliased 8-bit (roads: background 0, road ~237); foreground is > 127
 
 
@@ -36,14 +37,12 @@ def natural_key(name: str) -> list:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
-def _open_rgb(path: Path) -> np.ndarray:
-    with Image.open(path) as im:
-        return np.asarray(as_8bit(im, path).convert("RGB"))
+def _open_rgb(path: Path, fix: str = REPLACE) -> np.ndarray:
+    return np.asarray(as_8bit(open_image(path, fix), path).convert("RGB"))
 
 
-def _open_gray(path: Path, mask: bool = False) -> np.ndarray:
-    with Image.open(path) as im:
-        return np.asarray(as_8bit(im, path, mask).convert("L"))
+def _open_gray(path: Path, mask: bool = False, fix: str = REPLACE) -> np.ndarray:
+    return np.asarray(as_8bit(open_image(path, fix), path, mask).convert("L"))
 
 
 def to_labels(raw: np.ndarray, threshold: Optional[int], num_classes: int, what: str) -> np.ndarray:
@@ -96,16 +95,35 @@ def _pair_names(img_dir: Path, mask_dir: Path, hint: str) -> list[str]:
     return sorted(images, key=natural_key)
 
 
+def _listed_names(img_dir: Path, mask_dir: Path, hint: str, names: Sequence[str], what: str) -> list[str]:
+    """`names`, after checking that each has an image and a mask file (ConfigError naming the first missing)."""
+    _require_dir(img_dir, hint)
+    _require_dir(mask_dir, hint)
+    for n in names:
+        for folder in (img_dir, mask_dir):
+            if not (folder / n).is_file():
+                raise ConfigError(f"{folder / n} not found: {what} holds it; set data.root to the folder the "
+                                  f"checkpoint was trained on")
+    return list(names)
+
+
 def read_png_pairs(img_dir: Path, mask_dir: Path, hint: str, threshold: Optional[int] = MASK_THRESHOLD,
-                   num_classes: int = 2, gray: bool = False,
-                   max_images: Optional[int] = None) -> tuple[Tensor, Tensor, list[str]]:
-    """Image/mask PNGs paired by name: (uint8 [N,C,H,W] with C = 3, or 1 when `gray`, uint8 [N,H,W], names)."""
-    names = _pair_names(img_dir, mask_dir, hint)[:max_images]
+                   num_classes: int = 2, gray: bool = False, max_images: Optional[int] = None,
+                   only_names: Optional[Sequence[str]] = None,
+                   listed_as: str = "the list") -> tuple[Tensor, Tensor, list[str]]:
+    """Image/mask PNGs paired by name: (uint8 [N,C,H,W] with C = 3, or 1 when `gray`, uint8 [N,H,W], names);
+    `only_names`: just these pairs (named by `listed_as` when one is missing), not every pair in the folders."""
+    if only_names is not None:
+        names = _listed_names(img_dir, mask_dir, hint, only_names, listed_as)
+    else:
+        names = _pair_names(img_dir, mask_dir, hint)[:max_images]
     paths = [img_dir / n for n in names]
-    pixels = _stack([_open_gray(p)[..., None] if gray else _open_rgb(p) for p in paths], paths, "image")
+    fix = {p: f"replace it, or remove it and its mask {mask_dir / p.name}" for p in paths}
+    pixels = _stack([_open_gray(p, fix=fix[p])[..., None] if gray else _open_rgb(p, fix[p]) for p in paths], paths,
+                    "image")
     masks = []
     for n, p in zip(names, paths):
-        raw = _open_gray(mask_dir / n, mask=True)
+        raw = _open_gray(mask_dir / n, mask=True, fix=f"replace it, or remove it and its image {p}")
         if raw.shape != pixels.shape[1:3]:
             raise ConfigError(f"mask {mask_dir / n} is {raw.shape[1]}x{raw.shape[0]} but its image {p} is "
                               f"{pixels.shape[2]}x{pixels.shape[1]}: masks must match their images")
@@ -115,11 +133,13 @@ def read_png_pairs(img_dir: Path, mask_dir: Path, hint: str, threshold: Optional
 
 
 def read_roads(root: str | Path, max_images: Optional[int] = None, threshold: Optional[int] = MASK_THRESHOLD,
-               num_classes: int = 2) -> tuple[Tensor, Tensor, list[str]]:
-    """Road training pairs: (images uint8 [N,3,H,W], masks uint8 [N,H,W] class indices, file names), by name."""
+               num_classes: int = 2, only_names: Optional[Sequence[str]] = None,
+               listed_as: str = "the list") -> tuple[Tensor, Tensor, list[str]]:
+    """Road training pairs: (images uint8 [N,3,H,W], masks uint8 [N,H,W] class indices, file names), by name
+    (all of them, the first `max_images`, or `only_names`)."""
     root = Path(root).expanduser()
     return read_png_pairs(root / ROAD_IMAGES, root / ROAD_MASKS, ROAD_HINT, threshold, num_classes,
-                          max_images=max_images)
+                          max_images=max_images, only_names=only_names, listed_as=listed_as)
 
 
 def read_road_test(root: str | Path) -> tuple[Tensor, list[int]]:
@@ -144,11 +164,12 @@ def tiff_page_sizes(path: str | Path) -> list[tuple[int, int]]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"file {path} not found; {MITO_HINT}")
-    with Image.open(path) as im:
-        sizes = []
-        for i in range(getattr(im, "n_frames", 1)):
-            im.seek(i)
-            sizes.append(im.size)
+    with decoding(path, MITO_FIX):
+        with Image.open(path) as im:
+            sizes = []
+            for i in range(getattr(im, "n_frames", 1)):
+                im.seek(i)
+                sizes.append(im.size)
     return sizes
 
 
@@ -171,14 +192,14 @@ def read_tiff_stack(path: str | Path, slices: Optional[Sequence[int]] = None, ma
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"file {path} not found; {MITO_HINT}")
-    with Image.open(path) as im:
-        n_pages = getattr(im, "n_frames", 1)
-        pages = range(n_pages) if slices is None else list(slices)
+    n_pages = page_count(path, MITO_FIX)
+    pages = range(n_pages) if slices is None else list(slices)
+    with open_stack(path, MITO_FIX) as im:
         out = []
         for i in pages:
             if not 0 <= i < n_pages:
                 raise ConfigError(f"{path} has {n_pages} pages, slice {i} requested: fix data.slice_step/slices")
-            im.seek(i)
+            load_page(im, i, path, MITO_FIX)
             out.append(np.asarray(as_8bit(im, f"page {i} of {path}", mask).convert("L")))
     return _stack(out, [path] * len(out), f"page of {path.name}")
 
@@ -211,5 +232,4 @@ def mito_page_count(path: str | Path) -> int:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"file {path} not found; {MITO_HINT}")
-    with Image.open(path) as im:
-        return getattr(im, "n_frames", 1)
+    return page_count(path, MITO_FIX)

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from cnnlab.data.common import DataBundle
 from cnnlab.data.mito import MITO_CLASSES
+from cnnlab.data.options import check_count
 from cnnlab.data.roads import PATCH_SIZE, PATCH_THRESHOLD, ROAD_CLASSES
 from cnnlab.data.segaugment import SegAugment
 from cnnlab.data.segbundle import SPLITS, seg_bundle
@@ -178,6 +179,8 @@ def build_roads_synthetic(num_images: int = 48, size: int = 96, val_fraction: fl
                           state: Optional[dict] = None, root: Optional[str] = None) -> DataBundle:  # noqa: ARG001
     """Procedural road scenes split by image (seeded), with the roads task's data state (16x16 patches, 0.25);
     `root` is unused (generated data)."""
+    check_count("num_images", num_images, minimum=3)  # one each for train, val, test at least
+    check_count("size", size, minimum=PATCH_SIZE)
     images, masks = road_scenes(num_images, size, seed)
     index = dict(zip(SPLITS, image_split(num_images, val_fraction, test_fraction, seed)))
     parts = {s: (images[i], masks[i]) for s, i in index.items()}
@@ -189,6 +192,9 @@ def build_mito_synthetic(num_slices: int = 40, height: int = 96, width: int = 12
                          test_fraction: float = 0.2, seed: int = 0, augment: Optional[SegAugment] = None,
                          state: Optional[dict] = None, root: Optional[str] = None) -> DataBundle:  # noqa: ARG001
     """Procedural EM slices in contiguous train/val/test blocks, as the real stack is split; `root` is unused."""
+    check_count("num_slices", num_slices, minimum=3)
+    check_count("height", height, minimum=16)
+    check_count("width", width, minimum=16)
     images, masks = em_slices(num_slices, height, width, seed)
     blocks = slice_blocks(num_slices, val_fraction, test_fraction, has_test=False)
     parts = {s: (images[b], masks[b]) for s, b in blocks.items()}

@@ -12,6 +12,7 @@ import random
 from typing import Any, Optional
 
 from .common import DataBundle
+from .options import check_count
 from .textsets import BINARY, Part, text_bundle, text_options
 from .text import tokenize
 
@@ -48,6 +49,8 @@ def corpus(n: int, seed: int) -> "tuple[list[str], list[int]]":
 def build_sentiment_synthetic(num_train: int = 2000, num_val: int = 500, num_test: int = 500, seed: int = 0,
                               state: Optional[dict] = None, **options: Any) -> DataBundle:
     """The procedural corpus as a text DataBundle (train, val, test drawn in that order from one seeded stream)."""
+    for key, value in (("num_train", num_train), ("num_val", num_val), ("num_test", num_test)):
+        check_count(key, value)
     opts = text_options(options, state)
     texts, labels = corpus(num_train + num_val + num_test, seed)
     part = Part([tokenize(t, opts.lower) for t in texts], labels)

@@ -17,6 +17,7 @@ import torch
 
 from ..errors import ConfigError
 from .common import DataBundle, TensorSplit
+from .options import check_count
 from .splits import stratified_split
 from .sentences import Column, has_column, read_lines, read_table
 from .text import UNK_ID, TrimPrepare, UnknownWordDropout, build_vocab, encode_tokens, text_state, tokenize
@@ -55,6 +56,8 @@ def text_options(options: dict, state: Optional[dict] = None) -> TextOptions:
     """The builders' TextOptions; for a checkpoint's data (`state`, from `cnnlab-eval` / `cnnlab-viz`) its tokenizer
     case and lengths win, and no vectors file is read (the checkpoint's weights hold the embeddings)."""
     opts = TextOptions(**options)
+    check_count("min_len", opts.min_len)
+    check_count("max_len", opts.max_len, nullable=True, meaning="keep every token")
     if state:
         opts.lower, opts.min_len, opts.max_len = state["tokenizer"]["lower"], state["min_len"], state["max_len"]
         opts.vectors = None
@@ -73,23 +76,31 @@ def _split(part: Part, prepare: TrimPrepare, vocab: list[str], opts: TextOptions
 
 
 def text_bundle(name: str, class_names: list[str], train: Part, val: Part, test: Part, opts: TextOptions,
-                seed: int = 0, state: Optional[dict] = None) -> DataBundle:
+                seed: int = 0, state: Optional[dict] = None, only: Optional[str] = None) -> DataBundle:
     """Vocabulary from `train`, int32 id splits, optional pretrained vectors, and the plain-data state. With a
-    checkpoint's `state`, its vocabulary encodes the splits (words it never saw become <unk>) and it is the state."""
+    checkpoint's `state`, its vocabulary encodes the splits (words it never saw become <unk>) and it is the state;
+    `only` (with `state`): the three parts are that one split, encoded once, standing in for the others."""
     for key, part in (("training", train), ("validation", val), ("test", test)):
         if not part.tokens:
             raise ConfigError(f"data={name}: the {key} split is empty: give it sentences (or a larger fraction)")
     vocab = list(state["vocab"]) if state else build_vocab(train.tokens, opts.min_freq, opts.max_vocab)
     prepare = TrimPrepare(opts.min_len)
-    splits = {k: _split(p, prepare, vocab, opts) for k, p in (("train", train), ("val", val), ("test", test))}
+    if state and only:
+        one = _split(test, prepare, vocab, opts)
+        splits = {"train": one, "val": one, "test": one}
+    else:
+        splits = {k: _split(p, prepare, vocab, opts) for k, p in (("train", train), ("val", val), ("test", test))}
+    parts = (test,) if state and only else (train, val, test)
     if opts.max_len:
-        cut = sum(len(t) > opts.max_len for p in (train, val, test) for t in p.tokens)
+        cut = sum(len(t) > opts.max_len for p in parts for t in p.tokens)
         log.info(f"data.max_len={opts.max_len}: {cut} sentence(s) cut to their first {opts.max_len} tokens")
     val_ids = splits["val"].inputs
     source = "the checkpoint's" if state else f"data.min_freq={opts.min_freq}, data.max_vocab={opts.max_vocab}"
     unknown = (val_ids == UNK_ID).sum().item() / max((val_ids != 0).sum().item(), 1)
-    log.info(f"{name}: {len(train.tokens):,} train / {len(val.tokens):,} val / {len(test.tokens):,} test sentences;"
-             f" vocabulary {len(vocab) - 2:,} words ({source}); {unknown:.1%} of validation tokens unknown")
+    counts = f"{len(test.tokens):,} {only} sentences" if state and only else \
+        f"{len(train.tokens):,} train / {len(val.tokens):,} val / {len(test.tokens):,} test sentences"
+    log.info(f"{name}: {counts}; vocabulary {len(vocab) - 2:,} words ({source}); {unknown:.1%} of "
+             f"{only if state and only else 'validation'} tokens unknown")
     emb = None
     if opts.vectors:
         emb = embedding_matrix(opts.vectors, vocab, opts.vectors_format, opts.vectors_encoding, seed)
@@ -145,24 +156,36 @@ def sentence_holdout(tokens: Sequence[Sequence[str]], val_size: int, seed: int) 
 
 
 def build_sst2(root: str, val_size: int = 1000, split_seed: int = 0, encoding: str = "utf-8",
-               on_bad_line: str = "error", state: Optional[dict] = None, **options: Any) -> DataBundle:
+               on_bad_line: str = "error", state: Optional[dict] = None, only: Optional[str] = None,
+               **options: Any) -> DataBundle:
     """GLUE SST-2: train.tsv, dev.tsv (header `sentence<TAB>label`, labels 0/1), test.tsv if it has labels.
 
     Without a labelled test.tsv: val = `val_size` whole sentences held out of train.tsv, test = dev.tsv (the
     figure papers report). With one: val = dev.tsv, test = test.tsv. GLUE's own test.tsv has no labels: ignored.
+    With a checkpoint's `state` (its vocabulary) and `only` = a split that has a file of its own (test; val with a
+    labelled test.tsv), that file alone is read and train.tsv need not be there.
     """
     opts, folder = text_options(options, state), Path(root).expanduser()
-    if not (folder / "train.tsv").is_file() or not (folder / "dev.tsv").is_file():
-        raise ConfigError(f"SST-2 not found: expected {folder}/train.tsv and dev.tsv (GLUE's SST-2 folder): set "
-                          f"data.root=<that folder>")
+    test_file = folder / "test.tsv"
+    labelled_test = test_file.is_file() and has_column(test_file, "label", encoding)
+    own_file = {"test": "test.tsv", "val": "dev.tsv"} if labelled_test else {"test": "dev.tsv"}
+    alone = own_file.get(only) if state else None
+    for file in [alone] if alone else ["train.tsv", "dev.tsv"]:
+        if not (folder / file).is_file():
+            wanted = f"{file} (the {only} split)" if alone else "train.tsv and dev.tsv"
+            raise ConfigError(f"SST-2 not found: expected {folder}/{wanted} (GLUE's SST-2 folder): set "
+                              f"data.root=<that folder>")
 
     def read(file: str) -> Part:
         rec = read_table(folder / file, "sentence", "label", "tsv", True, ["0", "1"], encoding, on_bad_line)
         return tokenized(rec.texts, rec.labels, ["0", "1"], opts.lower)
 
+    if alone:
+        log.info(f"sst2: only the {only} split is read ({alone}), with the checkpoint's vocabulary")
+        part = read(alone)
+        return text_bundle("sst2", BINARY, part, part, part, opts, split_seed, state, only=only)
     train, dev = read("train.tsv"), read("dev.tsv")
-    test_file = folder / "test.tsv"
-    if test_file.is_file() and has_column(test_file, "label", encoding):
+    if labelled_test:
         log.info("sst2: test.tsv has labels: val = dev.tsv, test = test.tsv")
         return text_bundle("sst2", BINARY, train, dev, read("test.tsv"), opts, split_seed, state)
     if test_file.is_file():
