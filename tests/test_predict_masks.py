@@ -62,7 +62,8 @@ def test_predict_masks_tiff_stacks_overlays_and_the_roads_submission(tmp_path):
     ckpt = f"ckpt_path={run_dir / 'checkpoints' / 'best.pt'}"
     line = one_error_line(command("cnnlab-predict", ckpt, f"input={pics / 'test_3'}", f"output={pics / 'test_3'}",
                                   cwd=tmp_path))
-    assert line.startswith(f"error: output={pics / 'test_3'} would overwrite the input {pics / 'test_3' / 'test_3.png'}")
+    image = pics / "test_3" / "test_3.png"
+    assert line.startswith(f"error: output={pics / 'test_3'} would overwrite the input {image}")
     line = one_error_line(command("cnnlab-predict", ckpt, "input=stack.tif", "output=.", cwd=tmp_path))
     assert line.startswith("error: output=. would overwrite the input stack.tif")
     line = one_error_line(command("cnnlab-predict", ckpt, f"input={pics}", f"output={tmp_path / 'm2'}",
