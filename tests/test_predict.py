@@ -80,6 +80,14 @@ def test_predict_lenet_on_pngs_matches_the_model_on_the_same_pixels(mnist_run):
         row = by_name[f"digit_{i}.png"]
         assert row[1] == str(int(labels[i])) and float(row[2]) == pytest.approx(float(probs[i]), abs=1e-5)
     assert load_image(pics / "rgb_big.jpg", state).shape == (1, 32, 32)  # converted as the training data was
+    frames = [Image.fromarray(img) for img in images[:3]]  # a stack: one label (its first page), said in the log
+    frames[0].save(tmp / "stack.tif", save_all=True, append_images=frames[1:])
+    out = command("cnnlab-predict", f"ckpt_path={run_dir / 'checkpoints' / 'best.pt'}", f"input={tmp / 'stack.tif'}",
+                  f"output={tmp / 'stack.csv'}", cwd=tmp)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "1 input(s) are multi-page TIFF stacks, and a classifier labels one image per file: only their first " \
+           "page is labelled" in out.stdout + out.stderr
+    assert read_csv(tmp / "stack.csv")[1][1] == by_name["digit_0.png"][1]  # page 1 is digit 0's pixels
 
 
 def test_eval_viz_predict_without_the_training_files(mnist_run, tmp_path):

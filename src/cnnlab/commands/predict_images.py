@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -14,9 +15,19 @@ from torch import Tensor
 from ..checkpoint import atomic_write
 from ..confcheck import check_writable
 from ..data.common import unnormalise
-from ..data.imageio import EXTENSIONS, BadImageFile, load_image, prepare_images
+from ..data.imageio import EXTENSIONS, BadImageFile, load_image, page_count, prepare_images
 from ..features import FeatureSpec, Standardiser, extract
 from .prediction import input_files, output_file
+
+log = logging.getLogger("cnnlab")
+
+
+def _pages(path: Path) -> int:
+    """The pages of a TIFF file; 1 when it cannot be read (load_image then counts it as unreadable)."""
+    try:
+        return page_count(path)
+    except BadImageFile:
+        return 1
 
 
 class ImageReader:
@@ -29,6 +40,12 @@ class ImageReader:
         self.items = input_files(str(cfg.input), self.extensions)
         self.bad: list[Path] = []
         self.bad_reason = "could not be read"
+        stacks = [p for p in self.items if p.suffix.lower() in (".tif", ".tiff") and _pages(p) > 1]
+        if stacks:  # one label per file: say so rather than label page 1 of a stack silently
+            names = ", ".join(str(p) for p in stacks[:5]) + (" ..." if len(stacks) > 5 else "")
+            log.warning(f"{len(stacks)} input(s) are multi-page TIFF stacks, and a classifier labels one image per "
+                        f"file: only their first page is labelled ({names}); save the pages as image files to "
+                        f"label each")
 
     def batches(self, size: int) -> Iterator[tuple[Tensor, Tensor]]:
         """(inputs, indices into `items`) per batch of readable files."""
