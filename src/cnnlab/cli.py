@@ -22,7 +22,7 @@ from . import distributed
 from .build import CONFIG_DIR
 from .checkpoint import holds_run
 from .engine import STOP, TrainingStopped
-from .errors import RunFolderRefused, find_config_error
+from .errors import RunFolderRefused, find_config_error, typed_override
 from .sweep import FAILED_JOBS, SWEEP_DIRS
 
 log = logging.getLogger("cnnlab")
@@ -57,7 +57,7 @@ def _write_failed(run_dir: Path, cfg: DictConfig, error: str) -> None:
 
 def _resume_hint(run_dir: Path) -> str:
     if (run_dir / "checkpoints" / "last.pt").is_file():
-        return f"continue with: cnnlab-train resume=true hydra.run.dir={run_dir}"
+        return f"continue with: cnnlab-train resume=true {typed_override('hydra.run.dir', run_dir)}"
     return "no checkpoint was written yet"
 
 
