@@ -68,3 +68,44 @@ def test_latest_is_the_newest_finished_run_of_each_experiment():
             {"experiment": "b", "status": "failed", "_mtime": 2.0}]
     chosen = {r["experiment"]: (r["status"], r["_mtime"]) for r in compare.select(runs, latest=True)}
     assert chosen == {"a": ("ok", 2.0), "b": ("failed", 2.0)}  # a failed newest does not hide a finished run
+
+
+def test_the_plot_draws_one_curve_per_run_with_labels_that_tell_them_apart(runs, tmp_path, capsys):
+    """Runs of the same command in two folders were one legend entry (the series were keyed by their label, so one
+    curve was lost), and every label was cut to the same `<experiment> <first override>..`."""
+    import shutil
+
+    from cnnlab.viz.draw import LINE, PAD, font
+    from cnnlab.viz.plots import LEGEND_WIDTH, PALETTE
+
+    folder = tmp_path / "three"
+    for name, source in (("a", "fast"), ("b", "fast"), ("c", "slow")):  # a and b: the same overrides
+        shutil.copytree(runs / source, folder / name)
+    table_runs = compare.sort_runs(compare.load_runs([folder]), None)
+    series = compare.curve_series(table_runs, "val/acc")
+    label = {"a": "optim.lr=3e-3 a", "b": "optim.lr=3e-3 b", "c": "optim.lr=1e-5"}
+    assert list(series) == [label[r["run_dir"][-1]] for r in table_runs]  # one per row, in the table's order
+    assert series[label["a"]] == series[label["b"]] == compare.curves(runs / "fast", "val/acc")
+    assert series[label["c"]] == compare.curves(runs / "slow", "val/acc")
+    out = tmp_path / "curves.png"
+    assert compare.main([str(folder), "--plot", str(out)]) == 0
+    assert capsys.readouterr().out.rstrip().endswith(f"curves of val/acc: {out}")
+    with Image.open(out) as img:
+        legend = img.convert("RGB").crop((3 * PAD + LINE + 360 + PAD, 0, *img.size))  # right of the 360 px plot
+        colours = {c for _, c in legend.getcolors(1 << 16)}
+    assert set(PALETTE[:3]) <= colours and PALETTE[3] not in colours  # three legend entries, in three colours
+    assert all(font().getlength(label) < LEGEND_WIDTH for label in series)  # written whole
+
+
+def test_curve_labels_name_what_differs_between_runs():
+    def run(experiment, overrides, folder):
+        return {"experiment": experiment, "overrides": overrides, "run_dir": folder}
+
+    # other experiments: named; an override every run shares: left out
+    assert compare.curve_labels([run("lenet5_digits", ["trainer.epochs=2"], "/o/x/1"),
+                                 run("mlp_digits", ["trainer.epochs=2", "seed=1"], "/o/y/1")]) == [
+        "lenet5_digits", "mlp_digits seed=1"]
+    # the same job in two sweeps: the folder parts that differ; the one run without overrides: its experiment
+    assert compare.curve_labels([run("e", ["seed=0"], "/o/multirun/e/s1/0_seed=0"),
+                                 run("e", ["seed=0"], "/o/multirun/e/s2/0_seed=0"),
+                                 run("e", [], "/o/e/t3")]) == ["seed=0 s1/0_seed=0", "seed=0 s2/0_seed=0", "e"]

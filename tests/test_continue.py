@@ -44,3 +44,30 @@ def test_continuing_with_another_learning_rate_follows_the_plan_with_that_rate(t
     got, want = lrs(longer), lrs(planned)
     assert [got[s] for s in range(9, 17)] == pytest.approx([want[s] for s in range(9, 17)], rel=1e-6, abs=1e-12)
     assert max(want.values()) == pytest.approx(0.037, rel=0.05)  # the new rate shapes the plan (cosine's warm-up top)
+
+
+def test_a_checkpoint_that_already_trained_the_planned_epochs_is_refused_unless_its_run_is_finished_in_place(
+        tmp_path):
+    """`ckpt_path=<finished 2-epoch run> trainer.epochs=1` trained nothing and only tested the checkpoint again, as a
+    new run in a new folder, without a word."""
+    from cnnlab.errors import ConfigError
+    from conftest import QUICK, command, one_error_line
+
+    run, _ = run_train(tmp_path / "a", [*QUICK, "trainer.epochs=2"])
+    last = run / "checkpoints" / "last.pt"
+    out = command("cnnlab-train", f"ckpt_path={last}", "trainer.epochs=1", f"paths.output_dir={tmp_path / 'out'}",
+                  cwd=tmp_path)
+    assert one_error_line(out) == (
+        f"error: checkpoint {last} already trained 2 epochs, so trainer.epochs=1 trains nothing: pass a larger "
+        f"trainer.epochs to continue it (e.g. trainer.epochs=4), or test it with cnnlab-eval ckpt_path={last}")
+    assert not list((tmp_path / "out").rglob("*.json"))  # no new run
+    with pytest.raises(ConfigError, match="already trained 2 epochs, so trainer.epochs=2 trains nothing"):
+        run_train(tmp_path / "b", [f"ckpt_path={last}"])  # its own 2 epochs, into another folder
+    results = (run / "results.json").read_text()
+    with pytest.raises(ConfigError, match="already trained 2 epochs, so trainer.epochs=1 trains nothing"):
+        run_train(tmp_path / "a", ["resume=true", "trainer.epochs=1"], run_dir=run)  # in place, shortened
+    assert (run / "results.json").read_text() == results
+    run_train(tmp_path / "a", ["resume=true"], run_dir=run)  # in place: finishing it (e.g. a requeued job) tests it
+    assert json.loads((run / "results.json").read_text())["epochs"] == 2
+    longer, _ = run_train(tmp_path / "c", [f"ckpt_path={last}", "trainer.epochs=3"])
+    assert json.loads((longer / "results.json").read_text())["epochs"] == 3

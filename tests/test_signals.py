@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import time
+from typing import Callable
 
 import pytest
 import torch
@@ -67,6 +68,53 @@ def test_sigterm_to_the_command_prints_how_to_resume(tmp_path):
     assert "Traceback" not in err
     assert "stopped by SIGTERM" in (run_dir / "train.log").read_text()
     assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"] > 0
+
+
+
+def _stop_when_checkpointed(proc: subprocess.Popen, ckpt_or_log: "Callable[[], bool]") -> str:
+    """SIGTERM to `proc` once `ckpt_or_log()` holds; its stderr."""
+    deadline = time.time() + 90
+    while time.time() < deadline and not ckpt_or_log() and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    return proc.communicate(timeout=60)[1]
+
+
+def test_the_printed_resume_command_of_a_sweep_job_runs_as_printed(tmp_path):
+    """A job folder's name holds `=` and `,` (`0_seed=0,trainer.epochs=200`): the hint printed it bare, and Hydra
+    refused the pasted line (`mismatched input '=' expecting <EOF>`). The printed line, run by bash, resumes."""
+    sweep = tmp_path / "sw"
+    proc = subprocess.Popen([str(BIN / "cnnlab-train"), "-m", "seed=0", "trainer.epochs=200", "trainer.progress=false",
+                             "trainer.pictures_every=0", f"hydra.sweep.dir={sweep}"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    err = _stop_when_checkpointed(proc, lambda: any(sweep.glob("*/checkpoints/last.pt")))
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    [job] = [p for p in sweep.iterdir() if p.is_dir()]
+    assert "=" in job.name and "," in job.name
+    [hint] = [line.split("continue with: ", 1)[1] for line in err.splitlines() if "continue with: " in line]
+    assert hint == f"cnnlab-train resume=true 'hydra.run.dir=\"{job}\"'"
+    # the hint as a user pastes it (the console scripts of this environment first on the PATH; exec: the signal
+    # below goes to cnnlab-train, not to a shell waiting for it)
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    resumed = subprocess.Popen(f"exec {hint}", shell=True, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    err = _stop_when_checkpointed(resumed, lambda: "resuming" in (job / "train.log").read_text())
+    assert resumed.returncode == 128 + signal.SIGTERM and "resuming" in (job / "train.log").read_text(), err[-2000:]
+
+
+def test_a_suggested_override_is_one_shell_word_that_hydra_reads_as_the_value():
+    import shlex
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from cnnlab.errors import typed_override
+
+    assert typed_override("hydra.run.dir", "/out/lenet5_digits/2026-01-01_10-00-00") == \
+        "hydra.run.dir=/out/lenet5_digits/2026-01-01_10-00-00"  # a plain path stays bare
+    parser = OverridesParser.create()
+    for path in ("/sw/0_seed=0,trainer.epochs=15", "/a b/it's", '/q"uote\\', "/back\\slash", "/$HOME;x", "/é"):
+        [word] = shlex.split(typed_override("hydra.run.dir", path))
+        assert parser.parse_override(word).value() == path, path
 
 
 def test_preemption_signal_checkpoints_and_a_requeued_job_resumes(tmp_path):

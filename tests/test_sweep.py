@@ -73,6 +73,44 @@ hydra:
     assert not {t.params["optim.lr"] for t in trials[:3]} & {t.params["optim.lr"] for t in trials[3:]}
 
 
+def test_an_optuna_search_whose_every_trial_fails_ends_with_the_summary_and_no_traceback(tmp_path):
+    """Optuna's sweeper asked the study for its best trial and raised `ValueError: Record does not exist.` (exit
+    status 1, no summary) when no trial had finished."""
+    import optuna
+
+    out = subprocess.run([str(BIN / "cnnlab-train"), "hparams_search=lenet5_digits", "hydra.sweeper.n_trials=2",
+                          "trainer.log_every=0", *SMALL[2:], f"paths.output_dir={tmp_path}",
+                          f"hydra.sweep.dir={tmp_path}/s"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    summary = (tmp_path / "s" / "summary.md").read_text()
+    assert summary.count("failed: error: trainer.log_every=0 is not valid") == 2, summary
+    assert "2 of 2 jobs failed" in out.stdout + out.stderr
+    study = optuna.load_study(study_name="lenet5_digits", storage=f"sqlite:///{tmp_path}/optuna/lenet5_digits.db")
+    assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]
+
+
+def test_the_optuna_sweeper_lets_other_value_errors_through():
+    """Only a study without a finished trial ends the sweep quietly: once a trial finished, a ValueError has
+    another cause and keeps its traceback."""
+    import optuna
+    from hydra_plugins.cnnlab_optuna import _study_without_finished_trial
+
+    def sweep(study, error):  # stands in for Optuna's sweeper, which holds the study in its sweep()
+        raise error
+
+    def caught(study, error):
+        try:
+            sweep(study, error)
+        except ValueError as e:
+            return e
+
+    study = optuna.create_study()
+    assert _study_without_finished_trial(caught(study, ValueError("Record does not exist."))) is study
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
+    assert _study_without_finished_trial(caught(study, ValueError("another cause"))) is None
+    assert _study_without_finished_trial(caught(None, ValueError("no study"))) is None
+
+
 def test_a_grid_is_rows_in_hparams_and_runs_started_together_never_share_a_folder(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2

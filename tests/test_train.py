@@ -93,6 +93,8 @@ def test_killed_run_resumes_bit_identical(tmp_path, monkeypatch):
     monkeypatch.undo()
     killed_dir = tmp_path / "b" / "run"
     assert load_checkpoint(killed_dir / "checkpoints" / "last.pt")["epoch"] == 1
+    at_kill = tmp_path / "at_kill.pt"  # the resume below overwrites last.pt and best.pt
+    at_kill.write_bytes((killed_dir / "checkpoints" / "last.pt").read_bytes())
     # resume=true alone: the run's own config comes from its checkpoint (SGD, one-cycle, shifts, dropout)
     resumed, _ = run_train(tmp_path / "b", ["resume=true"], run_dir=killed_dir)
     a, b = _weights(straight), _weights(resumed)
@@ -101,9 +103,12 @@ def test_killed_run_resumes_bit_identical(tmp_path, monkeypatch):
     hist_b = json.loads((resumed / "results.json").read_text())
     assert hist_a["test/loss"] == hist_b["test/loss"] and hist_b["epochs"] == 3
     assert hist_b["overrides"] == common and hist_b["model"] == "lenet5"  # the run keeps its own identity
-    # continuing from an explicit checkpoint into a new folder works the same way
-    other, _ = run_train(tmp_path / "c", [*common, f"ckpt_path={killed_dir / 'checkpoints' / 'best.pt'}"])
+    # continuing from an explicit checkpoint into a new folder works the same way (the finished run's best.pt, once
+    # used here, trained no further: it is refused, see test_continue.py)
+    other, _ = run_train(tmp_path / "c", [*common, f"ckpt_path={at_kill}"])
     assert json.loads((other / "results.json").read_text())["epochs"] == 3
+    c = _weights(other)
+    assert all(torch.equal(a[k], c[k]) for k in a)
 
 
 def test_default_run_trains_lenet5_on_digits(tmp_path):

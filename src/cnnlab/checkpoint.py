@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn.parameter import is_lazy
 
-from .errors import ConfigError, RunFolderRefused, first_line
+from .errors import ConfigError, RunFolderRefused, first_line, typed_override
 
 log = logging.getLogger("cnnlab")
 CKPT_DIR, LAST, BEST = "checkpoints", "last.pt", "best.pt"  # <run folder>/checkpoints/{last,best}.pt
@@ -165,8 +165,8 @@ def in_use_message(run_dir: Path, pid: str) -> str:
 
 
 def holds_run_message(run_dir: Path) -> str:
-    return (f"run folder {run_dir} already holds a run: continue it with resume=true hydra.run.dir={run_dir}, or "
-            f"choose another hydra.run.dir")
+    return (f"run folder {run_dir} already holds a run: continue it with resume=true "
+            f"{typed_override('hydra.run.dir', run_dir)}, or choose another hydra.run.dir")
 
 
 def holds_run(run_dir: Path) -> bool:

@@ -22,7 +22,7 @@ from . import distributed
 from .build import CONFIG_DIR
 from .checkpoint import holds_run
 from .engine import STOP, TrainingStopped
-from .errors import RunFolderRefused, find_config_error
+from .errors import RunFolderRefused, find_config_error, typed_override
 from .sweep import FAILED_JOBS, SWEEP_DIRS
 
 log = logging.getLogger("cnnlab")
@@ -57,7 +57,7 @@ def _write_failed(run_dir: Path, cfg: DictConfig, error: str) -> None:
 
 def _resume_hint(run_dir: Path) -> str:
     if (run_dir / "checkpoints" / "last.pt").is_file():
-        return f"continue with: cnnlab-train resume=true hydra.run.dir={run_dir}"
+        return f"continue with: cnnlab-train resume=true {typed_override('hydra.run.dir', run_dir)}"
     return "no checkpoint was written yet"
 
 
@@ -317,12 +317,19 @@ def _join_torchrun() -> None:
 _saved_run_info: "dict[str, dict]" = {}
 
 
+def _unquoted(value: str) -> str:
+    """A command-line value as Hydra reads it when it is quoted (`"<sweep dir>/0_seed=0"`, see typed_override)."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1].replace("\\" + value[0], value[0]).replace("\\\\", "\\")
+    return value
+
+
 def _checkpoint_run_info(config_name: str) -> dict:
     """The run_info (name, overrides, choices) of the checkpoint this command works on: `ckpt_path=`, or for
     cnnlab-train `resume=true|auto hydra.run.dir=<run>` its last.pt; {} when there is none or it cannot be read
     here (the command itself then reports why)."""
     args = sys.argv[1:]
-    values = {a.split("=", 1)[0]: a.split("=", 1)[1] for a in args if "=" in a and not a.startswith("-")}
+    values = {a.split("=", 1)[0]: _unquoted(a.split("=", 1)[1]) for a in args if "=" in a and not a.startswith("-")}
     path = values.get("ckpt_path")
     if not path and config_name == "train" and values.get("resume", "").lower() in ("true", "auto") \
             and values.get("hydra.run.dir"):

@@ -153,20 +153,49 @@ def curves(run_dir: Path, metric: str) -> tuple[list[float], list[float]]:
     return [p[0] for p in points], [p[1] for p in points]
 
 
-def plot(runs: list[dict[str, Any]], metric: str, out: Path) -> Path:
-    """One line per run of `metric` over epochs, from the event files, as a PNG."""
+def curve_labels(runs: list[dict[str, Any]]) -> list[str]:
+    """A legend label per run that tells it from the others, in the table's terms: its experiment (when the runs'
+    experiments differ) and the overrides not shared by every run; runs that this leaves equal (same command, other
+    folder) also get the last parts of their run folders that differ, e.g. `seed=1` / `a` / `b`."""
+    experiments = [str(r.get("experiment", "")) for r in runs]
+    overrides = [[str(o) for o in r.get("overrides", [])] for r in runs]
+    shared = set.intersection(*map(set, overrides)) if overrides else set()
+    labels = [" ".join(([e] if len(set(experiments)) > 1 else []) + [o for o in ovr if o not in shared])
+              for e, ovr in zip(experiments, overrides)]
+    for label in set(labels):
+        same = [i for i, other in enumerate(labels) if other == label]
+        if len(same) == 1:
+            if not label:  # the one run without overrides of its own
+                labels[same[0]] = experiments[same[0]] or Path(runs[same[0]]["run_dir"]).name
+            continue
+        folders = [Path(runs[i]["run_dir"]).parts for i in same]
+        n = 1
+        while n < max(map(len, folders)) and len({f[-n:] for f in folders}) < len(folders):
+            n += 1
+        for i, folder in zip(same, folders):
+            labels[i] = f"{label} {'/'.join(folder[-n:])}".strip()
+    return [f"{label} #{i + 1}" if labels.count(label) > 1 else label for i, label in enumerate(labels)]
+
+
+def curve_series(runs: list[dict[str, Any]], metric: str) -> dict[str, tuple[list[float], list[float]]]:
+    """{legend label: (epochs, values)} of `metric` for every run that logged it, in the table's order."""
+    series = {}
+    for r, label in zip(runs, curve_labels(runs)):
+        xs, ys = curves(Path(r["run_dir"]), metric)
+        if xs:
+            series[label] = (xs, ys)
+    return series
+
+
+def plot(runs: list[dict[str, Any]], metric: str, out: Path) -> tuple[Path, int]:
+    """One line per run of `metric` over epochs, from the event files, as a PNG; (the file, the number of lines)."""
     from .viz import save_png
     from .viz.plots import lines_figure
 
-    series = {}
-    for r in runs:
-        xs, ys = curves(Path(r["run_dir"]), metric)
-        if xs:
-            label = f"{r.get('experiment', '')} {' '.join(r.get('overrides', []))}".strip()
-            series[label] = (xs, ys)
+    series = curve_series(runs, metric)
     if not series:
         raise SystemExit(f"error: no run below the given folders logged {metric} to TensorBoard")
-    return save_png(lines_figure(series, f"{metric} per epoch", "epoch", metric), out)
+    return save_png(lines_figure(series, f"{metric} per epoch", "epoch", metric), out), len(series)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -203,7 +232,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(render(table(runs, anchors=args.anchors, folders=not args.no_folders), args.format))
     if args.plot:
         metric = args.metric or next((r["monitor"] for r in runs if r.get("monitor")), "val/acc")
-        print(f"curves of {metric}: {plot(runs, metric, Path(args.plot))}")
+        path, drawn = plot(runs, metric, Path(args.plot))
+        print(f"curves of {metric} ({drawn} of {len(runs)} runs; the others logged none): {path}"
+              if drawn < len(runs) else f"curves of {metric}: {path}")
     return 0
 
 

@@ -28,7 +28,7 @@ from ..data.common import DataBundle, head, make_loader
 from ..device import select_device
 from ..engine import (STOP, LoopSettings, TrainingStopped, TrainState, WeightAverage, evaluate, fit, forward_batches,
                       position)
-from ..errors import ConfigError
+from ..errors import ConfigError, typed_override
 from ..models.init import init_weights
 from ..report import RunInfo, hparams, write_results, write_run_metadata
 from ..sched import fast_forward
@@ -274,6 +274,8 @@ def _setup(cfg: DictConfig, info: RunInfo, ckpt: Optional[dict], resume: Optiona
     loop.epochs = plan.get("epochs", t.epochs)
     if loop.epochs < t.epochs:  # a resumed run keeps the cut without measuring again: the log still says why
         log.warning(budget_cut_message(t, epoch_s, loop.epochs, "epoch 1's pace, from the checkpoint"))
+    if ckpt is not None:
+        check_epochs_left(ckpt, resume, loop.epochs, t, continues_in_place(resume, info.run_dir))
     # the optimizer's settings before any schedule touches them (a one-cycle schedule lowers `lr` to its start and
     # takes its peak from `lr`): what a rebuild after the budget's cut starts from
     fresh = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
@@ -325,6 +327,23 @@ def first_epoch_seconds(ckpt: dict) -> Optional[float]:
     if "epoch_s" in plan:
         return float(plan["epoch_s"])
     return float(history[0]["train/epoch_time_s"]) if history else None
+
+
+def check_epochs_left(ckpt: dict[str, Any], path: Optional[Path], epochs: int, t: TrainerSettings,
+                      in_place: bool) -> None:
+    """Refuse to continue a checkpoint that already trained the `epochs` the run plans, into another folder (it
+    would only test it again, as a new run), or past them in its own folder (the plan was shortened below what it
+    trained). Finishing a run in its own folder (`resume=true`, a requeued job) may test it again: that is how a
+    run stopped after its last epoch gets its results."""
+    done, begun = ckpt["epoch"], ckpt["epoch"] + (1 if ckpt.get("batch_in_epoch") else 0)
+    if (begun <= epochs) if in_place else (done < epochs):
+        return
+    plan = (f"trainer.epochs={epochs}" if epochs == t.epochs else
+            f"trainer.budget_min={t.budget_min:g}, which leaves {epochs} of trainer.epochs={t.epochs},")
+    trained = f"{done} epoch{'s' if done != 1 else ''}" + (" and part of the next" if begun > done else "")
+    raise ConfigError(f"checkpoint {path} already trained {trained}, so {plan} trains nothing: pass a larger "
+                      f"trainer.epochs to continue it (e.g. trainer.epochs={max(2 * done, done + 1)}), or test it with "
+                      f"cnnlab-eval {typed_override('ckpt_path', path)}")
 
 
 def budget_cut_message(t: TrainerSettings, epoch_s: float, epochs: int, pace: str) -> str:

@@ -14,12 +14,14 @@ from .draw import LINE, PAD, font, from_pil, text_fit, to_pil
 PALETTE = ((31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (140, 86, 75))
 
 
-def _plot_frame(size: int, lo: Sequence[float], hi: Sequence[float], title: str, xlabel: str, ylabel: str
-                ) -> tuple[Image.Image, ImageDraw.ImageDraw, int, int]:
-    """A white sheet with a title, an empty square plot of `size` px, axis labels and the axis ranges."""
+def _plot_frame(size: int, lo: Sequence[float], hi: Sequence[float], title: str, xlabel: str, ylabel: str,
+                legend: tuple[int, int] = (140, 0)) -> tuple[Image.Image, ImageDraw.ImageDraw, int, int]:
+    """A white sheet with a title, an empty square plot of `size` px, axis labels and the axis ranges, and room on
+    the right for a legend of `legend` = (width px, entries)."""
     fnt = font()
     left, top = 3 * PAD + LINE, 2 * PAD + LINE
-    sheet = Image.new("RGB", (left + size + 3 * PAD + 140, top + size + 2 * LINE + 2 * PAD), "white")
+    sheet = Image.new("RGB", (left + size + 3 * PAD + legend[0],
+                              max(top + size + 2 * LINE, top + legend[1] * LINE) + 2 * PAD), "white")
     draw = ImageDraw.Draw(sheet)
     draw.text((PAD, PAD), title, fill="black", font=fnt)
     draw.rectangle([left - 1, top - 1, left + size, top + size], outline="black")
@@ -89,26 +91,45 @@ def curves_figure(points: Tensor, targets: Tensor, xs: Tensor, curves: dict[str,
     return from_pil(sheet)
 
 
+def _marker(draw: ImageDraw.ImageDraw, x: float, y: float, shape: int, colour: tuple[int, int, int]) -> None:
+    """A point of a line: a dot, square, diamond or triangle (`shape` tells lines of the same colour apart)."""
+    r = 3
+    outline = [[(x - r, y - r), (x + r, y + r)], [(x, y - r - 1), (x + r + 1, y), (x, y + r + 1), (x - r - 1, y)],
+               [(x, y - r - 1), (x + r + 1, y + r), (x - r - 1, y + r)]]
+    if shape % 4 == 0:
+        draw.ellipse([x - r + 1, y - r + 1, x + r - 1, y + r - 1], fill=colour)
+    elif shape % 4 == 1:
+        draw.rectangle(outline[0], fill=colour)
+    else:
+        draw.polygon(outline[shape % 4 - 1], fill=colour)
+
+
+LEGEND_WIDTH = 420  # px at most for a legend label; longer ones end with '..'
+
+
 def lines_figure(series: dict[str, tuple[Sequence[float], Sequence[float]]], title: str, xlabel: str,
                  ylabel: str) -> Tensor:
-    """One coloured line per named (xs, ys) series, with a legend (e.g. validation curves of several runs)."""
+    """One line per named (xs, ys) series, with a legend as wide as its labels (up to LEGEND_WIDTH px), e.g. the
+    validation curves of several runs. Colours repeat after six lines, with another marker shape."""
     size = 360
+    fnt = font()
     xs_all = [x for xs, _ in series.values() for x in xs]
     ys_all = [y for _, ys in series.values() for y in ys]
     pad = 0.05 * ((max(ys_all) - min(ys_all)) or 1.0)
     lo, hi = (min(xs_all), min(ys_all) - pad), (max(xs_all) if max(xs_all) > min(xs_all) else min(xs_all) + 1,
                                                max(ys_all) + pad)
-    sheet, draw, left, top = _plot_frame(size, lo, hi, title, xlabel, ylabel)
-    fnt = font()
+    width = int(min(max(fnt.getlength(name) for name in series), LEGEND_WIDTH)) + 20
+    sheet, draw, left, top = _plot_frame(size, lo, hi, title, xlabel, ylabel, legend=(max(width, 140), len(series)))
     for c, (name, (xs, ys)) in enumerate(series.items()):
-        colour = PALETTE[c % len(PALETTE)]
+        colour, shape = PALETTE[c % len(PALETTE)], c // len(PALETTE)
         pts = [(left + (x - lo[0]) / (hi[0] - lo[0]) * size, top + (hi[1] - y) / (hi[1] - lo[1]) * size)
                for x, y in zip(xs, ys)]
         if len(pts) > 1:
             draw.line(pts, fill=colour, width=2)
         for x, y in pts:
-            draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=colour)
+            _marker(draw, x, y, shape, colour)
         y = top + c * LINE
         draw.line([(left + size + 2 * PAD, y + 8), (left + size + 2 * PAD + 12, y + 8)], fill=colour, width=2)
-        draw.text((left + size + 3 * PAD + 12, y), text_fit(name, 120, fnt), fill="black", font=fnt)
+        _marker(draw, left + size + 2 * PAD + 6, y + 8, shape, colour)
+        draw.text((left + size + 3 * PAD + 12, y), text_fit(name, LEGEND_WIDTH, fnt), fill="black", font=fnt)
     return from_pil(sheet)
