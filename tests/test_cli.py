@@ -80,3 +80,58 @@ def test_a_run_name_set_in_an_experiment_config_is_checked_too(tmp_path):
                               f"paths.output_dir={work / 'outputs'}", cwd=work))
     assert line.startswith("error: name=../escaped is not a plain folder name")
     assert list(work.rglob("*")) == [] and not (tmp_path / "escaped").exists()
+
+
+def test_options_from_a_search_path_or_another_config_path_are_not_refused(tmp_path):
+    """The group options of hydra.searchpath= or --config-path are Hydra's to find: model=mine there was refused as
+    'not one of the model configs' before Hydra ran (--config-path), or that line stood in for Hydra's message about
+    another key (hydra.searchpath=)."""
+    import shutil
+
+    primary = tmp_path / "configs"
+    shutil.copytree(CONFIG_DIR, primary)
+    shutil.copy(primary / "model" / "mlp.yaml", primary / "model" / "mine.yaml")
+    out = cli("--cfg", "job", "--config-path", str(primary), "model=mine", cwd=tmp_path)
+    assert out.returncode == 0 and "cnnlab.models.mlp.MLP" in out.stdout, out.stderr[-2000:]
+    (tmp_path / "sp" / "experiment").mkdir(parents=True)
+    (tmp_path / "sp" / "experiment" / "mine.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /model: mlp\nname: mine\n")
+    out = cli(f"hydra.searchpath=[file://{tmp_path / 'sp'}]", "experiment=mine", "trainer.epochz=1",
+              f"paths.output_dir={tmp_path / 'out'}", cwd=tmp_path)
+    assert out.returncode != 0 and "not one of the experiment configs" not in out.stderr
+    assert "epochz" in out.stderr  # Hydra's message names the key that is wrong
+
+
+def test_a_refused_sweep_leaves_a_folder_that_was_there_before(tmp_path):
+    """Only the sweep folder that Hydra made for the refused multirun goes: hydra.sweep.dir=<a folder the user
+    made> (or `.`, the working folder) was removed with it."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    out = cli("-m", "hydra.sweep.dir=.", "trainer.epochz=1,2", cwd=mine)
+    assert one_error_line(out).startswith("error: trainer.epochz is not a key of trainer")
+    assert mine.is_dir()
+    out = cli("-m", f"hydra.sweep.dir={tmp_path / 'new'}", "trainer.epochz=1,2", cwd=tmp_path)
+    assert one_error_line(out).startswith("error: trainer.epochz is not a key of trainer")
+    assert not (tmp_path / "new").exists()  # made by this command: removed
+
+
+def test_checkpoint_choices_go_next_to_the_overrides_and_leave_a_search_and_chosen_groups_alone(monkeypatch):
+    """A command on a checkpoint gets the checkpoint's run's group choices (cli._add_checkpoint_choices): not its
+    hparams_search (choosing it again starts the Optuna search: cnnlab-eval on a trial's checkpoint ran 12 trials),
+    not its experiment when the command line chooses a group (the experiment's optim.lr went into optim=sgd), and
+    before a trailing option (after `--cfg job` or `--config-dir d` argparse refused them: 'unrecognized
+    arguments')."""
+    from cnnlab import cli as cli_module
+
+    choices = {"hparams_search": "lenet5_digits", "experiment": "mlp_digits", "model": "mlp", "data": "digits",
+               "optim": "adam"}
+    monkeypatch.setattr(cli_module, "_checkpoint_run_info", lambda name: {"choices": choices})
+    monkeypatch.setattr("sys.argv", ["cnnlab-eval", "ckpt_path=x.pt", "split=val", "--cfg", "job"])
+    cli_module._add_checkpoint_choices("eval")
+    assert __import__("sys").argv == ["cnnlab-eval", "ckpt_path=x.pt", "split=val", "experiment=mlp_digits",
+                                      "model=mlp", "data=digits", "optim=adam", "--cfg", "job"]
+    monkeypatch.setattr("sys.argv", ["cnnlab-train", "-cd", "a=b", "ckpt_path=x.pt", "optim=sgd", "--config-dir",
+                                     "d=e"])
+    cli_module._add_checkpoint_choices("train")
+    assert __import__("sys").argv == ["cnnlab-train", "-cd", "a=b", "ckpt_path=x.pt", "optim=sgd", "model=mlp",
+                                      "data=digits", "--config-dir", "d=e"]

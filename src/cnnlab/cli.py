@@ -149,9 +149,18 @@ def _extra_config_dirs() -> "list[Path]":
             if a.split("=", 1)[0] in ("--config-dir", "-cd") and ("=" in a or i + 1 < len(args))]
 
 
+def _own_search_path() -> bool:
+    """Whether the command line searches configs beyond cnnlab's configs/ and --config-dir (hydra.searchpath=, or
+    another primary config folder, --config-path / -cp): the options of a group are then not all known here."""
+    return any(a.lstrip("+").startswith("hydra.searchpath") or a.split("=", 1)[0] in ("--config-path", "-cp")
+               for a in sys.argv[1:])
+
+
 def _unknown_choice_line(items: "list[str]") -> "str | None":
     """For `group=option` (`model=lenet`) whose option is in no config folder of the command (cnnlab's configs/,
     --config-dir): one line naming the group's options. Sweep values (`model=lenet5,mlp`) are checked one by one."""
+    if _own_search_path():
+        return None  # Hydra finds the options there, and names what it cannot find
     dirs = [Path(CONFIG_DIR)] + _extra_config_dirs()
     for item in items:
         group, value = item.split("=", 1)
@@ -177,8 +186,8 @@ def _refused_key_line(config_name: str) -> "str | None":
 
     items = [a for a in sys.argv[1:] if "=" in a and not a.startswith(("-", "+", "~", "hydra"))]
     line = _unknown_choice_line(items)
-    if line is not None:
-        return line
+    if line is not None or any(a.split("=", 1)[0] in ("--config-path", "-cp") for a in sys.argv[1:]):
+        return line  # (another primary config folder: its keys are not cnnlab's train/eval/predict config's)
     groups = [a for a in items if "." not in a.split("=", 1)[0]
               and not (Path(CONFIG_DIR) / a.split("=", 1)[0]).is_dir()]  # keys; experiment= etc. are groups
     extra = _extra_config_dirs()
@@ -270,7 +279,7 @@ def _run(main: Callable[[], Any], config_name: str) -> None:
     stands in for Hydra's message."""
     global _stderr_hold
     items = [a for a in sys.argv[1:] if "=" in a and not a.startswith(("-", "+", "~", "hydra"))]
-    line = None if any(a.startswith("hydra.searchpath") for a in sys.argv[1:]) else _unknown_choice_line(items)
+    line = _unknown_choice_line(items)
     if line is not None:  # before Hydra: a multirun would make its sweep folder first
         print(line, file=sys.stderr)
         sys.exit(2)
@@ -311,7 +320,21 @@ def _join_torchrun() -> None:
     distributed.init()
     stamp = distributed.shared_stamp()
     if not any(a.startswith("hydra.run.dir=") for a in sys.argv[1:]):
-        sys.argv.append(f"hydra.run.dir=${{paths.output_dir}}/{_continued_name() or '${name}'}/{stamp}")
+        _add_overrides([f"hydra.run.dir=${{paths.output_dir}}/{_continued_name() or '${name}'}/{stamp}"])
+
+
+_VALUE_OPTIONS = ("--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn", "--config-dir",
+                  "-cd", "--experimental-rerun", "--info", "-i")  # Hydra's options followed by a value
+
+
+def _add_overrides(items: "list[str]") -> None:
+    """Put the overrides `items` on the command line next to its own: Hydra's argparse takes the overrides as one
+    run of positional arguments, so after a trailing option (`--cfg job`, `--config-dir d`) they would be refused
+    as 'unrecognized arguments'."""
+    args = sys.argv
+    at = next((i + 1 for i in range(len(args) - 1, 0, -1) if "=" in args[i] and not args[i].startswith("-")
+               and args[i - 1].split("=", 1)[0] not in _VALUE_OPTIONS), len(args))
+    args[at:at] = list(items)
 
 
 _saved_run_info: "dict[str, dict]" = {}
@@ -360,13 +383,18 @@ def _add_checkpoint_choices(config_name: str) -> None:
         return
     chosen = {a.lstrip("+~").split("=", 1)[0] for a in args}
     dirs = [Path(CONFIG_DIR)] + _extra_config_dirs()
+    # a group the command line chooses (optim=sgd) takes that option's values (build.saved_config): the run's
+    # experiment, a _global_ bundle of values for its groups, would put its own (its optim.lr) into it
+    chooses_group = any((Path(CONFIG_DIR) / a.split("=", 1)[0]).is_dir() for a in args
+                        if "=" in a and not a.startswith(("-", "hydra")) and not a.split("=", 1)[0].startswith("/"))
     for group, option in (_checkpoint_run_info(config_name).get("choices") or {}).items():
         option = str(option)
         if group in chosen or group.startswith("hydra") or "/" in group or option in ("None", "null", "?") \
+                or group == "hparams_search" or (group == "experiment" and chooses_group) \
                 or not any((d / group / f"{option}.yaml").is_file() for d in dirs):
-            continue
+            continue  # hparams_search: a search's trial; choosing it again would start the search (a multirun)
         CHECKPOINT_CHOICES.append(f"{group}={option}")
-    sys.argv.extend(CHECKPOINT_CHOICES)
+    _add_overrides(CHECKPOINT_CHOICES)
 
 
 def _continued_name() -> "str | None":
@@ -408,7 +436,7 @@ def train_cli() -> None:
     else:
         name = _continued_name()
         if name is not None:
-            sys.argv.append(f"hydra.run.dir=${{paths.output_dir}}/{name}/${{now:%Y-%m-%d_%H-%M-%S_%f}}")
+            _add_overrides([f"hydra.run.dir=${{paths.output_dir}}/{name}/${{now:%Y-%m-%d_%H-%M-%S_%f}}"])
     try:
         _run(_train_main, "train")
     except BaseException:

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger("cnnlab")
 FAILED_JOBS: list[str] = []  # folders of the failed jobs of the last multirun in this process
-SWEEP_DIRS: list[Path] = []  # the sweep folder of the multirun this process started (cli removes it if refused)
+SWEEP_DIRS: list[Path] = []  # the sweep folder the multirun this process started made (cli removes it if refused)
 
 
 def test_counterpart(metric: str) -> str:
@@ -148,7 +148,8 @@ class SweepSummary(Callback):
         self.ran: list[Path] = []  # folders of the jobs run in this process
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:  # noqa: ARG002 (Hydra's signature)
-        SWEEP_DIRS[:] = [Path(config.hydra.sweep.dir).resolve()]
+        sweep_dir = Path(config.hydra.sweep.dir).resolve()
+        SWEEP_DIRS[:] = [] if sweep_dir.exists() else [sweep_dir]  # a folder that was there before is not this one's
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:  # noqa: ARG002
         self.ran.append(Path(config.hydra.runtime.output_dir))
