@@ -191,11 +191,11 @@ def train(cfg: DictConfig, info: RunInfo) -> float:
             info.continue_from(ckpt.get("run_info"))
         in_place = continues_in_place(resume, info.run_dir)
         lock = claim_run_folder(info.run_dir, continuing=in_place) if distributed.WORLD.main else None
-        if lock is not None and in_place:
-            from ..runguard import keep_launch_record  # (runguard imports this module)
-
-            keep_launch_record(info.run_dir)
     distributed.barrier()
+    if lock is not None and in_place:  # after the barrier: under torchrun every rank's Hydra has rewritten .hydra/
+        from ..runguard import keep_launch_record  # (runguard imports this module)
+
+        keep_launch_record(info.run_dir)
     try:
         with stop_signals():
             with before_training():
