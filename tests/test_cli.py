@@ -135,3 +135,18 @@ def test_checkpoint_choices_go_next_to_the_overrides_and_leave_a_search_and_chos
     cli_module._add_checkpoint_choices("train")
     assert __import__("sys").argv == ["cnnlab-train", "-cd", "a=b", "ckpt_path=x.pt", "optim=sgd", "model=mlp",
                                       "data=digits", "--config-dir", "d=e"]
+
+
+def test_a_search_without_m_on_a_checkpoint_gets_no_checkpoint_choices(monkeypatch):
+    """hparams_search=<name> is a multirun without -m: the checkpoint's choices added to it were in every job's
+    folder name and in the summary table (0_data=digits,loss=auto,...,trainer=default)."""
+    from cnnlab import cli as cli_module
+
+    monkeypatch.setattr(cli_module, "_checkpoint_run_info", lambda name: {"name": "mine", "choices": {"model": "mlp"}})
+    argv = ["cnnlab-train", "hparams_search=lenet5_digits", "ckpt_path=x.pt"]
+    monkeypatch.setattr("sys.argv", list(argv))
+    cli_module._add_checkpoint_choices("train")
+    assert __import__("sys").argv == argv and cli_module._continued_name() is None
+    monkeypatch.setattr("sys.argv", ["cnnlab-train", "hparams_search=null", "ckpt_path=x.pt"])
+    cli_module._add_checkpoint_choices("train")
+    assert __import__("sys").argv[-1] == "model=mlp" and cli_module._continued_name() == "mine"

@@ -128,3 +128,14 @@ def test_commands_on_a_checkpoint_take_the_keys_of_its_runs_config_groups(tmp_pa
     line = one_error_line(command("cnnlab-train", "resume=true", f"hydra.run.dir={run}", "model.bse=1",
                                   cwd=tmp_path))
     assert line.startswith("error: model.bse is not a key of model: valid keys are base, depth")  # the U-Net's
+
+
+def test_a_run_whose_name_holds_hydra_syntax_can_be_continued_from_its_checkpoint(tmp_path):
+    """The continued run's folder is named after the checkpoint's run in a hydra.run.dir= override: a name with '='
+    or a space in it (name='"lr=0.1 run"') made that override, and so the command, unreadable to Hydra."""
+    first = command("cnnlab-train", *QUICK, 'name="lr=0.1 run"', f"hydra.run.dir={tmp_path / 'first'}", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    again = command("cnnlab-train", f"ckpt_path={tmp_path / 'first' / 'checkpoints' / 'last.pt'}", "trainer.epochs=2",
+                    f"paths.output_dir={tmp_path / 'out'}", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert len(list((tmp_path / "out").iterdir())) == 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import signal
 import sys
@@ -323,6 +324,14 @@ def _join_torchrun() -> None:
         _add_overrides([f"hydra.run.dir=${{paths.output_dir}}/{_continued_name() or '${name}'}/{stamp}"])
 
 
+def _sweeps(args: "list[str]") -> bool:
+    """Whether the command line is a multirun: -m, or an Optuna search (hparams_search=<name> sets hydra.mode
+    MULTIRUN itself), or hydra.mode=MULTIRUN."""
+    return any(a in ("-m", "--multirun") or (a.lstrip("+").startswith("hparams_search=")
+                                             and a.split("=", 1)[1] not in ("", "null"))
+               or a.lstrip("+").upper() == "HYDRA.MODE=MULTIRUN" for a in args)
+
+
 _VALUE_OPTIONS = ("--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn", "--config-dir",
                   "-cd", "--experimental-rerun", "--info", "-i")  # Hydra's options followed by a value
 
@@ -379,7 +388,7 @@ def _add_checkpoint_choices(config_name: str) -> None:
 
     CHECKPOINT_CHOICES.clear()
     args = sys.argv[1:]
-    if any(a in ("-m", "--multirun") for a in args):
+    if _sweeps(args):  # a sweep's job folders and table are named by its overrides
         return
     chosen = {a.lstrip("+~").split("=", 1)[0] for a in args}
     dirs = [Path(CONFIG_DIR)] + _extra_config_dirs()
@@ -405,12 +414,14 @@ def _continued_name() -> "str | None":
     args = sys.argv[1:]
     if not any(a.startswith("ckpt_path=") for a in args) \
             or any(a.lstrip("+").startswith(("name=", "hydra.run.dir=")) for a in args) \
-            or any(a in ("-m", "--multirun") for a in args):
+            or _sweeps(args):
         return None
     from .runguard import name_refusal
 
     name = str(_checkpoint_run_info("train").get("name") or "")
-    return name if name and name_refusal(name) is None and "$" not in name else None
+    # the name goes into a hydra.run.dir= override unquoted: one with Hydra syntax in it ('=', ',', spaces, quotes,
+    # `${`) would make the command line unreadable to Hydra
+    return name if re.fullmatch(r"[A-Za-z0-9_.+:@%-]+", name) and name_refusal(name) is None else None
 
 
 def _check_run_name() -> None:
