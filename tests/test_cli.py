@@ -150,3 +150,13 @@ def test_a_search_without_m_on_a_checkpoint_gets_no_checkpoint_choices(monkeypat
     monkeypatch.setattr("sys.argv", ["cnnlab-train", "hparams_search=null", "ckpt_path=x.pt"])
     cli_module._add_checkpoint_choices("train")
     assert __import__("sys").argv[-1] == "model=mlp" and cli_module._continued_name() == "mine"
+
+
+def test_a_users_primary_config_keys_are_not_called_misspelt(tmp_path):
+    """With --config-name (-cn) the keys are that config's: a key it adds (extra=2) was named as the misspelt one,
+    'not a key of cnnlab's train config', instead of the key Hydra refused."""
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "mine.yaml").write_text("defaults:\n  - train\n  - _self_\nextra: 1\n")
+    out = cli("-cd", str(tmp_path / "cfg"), "-cn", "mine", "extra=2", "trainer.epochz=1",
+              f"paths.output_dir={tmp_path / 'out'}", cwd=tmp_path)
+    assert out.returncode != 0 and "extra is not a key" not in out.stderr and "epochz" in out.stderr

@@ -187,8 +187,9 @@ def _refused_key_line(config_name: str) -> "str | None":
 
     items = [a for a in sys.argv[1:] if "=" in a and not a.startswith(("-", "+", "~", "hydra"))]
     line = _unknown_choice_line(items)
-    if line is not None or any(a.split("=", 1)[0] in ("--config-path", "-cp") for a in sys.argv[1:]):
-        return line  # (another primary config folder: its keys are not cnnlab's train/eval/predict config's)
+    if line is not None or any(a.split("=", 1)[0] in ("--config-path", "-cp", "--config-name", "-cn")
+                               for a in sys.argv[1:]):
+        return line  # (another primary config: its keys are not cnnlab's train/eval/predict config's)
     groups = [a for a in items if "." not in a.split("=", 1)[0]
               and not (Path(CONFIG_DIR) / a.split("=", 1)[0]).is_dir()]  # keys; experiment= etc. are groups
     extra = _extra_config_dirs()
