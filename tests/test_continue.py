@@ -1,10 +1,12 @@
 """Continuing a finished run for longer: every schedule is rebuilt for the new length and goes on from the current
 step, so its learning rate is what a run planned for the new length from the start has at that step."""
 import json
+from pathlib import Path
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from cnnlab.errors import ConfigError
 from conftest import run_train
 
 BASE = ["data=synthetic", "data.num_samples=32", "trainer.batch_size=8", "trainer.log_every=1",
@@ -71,3 +73,16 @@ def test_a_checkpoint_that_already_trained_the_planned_epochs_is_refused_unless_
     assert json.loads((run / "results.json").read_text())["epochs"] == 2
     longer, _ = run_train(tmp_path / "c", [f"ckpt_path={last}", "trainer.epochs=3"])
     assert json.loads((longer / "results.json").read_text())["epochs"] == 3
+
+
+def test_a_finished_checkpoint_cut_by_the_budget_is_told_to_raise_the_budget():
+    from types import SimpleNamespace
+
+    from cnnlab.commands.training import check_epochs_left
+
+    t = SimpleNamespace(epochs=240, budget_min=19.0)  # the budget let 120 of the 240 epochs fit
+    with pytest.raises(ConfigError, match=r"already trained 120 epochs, so trainer.budget_min=19, which leaves 120 of "
+                                          r"trainer.epochs=240, trains nothing: pass a larger trainer.budget_min "
+                                          r"\(or trainer.budget_min=null\) to continue it"):
+        check_epochs_left({"epoch": 120}, Path("last.pt"), 120, t, in_place=False)
+    check_epochs_left({"epoch": 120}, Path("last.pt"), 240, t, in_place=False)  # more epochs fit: it continues

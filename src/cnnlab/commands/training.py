@@ -341,9 +341,10 @@ def check_epochs_left(ckpt: dict[str, Any], path: Optional[Path], epochs: int, t
     plan = (f"trainer.epochs={epochs}" if epochs == t.epochs else
             f"trainer.budget_min={t.budget_min:g}, which leaves {epochs} of trainer.epochs={t.epochs},")
     trained = f"{done} epoch{'s' if done != 1 else ''}" + (" and part of the next" if begun > done else "")
-    raise ConfigError(f"checkpoint {path} already trained {trained}, so {plan} trains nothing: pass a larger "
-                      f"trainer.epochs to continue it (e.g. trainer.epochs={max(2 * done, done + 1)}), or test it with "
-                      f"cnnlab-eval {typed_override('ckpt_path', path)}")
+    more = (f"a larger trainer.epochs to continue it (e.g. trainer.epochs={max(2 * done, done + 1)})"
+            if epochs == t.epochs else "a larger trainer.budget_min (or trainer.budget_min=null) to continue it")
+    raise ConfigError(f"checkpoint {path} already trained {trained}, so {plan} trains nothing: pass {more}, or test "
+                      f"it with cnnlab-eval {typed_override('ckpt_path', path)}")
 
 
 def budget_cut_message(t: TrainerSettings, epoch_s: float, epochs: int, pace: str) -> str:
