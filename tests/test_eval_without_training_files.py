@@ -4,9 +4,9 @@ import json
 import shutil
 
 import pytest
-import torch
 
 from conftest import compose_cfg, fake_data, run_train
+from cnnlab.checkpoint import load_checkpoint
 from cnnlab.errors import ConfigError
 
 TINY = ["trainer.epochs=1", "trainer.budget_min=null", "trainer.tensorboard=false", "trainer.pictures_every=0"]
@@ -51,7 +51,7 @@ def test_sst2_test_split_from_dev_tsv_alone(tmp_path):
 
 def test_roads_split_from_its_own_images_alone(tmp_path):
     ckpt, root = trained(tmp_path, "unet_roads", "roads", "model.base=8")
-    files = torch.load(ckpt, map_location="cpu", weights_only=False)["data_state"]["files"]
+    files = load_checkpoint(ckpt)["data_state"]["files"]  # plain data: loads with weights_only=True
     whole = evaluate(tmp_path, ckpt, f"data.root={root}")
     names = [f"training/{kind}/{n}" for n in files["test"] for kind in ("images", "groundtruth")]
     copy(tmp_path / "data" / "roads", tmp_path / "test_only", names)

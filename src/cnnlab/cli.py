@@ -150,6 +150,11 @@ def _extra_config_dirs() -> "list[Path]":
             if a.split("=", 1)[0] in ("--config-dir", "-cd") and ("=" in a or i + 1 < len(args))]
 
 
+def _has_option(group: str, option: str) -> bool:
+    """Whether `group/option.yaml` is in cnnlab's configs/ or a --config-dir of the command line."""
+    return any((d / group / f"{option}.yaml").is_file() for d in [Path(CONFIG_DIR)] + _extra_config_dirs())
+
+
 def _own_search_path() -> bool:
     """Whether the command line searches configs beyond cnnlab's configs/ and --config-dir (hydra.searchpath=, or
     another primary config folder, --config-path / -cp): the options of a group are then not all known here."""
@@ -162,7 +167,6 @@ def _unknown_choice_line(items: "list[str]") -> "str | None":
     --config-dir): one line naming the group's options. Sweep values (`model=lenet5,mlp`) are checked one by one."""
     if _own_search_path():
         return None  # Hydra finds the options there, and names what it cannot find
-    dirs = [Path(CONFIG_DIR)] + _extra_config_dirs()
     for item in items:
         group, value = item.split("=", 1)
         if "." in group or "/" in group or not (Path(CONFIG_DIR) / group).is_dir() or value == "null" \
@@ -170,7 +174,8 @@ def _unknown_choice_line(items: "list[str]") -> "str | None":
             continue  # not a plain choice: Hydra's grammar (null, sweeps, interpolations) reads it
         for option in value.split(","):
             option = option.strip()
-            if option and not any((d / group / f"{option}.yaml").is_file() for d in dirs):
+            if option and not _has_option(group, option):
+                dirs = [Path(CONFIG_DIR)] + _extra_config_dirs()
                 names = sorted({p.stem for d in dirs if (d / group).is_dir() for p in (d / group).glob("*.yaml")})
                 return (f"error: {group}={option} is not one of the {group} configs: choose one of "
                         f"{', '.join(names)} (or write {group}/{option}.yaml in a --config-dir)")
@@ -392,7 +397,6 @@ def _add_checkpoint_choices(config_name: str) -> None:
     if _sweeps(args):  # a sweep's job folders and table are named by its overrides
         return
     chosen = {a.lstrip("+~").split("=", 1)[0] for a in args}
-    dirs = [Path(CONFIG_DIR)] + _extra_config_dirs()
     # a group the command line chooses (optim=sgd) takes that option's values (build.saved_config): the run's
     # experiment, a _global_ bundle of values for its groups, would put its own (its optim.lr) into it
     chooses_group = any((Path(CONFIG_DIR) / a.split("=", 1)[0]).is_dir() for a in args
@@ -401,7 +405,7 @@ def _add_checkpoint_choices(config_name: str) -> None:
         option = str(option)
         if group in chosen or group.startswith("hydra") or "/" in group or option in ("None", "null", "?") \
                 or group == "hparams_search" or (group == "experiment" and chooses_group) \
-                or not any((d / group / f"{option}.yaml").is_file() for d in dirs):
+                or not _has_option(group, option):
             continue  # hparams_search: a search's trial; choosing it again would start the search (a multirun)
         CHECKPOINT_CHOICES.append(f"{group}={option}")
     _add_overrides(CHECKPOINT_CHOICES)
