@@ -116,23 +116,23 @@ def test_a_refused_sweep_leaves_a_folder_that_was_there_before(tmp_path):
 
 
 def test_checkpoint_choices_go_next_to_the_overrides_and_leave_a_search_and_chosen_groups_alone(monkeypatch):
-    """A command on a checkpoint gets the checkpoint's run's group choices (cli._add_checkpoint_choices): not its
+    """A command on a checkpoint gets the checkpoint's run's group choices (cmdline.add_checkpoint_choices): not its
     hparams_search (choosing it again starts the Optuna search: cnnlab-eval on a trial's checkpoint ran 12 trials),
     not its experiment when the command line chooses a group (the experiment's optim.lr went into optim=sgd), and
     before a trailing option (after `--cfg job` or `--config-dir d` argparse refused them: 'unrecognized
     arguments')."""
-    from cnnlab import cli as cli_module
+    from cnnlab import cmdline
 
     choices = {"hparams_search": "lenet5_digits", "experiment": "mlp_digits", "model": "mlp", "data": "digits",
                "optim": "adam"}
-    monkeypatch.setattr(cli_module, "_checkpoint_run_info", lambda name: {"choices": choices})
+    monkeypatch.setattr(cmdline, "checkpoint_run_info", lambda name: {"choices": choices})
     monkeypatch.setattr("sys.argv", ["cnnlab-eval", "ckpt_path=x.pt", "split=val", "--cfg", "job"])
-    cli_module._add_checkpoint_choices("eval")
+    cmdline.add_checkpoint_choices("eval")
     assert __import__("sys").argv == ["cnnlab-eval", "ckpt_path=x.pt", "split=val", "experiment=mlp_digits",
                                       "model=mlp", "data=digits", "optim=adam", "--cfg", "job"]
     monkeypatch.setattr("sys.argv", ["cnnlab-train", "-cd", "a=b", "ckpt_path=x.pt", "optim=sgd", "--config-dir",
                                      "d=e"])
-    cli_module._add_checkpoint_choices("train")
+    cmdline.add_checkpoint_choices("train")
     assert __import__("sys").argv == ["cnnlab-train", "-cd", "a=b", "ckpt_path=x.pt", "optim=sgd", "model=mlp",
                                       "data=digits", "--config-dir", "d=e"]
 
@@ -140,16 +140,16 @@ def test_checkpoint_choices_go_next_to_the_overrides_and_leave_a_search_and_chos
 def test_a_search_without_m_on_a_checkpoint_gets_no_checkpoint_choices(monkeypatch):
     """hparams_search=<name> is a multirun without -m: the checkpoint's choices added to it were in every job's
     folder name and in the summary table (0_data=digits,loss=auto,...,trainer=default)."""
-    from cnnlab import cli as cli_module
+    from cnnlab import cmdline
 
-    monkeypatch.setattr(cli_module, "_checkpoint_run_info", lambda name: {"name": "mine", "choices": {"model": "mlp"}})
+    monkeypatch.setattr(cmdline, "checkpoint_run_info", lambda name: {"name": "mine", "choices": {"model": "mlp"}})
     argv = ["cnnlab-train", "hparams_search=lenet5_digits", "ckpt_path=x.pt"]
     monkeypatch.setattr("sys.argv", list(argv))
-    cli_module._add_checkpoint_choices("train")
-    assert __import__("sys").argv == argv and cli_module._continued_name() is None
+    cmdline.add_checkpoint_choices("train")
+    assert __import__("sys").argv == argv and cmdline.continued_name() is None
     monkeypatch.setattr("sys.argv", ["cnnlab-train", "hparams_search=null", "ckpt_path=x.pt"])
-    cli_module._add_checkpoint_choices("train")
-    assert __import__("sys").argv[-1] == "model=mlp" and cli_module._continued_name() == "mine"
+    cmdline.add_checkpoint_choices("train")
+    assert __import__("sys").argv[-1] == "model=mlp" and cmdline.continued_name() == "mine"
 
 
 def test_a_users_primary_config_keys_are_not_called_misspelt(tmp_path):

@@ -379,8 +379,8 @@ def test_the_inputs_of_a_sentence_model_are_one_of_input_and_text(given, message
 
 @pytest.mark.parametrize("typed", ["text=a, b=c [d]", "+text=a, b=c [d]", "++text=a, b=c [d]"])
 def test_the_sentence_is_taken_off_the_command_line_in_every_form_hydra_accepts(monkeypatch, typed):
-    from cnnlab import cli
+    from cnnlab import cmdline
 
     monkeypatch.setattr("sys.argv", ["cnnlab-predict", "ckpt_path=x.pt", typed, "context=5", "input=my_text=1.txt"])
-    assert cli._take_text_argument() == "a, b=c [d]"
+    assert cmdline.take_text_argument() == "a, b=c [d]"
     assert sys.argv == ["cnnlab-predict", "ckpt_path=x.pt", "context=5", "input=my_text=1.txt"]

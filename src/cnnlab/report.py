@@ -21,8 +21,9 @@ from .tasks import CLASS_TASKS, metric_names
 from .tblog import RunLogger
 
 log = logging.getLogger("cnnlab")
-# group choices the command line did not make, added by cli for a command on a checkpoint (its run's choices, so
-# that Hydra checks the keys given against that run's config groups): not the user's overrides
+# group choices the command line did not make, added by cmdline.add_checkpoint_choices for a command on a
+# checkpoint (its run's choices, so that Hydra checks the keys given against that run's config groups): not the
+# user's overrides
 CHECKPOINT_CHOICES: list[str] = []
 
 
