@@ -2,23 +2,26 @@
 loss, trainer settings). Models, datasets and losses never see the config; what they need arrives here."""
 from __future__ import annotations
 
+import dataclasses
+import functools
 import inspect
 import logging
+import typing
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import torch
+import yaml
 from hydra.errors import InstantiationException
 from hydra.utils import get_object, instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from torch import nn
 
-from .confcheck import (TrainerSettings, accepted, check_call, check_optim_values, check_saved_targets, named_arguments,
-                        target_name)
 from .data.common import DataBundle, TensorSplit
 from .engine import LoopSettings
 from .errors import ConfigError, find_config_error, first_line
-from .models.init import SCHEMES
+from .schema import TrainerConfig, trainer_settings
 from .tasks import TASKS
 
 log = logging.getLogger("cnnlab")
@@ -35,10 +38,11 @@ def _config_dir() -> str:
 
 CONFIG_DIR = _config_dir()
 AMP_DTYPES = {None: None, "none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-RUN_CONTROL_KEYS = ("resume", "ckpt_path")  # how a run was started, not what it is (never taken from a checkpoint)
-TOP_KEYS = ("model", "data", "optim", "sched", "loss", "trainer", "paths", "name", "seed", "init", "ckpt_path",
-            "resume", "optimized_metric", "split", "out_dir", "num_images", "input", "output", "text", "overlays",
-            "submission", "batch_size", "device", "layer", "top", "channels", "maximise", "layer_images")
+RUN_CONTROL_KEYS = ("resume", "ckpt_path", "init_from")  # how a run was started, not what it is
+# Modules whose public classes a config may name without a shipped YAML naming them: optimizers and schedules are
+# plain numerics, torchvision's model builders build modules (their weights come from torchvision's checked download)
+SAFE_MODULES = ("torch.optim", "torch.optim.lr_scheduler", "torchvision.models")
+__all__ = ["trainer_settings"]
 
 
 # ---------------------------------------------------------------- the command line
@@ -78,15 +82,64 @@ def resolve_target(group: str, node: Any) -> Callable:
         raise ConfigError(f"{group}._target_={target} cannot be imported ({first_line(e)}): check the name") from None
 
 
+def _checkable(hint: Any) -> Any:
+    """`hint` where OmegaConf can check a value against it (int, float, bool, str, Optional, List, Dict, Enum),
+    else Any (tensors, callables, unions of several types: the target itself judges those)."""
+    try:
+        OmegaConf.structured(dataclasses.make_dataclass("Probe", [("x", hint, dataclasses.field(default=MISSING))]))
+        return hint
+    except (OmegaConfBaseException, TypeError, ValueError):
+        return Any
+
+
+@functools.lru_cache(maxsize=None)
+def signature_schema(target: Callable) -> "type | None":
+    """A dataclass of `target`'s keyword parameters and their annotations, for OmegaConf to check a config node
+    against (the keys it may hold, the types of their values); None when the target takes any keyword."""
+    params = inspect.signature(target).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return None
+    try:
+        hints = typing.get_type_hints(target.__init__ if inspect.isclass(target) else target)
+    except (NameError, TypeError):  # unresolvable forward references in a library's annotations
+        if getattr(target, "__module__", "").startswith("cnnlab"):
+            raise
+        hints = {}
+    fields = [(n, _checkable(hints.get(n, Any)), dataclasses.field(default=MISSING)) for n, p in params.items()
+              if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n != "self"]
+    return dataclasses.make_dataclass(getattr(target, "__name__", "Target"), fields)
+
+
 def _checked(group: str, node: Any) -> Callable:
-    """Resolve `node`'s target and check its keys and value types (and those of nested targets)."""
+    """Resolve `node`'s target and let OmegaConf check its keys and value types against the target's signature
+    (and those of nested targets)."""
     target = resolve_target(group, node)
-    values = plain(node)
-    check_call(group, target, values)
+    values = {k: v for k, v in plain(node).items() if not str(k).startswith("_")}
+    schema = signature_schema(target)
+    if schema is not None:
+        given = {k: v for k, v in values.items() if not (isinstance(v, dict) and "_target_" in v)}
+        try:
+            OmegaConf.merge(OmegaConf.structured(schema), given)
+        except OmegaConfBaseException as e:
+            valid = ", ".join(schema.__dataclass_fields__)
+            raise ConfigError(f"{group}.{e.full_key}: {first_line(e)} ({node.get('_target_')} takes {valid})") \
+                from None
     for key, value in values.items():
         if isinstance(value, dict) and "_target_" in value:
             _checked(f"{group}.{key}", node[key])
     return target
+
+
+def takes(target: Callable) -> "tuple[set[str], bool]":
+    """(keyword names `target` takes, whether it takes any keyword)."""
+    params = inspect.signature(target).parameters
+    return ({n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)},
+            any(p.kind is p.VAR_KEYWORD for p in params.values()))
+
+
+def named_arguments(target: Callable, **values: Any) -> dict[str, Any]:
+    """The `values` that are not None and that `target` has a parameter of that name for (not `**kwargs`)."""
+    return {k: v for k, v in values.items() if v is not None and k in takes(target)[0]}
 
 
 def raised_in_cnnlab(exc: BaseException) -> bool:
@@ -110,7 +163,7 @@ def _call(group: str, make: Callable[[], Any]) -> Any:
         inner = find_config_error(e)
         if inner is not None:
             raise inner from None
-        if isinstance(e.__cause__, ValueError) and not raised_in_cnnlab(e.__cause__):
+        if isinstance(e.__cause__, (ValueError, TypeError)) and not raised_in_cnnlab(e.__cause__):
             raise ConfigError(f"{group} config: {first_line(e.__cause__)}: check the {group}=... choice and its "
                               f"{group}.* values") from None
         raise
@@ -145,23 +198,24 @@ def build_model(model_cfg: DictConfig, num_classes: int, offered: dict[str, Any]
     """The model, given num_classes and every value the data offers (`model_kwargs`); a value the model does not
     take is an error naming both. A value the model config sets itself (AlexNet's `in_channels: 3`) wins."""
     target = _checked("model", model_cfg)
-    takes, takes_any = accepted(target)
+    names_taken, takes_any = takes(target)
     kwargs = {}
     for key, value in {"num_classes": num_classes, **offered}.items():
         if key in model_cfg:
             continue
-        if not (takes_any or key in takes):
+        if not (takes_any or key in names_taken):
             shown = f"{key}={value}" if isinstance(value, (int, float, str)) else key
-            raise ConfigError(f"data={names[1]} offers {shown}, which model={names[0]} ({target_name(target)}) does "
-                              f"not take: {_offer_hint(key, takes)}")
+            raise ConfigError(f"data={names[1]} offers {shown}, which model={names[0]} ({model_cfg._target_}) does "
+                              f"not take: {_offer_hint(key, names_taken)}"
+                              + ("" if model_cfg._target_.startswith("cnnlab.") else
+                                 f", or add a `{key}` parameter to its __init__ (or **kwargs) to accept it"))
         kwargs[key] = value
     return _call("model", lambda: instantiate(model_cfg, _convert_="all", **kwargs))
 
 
 def check_optim(optim_cfg: DictConfig) -> None:
-    """The optimizer config's keys, value types and ranges, before anything is built."""
+    """The optimizer config's keys and value types, before anything is built (torch.optim checks the ranges)."""
     _checked("optim", optim_cfg)
-    check_optim_values(plain(optim_cfg))
 
 
 def build_optimizer(optim_cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -239,23 +293,6 @@ def build_loss(loss_cfg: DictConfig, model: nn.Module, bundle: Optional[DataBund
 
 # ---------------------------------------------------------------- settings
 
-def check_top_level(cfg: DictConfig) -> None:
-    """Seed, init and unknown top-level keys (`+foo=1`), each named alone."""
-    unknown = [k for k in cfg if k not in TOP_KEYS]
-    if unknown:
-        raise ConfigError(f"{unknown[0]} is not a cnnlab setting: the top-level keys are {', '.join(TOP_KEYS)}")
-    if not isinstance(cfg.get("seed"), int) or isinstance(cfg.get("seed"), bool):
-        raise ConfigError(f"seed={cfg.get('seed')!r} is not valid: it must be a whole number")
-    if cfg.get("init", "default") not in SCHEMES:
-        raise ConfigError(f"init={cfg.init} is not known: use one of {', '.join(SCHEMES)}")
-
-
-def trainer_settings(cfg: DictConfig) -> TrainerSettings:
-    """The trainer group, type- and range-checked (each bad value named alone)."""
-    check_top_level(cfg)
-    return TrainerSettings.from_config(plain(cfg.trainer))
-
-
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU multiplies bfloat16 in hardware (AMX or AVX512-BF16, from /proc/cpuinfo's flags). Elsewhere
     bf16 is emulated and slower than float32, so trainer.amp=bf16 is ignored there."""
@@ -273,7 +310,7 @@ def cuda_has_native_bf16(device: torch.device) -> bool:
     return bool(torch.version.hip) or torch.cuda.get_device_capability(device)[0] >= 8
 
 
-def loop_settings(t: TrainerSettings, device: torch.device, ckpt_dir: Optional[Path]) -> LoopSettings:
+def loop_settings(t: TrainerConfig, device: torch.device, ckpt_dir: Optional[Path]) -> LoopSettings:
     """What the loop needs; AMP off with a notice where it cannot run."""
     amp = AMP_DTYPES[t.amp]
     if amp is torch.bfloat16 and device.type == "cpu" and cpu_has_native_bf16():
@@ -285,17 +322,83 @@ def loop_settings(t: TrainerSettings, device: torch.device, ckpt_dir: Optional[P
     if amp is torch.bfloat16 and device.type == "cuda" and not cuda_has_native_bf16(device):
         log.info("trainer.amp=bf16: this GPU has no bfloat16, fp16 with a gradient scaler is used instead")
         amp = torch.float16
-    return LoopSettings(epochs=t.epochs, device=device, amp_dtype=amp, clip_grad=t.clip_grad,
-                        log_every=t.log_every, monitor=t.monitor, mode=t.mode, ckpt_dir=ckpt_dir,
-                        pictures_every=t.pictures_every, progress=t.progress, channels_last=t.channels_last,
-                        histograms_every=t.histograms_every, eval_tile=t.eval_tile, eval_overlap=t.eval_overlap,
-                        tta=t.tta)
+    values = {f.name: getattr(t, f.name) for f in dataclasses.fields(TrainerConfig)}
+    return LoopSettings(**{**values, "device": device, "amp_dtype": amp, "ckpt_dir": ckpt_dir})
 
 
-def saved_config(cfg: DictConfig, overrides: list[str], ckpt: dict[str, Any], path: Path,
-                 own_keys: tuple[str, ...] = ()) -> DictConfig:
-    """The config saved in a checkpoint, every `_target_` in it checked against cnnlab's own configs before
-    anything is built, with every key named on this command line taken from `cfg` instead."""
+# ---------------------------------------------------------------- the trust rule for a checkpoint's saved config
+
+def _targets(node: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """(dotted key, target) of every `_target_` in a plain nested dict/list."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        path = f"{prefix}[{key}]" if isinstance(node, list) else f"{prefix}.{key}" if prefix else str(key)
+        if key == "_target_" and isinstance(node, dict):
+            yield path, str(value)
+        else:
+            yield from _targets(value, path)
+
+
+def _interpolations(node: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """(dotted key, text) of every key or string value of a plain nested dict/list that holds `${`."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        path = f"{prefix}[{key}]" if isinstance(node, list) else f"{prefix}.{key}" if prefix else str(key)
+        if "${" in str(key) or (isinstance(value, str) and "${" in value):
+            yield path, str(value)
+        yield from _interpolations(value, path)
+
+
+@functools.lru_cache(maxsize=None)
+def _folder_targets(config_dir: str) -> frozenset[str]:
+    return frozenset(t for p in Path(config_dir).rglob("*.yaml") for _, t in _targets(yaml.safe_load(p.read_text())
+                                                                                        or {}))
+
+
+def user_config_dirs() -> list[str]:
+    """The folders this command line adds with --config-dir (Hydra's record of its config sources)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return []
+    return [str(s.path) for s in HydraConfig.get().runtime.config_sources
+            if s.provider == "command-line" and s.schema == "file"]
+
+
+def trusted_targets(config_dirs: "list[str] | None" = None) -> frozenset[str]:
+    """Every `_target_` that cnnlab's configs, or the --config-dir folders of this command line, name."""
+    dirs = [CONFIG_DIR, *(user_config_dirs() if config_dirs is None else config_dirs)]
+    return frozenset().union(*(_folder_targets(d) for d in dirs if Path(d).is_dir()))
+
+
+def is_safe_target(target: str, trusted: frozenset[str]) -> bool:
+    """A target a trusted config names, or a public class/function directly in one of SAFE_MODULES."""
+    module, _, name = target.rpartition(".")
+    return target in trusted or (module in SAFE_MODULES and name.isidentifier() and not name.startswith("_"))
+
+
+def check_saved_targets(saved: dict, replaced: "set[str]", source: str, trusted: frozenset[str]) -> None:
+    """Refuse a saved config that names a `_target_` no trusted config names, or that holds any interpolation
+    (`${oc.decode:...}` can make a node with a `_target_` when used; cnnlab saves configs resolved). Keys in
+    `replaced` are the command line's, the user's own choice; nothing has been built when this runs."""
+    def users(key: str) -> bool:
+        return any(key == r or key.startswith((r + ".", r + "[")) for r in replaced)
+
+    for key, text in _interpolations(saved):
+        if not users(key):
+            raise ConfigError(f"{source}: its saved config holds an interpolation at {key} ({text[:60]}); refused, "
+                              f"since cnnlab saves configs resolved and an interpolation can build code when "
+                              f"used (set {key} on the command line if the file is yours)")
+    for key, target in _targets(saved):
+        if not users(key) and not is_safe_target(target, trusted):
+            raise ConfigError(f"{source}: its saved config names {key}={target}, which no cnnlab config names; "
+                              f"refused, so that a received file cannot choose code to run (for your own class, "
+                              f"pass --config-dir <folder with its yaml>, or {key}={target} on the command line)")
+
+
+def read_saved_config(ckpt: dict[str, Any], path: "str | Path", trusted: frozenset[str],
+                      replaced: "set[str]" = frozenset()) -> DictConfig:
+    """A checkpoint's saved config, its targets checked against the `trusted` ones before anything is built."""
     text = ckpt.get("config")
     if not isinstance(text, str) or not text.strip():
         raise ConfigError(f"checkpoint {path} has no saved config: it was not written by cnnlab-train")
@@ -305,11 +408,27 @@ def saved_config(cfg: DictConfig, overrides: list[str], ckpt: dict[str, Any], pa
         raise ConfigError(f"checkpoint {path} holds an unreadable config ({first_line(e)})") from None
     if not isinstance(saved, DictConfig) or "model" not in saved:
         raise ConfigError(f"checkpoint {path} has no saved model config: it was not written by cnnlab-train")
-    replaced = {parse_override(o)[0] for o in overrides if is_setting(o)}
+    check_saved_targets(OmegaConf.to_container(saved, resolve=False), set(replaced), f"checkpoint {path}", trusted)
+    return saved
+
+
+def saved_config(cfg: DictConfig, overrides: list[str], ckpt: dict[str, Any], path: Path,
+                 own_keys: tuple[str, ...] = ()) -> DictConfig:
+    """The config saved in a checkpoint (see read_saved_config), with every key named on this command line taken
+    from `cfg` instead. A group chosen as the checkpoint's run chose it (`data=mito` for a mito run, so that
+    `data.slice_step=20` is a key Hydra knows) changes nothing by itself; another option replaces the group."""
+    choices = (ckpt.get("run_info") or {}).get("choices") or {}
+    replaced = set()
     absent = object()  # hydra.* and keys this command's config lacks; `key=null` does replace (budget_min=null)
-    replaced = {k for k in replaced if k.split(".")[0] not in own_keys
-                and OmegaConf.select(cfg, k, default=absent) is not absent}
-    check_saved_targets(OmegaConf.to_container(saved, resolve=False), replaced, f"checkpoint {path}", CONFIG_DIR)
+    for item in overrides:
+        key, value = parse_override(item)
+        if not is_setting(item) or key.split(".")[0] in own_keys \
+                or OmegaConf.select(cfg, key, default=absent) is absent:
+            continue
+        if "." not in key and str(choices.get(key)) == value:
+            continue
+        replaced.add(key)
+    saved = read_saved_config(ckpt, path, trusted_targets(), replaced)
     for key in sorted(replaced):
         OmegaConf.update(saved, key, OmegaConf.select(cfg, key), force_add=True, merge=False)
     return saved

@@ -18,12 +18,12 @@ from typing import Any, Callable
 import hydra
 from omegaconf import DictConfig
 
-from . import cmdline, distributed
-from .build import CONFIG_DIR
+from . import distributed, rundir, schema  # noqa: F401 - rundir's resolvers and the schema, before Hydra reads
+from .build import CONFIG_DIR, user_config_dirs
 from .checkpoint import holds_run
 from .engine import STOP, TrainingStopped
-from .errors import RunFolderRefused, find_config_error, typed_override
-from .sweep import FAILED_JOBS, SWEEP_DIRS
+from .errors import ConfigError, RunFolderRefused, find_config_error, typed_override
+from .sweep import failed_jobs
 
 log = logging.getLogger("cnnlab")
 __all__ = ["CONFIG_DIR", "train_cli", "eval_cli", "viz_cli", "predict_cli"]
@@ -67,16 +67,29 @@ def _only_start_up_files(run_dir: Path) -> bool:
                                     for p in run_dir.iterdir())
 
 
+def _made_here(run_dir: Path) -> bool:
+    """Whether this command made `run_dir`: its record is the folder's first, `.hydra/` (see cnnlab.rundir)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get().output_subdir == ".hydra"
+
+
+def _remove_own_record(run_dir: Path) -> None:
+    """Remove Hydra's record of this command from a folder that holds another command's (`.hydra/<time>/`)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    subdir = HydraConfig.get().output_subdir
+    if subdir and subdir != ".hydra":
+        shutil.rmtree(run_dir / subdir, ignore_errors=True)
+
+
 def _forget_or_mark(run_dir: Path, cfg: DictConfig, error: str, before_training: bool = False) -> None:
     """A run that failed before writing anything, or before training in a folder it made, leaves no folder behind;
-    one that a bad value stopped before it trained in a folder that holds an earlier run leaves that run's record
-    as it was (the error is in its log); any other says why it failed (failed.json)."""
-    from .runguard import FRESH, keep_launch_record
-
+    one that a bad value stopped before it trained in a folder that holds an earlier run leaves that run as it was
+    (the error is in its log); any other says why it failed (failed.json)."""
     if before_training and holds_run(run_dir):
-        keep_launch_record(run_dir)
         return
-    if _only_start_up_files(run_dir) or (before_training and run_dir.resolve() in FRESH):
+    if _only_start_up_files(run_dir) or (before_training and _made_here(run_dir)):
         shutil.rmtree(run_dir, ignore_errors=True)  # only start-up files, or a folder this command made
         root = Path(str(cfg.get("paths", {}).get("output_dir", "outputs"))).resolve()
         parent = run_dir.resolve().parent
@@ -99,8 +112,10 @@ def _quiet_other_ranks() -> None:
 
 def _guard(fn: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
     """Run `fn(cfg)` and report how it ended (see the module docstring)."""
-    _command_starts()
     run_dir, multirun = _job()
+    for folder in user_config_dirs():  # a --config-dir's own .py files (a model of the user's) are importable
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
     if not distributed.WORLD.main:
         _quiet_other_ranks()
     try:
@@ -119,8 +134,9 @@ def _guard(fn: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
     except Exception as e:  # noqa: BLE001 - re-raised unless it is a user error or one job of a sweep
         err = find_config_error(e)
         line = "error: " + str(err).strip().splitlines()[-1] if err is not None else None
-        if isinstance(err, RunFolderRefused):  # another run's folder: report, and touch nothing in it
+        if isinstance(err, RunFolderRefused):  # another run's folder: report, and take this command's record back
             print(line, file=sys.stderr)
+            _remove_own_record(run_dir)
             if multirun:
                 return None
             sys.exit(2)
@@ -142,129 +158,46 @@ def _guard(fn: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
         sys.exit(2)
 
 
-class _HeldStderr:
-    """Stands in for sys.stderr while Hydra reads the command line: what Hydra prints about a refused key is held,
-    so that one line naming the valid keys can replace it (`_run`); once the command runs, writes pass through."""
-
-    def __init__(self, real: Any) -> None:
-        self.real, self.held, self.passing = real, [], False
-
-    def write(self, text: str) -> int:
-        if self.passing:
-            return self.real.write(text)
-        self.held.append(text)
-        return len(text)
-
-    def release(self, show: bool = True) -> None:
-        """Pass writes through from now on; print what was held (unless `show` is false)."""
-        if not self.passing:
-            self.passing = True
-            if show and self.held:
-                self.real.write("".join(self.held))
-                self.real.flush()
-            self.held = []
-        if sys.stderr is self:
-            sys.stderr = self.real
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.real, name)
-
-
-_stderr_hold: "_HeldStderr | None" = None
-
-
-def _command_starts() -> None:
-    """Hydra has accepted the command line: stop holding stderr (see _HeldStderr)."""
-    if _stderr_hold is not None:
-        _stderr_hold.release()
-
-
-def _remove_unused_sweep_folder() -> None:
-    """A multirun Hydra refused before any job ran leaves no folder: Hydra made the sweep's folder and wrote
-    multirun.yaml in it first. Its parents up to `multirun/` go too when empty (cnnlab's layout of sweeps)."""
-    for sweep_dir in SWEEP_DIRS:
-        if not sweep_dir.is_dir() or [p.name for p in sweep_dir.iterdir()] != ["multirun.yaml"]:
-            continue
-        shutil.rmtree(sweep_dir)
-        tops = [p for p in sweep_dir.parents if p.name == "multirun"]
-        for parent in sweep_dir.parents if tops else []:
-            if any(parent.iterdir()):
-                break
-            parent.rmdir()
-            if parent == tops[0]:
-                break
-
-
-def _run(main: Callable[[], Any], config_name: str) -> None:
-    """Run a Hydra main; when Hydra refused the command line for a misspelt key, one line naming the valid keys
-    stands in for Hydra's message."""
-    global _stderr_hold
-    items = [a for a in sys.argv[1:] if "=" in a and not a.startswith(("-", "+", "~", "hydra"))]
-    line = cmdline.unknown_choice_line(items)
-    if line is not None:  # before Hydra: a multirun would make its sweep folder first
-        print(line, file=sys.stderr)
-        sys.exit(2)
-    cmdline.add_checkpoint_choices(config_name)
-    _stderr_hold = hold = _HeldStderr(sys.stderr)
-    sys.stderr = hold
-    SWEEP_DIRS.clear()
-    try:
-        main()
-    except SystemExit as e:
-        if e.code not in (0, None) and not hold.passing:
-            _remove_unused_sweep_folder()
-            line = cmdline.refused_key_line(config_name)
-            if line is not None:
-                hold.release(show=False)
-                print(line, file=sys.stderr)
-                sys.exit(2)
-        raise
-    finally:
-        hold.release()
-        _stderr_hold = None
-
-
 @hydra.main(config_path=CONFIG_DIR, config_name="train", version_base="1.3")
 def _train_main(cfg: DictConfig) -> "float | None":
     from .commands import train
     from .report import RunInfo
 
-    return _guard(lambda c: train(c, RunInfo.from_hydra()), cfg)
+    def run(c: DictConfig) -> float:
+        if distributed.WORLD.active and _job()[1]:
+            raise ConfigError("torchrun runs one training; for sweeps use cnnlab-train -m with a Hydra launcher "
+                              "(e.g. hydra/launcher=slurm)")
+        return train(c, RunInfo.from_hydra())
+
+    return _guard(run, cfg)
 
 
-def _join_torchrun() -> None:
-    """Under torchrun: join the process group and give every rank the run folder rank 0 names."""
-    if any(a in ("-m", "--multirun") for a in sys.argv[1:]):
-        print("error: torchrun runs one training; for sweeps use cnnlab-train -m with a Hydra launcher "
-              "(e.g. hydra/launcher=slurm)", file=sys.stderr)
-        sys.exit(2)
-    distributed.init()
-    stamp = distributed.shared_stamp()
-    if not any(a.startswith("hydra.run.dir=") for a in sys.argv[1:]):
-        name = cmdline.continued_name() or "${name}"
-        cmdline.add_overrides([f"hydra.run.dir=${{paths.output_dir}}/{name}/{stamp}"])
+def _failed_jobs() -> list[str]:
+    """After a multirun: its failed jobs, from the summary in its sweep folder (Hydra's record of the last job
+    names the folder); none after a single run."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hc = HydraConfig.instance().cfg
+    if hc is None or hc.hydra.mode != RunMode.MULTIRUN:
+        return []
+    return failed_jobs(Path(str(hc.hydra.sweep.dir)))
 
 
 def train_cli() -> None:
     """`cnnlab-train` (and `torchrun ... -m cnnlab.train`): train, test and report (returns `optimized_metric` to
     a sweeper); after a multirun the exit status is the number of failed jobs."""
-    FAILED_JOBS.clear()
-    cmdline.check_run_name()
-    if distributed.launched_by_torchrun():
-        _join_torchrun()
-    else:
-        name = cmdline.continued_name()
-        if name is not None:
-            cmdline.add_overrides([f"hydra.run.dir=${{paths.output_dir}}/{name}/${{now:%Y-%m-%d_%H-%M-%S_%f}}"])
+    distributed.init()  # under torchrun: join the process group (rank 0's time names the run folder)
     try:
-        _run(_train_main, "train")
+        _train_main()
     except BaseException:
         distributed.shutdown()  # no barrier: the other ranks may be anywhere (torchrun ends them)
         raise
     distributed.barrier()  # every rank done before the group goes away
     distributed.shutdown()
-    if FAILED_JOBS:
-        sys.exit(min(len(FAILED_JOBS), 125))
+    failed = _failed_jobs()
+    if failed:
+        sys.exit(min(len(failed), 125))
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="eval", version_base="1.3")
@@ -283,30 +216,25 @@ def _viz_main(cfg: DictConfig) -> None:
     _guard(lambda c: visualise_checkpoint(c, RunInfo.from_hydra()), cfg)
 
 
-_predict_text: "str | None" = None  # the sentence of `cnnlab-predict text=...`, as typed (predict_cli)
-
-
 @hydra.main(config_path=CONFIG_DIR, config_name="predict", version_base="1.3")
 def _predict_main(cfg: DictConfig) -> None:
     from .commands import predict
     from .report import RunInfo
 
-    _guard(lambda c: predict(c, RunInfo.from_hydra(), text=_predict_text), cfg)
+    _guard(lambda c: predict(c, RunInfo.from_hydra()), cfg)
 
 
 def eval_cli() -> None:
-    """`cnnlab-eval ckpt_path=...`: a checkpoint's metrics on a split, written to metrics.json."""
-    _run(_eval_main, "eval")
+    """`cnnlab-eval ckpt_path=...`: a checkpoint's metrics on a split, written to results.json."""
+    _eval_main()
 
 
 def viz_cli() -> None:
     """`cnnlab-viz ckpt_path=...`: a checkpoint's filters, saliency, confusion and mistakes (or overlays) as PNGs."""
-    _run(_viz_main, "eval")
+    _viz_main()
 
 
 def predict_cli() -> None:
     """`cnnlab-predict ckpt_path=... input=... output=...`: apply a trained model to new files (a sentence model
-    also to one sentence, `text="..."`, taken as typed)."""
-    global _predict_text
-    _predict_text = cmdline.take_text_argument()
-    _run(_predict_main, "predict")
+    also to one sentence, `'text="..."'`)."""
+    _predict_main()

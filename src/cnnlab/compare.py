@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-from .confcheck import check_output_file
+from .commands.predict_io import check_output_file
 from .errors import ConfigError
 from .tasks import TASKS, metric_names
 

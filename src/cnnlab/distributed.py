@@ -31,6 +31,7 @@ class World:
     rank: int = 0
     size: int = 1
     local_rank: int = 0
+    stamp: str = ""  # the run folder's time, rank 0's, the same on every rank (cnnlab.rundir)
 
     @property
     def active(self) -> bool:
@@ -61,17 +62,16 @@ def init() -> World:
         nccl = torch.cuda.is_available() and os.environ.get("CNNLAB_DIST_BACKEND") != "gloo"
         backend = "cpu:gloo,cuda:nccl" if nccl else "gloo"
         dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=30))
-    WORLD = World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    WORLD = World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), _shared_stamp())
     if WORLD.local_rank < torch.cuda.device_count():  # more ranks than GPUs: a CPU run's; device_for refuses CUDA
         torch.cuda.set_device(WORLD.local_rank)
     return WORLD
 
 
-def shared_stamp() -> str:
+def _shared_stamp() -> str:
     """A run-folder time stamp chosen by rank 0 and sent to every rank (so that all write into one folder)."""
     stamp = [datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")]
-    if WORLD.active:
-        dist.broadcast_object_list(stamp, src=0)
+    dist.broadcast_object_list(stamp, src=0)
     return stamp[0]
 
 

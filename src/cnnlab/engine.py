@@ -17,6 +17,7 @@ from .checkpoint import BEST, LAST, link_atomic, rng_state, save_checkpoint, set
 from . import distributed
 from .distributed import any_rank, mean_over_ranks
 from .errors import ConfigError
+from .schema import TrainerConfig
 from .tblog import Progress, RunLogger
 from .tiling import dihedral_mean_probs, tiled_logits
 
@@ -102,24 +103,14 @@ class WeightAverage:
 
 
 @dataclass
-class LoopSettings:
-    """What the loop needs to know, decided once from the trainer config."""
+class LoopSettings(TrainerConfig):
+    """The trainer settings, plus what was decided from them once: the device, the autocast dtype, where
+    checkpoints go. `epochs` may be lowered by a time budget."""
 
-    epochs: int
-    device: torch.device
+    device: torch.device = torch.device("cpu")
     amp_dtype: Optional[torch.dtype] = None   # bf16/fp16 autocast (CUDA; bf16 also on CPU); None = full precision
-    clip_grad: float = 0.0                     # max global grad norm; 0 = off
-    log_every: int = 50                        # steps between train/loss points (and NaN checks)
-    monitor: str = "val/acc"                   # metric that picks best.pt
-    mode: str = "max"
     ckpt_dir: Optional[Path] = None
-    pictures_every: int = 0                    # epochs between TensorBoard pictures; 0 = only at the end
-    progress: Optional[bool] = None            # None = a bar when stderr is a terminal
-    channels_last: bool = False                # NHWC batches for NHWC weights (tensor-core friendly on CUDA)
-    histograms_every: int = 0                  # epochs between weight/gradient histograms; 0 = off
-    eval_tile: int = 0                         # dense outputs: images larger than this go through in tiles (0: no)
-    eval_overlap: int = 64                     # pixels the tiles overlap
-    tta: bool = False                          # dense outputs: average the 8 flips/turns of each image
+    pictures_every: int = 0
 
 
 @dataclass

@@ -21,10 +21,6 @@ from .tasks import CLASS_TASKS, metric_names
 from .tblog import RunLogger
 
 log = logging.getLogger("cnnlab")
-# group choices the command line did not make, added by cmdline.add_checkpoint_choices for a command on a
-# checkpoint (its run's choices, so that Hydra checks the keys given against that run's config groups): not the
-# user's overrides
-CHECKPOINT_CHOICES: list[str] = []
 
 
 @dataclass
@@ -68,8 +64,7 @@ class RunInfo:
 
         hc = HydraConfig.get()
         choices = {k: str(v) for k, v in hc.runtime.choices.items() if not k.startswith("hydra")}
-        overrides = [o for o in hc.overrides.task if o not in CHECKPOINT_CHOICES]
-        return cls(Path(hc.runtime.output_dir), "", overrides, choices)
+        return cls(Path(hc.runtime.output_dir), "", list(hc.overrides.task), choices)
 
 
 def _git_commit() -> str:

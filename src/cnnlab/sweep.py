@@ -20,20 +20,15 @@ from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from .rundir import folder_name
+
 log = logging.getLogger("cnnlab")
-FAILED_JOBS: list[str] = []  # folders of the failed jobs of the last multirun in this process
-SWEEP_DIRS: list[Path] = []  # the sweep folder the multirun this process started made (cli removes it if refused)
+SUMMARY = "summary.json"  # <sweep folder>/summary.json: the jobs' rows; cli's exit status counts the failed ones
 
 
 def test_counterpart(metric: str) -> str:
     """The test split's counterpart of a validation metric (val/acc -> test/acc)."""
     return "test/" + metric.split("/", 1)[1] if metric.startswith("val/") else metric
-
-
-def folder_name(text: Any) -> str:
-    """`text` as one folder name: '/' (a value such as a path) would nest folders, so it becomes '_'; cut to 200
-    bytes (file systems allow 255; a job folder starts with its number, so cut names stay apart)."""
-    return str(text).replace("/", "_").encode()[:200].decode(errors="ignore")
 
 
 def sweep_name(choices: Any, overrides: Any, params: Any = None) -> str:
@@ -78,7 +73,6 @@ def made_folder(path: str) -> str:
 
 
 OmegaConf.register_new_resolver("cnnlab.folder", made_folder, replace=True)
-OmegaConf.register_new_resolver("cnnlab.folder_name", folder_name, replace=True)
 OmegaConf.register_new_resolver("cnnlab.sweep_name", sweep_name, replace=True, use_cache=True)
 OmegaConf.register_new_resolver("cnnlab.study_seed", study_seed, replace=True, use_cache=True)
 
@@ -94,6 +88,12 @@ def _job_number(job: Path) -> str:
         return str(int(yaml.safe_load((job / ".hydra" / "hydra.yaml").read_text())["hydra"]["job"]["num"]))
     except (OSError, TypeError, KeyError, ValueError, yaml.YAMLError):
         return job.name.split("_", 1)[0]
+
+
+def failed_jobs(sweep_dir: Path) -> list[str]:
+    """The failed jobs of the sweep in `sweep_dir`, as its summary recorded them (none without a summary)."""
+    path = sweep_dir / SUMMARY
+    return list(json.loads(path.read_text()).get("failed", [])) if path.is_file() else []
 
 
 def job_rows(jobs: Iterable[Path], metric: str) -> list[dict[str, Any]]:
@@ -147,10 +147,6 @@ class SweepSummary(Callback):
     def __init__(self) -> None:
         self.ran: list[Path] = []  # folders of the jobs run in this process
 
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:  # noqa: ARG002 (Hydra's signature)
-        sweep_dir = Path(config.hydra.sweep.dir).resolve()
-        SWEEP_DIRS[:] = [] if sweep_dir.exists() else [sweep_dir]  # a folder that was there before is not this one's
-
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:  # noqa: ARG002
         self.ran.append(Path(config.hydra.runtime.output_dir))
 
@@ -164,7 +160,8 @@ class SweepSummary(Callback):
         metric = str(config.get("optimized_metric", "val/acc"))
         rows = job_rows(jobs, metric)
         if not rows:
-            FAILED_JOBS[:] = [str(sweep_dir)]
+            sweep_dir.mkdir(parents=True, exist_ok=True)
+            (sweep_dir / SUMMARY).write_text(json.dumps({"failed": [str(sweep_dir)], "jobs": []}))
             log.error(f"error: the sweep's jobs left no folder (one with a .hydra record) below {sweep_dir}: "
                       f"check hydra.sweep.dir and hydra.sweep.subdir")
             return
@@ -172,7 +169,7 @@ class SweepSummary(Callback):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         (sweep_dir / "summary.md").write_text(table + "\n")
         failed = [r["folder"] for r in rows if r["status"] != "ok"]
-        FAILED_JOBS[:] = failed
+        (sweep_dir / SUMMARY).write_text(json.dumps({"failed": failed, "jobs": rows}, indent=2))
         log.info(f"sweep of {len(rows)} jobs in {sweep_dir}:\n{table}")
         if failed:
             log.error(f"{len(failed)} of {len(rows)} jobs failed or left no result (see failed.json in their folders)")

@@ -13,34 +13,32 @@ from omegaconf import DictConfig
 from torch import nn
 
 from .. import tasks
-from ..build import build_data, build_loss, build_model, loop_settings, model_overrides, saved_config, trainer_settings
+from ..build import (build_data, build_loss, build_model, loop_settings, model_overrides, read_saved_config,
+                     saved_config, trainer_settings, trusted_targets)
 from ..checkpoint import load_checkpoint, load_weights
-from ..confcheck import check_options, check_writable
 from ..data.common import DataBundle, head, make_loader, offered_from_state
 from ..device import select_device
 from ..engine import evaluate
 from ..errors import ConfigError
 from ..metrics import per_class_accuracy
 from ..report import RunInfo
+from ..schema import EvalConfig, check_at_least, own_keys
 from ..tblog import RunLogger
 from ..viz.draw import save_png
 from ..viz.pictures import make_pictures
+from .predict_io import check_writable
 from .training import check_compatible, meter_for
 
 log = logging.getLogger("cnnlab")
 
-EVAL_KEYS = ("split", "out_dir", "num_images", "layer", "top", "channels", "maximise", "layer_images")
-VIZ_OPTIONS = {"num_images": int, "top": int, "channels": int, "layer_images": int, "maximise": bool}
-VIZ_MINIMUM = {"num_images": 1, "top": 1, "channels": 1, "layer_images": 1}
+EVAL_KEYS = own_keys(EvalConfig)
 
 
 def check_eval_options(cfg: DictConfig) -> None:
     """The options of cnnlab-eval / cnnlab-viz (configs/eval.yaml), before the checkpoint is read."""
     if not cfg.get("ckpt_path"):
         raise ConfigError("no checkpoint given: pass ckpt_path=<run folder>/checkpoints/best.pt")
-    if cfg.split not in ("train", "val", "test"):
-        raise ConfigError(f"split={cfg.split} is not known: use test, val or train")
-    check_options(cfg, VIZ_OPTIONS, VIZ_MINIMUM)
+    check_at_least(cfg, {"num_images": 1, "top": 1, "channels": 1, "layer_images": 1})
     if cfg.get("out_dir"):
         check_writable(cfg.out_dir, f"out_dir={cfg.out_dir}")
 
@@ -51,7 +49,7 @@ def load_for_inference(cfg: DictConfig, info: RunInfo, only: Optional[str] = Non
     check_eval_options(cfg)
     ckpt = load_checkpoint(cfg.ckpt_path, map_location="cpu")
     run_cfg = saved_config(cfg, info.overrides, ckpt, Path(cfg.ckpt_path), own_keys=EVAL_KEYS)
-    t = trainer_settings(run_cfg)
+    t = trainer_settings(run_cfg.trainer)
     loop = loop_settings(t, select_device(t.device), None)
     state = ckpt.get("data_state") or {}
     bundle = build_data(run_cfg.data, state=state or None, only=only)
@@ -70,10 +68,33 @@ def load_for_inference(cfg: DictConfig, info: RunInfo, only: Optional[str] = Non
     return run_cfg, model.eval(), bundle, loop, loss_fn
 
 
+def load_model(ckpt_path: "str | Path", device: "str | torch.device" = "cpu",
+               config_dirs: "tuple[str, ...] | list[str]" = ()) -> nn.Module:
+    """The model a checkpoint holds, with its weights, in eval mode on `device`; `model.data_state` is its data
+    state (class names, normalisation, vocabulary, threshold). A model of your own: pass the folders that name it
+    in `config_dirs` (as --config-dir on the command line); nothing else the file names is built."""
+    import sys
+
+    ckpt = load_checkpoint(ckpt_path, map_location="cpu")
+    for folder in config_dirs:
+        if str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))  # its .py files, as the commands find them
+    run_cfg = read_saved_config(ckpt, ckpt_path, trusted_targets([str(d) for d in config_dirs]))
+    state = ckpt.get("data_state") or {}
+    if not state:
+        raise ConfigError(f"checkpoint {ckpt_path} has no data state: it was not written by cnnlab-train")
+    choices = (ckpt.get("run_info") or {}).get("choices", {})
+    model = build_model(run_cfg.model, state["num_classes"], offered_from_state(state),
+                        (choices.get("model", "?"), choices.get("data", "?")))
+    load_weights(model, ckpt["model"], ckpt_path)
+    model.data_state = state
+    return model.to(device).eval()
+
+
 def evaluate_checkpoint(cfg: DictConfig, info: RunInfo) -> dict:
     """Metrics of a checkpoint on `split` (test by default), written to metrics.json in the eval run folder."""
-    run_cfg, model, bundle, loop, loss_fn = load_for_inference(cfg, info, only=cfg.split)
-    loader = make_loader(getattr(bundle, cfg.split), run_cfg.trainer.eval_batch_size, False, loop.device,
+    run_cfg, model, bundle, loop, loss_fn = load_for_inference(cfg, info, only=str(cfg.split))
+    loader = make_loader(getattr(bundle, str(cfg.split)), run_cfg.trainer.eval_batch_size, False, loop.device,
                          num_workers=run_cfg.trainer.num_workers)
     result = evaluate(model, loader, loss_fn, meter_for(bundle, loop.device), loop)
     scalars = tasks.metric_names(bundle.task, bundle.num_classes, bundle.state)
@@ -92,8 +113,8 @@ def evaluate_checkpoint(cfg: DictConfig, info: RunInfo) -> dict:
 
 def visualise_checkpoint(cfg: DictConfig, info: RunInfo) -> Path:
     """First-layer filters, saliency maps, confusion matrix and worst mistakes (or overlays) of a checkpoint."""
-    run_cfg, model, bundle, loop, loss_fn = load_for_inference(cfg, info, only=cfg.split)
-    split = getattr(bundle, cfg.split)
+    run_cfg, model, bundle, loop, loss_fn = load_for_inference(cfg, info, only=str(cfg.split))
+    split = getattr(bundle, str(cfg.split))
     bundle.val = split  # the pictures are drawn from the chosen split
     out_dir = Path(cfg.out_dir) if cfg.out_dir else info.run_dir
     loader = make_loader(split, run_cfg.trainer.eval_batch_size, False, loop.device,

@@ -13,11 +13,10 @@ from omegaconf import DictConfig
 from torch import Tensor
 
 from ..checkpoint import atomic_write
-from ..confcheck import check_writable
 from ..data.common import unnormalise
 from ..data.imageio import EXTENSIONS, BadImageFile, load_image, page_count, prepare_images
 from ..features import FeatureSpec, Standardiser, extract
-from .prediction import input_files, output_file
+from .predict_io import check_writable, input_files, output_file
 
 log = logging.getLogger("cnnlab")
 

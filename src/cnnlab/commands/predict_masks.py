@@ -15,14 +15,13 @@ from omegaconf import DictConfig
 from PIL import Image
 from torch import Tensor, nn
 
-from ..confcheck import check_output_file, check_writable
 from ..data.common import normalise
 from ..data.imageio import EXTENSIONS, BadImageFile, as_8bit, load_page, open_image, open_stack, page_count
 from ..data.patches import patch_labels, patchify, write_submission
 from ..errors import ConfigError
 from ..features import FeatureSpec, Standardiser, extract
 from ..viz.draw import denormalise, overlay, save_png
-from .prediction import input_files
+from .predict_io import check_output_file, check_writable, input_files
 
 log = logging.getLogger("cnnlab")
 Item = tuple[Path, Optional[int]]  # (file, page of a TIFF stack or None)

@@ -13,11 +13,10 @@ from omegaconf import DictConfig
 from torch import Tensor
 
 from ..checkpoint import atomic_write
-from ..confcheck import check_writable
 from ..data.imageio import EXTENSIONS
 from ..data.text import TrimPrepare, encode
 from ..errors import ConfigError
-from .prediction import output_file
+from .predict_io import check_writable, output_file
 
 log = logging.getLogger("cnnlab")
 TABLES = (".csv", ".tsv", ".jsonl", ".json")  # what data=text_files and data=sst2 read: not one sentence a line

@@ -7,9 +7,7 @@ command does not change.
 """
 from __future__ import annotations
 
-import glob
 import logging
-import os
 from pathlib import Path
 from typing import Optional
 
@@ -17,37 +15,19 @@ from omegaconf import DictConfig
 
 from ..build import build_model, loop_settings, model_overrides, saved_config, trainer_settings
 from ..checkpoint import load_checkpoint, load_weights
-from ..confcheck import check_options
 from ..data.common import offered_from_state
 from ..device import select_device
 from ..engine import forward_batches
 from ..errors import ConfigError
 from ..report import RunInfo
+from ..schema import PredictConfig, check_at_least, own_keys
 from ..tblog import Progress
 
 log = logging.getLogger("cnnlab")
-PREDICT_KEYS = ("input", "output", "batch_size", "device", "text", "overlays", "submission")
+PREDICT_KEYS = own_keys(PredictConfig)
 INPUT_WORDS = {"image": "images", "seg_image": "images", "text": "sentences", "points": "2-D points",
                "poly1d": "1-D numbers", "features": "feature vectors computed from images",
                "patches": "feature vectors of image patches", "vectors": "feature vectors"}
-PREDICT_OPTIONS = {"batch_size": int, "device": Optional[str], "overlays": bool}
-
-
-def input_files(spec: str, extensions: tuple[str, ...]) -> list[Path]:
-    """The files `input=` names: one file, every matching file below a folder, or a glob; sorted (stable order)."""
-    path = Path(spec).expanduser()
-    if path.is_file():
-        return [path]
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in extensions)
-        where = f"folder {path}"
-    else:
-        files = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
-        where = f"pattern {spec}"
-    if not files:
-        raise ConfigError(f"input={spec}: no {'/'.join(e.lstrip('.') for e in extensions)} files in the {where}: "
-                          f"give a file, a folder of files, or a glob such as 'pics/*.png'")
-    return files
 
 
 def _registry() -> "tuple[dict, dict]":
@@ -65,14 +45,14 @@ def load_predictor(cfg: DictConfig, info: RunInfo):
     """(model in eval mode, data state, loop settings) from the checkpoint alone."""
     if not cfg.get("ckpt_path"):
         raise ConfigError("no checkpoint given: pass ckpt_path=<run folder>/checkpoints/best.pt")
-    check_options(cfg, PREDICT_OPTIONS, {"batch_size": 1})
+    check_at_least(cfg, {"batch_size": 1})
     ckpt = load_checkpoint(cfg.ckpt_path, map_location="cpu")
     run_cfg = saved_config(cfg, info.overrides, ckpt, Path(cfg.ckpt_path), own_keys=PREDICT_KEYS)
     state = ckpt.get("data_state")
     if not state:
         raise ConfigError(f"checkpoint {cfg.ckpt_path} has no data state (written before cnnlab-predict existed): "
                           f"train the model again to predict with it")
-    t = trainer_settings(run_cfg)
+    t = trainer_settings(run_cfg.trainer)
     device = select_device(str(cfg.device), "device") if cfg.device else select_device(t.device)
     loop = loop_settings(t, device, None)
     choices = (ckpt.get("run_info") or {}).get("choices", {})
@@ -82,9 +62,8 @@ def load_predictor(cfg: DictConfig, info: RunInfo):
     return model.to(loop.device).eval(), state, loop
 
 
-def predict(cfg: DictConfig, info: RunInfo, text: Optional[str] = None) -> str:
-    """Read the inputs, run the model over them batch by batch, write what the task writes; returns a summary.
-    `text`: one sentence for a sentence model, as the user typed it (`cnnlab-predict text=...`)."""
+def predict(cfg: DictConfig, info: RunInfo) -> str:
+    """Read the inputs, run the model over them batch by batch, write what the task writes; returns a summary."""
     model, state, loop = load_predictor(cfg, info)
     if state.get("input") == "patches":  # a classifier of image patches writes masks, as a segmenter does
         from .predict_masks import patches_as_segmenter
@@ -97,7 +76,7 @@ def predict(cfg: DictConfig, info: RunInfo, text: Optional[str] = None) -> str:
                           f"files, but this checkpoint's model takes {INPUT_WORDS.get(kind, kind + ' inputs')} "
                           f"(data={state.get('name', '?')}): measure it on its data with cnnlab-eval "
                           f"ckpt_path={cfg.ckpt_path}")
-    sentence = cfg.get("text") if text is None else text
+    sentence = cfg.get("text")
     check_inputs(cfg, kind, sentence)
     one = {} if sentence is None else {"text": sentence}
     if task != "segmentation" and (cfg.get("submission") or cfg.get("overlays")):
@@ -156,12 +135,3 @@ def check_inputs(cfg: DictConfig, kind: str, sentence: Optional[str]) -> None:
     if sentence is None and not cfg.get("input"):
         raise ConfigError("nothing to predict: pass input=<file | folder | glob> (sentence models: a text file, or "
                           "- for standard input; or text=\"one sentence\")")
-
-
-def output_file(cfg: DictConfig, run_dir: Path, default: str) -> Path:
-    """The file `output=` names; an existing folder or one written with a trailing slash (`output=preds/`) gets
-    `default` inside it; no `output=`: `default` in this command's own folder."""
-    if not cfg.get("output"):
-        return run_dir / default
-    out = Path(str(cfg.output)).expanduser()
-    return out / default if out.is_dir() or str(cfg.output).endswith(("/", os.sep)) else out

@@ -23,7 +23,7 @@ from ..build import (build_data, build_loss, build_model, build_optimizer, build
                     trainer_settings)
 from ..checkpoint import (BEST, CKPT_DIR, LAST, check_weights_fit, claim_run_folder, load_checkpoint, save_checkpoint,
                           set_rng_state)
-from ..confcheck import TrainerSettings
+from ..schema import TrainerConfig
 from ..data.common import DataBundle, head, make_loader
 from ..device import select_device
 from ..engine import (STOP, LoopSettings, TrainingStopped, TrainState, WeightAverage, evaluate, fit, forward_batches,
@@ -90,7 +90,7 @@ def check_compatible(model: nn.Module, bundle: DataBundle, names: "tuple[str, st
                           "a segmenter's output must have the input's size")
 
 
-def compile_model(model: nn.Module, t: TrainerSettings, device: torch.device) -> Any:
+def compile_model(model: nn.Module, t: TrainerConfig, device: torch.device) -> Any:
     """`torch.compile(model)` when asked for and possible here; otherwise the model itself, with one notice."""
     if t.compile is False:
         return model
@@ -192,10 +192,6 @@ def train(cfg: DictConfig, info: RunInfo) -> float:
         in_place = continues_in_place(resume, info.run_dir)
         lock = claim_run_folder(info.run_dir, continuing=in_place) if distributed.WORLD.main else None
     distributed.barrier()
-    if lock is not None and in_place:  # after the barrier: under torchrun every rank's Hydra has rewritten .hydra/
-        from ..runguard import keep_launch_record  # (runguard imports this module)
-
-        keep_launch_record(info.run_dir)
     try:
         with stop_signals():
             with before_training():
@@ -241,7 +237,7 @@ def _setup(cfg: DictConfig, info: RunInfo, ckpt: Optional[dict], resume: Optiona
     schedule, restored state, loss, logger and pictures."""
     world, main = distributed.WORLD, distributed.WORLD.main
     info.name = info.name or str(cfg.get("name") or "")
-    t = trainer_settings(cfg)
+    t = trainer_settings(cfg.trainer)
     check_optim(cfg.optim)
     seed_everything(cfg.seed, t.deterministic)
     device = distributed.device_for(select_device(t.device))
@@ -307,7 +303,7 @@ def _setup(cfg: DictConfig, info: RunInfo, ckpt: Optional[dict], resume: Optiona
     return Run(bundle, state, train_loader, val_loader, loss_fn, loop, logger, pictures, extra, replan)
 
 
-def schedule_plan(cfg: DictConfig, t: TrainerSettings, steps_per_epoch: int,
+def schedule_plan(cfg: DictConfig, t: TrainerConfig, steps_per_epoch: int,
                   epoch_s: Optional[float] = None) -> dict[str, Any]:
     """What the learning-rate schedule is built for (saved in checkpoints: a resumed run with another plan gets its
     schedule rebuilt). With trainer.budget_min and the time of epoch 1 (`epoch_s`), the epochs that fit the budget
@@ -329,7 +325,7 @@ def first_epoch_seconds(ckpt: dict) -> Optional[float]:
     return float(history[0]["train/epoch_time_s"]) if history else None
 
 
-def check_epochs_left(ckpt: dict[str, Any], path: Optional[Path], epochs: int, t: TrainerSettings,
+def check_epochs_left(ckpt: dict[str, Any], path: Optional[Path], epochs: int, t: TrainerConfig,
                       in_place: bool) -> None:
     """Refuse to continue a checkpoint that already trained the `epochs` the run plans, into another folder (it
     would only test it again, as a new run), or past them in its own folder (the plan was shortened below what it
@@ -347,7 +343,7 @@ def check_epochs_left(ckpt: dict[str, Any], path: Optional[Path], epochs: int, t
                       f"it with cnnlab-eval {typed_override('ckpt_path', path)}")
 
 
-def budget_cut_message(t: TrainerSettings, epoch_s: float, epochs: int, pace: str) -> str:
+def budget_cut_message(t: TrainerConfig, epoch_s: float, epochs: int, pace: str) -> str:
     """The log line of a budget's cut to `epochs` at `epoch_s` seconds an epoch (`pace`: where that figure is from)."""
     trains = f"{epochs} epoch" if epochs == 1 else f"{epochs} epochs"
     return (f"trainer.budget_min={t.budget_min:g}: an epoch takes {epoch_s:.1f}s of training ({pace}), so {epochs} "
@@ -378,7 +374,7 @@ def rebuild_schedule(cfg: DictConfig, state: TrainState, fresh: list[dict],
     return rebuild
 
 
-def budget_replan(cfg: DictConfig, t: TrainerSettings, loop: LoopSettings, extra: dict, steps_per_epoch: int,
+def budget_replan(cfg: DictConfig, t: TrainerConfig, loop: LoopSettings, extra: dict, steps_per_epoch: int,
                   rebuild: Callable[[int, Optional[int]], None]) -> Callable[[float], None]:
     """The `replan` that fit calls after epoch 1 under trainer.budget_min: the plan for that epoch's time goes into
     the checkpoints; if fewer epochs fit than asked, loop.epochs is lowered and the schedule rebuilt for them at

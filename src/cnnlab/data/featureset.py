@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from cnnlab.checkpoint import save_checkpoint
-from cnnlab.confcheck import named_arguments
+from cnnlab.build import named_arguments
 from cnnlab.data.common import DataBundle, TensorSplit, unnormalise
 from cnnlab.data.mito import check_mito_options, has_testing, log_test_split
 from cnnlab.data.options import check_count, check_fraction

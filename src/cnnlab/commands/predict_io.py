@@ -1,0 +1,69 @@
+"""The file checks `cnnlab-predict`'s readers and writers share (and cnnlab-eval/-viz/-compare's output checks): which
+files `input=` names, where `output=` goes, and whether a folder can be written before the work that fills it."""
+from __future__ import annotations
+
+import glob
+import os
+import tempfile
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from ..errors import ConfigError
+
+
+def input_files(spec: str, extensions: tuple[str, ...]) -> list[Path]:
+    """The files `input=` names: one file, every matching file below a folder, or a glob; sorted (stable order)."""
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in extensions)
+        where = f"folder {path}"
+    else:
+        files = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
+        where = f"pattern {spec}"
+    if not files:
+        raise ConfigError(f"input={spec}: no {'/'.join(e.lstrip('.') for e in extensions)} files in the {where}: "
+                          f"give a file, a folder of files, or a glob such as 'pics/*.png'")
+    return files
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # e.g. a parent that may not be searched: that parent is then the one checked
+        return False
+
+
+def check_writable(folder: "str | Path", shown: str) -> None:
+    """ConfigError naming `shown` (e.g. `output=preds/x.csv`) when nothing can be written into `folder` (made later
+    if missing): the nearest of it and its parents that exists must be a folder in which a file can be made. A
+    temporary file is tried, so that permissions, read-only disks and /proc all count; nothing is left behind."""
+    path = Path(folder).expanduser().absolute()
+    existing = next(p for p in (path, *path.parents) if _exists(p))
+    if not existing.is_dir():
+        raise ConfigError(f"{shown} cannot be written: {existing} is a file, not a folder; choose another path")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as e:
+        raise ConfigError(f"{shown} cannot be written: no file can be made in {existing} "
+                          f"({e.strerror or type(e).__name__}); choose another path") from None
+
+
+def check_output_file(path: "str | Path", shown: str, example: str) -> None:
+    """ConfigError naming `shown` when the file `path` cannot be written: it is a folder (the error suggests the
+    file `example` in it), or its folder cannot be made or written (see check_writable)."""
+    if Path(path).expanduser().is_dir():
+        raise ConfigError(f"{shown} is a folder: give a file, e.g. {Path(path) / example}")
+    check_writable(Path(path).expanduser().parent, shown)
+
+
+def output_file(cfg: DictConfig, run_dir: Path, default: str) -> Path:
+    """The file `output=` names; an existing folder or one written with a trailing slash (`output=preds/`) gets
+    `default` inside it; no `output=`: `default` in this command's own folder."""
+    if not cfg.get("output"):
+        return run_dir / default
+    out = Path(str(cfg.output)).expanduser()
+    return out / default if out.is_dir() or str(cfg.output).endswith(("/", os.sep)) else out
