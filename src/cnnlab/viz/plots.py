@@ -1,7 +1,7 @@
 """Plots with axes, drawn with matplotlib's object API on the Agg canvas (no pyplot state, no display needed):
 training curves of several runs, fitted 1-D curves, decision regions of a 2-D classifier. Each is a
-`matplotlib.figure.Figure` of 10 x 5.6 in at 120 dpi (1,200 px wide), in the Okabe-Ito colours (Okabe & Ito,
-"Color Universal Design", 2008), which readers with the common colour-vision deficiencies tell apart;
+`matplotlib.figure.Figure` at 120 dpi, at least 1,000 px wide (curves: 10 x 5.6 in), in the Okabe-Ito colours
+(Okabe & Ito, "Color Universal Design", 2008), which readers with the common colour-vision deficiencies tell apart;
 `save_figure` writes PNG, SVG or PDF after the file's suffix, `as_image` gives TensorBoard a [3,H,W] tensor."""
 from __future__ import annotations
 
@@ -125,7 +125,8 @@ def decision_boundary_figure(probs: Tensor, lo: Sequence[float], hi: Sequence[fl
     strength = ((conf - 1 / k) / (1 - 1 / k)).clamp(0, 1)[..., None]  # 0 on the boundary, 1 where certain
     tint = 1 - (1 - (colours[cls % len(OKABE_ITO)] * 0.45 + 0.55)) * strength  # [G,G,3]
     fig, ax = new_figure((9.0, 6.4))
-    ax.imshow(tint.numpy(), extent=(lo[0], hi[0], lo[1], hi[1]), origin="upper", interpolation="bilinear")
+    ax.imshow(tint.numpy(), extent=(lo[0], hi[0], lo[1], hi[1]), origin="upper", interpolation="bilinear",
+              aspect="auto")
     for c, name in enumerate(class_names):
         mine = labels == c
         ax.scatter(points[mine, 0], points[mine, 1], color=OKABE_ITO[c % len(OKABE_ITO)],
