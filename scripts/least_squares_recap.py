@@ -25,8 +25,7 @@ import torch
 from cnnlab.checkpoint import load_checkpoint
 from cnnlab.data.toy import FUNCTIONS, build_poly1d, poly_features
 from cnnlab.losses import ridge_closed_form
-from cnnlab.viz import save_png
-from cnnlab.viz.plots import curves_figure
+from cnnlab.viz.plots import curves_figure, save_figure
 
 LAMBDAS = (1e-3, 1e-2, 1e-1, 1.0)
 
@@ -49,7 +48,7 @@ def mse(w: torch.Tensor, b: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> f
 
 def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default="least_squares.png", help="the figure (PNG)")
+    ap.add_argument("--out", default="least_squares.png", help="the figure: .png, or .svg / .pdf for a vector one")
     ap.add_argument("--epochs", type=int, default=1500, help="full-batch gradient steps per fit")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
@@ -65,15 +64,15 @@ def main(argv: Optional[list[str]] = None) -> int:
         split = {s: getattr(data, s) for s in ("train", "val", "test")}
         errors = [mse(r["w"], r["b"], split[s].inputs, split[s].targets) for s in split]
         w_ridge, _ = ridge_closed_form(split["train"].inputs, split["train"].targets, lam)
-        name = f"degree {degree}" + (f", l2 {lam:g}" if lam else "")
+        name = f"degree {degree}" + (f", l2 λ = {lam:g}" if lam else "")
         print(f"| {name} | {errors[0]:.4f} | {errors[1]:.4f} | {errors[2]:.4f} | "
               f"{float((r['w'] - w_ridge).abs().max()):.3g} |")
         curves[name] = poly_features(xs, degree) @ r["w"].T + r["b"]
     train = build_poly1d(degree=1).train
     fig = curves_figure(train.inputs[:, 0], train.targets, xs, curves,
-                        f"least squares on 12 noisy samples of sin(pi x) (lambda {best:g} chosen on validation)",
+                        f"least squares on 12 noisy samples of sin(πx) (λ = {best:g} chosen on validation)",
                         truth=FUNCTIONS["sin"](xs))
-    print(f"figure: {save_png(fig, args.out)}")
+    print(f"figure: {save_figure(fig, args.out)}")
     print(json.dumps({"lambda_chosen_on_validation": best}))
     return 0
 

@@ -1,5 +1,6 @@
 """cnnlab-compare on runs the test makes: one table sorted by the monitored metric, md/csv/text formats, the
-validation curves from the event files, filters; a failed run is listed as failed."""
+validation curves from the event files (PNG at slide size, SVG, PDF; a legend that fits), filters; a failed run is
+listed as failed."""
 import csv
 import io
 import json
@@ -40,17 +41,38 @@ def test_table_is_sorted_by_the_monitored_metric_in_every_format(runs, capsys):
     assert md[0].startswith("| experiment | overrides | monitored |") and set(md[1].replace("|", "").split()) == {"---"}
 
 
-def test_plot_draws_the_validation_curves(runs, tmp_path, capsys):
+def test_plot_draws_the_validation_curves_as_png_svg_or_pdf(runs, tmp_path, capsys):
     out = tmp_path / "curves.png"
     assert compare.main([str(runs), "--plot", str(out), "--metric", "val/acc"]) == 0
     with Image.open(out) as img:
-        assert img.size[0] > 400 and img.size[1] > 360
+        assert img.format == "PNG" and img.size[0] >= 1000 and img.size[1] >= 500  # slide-sized
+    assert compare.main([str(runs), "--plot", str(tmp_path / "curves.svg")]) == 0
+    svg = (tmp_path / "curves.svg").read_text()
+    assert svg.startswith("<?xml") and "<svg" in svg
+    assert compare.main([str(runs), "--plot", str(tmp_path / "curves.PDF")]) == 0
+    assert (tmp_path / "curves.PDF").read_bytes().startswith(b"%PDF")
     xs, ys = compare.curves(runs / "fast", "val/acc")
     assert xs == [1.0, 2.0] and len(ys) == 2  # on the epoch axis
-    for bad, says in ((tmp_path, "is a folder: give a file, e.g."), (out / "x.png", "is a file, not a folder")):
+    capsys.readouterr()
+    for bad, says in ((tmp_path, "is a folder: give a file, e.g."), (out / "x.png", "is a file, not a folder"),
+                      (tmp_path / "curves.jpg", "names no figure format: end it in .png, .svg or .pdf")):
         assert compare.main([str(runs), "--plot", str(bad)]) == 2  # before the table: one line
         err = capsys.readouterr().err.strip()
         assert err.startswith(f"error: --plot {bad}") and says in err and "\n" not in err
+
+
+def test_per_step_scalars_such_as_the_learning_rate_sit_at_fractions_of_their_epoch(tmp_path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(str(tmp_path / "tb")) as writer:  # 4 steps an epoch, as the loop logs them
+        for step in range(1, 9):
+            writer.add_scalar("train/lr", 0.1 / step, step)
+        for epoch, step in ((1, 4), (2, 8)):
+            writer.add_scalar("epoch", epoch, step)
+        writer.add_scalar("train/lr", 0.5, 10)  # a stopped run's partial third epoch: no epoch to place it in
+    xs, ys = compare.curves(tmp_path, "train/lr")
+    assert xs == [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0]
+    assert ys == pytest.approx([0.1 / s for s in range(1, 9)])
 
 
 def test_filters_latest_and_errors(runs, tmp_path, capsys):
@@ -75,8 +97,7 @@ def test_the_plot_draws_one_curve_per_run_with_labels_that_tell_them_apart(runs,
     curve was lost), and every label was cut to the same `<experiment> <first override>..`."""
     import shutil
 
-    from cnnlab.viz.draw import LINE, PAD, font
-    from cnnlab.viz.plots import LEGEND_WIDTH, PALETTE
+    from cnnlab.viz.plots import lines_figure
 
     folder = tmp_path / "three"
     for name, source in (("a", "fast"), ("b", "fast"), ("c", "slow")):  # a and b: the same overrides
@@ -90,11 +111,34 @@ def test_the_plot_draws_one_curve_per_run_with_labels_that_tell_them_apart(runs,
     out = tmp_path / "curves.png"
     assert compare.main([str(folder), "--plot", str(out)]) == 0
     assert capsys.readouterr().out.rstrip().endswith(f"curves of val/acc: {out}")
-    with Image.open(out) as img:
-        legend = img.convert("RGB").crop((3 * PAD + LINE + 360 + PAD, 0, *img.size))  # right of the 360 px plot
-        colours = {c for _, c in legend.getcolors(1 << 16)}
-    assert set(PALETTE[:3]) <= colours and PALETTE[3] not in colours  # three legend entries, in three colours
-    assert all(font().getlength(label) < LEGEND_WIDTH for label in series)  # written whole
+    fig = lines_figure(series, "val/acc by epoch", "epoch", "val/acc")
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == list(series)  # every label whole
+    assert len({line.get_color() for line in fig.axes[0].get_lines()}) == 3  # three lines, three colours
+    assert_inside(fig, legend)
+
+
+def assert_inside(fig, legend):
+    """The legend lies within the figure and beside (or below) the axes, not over the curves."""
+    renderer = fig.canvas.get_renderer()
+    fig.draw(renderer)
+    box, axes, page = legend.get_window_extent(renderer), fig.axes[0].get_window_extent(renderer), fig.bbox
+    assert page.x0 <= box.x0 and box.x1 <= page.x1 + 0.5 and page.y0 <= box.y0 and box.y1 <= page.y1 + 0.5
+    assert not box.overlaps(axes)
+    assert axes.width >= 0.5 * page.width  # the legend did not squeeze the plot away
+
+
+def test_a_legend_of_many_long_labels_goes_below_the_plot_and_fits():
+    from cnnlab.viz.plots import lines_figure
+
+    series = {f"experiment=lenet5_digits optim.lr={10 ** -k:g} trainer.batch_size={2 ** k} seed={k}":
+              ([1, 2, 3], [0.5, 0.6 + k / 100, 0.7]) for k in range(12)}
+    fig = lines_figure(series, "val/acc by epoch", "epoch", "val/acc")
+    (legend,) = fig.legends
+    assert [t.get_text().replace("\n", " ") for t in legend.get_texts()] == list(series)  # wrapped, never cut
+    assert_inside(fig, legend)
+    renderer = fig.canvas.get_renderer()
+    assert legend.get_window_extent(renderer).y1 <= fig.axes[0].get_window_extent(renderer).y0  # below
 
 
 def test_curve_labels_name_what_differs_between_runs():

@@ -31,14 +31,56 @@ def test_script_help_is_not_cut_mid_sentence():
     assert "cnnlab's on-device batched augmentation vs a\ntorchvision-transforms DataLoader with workers." in out.stdout
 
 
-def test_the_progress_bar_shows_the_total_and_the_time_left(monkeypatch):
+def test_the_progress_bar_shows_the_total_the_time_left_and_the_loss(monkeypatch):
     err = io.StringIO()
     monkeypatch.setattr(sys, "stderr", err)
-    bar = Progress(40, "epoch 3/30", enabled=True, interval=0.0)
+    bar = Progress(40, "epoch 3/30", enabled=True, interval=0.0)  # trainer.progress=true: drawn even in a pipe
     for i in range(1, 41):
         bar.update(i, 0.5 if i == 20 else None)
     line = err.getvalue().split("\r")[-1]
-    assert "epoch 3/30" in line and "40/40" in line and "ETA 0:00" in line and "loss 0.5000" in line
+    assert line.startswith("epoch 3/30") and "40/40" in line and "<00:00" in line and "loss 0.5000" in line
+    bar.close()
+    assert err.getvalue().endswith("\r")  # the line is cleared: the next log line starts clean
+
+
+def test_the_progress_bar_is_quiet_in_a_pipe_and_off_when_asked(monkeypatch):
+    err = io.StringIO()  # not a terminal (isatty() is False), as in `cnnlab-train ... | tee log` or a notebook
+    monkeypatch.setattr(sys, "stderr", err)
+    for enabled in (None, False):  # trainer.progress=null (the default) and false
+        bar = Progress(10, "epoch 1/1", enabled=enabled)
+        assert not bar.enabled
+        bar.update(5, 0.1)
+        bar.close()
+    assert err.getvalue() == ""
+
+
+def test_the_progress_bar_fits_the_terminal_it_is_drawn_on(monkeypatch):
+    import fcntl
+    import os
+    import pty
+    import select
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 50, 0, 0))  # a terminal 50 columns wide
+    with os.fdopen(slave, "w") as tty:
+        monkeypatch.setattr(sys, "stderr", tty)
+        bar = Progress(40, "epoch 3/30", interval=0.0)  # trainer.progress=null: on, since stderr is a terminal
+        assert bar.enabled
+        for i in range(1, 41):
+            bar.update(i, 0.5)
+        bar.close()
+        tty.flush()
+        monkeypatch.undo()
+        chunks = []
+        while select.select([master], [], [], 0.5)[0]:  # the kernel hands a pty's output over in pieces
+            chunks.append(os.read(master, 1 << 16))
+    os.close(master)
+    drawn = b"".join(chunks).decode()
+    lines = drawn.split("\r")
+    assert any(line.startswith("epoch 3/30") and "40/40" in line for line in lines)
+    assert max(map(len, lines)) < 50 and lines[-2].strip() == ""  # each redraw fits; the last one is cleared
 
 
 def test_feature_cache_says_where_and_how_large(tmp_path, caplog):

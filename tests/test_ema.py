@@ -47,7 +47,7 @@ def test_the_saved_model_is_the_average_and_reproduces_the_reported_test_accurac
     out = command("cnnlab-eval", f"ckpt_path={run_dir / 'checkpoints' / 'best.pt'}", f"out_dir={tmp_path / 'e'}",
                   cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert json.loads((tmp_path / "e" / "metrics.json").read_text())["test/acc"] == results["test/acc"]
+    assert json.loads((tmp_path / "e" / "results.json").read_text())["test/acc"] == results["test/acc"]
 
 
 @pytest.mark.parametrize("value", ["1.0", "-0.5"])

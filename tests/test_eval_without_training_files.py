@@ -20,7 +20,7 @@ def evaluate(tmp_path, ckpt, *overrides) -> dict:
     out = tmp_path / f"eval{len(list(tmp_path.glob('eval*')))}"
     items = [f"ckpt_path={ckpt}", f"out_dir={out}", *overrides]
     evaluate_checkpoint(compose_cfg(items, config_name="eval"), RunInfo(out, overrides=items))
-    return json.loads((out / "metrics.json").read_text())
+    return json.loads((out / "results.json").read_text())
 
 
 def trained(tmp_path, experiment, choice, *extra):
@@ -41,8 +41,8 @@ def test_sst2_test_split_from_dev_tsv_alone(tmp_path):
     whole = evaluate(tmp_path, ckpt, f"data.root={root}")
     copy(tmp_path / "data" / "sst2", tmp_path / "dev_only", ["dev.tsv"])
     alone = evaluate(tmp_path, ckpt, f"data.root={tmp_path / 'dev_only'}")
-    assert alone["test/acc"] == whole["test/acc"] and alone["confusion"] == whole["confusion"]
-    assert sum(map(sum, alone["confusion"])) == len((tmp_path / "dev_only/dev.tsv").read_text().splitlines()) - 1
+    assert alone["test/acc"] == whole["test/acc"] and alone["test_confusion"] == whole["test_confusion"]
+    assert sum(map(sum, alone["test_confusion"])) == len((tmp_path / "dev_only/dev.tsv").read_text().splitlines()) - 1
     with pytest.raises(ConfigError, match=r"SST-2 not found: expected .*dev_only/train.tsv and dev.tsv"):
         evaluate(tmp_path, ckpt, f"data.root={tmp_path / 'dev_only'}", "split=val")  # val comes from train.tsv
     with pytest.raises(ConfigError, match=r"SST-2 not found: expected .*nothing/dev.tsv \(the test split\)"):
@@ -56,7 +56,7 @@ def test_roads_split_from_its_own_images_alone(tmp_path):
     names = [f"training/{kind}/{n}" for n in files["test"] for kind in ("images", "groundtruth")]
     copy(tmp_path / "data" / "roads", tmp_path / "test_only", names)
     alone = evaluate(tmp_path, ckpt, f"data.root={tmp_path / 'test_only'}")
-    assert alone["confusion"] == whole["confusion"] and alone["test/patch_f1"] == whole["test/patch_f1"]
+    assert alone["test_confusion"] == whole["test_confusion"] and alone["test/patch_f1"] == whole["test/patch_f1"]
     (tmp_path / "test_only" / names[0]).unlink()
     with pytest.raises(ConfigError, match=f"{tmp_path / 'test_only' / names[0]} not found: the checkpoint's test "
                                           f"split holds it"):
@@ -68,7 +68,7 @@ def test_mito_test_split_from_the_testing_stack_alone(tmp_path):
     whole = evaluate(tmp_path, ckpt, f"data.root={root}")
     copy(tmp_path / "data" / "mito", tmp_path / "testing_only", ["testing.tif", "testing_groundtruth.tif"])
     alone = evaluate(tmp_path, ckpt, f"data.root={tmp_path / 'testing_only'}")
-    assert alone["confusion"] == whole["confusion"] and alone["test/iou"] == whole["test/iou"]
-    assert sum(map(sum, alone["confusion"])) == 10 * 32 * 48  # the 10 testing pages of 32x48 pixels
+    assert alone["test_confusion"] == whole["test_confusion"] and alone["test/iou"] == whole["test/iou"]
+    assert sum(map(sum, alone["test_confusion"])) == 10 * 32 * 48  # the 10 testing pages of 32x48 pixels
     with pytest.raises(ConfigError, match="no mitochondria data in"):  # val is a block of the training stack
         evaluate(tmp_path, ckpt, f"data.root={tmp_path / 'testing_only'}", "split=val")

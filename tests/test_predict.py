@@ -100,7 +100,7 @@ def test_eval_viz_predict_without_the_training_files(mnist_run, tmp_path):
     out = command("cnnlab-eval", f"ckpt_path={ckpt}", f"data.root={tmp_path / 'only_test'}",
                   f"out_dir={tmp_path / 'eval'}", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert (tmp_path / "eval" / "metrics.json").is_file()
+    assert (tmp_path / "eval" / "results.json").is_file()
     out = command("cnnlab-viz", f"ckpt_path={ckpt}", f"data.root={tmp_path / 'only_test'}", "split=test",
                   f"out_dir={tmp_path / 'viz'}", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -265,7 +265,7 @@ def test_eval_and_viz_on_a_sentence_checkpoint(tmp_path):
     ckpt = run_dir / "checkpoints" / "best.pt"
     out = command("cnnlab-eval", f"ckpt_path={ckpt}", f"out_dir={tmp_path / 'eval'}", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
-    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    metrics = json.loads((tmp_path / "eval" / "results.json").read_text())
     trained = json.loads((run_dir / "results.json").read_text())
     assert metrics["test/acc"] == pytest.approx(trained["test/acc"])  # dev.tsv scored as training scored it
     out = command("cnnlab-viz", f"ckpt_path={ckpt}", f"out_dir={tmp_path / 'viz'}", cwd=tmp_path)
@@ -283,7 +283,7 @@ def test_eval_and_viz_on_regression_and_feature_checkpoints(tmp_path, experiment
     ckpt = run_dir / "checkpoints" / "best.pt"
     out = command("cnnlab-eval", f"ckpt_path={ckpt}", f"out_dir={tmp_path / 'eval'}", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
-    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    metrics = json.loads((tmp_path / "eval" / "results.json").read_text())
     trained = json.loads((run_dir / "results.json").read_text())
     shared = [k for k in metrics if k.startswith("test/")]
     assert shared and all(metrics[k] == pytest.approx(trained[k], rel=1e-5, abs=1e-6) for k in shared)
@@ -312,7 +312,7 @@ def test_eval_weighs_its_loss_with_the_training_class_counts_without_the_trainin
         next((tmp_path / "data").rglob(name)).unlink()
     out = command("cnnlab-eval", f"ckpt_path={ckpt}", f"out_dir={tmp_path / 'eval'}", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
-    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    metrics = json.loads((tmp_path / "eval" / "results.json").read_text())
     trained = json.loads((run_dir / "results.json").read_text())
     assert metrics["test/loss"] == pytest.approx(trained["test/loss"], rel=1e-5)
 
@@ -330,9 +330,9 @@ def test_eval_viz_predict_on_an_image_folder_feature_checkpoint(tmp_path):
     ckpt = run_dir / "checkpoints" / "best.pt"
     out = command("cnnlab-eval", f"ckpt_path={ckpt}", f"out_dir={tmp_path / 'eval'}", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
-    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    metrics = json.loads((tmp_path / "eval" / "results.json").read_text())
     trained = json.loads((run_dir / "results.json").read_text())
-    assert metrics["per_class_acc"].keys() == {"cat", "dog", "fox"}
+    assert metrics["per_class_test_acc"].keys() == {"cat", "dog", "fox"}
     assert all(metrics[k] == pytest.approx(trained[k], rel=1e-5, abs=1e-6) for k in metrics if k.startswith("test/"))
     out = command("cnnlab-viz", f"ckpt_path={ckpt}", f"out_dir={tmp_path / 'viz'}", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -119,7 +119,7 @@ def test_commands_on_a_checkpoint_take_the_keys_of_its_runs_config_groups(tmp_pa
     out = command("cnnlab-eval", f"ckpt_path={ckpt}", "data.num_images=8", "split=val",
                   f"out_dir={tmp_path / 'eval'}", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "val/patch_f1" in json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert "val/patch_f1" in json.loads((tmp_path / "eval" / "results.json").read_text())
     again = command("cnnlab-train", "resume=true", f"hydra.run.dir={run}", "trainer.epochs=2", "model.dropout=0.0",
                     cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]

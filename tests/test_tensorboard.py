@@ -1,6 +1,6 @@
 """What a researcher reads in TensorBoard, read back with TensorBoard's own event reader: an epoch axis, no step
-twice after a resume, HParams rows with the effective settings and one metric set per task, the config as text,
-histograms behind one switch."""
+twice after a resume, HParams rows with the effective settings and one metric set per task, test/* metrics as
+scalars, the config as text, histograms behind one switch."""
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
@@ -35,6 +35,19 @@ def test_hparams_hold_the_effective_settings_and_the_tasks_metrics(tmp_path):
     tags_a = {t for t in events(a).Tags()["scalars"] if t.startswith("hparam/")}
     tags_b = {t for t in events(b).Tags()["scalars"] if t.startswith("hparam/")}
     assert tags_a == tags_b and {"hparam/val/acc", "hparam/test/acc", "hparam/test/top5"} <= tags_a
+
+
+def test_test_metrics_are_scalars_too_with_the_values_of_results_json(tmp_path):
+    import json
+
+    run_dir, _ = run_train(tmp_path, [*QUICK, "trainer.epochs=2"])
+    results = json.loads((run_dir / "results.json").read_text())
+    acc = events(run_dir)
+    test_tags = {t for t in acc.Tags()["scalars"] if t.startswith("test/")}
+    assert test_tags == {k for k in results if k.startswith("test/")} and {"test/acc", "test/loss"} <= test_tags
+    for tag in test_tags:
+        (point,) = acc.Scalars(tag)  # one point, at the run's last step (epoch 2 ends at step 8)
+        assert point.step == 8 and point.value == pytest.approx(results[tag], rel=1e-6)
 
 
 def test_epoch_axis_config_text_and_histograms(tmp_path):

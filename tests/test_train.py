@@ -140,4 +140,4 @@ def test_eval_command_reproduces_test_metrics(tmp_path):
     out = evaluate_checkpoint(cfg, RunInfo(tmp_path / "eval", overrides=[f"ckpt_path={ckpt}"]))
     results = json.loads((run_dir / "results.json").read_text())
     assert out["test/acc"] == pytest.approx(results["test/acc"])
-    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["split"] == "test"
+    assert json.loads((tmp_path / "eval" / "results.json").read_text())["split"] == "test"

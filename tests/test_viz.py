@@ -73,6 +73,23 @@ def test_saliency_figure_on_cnn_keeps_mode_and_grads():
     assert in_unit_range(img) and img.shape[2] >= 6 * 96 and img.shape[1] >= 96 + 2 * 16
 
 
+def test_each_saliency_pair_is_labelled_once_with_the_class_and_the_prediction(monkeypatch):
+    """An image and its map were two tiles, the map captioned "saliency" every time: one tile per pair now."""
+    drawn = {}
+    real = viz.draw.figure
+
+    def spy(tiles, captions, ncol, title, **kw):
+        drawn.update(tiles=tiles, captions=list(captions), title=title)
+        return real(tiles, captions, ncol, title, **kw)
+
+    monkeypatch.setattr(viz.draw, "figure", spy)
+    x, sal = torch.rand(2, 1, 28, 28), torch.rand(2, 28, 28)
+    viz.saliency_figure(x, sal, ["7", "1"], ["7", "4"], (0.5,), (0.5,))
+    assert drawn["captions"] == ["true 7\npredicted 7", "true 1\npredicted 4 (wrong)"]
+    assert drawn["tiles"].shape[0] == 2 and drawn["tiles"].shape[-1] > 2 * 96  # image | map, side by side
+    assert "saliency" in drawn["title"]
+
+
 def test_confusion_figure_is_legible_for_two_classes_and_shows_both_views():
     img = viz.confusion_figure(torch.tensor([[40, 10], [5, 45]]), ["background", "road"])
     assert in_unit_range(img) and img.shape[2] >= 2 * 2 * 96 and img.shape[1] >= 2 * 96  # two panels of 96 px cells
@@ -88,22 +105,67 @@ def test_mistakes_are_captioned_in_words_and_never_a_bare_tile():
     assert viz.mistake_caption("cat", "dog", 0.97) == "true cat\npredicted dog 97%"
     img = viz.mistakes_figure(x, targets, preds, conf, ["cat", "dog", "fox"], MEAN, STD, total=6, k=1)
     assert in_unit_range(img) and img.shape[2] >= 112 and img.shape[1] > 112 + 2 * 16  # title and caption
-    none = viz.mistakes_figure(x, targets, targets, conf, ["cat", "dog", "fox"], MEAN, STD, total=6)
-    assert in_unit_range(none) and none.shape[2] > 200
 
 
-def test_overlay_tints_the_mask_and_outlines_truth_with_torchvision():
+def test_a_pass_without_mistakes_writes_no_mistakes_picture_and_says_so(tmp_path, caplog):
+    import logging
+
+    from cnnlab.data.mnist import build_digits
+    from cnnlab.tblog import RunLogger
+    from cnnlab.viz.pictures import make_pictures
+
+    bundle = build_digits(size=32)
+    x, y = bundle.val.batch(slice(0, 4))
+    pictures = make_pictures(LeNet5(), bundle, RunLogger(tmp_path, enabled=False), tmp_path, torch.device("cpu"),
+                             lambda: 0, num_images=4)
+    perfect = {"confusion": torch.diag(torch.full((10,), 27)), "mistakes": (x[:0], y[:0], y[:0], y[:0].float())}
+    with caplog.at_level(logging.INFO, logger="cnnlab"):
+        pictures(1, perfect, final=True)
+    assert (tmp_path / "saliency_val.png").is_file() and not (tmp_path / "errors_most_confident_val.png").exists()
+    assert "none of the 270 validation images is misclassified: no errors/most_confident_val to draw" in caplog.text
+    wrong = {**perfect, "mistakes": (x[:1], y[:1], (y[:1] + 1) % 10, torch.tensor([0.9]))}
+    pictures(1, wrong, final=True)
+    assert (tmp_path / "errors_most_confident_val.png").is_file()
+
+
+def test_overlays_are_in_colour_blind_safe_colours_drawn_by_torchvision():
+    """Truth blue and prediction orange (Okabe-Ito), not green and red: the tint is alpha-blended by hand here."""
     image = torch.full((3, 10, 10), 0.5)
     pred = torch.zeros(10, 10, dtype=torch.bool)
     pred[:5] = True
     true = torch.zeros(10, 10, dtype=torch.bool)
     true[2:8, 2:8] = True
-    out = viz.overlay(image, pred, "red", outline=true)
-    assert out[0, 0, 0] > out[1, 0, 0]  # red tint where predicted
-    assert out[:, 2, 2].tolist() == [0.0, 1.0, 0.0] and abs(out[0, 5, 5] - 0.5) < 0.01  # outline only
+    orange, blue = torch.tensor([230, 159, 0]), torch.tensor([0, 114, 178])  # #E69F00, #0072B2
+    grey = round(0.5 * 255)
+    out = (viz.overlay(image, pred, outline=true) * 255).round()
+    assert (out[:, 0, 0] - (0.55 * grey + 0.45 * orange)).abs().max() <= 1  # predicted: orange tint (uint8)
+    assert out[:, 2, 2].tolist() == blue.tolist()  # the truth's edge, inside the prediction too
+    assert out[:, 6, 2].tolist() == blue.tolist() and out[:, 5, 5].tolist() == [grey] * 3  # edge only; unmarked
+    truth = (viz.overlay(image, true, viz.draw.TRUTH) * 255).round()
+    assert (truth[:, 4, 4] - (0.55 * grey + 0.45 * blue)).abs().max() <= 1
     examples = [(torch.randn(3, 10, 10), true.long(), pred.long())]
     fig = viz.segmentation_figure(examples, MEAN, STD)
     assert in_unit_range(fig) and fig.shape[2] >= 3 * 160
+
+
+def test_plots_are_slide_sized_pngs_or_vector_files(tmp_path):
+    from cnnlab.viz import plots
+
+    xs = torch.linspace(-1, 1, 50)
+    points, targets = torch.rand(12) * 2 - 1, torch.rand(12)
+    fit = plots.curves_figure(points, targets, xs, {"degree 1": xs, "degree 9": 30 * xs ** 9}, "fits",
+                              truth=torch.sin(xs))
+    assert fit.axes[0].get_ylim()[1] < 5  # the wild fit leaves the axes; the data's range is kept
+    probs = torch.rand(2, 20, 20).softmax(0)
+    regions = plots.decision_boundary_figure(probs, [-1, -1], [1, 1], torch.rand(10, 2), torch.arange(10) % 2,
+                                             ["a", "b"], "regions")
+    for name, fig in (("fit", fit), ("regions", regions)):
+        with Image.open(plots.save_figure(fig, tmp_path / f"{name}.png")) as png:
+            assert png.format == "PNG" and png.size[0] >= 1000
+        assert tuple(plots.as_image(fig).shape[1:]) == png.size[::-1]  # TensorBoard's image: the same pixels
+        svg = plots.save_figure(fig, tmp_path / f"{name}.svg").read_text()
+        assert svg.startswith("<?xml") and "<svg" in svg
+        assert plots.save_figure(fig, tmp_path / f"{name}.pdf").read_bytes().startswith(b"%PDF")
 
 
 def test_save_png_and_grid_are_torchvisions(tmp_path):

@@ -1,9 +1,11 @@
 """`cnnlab-compare <run or sweep folders...>`: one table of runs (their overrides and final metrics, sorted by the
-monitored metric), and with `--plot out.png` their validation curves, read from the TensorBoard event files.
+monitored metric), and with `--plot curves.png` (or .svg / .pdf) their validation curves, or any other scalar
+(`--metric train/lr`: the learning-rate schedules), read from the TensorBoard event files.
 
     cnnlab-compare outputs/multirun/lenet5_digits/2026-11-25_10-00-00_000000        # a sweep
     cnnlab-compare outputs --filter 'svm_*' --latest --anchors --format md           # the newest run of each
-    cnnlab-compare run_a run_b --plot curves.png --metric val/acc
+    cnnlab-compare run_a run_b --plot curves.svg --metric val/acc
+    cnnlab-compare run_a run_b --plot lr.png --metric train/lr
 """
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ from typing import Any, Iterable, Optional
 from .commands.predict_io import check_output_file
 from .errors import ConfigError
 from .tasks import TASKS, metric_names
+
+PLOT_FORMATS = (".png", ".svg", ".pdf")  # what --plot writes (viz.plots.save_figure)
 
 # Published figures (DESIGN.md) next to the experiments they belong to: (what, value as text).
 ANCHORS: dict[str, tuple[str, str]] = {
@@ -139,7 +143,8 @@ def render(rows: list[list[str]], fmt: str) -> str:
 
 
 def curves(run_dir: Path, metric: str) -> tuple[list[float], list[float]]:
-    """(epochs, values) of a scalar from the run's TensorBoard events, on the epoch axis."""
+    """(epochs, values) of a scalar from the run's TensorBoard events, on the epoch axis: a per-epoch scalar
+    (val/acc) at whole epochs, a per-step one (train/lr, train/loss) at fractions of the epoch it was logged in."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     if not (run_dir / "tb").is_dir():
@@ -148,8 +153,14 @@ def curves(run_dir: Path, metric: str) -> tuple[list[float], list[float]]:
     tags = acc.Tags()["scalars"]
     if metric not in tags or "epoch" not in tags:
         return [], []
-    epoch_at = {e.step: e.value for e in acc.Scalars("epoch")}
-    points = [(epoch_at[e.step], e.value) for e in acc.Scalars(metric) if e.step in epoch_at]
+    ends = sorted((e.step, e.value) for e in acc.Scalars("epoch"))  # `epoch` is logged at each epoch's last step
+    points = []
+    for e in acc.Scalars(metric):
+        k = next((i for i, (step, _) in enumerate(ends) if e.step <= step), None)
+        if k is None:  # after the last finished epoch (a stopped run's partial epoch)
+            continue
+        start, epoch = (ends[k - 1][0] if k else 0), ends[k][1]
+        points.append((epoch - 1 + (e.step - start) / max(ends[k][0] - start, 1), e.value))
     return [p[0] for p in points], [p[1] for p in points]
 
 
@@ -188,14 +199,14 @@ def curve_series(runs: list[dict[str, Any]], metric: str) -> dict[str, tuple[lis
 
 
 def plot(runs: list[dict[str, Any]], metric: str, out: Path) -> tuple[Path, int]:
-    """One line per run of `metric` over epochs, from the event files, as a PNG; (the file, the number of lines)."""
-    from .viz import save_png
-    from .viz.plots import lines_figure
+    """One line per run of `metric` over epochs, from the event files, as a PNG, SVG or PDF after `out`'s suffix;
+    (the file, the number of lines)."""
+    from .viz.plots import lines_figure, save_figure
 
     series = curve_series(runs, metric)
     if not series:
         raise SystemExit(f"error: no run below the given folders logged {metric} to TensorBoard")
-    return save_png(lines_figure(series, f"{metric} per epoch", "epoch", metric), out), len(series)
+    return save_figure(lines_figure(series, f"{metric} by epoch", "epoch", metric), out), len(series)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -209,7 +220,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                     help="only the newest run of each experiment (its newest finished one, if any finished)")
     ap.add_argument("--anchors", action="store_true", help="add the published figure for each experiment")
     ap.add_argument("--no-folders", action="store_true", help="leave out the run-folder column")
-    ap.add_argument("--plot", metavar="PNG", help="also draw the validation curves of the runs into this file")
+    ap.add_argument("--plot", metavar="FILE", help="also draw the validation curves of the runs into this file: "
+                    "curves.png, or curves.svg / curves.pdf for a vector figure")
     ap.add_argument("--metric", default=None, help="the curve to plot (default: the first run's monitored metric)")
     args = ap.parse_args(argv)
     roots = [Path(f) for f in args.folders]
@@ -221,6 +233,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.plot:
         try:
             check_output_file(args.plot, f"--plot {args.plot}", "curves.png")
+            if Path(args.plot).suffix.lower() not in PLOT_FORMATS:
+                raise ConfigError(f"--plot {args.plot} names no figure format: end it in .png, .svg or .pdf")
         except ConfigError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

@@ -159,5 +159,7 @@ def write_results(run_dir: Path, state: Any, test: dict[str, Any], val: dict[str
         _log_per_class(results["per_class_test_acc"])
     (run_dir / "results.json").write_text(json.dumps(results, indent=2))
     (run_dir / "failed.json").unlink(missing_ok=True)  # an earlier attempt's failure, resumed and now finished
+    # test/* as scalars too (at the last step, beside the val/* curves), not only in the HParams tab
+    logger.scalars({k: v for k, v in results.items() if k.startswith("test/")}, state.step)
     logger.hparams(hp, {f"{s}/{k}": results.get(f"{s}/{k}", float("nan")) for s in ("val", "test") for k in scalars})
     return results

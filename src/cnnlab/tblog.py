@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import logging
-import sys
-import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -63,34 +61,28 @@ class RunLogger:
 
 
 class Progress:
-    """A one-line progress bar on a terminal (nothing when output is redirected, so logs stay clean): steps done of
-    the total, rate, time left, and the last loss read; redrawn at most every `interval` seconds."""
+    """tqdm's progress bar (`tqdm.auto`: a widget in a notebook), steps done of the total, rate, time left and the
+    last loss read, as wide as the terminal; `enabled=None` shows it only when stderr is a terminal (quiet in pipes,
+    log files and notebooks), True/False force it (trainer.progress); the line is cleared when it closes."""
 
     def __init__(self, total: int, label: str, enabled: Optional[bool] = None, done: int = 0,
                  interval: float = 0.1) -> None:
-        self.total, self.label, self.start, self.first = max(total, 1), label, time.perf_counter(), done
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
-        self.interval, self.drawn, self.loss = interval, 0.0, None
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=max(total, 1), initial=done, desc=label, dynamic_ncols=True,
+                        mininterval=interval, leave=False, disable=None if enabled is None else not enabled)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the bar is drawn."""
+        return not self.bar.disable
 
     def update(self, done: int, loss: Optional[float] = None) -> None:
         """`done` of `total` steps; `loss` when it was read (kept for the next redraws)."""
         if loss is not None:
-            self.loss = loss
-        now = time.perf_counter()
-        if not self.enabled or (now - self.drawn < self.interval and done < self.total):
-            return
-        self.drawn = now
-        frac = done / self.total
-        bar = "#" * int(24 * frac) + "-" * (24 - int(24 * frac))
-        rate = (done - self.first) / max(now - self.start, 1e-9)
-        left = (self.total - done) / rate if rate > 0 else 0.0
-        extra = f" loss {self.loss:.4f}" if self.loss is not None else ""
-        sys.stderr.write(f"\r{self.label} [{bar}] {done}/{self.total} {rate:.1f} it/s "
-                         f"ETA {int(left // 60):d}:{int(left % 60):02d}{extra}   ")
-        sys.stderr.flush()
+            self.bar.set_postfix_str(f"loss {loss:.4f}", refresh=False)
+        self.bar.update(done - self.bar.n)
 
     def close(self) -> None:
         """Clear the bar's line."""
-        if self.enabled:
-            sys.stderr.write("\r" + " " * 110 + "\r")
-            sys.stderr.flush()
+        self.bar.close()

@@ -92,22 +92,23 @@ def load_model(ckpt_path: "str | Path", device: "str | torch.device" = "cpu",
 
 
 def evaluate_checkpoint(cfg: DictConfig, info: RunInfo) -> dict:
-    """Metrics of a checkpoint on `split` (test by default), written to metrics.json in the eval run folder."""
+    """Metrics of a checkpoint on `split` (test by default), written to results.json in the eval run folder with
+    the keys of a training run's results.json (`test/acc`, `per_class_test_acc`, `test_confusion`)."""
     run_cfg, model, bundle, loop, loss_fn = load_for_inference(cfg, info, only=str(cfg.split))
     loader = make_loader(getattr(bundle, str(cfg.split)), run_cfg.trainer.eval_batch_size, False, loop.device,
                          num_workers=run_cfg.trainer.num_workers)
     result = evaluate(model, loader, loss_fn, meter_for(bundle, loop.device), loop)
     scalars = tasks.metric_names(bundle.task, bundle.num_classes, bundle.state)
-    out = {"ckpt_path": str(Path(cfg.ckpt_path).resolve()), "split": cfg.split,
-           **{f"{cfg.split}/{k}": result[k] for k in scalars if k in result},
-           "confusion": result["confusion"].tolist()}
+    out = {"ckpt_path": str(Path(cfg.ckpt_path).resolve()), "split": cfg.split, "task": bundle.task,
+           **{f"{cfg.split}/{k}": result[k] for k in scalars if k in result}}
     if bundle.task in tasks.CLASS_TASKS:
-        out["per_class_acc"] = per_class_accuracy(result["confusion"], bundle.class_names)
+        out[f"per_class_{cfg.split}_acc"] = per_class_accuracy(result["confusion"], bundle.class_names)
+    out[f"{cfg.split}_confusion"] = result["confusion"].tolist()
     out_dir = Path(cfg.out_dir) if cfg.out_dir else info.run_dir
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "metrics.json").write_text(json.dumps(out, indent=2))
+    (out_dir / "results.json").write_text(json.dumps(out, indent=2))
     shown = " ".join(f"{k} {v:.4f}" for k, v in out.items() if k.startswith(f"{cfg.split}/"))
-    log.info(f"{shown}; metrics in {(out_dir / 'metrics.json').resolve()}")
+    log.info(f"{shown}; results in {(out_dir / 'results.json').resolve()}")
     return out
 
 

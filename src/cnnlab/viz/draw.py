@@ -2,7 +2,9 @@
 figure has a title, labelled tiles large enough to read, and a colour bar where colour encodes a value.
 
 Tiles are laid out with torchvision's `make_grid`, written with its `save_image`, masks drawn with its
-`draw_segmentation_masks`; text is drawn with PIL's bundled scalable font, so no plotting library is needed.
+`draw_segmentation_masks` (truth blue, prediction orange: Okabe-Ito colours that readers with the common
+colour-vision deficiencies tell apart); text is drawn with PIL's bundled scalable font. Plots with axes are
+matplotlib's (viz.plots).
 Saliency follows Simonyan, Vedaldi & Zisserman, "Deep Inside Convolutional Networks", ICLR workshop 2014
 (max over channels of |d score_c / d pixel|); SmoothGrad averages it over noisy copies of the input (Smilkov et
 al., "SmoothGrad: removing noise by adding noise", 2017).
@@ -26,6 +28,7 @@ FILTER_TILE = 64  # pixels: each first-layer filter is enlarged to at least this
 FONT_SIZE = 13
 LINE = 16       # pixels per text line
 PAD = 6
+TRUTH, PREDICTION = "#0072B2", "#E69F00"  # Okabe-Ito blue and orange (as viz.plots.OKABE_ITO)
 
 
 def font(size: int = FONT_SIZE) -> ImageFont.ImageFont:
@@ -191,17 +194,19 @@ def saliency(model: nn.Module, x: Tensor, target: Optional[Tensor] = None, smoot
 
 def saliency_figure(images: Tensor, maps: Tensor, true: Sequence[str], pred: Sequence[str],
                     mean: Sequence[float], std: Sequence[float], smooth: int = 0, pairs_per_row: int = 4) -> Tensor:
-    """Each image beside its saliency heat map (per image 0..max), captioned with true and predicted label."""
-    imgs = rgb(denormalise(images.detach().float().cpu(), mean, std))
+    """Each image beside its saliency heat map (per image 0..max), the pair captioned once with the true and the
+    predicted label."""
+    imgs = enlarge(rgb(denormalise(images.detach().float().cpu(), mean, std)))
     sal = maps.detach().float().cpu()
-    sal = sal / sal.flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1)
-    tiles = enlarge(torch.stack([imgs, heat(sal)], 1).flatten(0, 1))
-    captions = [c for t, p in zip(true, pred) for c in (f"true {t}\npred {p}", "saliency")]
+    sal = enlarge(heat(sal / sal.flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1)))
+    gap = torch.ones(*imgs.shape[:-1], PAD // 2)
+    tiles = torch.cat([imgs, gap, sal], -1)  # one tile per pair: image | map
+    captions = [f"true {t}\npredicted {p}" + ("" if p == t else " (wrong)") for t, p in zip(true, pred)]
     method = f"SmoothGrad ({smooth} noisy copies)" if smooth else "plain gradients"
     bar = colour_bar(heat(torch.linspace(0, 1, 16)[None])[0].reshape(3, -1), "0", "", "max",
                      "|d class score / d pixel|, per image")
-    return figure(tiles, captions, 2 * pairs_per_row, f"saliency of the true class (Simonyan et al. 2014), {method}",
-                  lines=2, footer=bar)
+    return figure(tiles, captions, pairs_per_row, f"each image beside the saliency of its true class (Simonyan et "
+                  f"al. 2014), {method}", lines=2, footer=bar)
 
 
 def confusion_panel(cm: Tensor, names: Sequence[str], normalised: bool, fnt: ImageFont.ImageFont) -> Image.Image:
@@ -263,11 +268,9 @@ def mistake_caption(true: str, pred: str, prob: float) -> str:
 def mistakes_figure(images: Tensor, targets: Tensor, preds: Tensor, confidences: Tensor,
                     class_names: Sequence[str], mean: Sequence[float], std: Sequence[float], total: int,
                     k: int = 16, split: str = "validation") -> Tensor:
-    """The k most confidently wrong images, each captioned with its true class, the prediction and its probability."""
+    """The k most confidently wrong images, each captioned with its true class, the prediction and its probability
+    (at least one image must be wrong: a pass without mistakes gets no picture)."""
     wrong = torch.nonzero(preds.cpu() != targets.cpu()).flatten()
-    if len(wrong) == 0:
-        blank = torch.ones(1, 3, MIN_TILE, MIN_TILE)
-        return figure(blank, ["none"], 1, f"no misclassified images among {total} {split} images")
     worst = wrong[confidences.cpu()[wrong].argsort(descending=True)[:k]]
     tiles = enlarge(rgb(denormalise(images.detach().float().cpu()[worst], mean, std)), 112)
     names = [str(n) for n in class_names]
@@ -277,10 +280,10 @@ def mistakes_figure(images: Tensor, targets: Tensor, preds: Tensor, confidences:
                   f"the {len(tiles)} most confident mistakes (of {total} {split} images)", lines=2)
 
 
-def overlay(image: Tensor, mask: Tensor, colour: str = "red", outline: Optional[Tensor] = None,
+def overlay(image: Tensor, mask: Tensor, colour: str = PREDICTION, outline: Optional[Tensor] = None,
             alpha: float = 0.45) -> Tensor:
     """[3,H,W] image in [0,1] with `mask` tinted in `colour` (torchvision's draw_segmentation_masks) and, optionally,
-    the outline of another mask in green."""
+    the outline of another mask (the truth) in TRUTH's blue."""
     from torchvision.utils import draw_segmentation_masks
 
     img = (rgb(image.detach().float().cpu()).clamp(0, 1) * 255).round().byte()
@@ -288,23 +291,23 @@ def overlay(image: Tensor, mask: Tensor, colour: str = "red", outline: Optional[
     if outline is not None:
         true = outline.detach().cpu().float()[None, None]
         edge = (true - (-F.max_pool2d(-true, 3, stride=1, padding=1)))[0, 0] > 0
-        out[:, edge] = torch.tensor([0, 255, 0], dtype=torch.uint8).view(3, 1)
+        out = draw_segmentation_masks(out, edge[None], alpha=1.0, colors=TRUTH)
     return out.float() / 255
 
 
 def segmentation_figure(examples: Sequence, mean: Sequence[float], std: Sequence[float],
                         split: str = "validation") -> Tensor:
-    """Rows of image | ground truth (green) | prediction (red, truth outlined), captioned with the image's IoU."""
+    """Rows of image | ground truth (blue) | prediction (orange, truth outlined in blue), captioned with the image's
+    IoU."""
     tiles, captions = [], []
     for x, y, pred in examples:
         img = rgb(denormalise(x.float(), mean, std))
         truth, guess = y == 1, pred == 1
         inter, union = float((truth & guess).sum()), float((truth | guess).sum())
-        tiles += [img, overlay(img, truth, "green"), overlay(img, guess, "red", outline=truth)]
+        tiles += [img, overlay(img, truth, TRUTH), overlay(img, guess, PREDICTION, outline=truth)]
         captions += ["image", "ground truth", f"prediction, IoU {inter / union:.2f}" if union else "prediction"]
     side = max(160, min(320, max(t.shape[-1] for t in tiles)))
     tiles = torch.stack([F.interpolate(t[None], size=(side * t.shape[1] // t.shape[2], side), mode="bilinear",
                                        align_corners=False)[0] for t in tiles])
-    return figure(tiles, captions, 3, f"{split} images: ground truth (green) and prediction (red; truth outlined "
-                  "in green)")
-
+    return figure(tiles, captions, 3, f"{split} images: ground truth (blue) and prediction (orange; truth outlined "
+                  "in blue)")

@@ -3,6 +3,7 @@ table in TensorBoard's TEXT tab), image | truth | prediction overlays (segmentat
 from the validation pass the loop already made."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -15,6 +16,7 @@ from ..data.toy import FUNCTIONS, poly_features
 from ..tblog import RunLogger
 from . import draw, plots
 
+log = logging.getLogger("cnnlab")
 
 @torch.no_grad()
 def boundary(model: nn.Module, bundle: DataBundle, device: torch.device, split: str, grid: int = 120) -> Tensor:
@@ -25,8 +27,8 @@ def boundary(model: nn.Module, bundle: DataBundle, device: torch.device, split: 
     gy = torch.linspace(hi[1], lo[1], grid)  # row 0 at the top
     mesh = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], -1).reshape(-1, 2)
     probs = model.eval()(mesh.to(device)).float().softmax(1).T.reshape(-1, grid, grid).cpu()
-    return plots.decision_boundary_figure(probs, lo, hi, x, y, bundle.class_names,
-                                          f"decision regions of {type(model).__name__} and the {split} points")
+    return plots.as_image(plots.decision_boundary_figure(probs, lo, hi, x, y, bundle.class_names,
+                          f"decision regions of {type(model).__name__} and the {split} points"))
 
 
 @torch.no_grad()
@@ -37,8 +39,9 @@ def fitted_curve(model: nn.Module, bundle: DataBundle, device: torch.device, spl
     xs = torch.linspace(-1, 1, 200)
     basis = str(bundle.state.get("basis", "monomial"))
     fit = model.eval()(poly_features(xs, degree, basis).to(device)).float().cpu().flatten()
-    return plots.curves_figure(x[:, 0], y, xs, {f"degree {degree}": fit}, f"least-squares fit, degree {degree}, "
-                               f"on the {split} points (grey: the true function)", truth=FUNCTIONS[function](xs))
+    return plots.as_image(plots.curves_figure(x[:, 0], y, xs, {f"degree {degree}": fit},
+                                              f"least-squares fit, degree {degree}, on the {split} points",
+                                              truth=FUNCTIONS[function](xs)))
 
 
 def project_words(model: nn.Module, bundle: DataBundle, logger: RunLogger, step: int, top: int = 2000) -> None:
@@ -61,6 +64,19 @@ def mistakes_table(mistakes: "tuple[Tensor, ...]", names: list[str], vocab: list
         sentence = decode(row, vocab).replace("|", "\\|")  # a "|" in the text must not end the cell
         lines.append(f"| {c:.3f} | {names[t]} | {names[p]} | {sentence} |")
     return "\n".join(lines) + "\n"
+
+
+def any_mistakes(val: dict[str, Any], final: bool, tag: str, what: str) -> bool:
+    """Whether the pass kept mistakes to show; a pass without any draws nothing (no placeholder picture) and, at the
+    end of a run or in cnnlab-viz, says so."""
+    mistakes = val.get("mistakes")
+    if mistakes is None:
+        return False
+    if len(mistakes[1]):
+        return True
+    if final:
+        log.info(f"none of the {int(val['confusion'].sum())} {what} is misclassified: no {tag} to draw")
+    return False
 
 
 def make_pictures(model: nn.Module, bundle: DataBundle, logger: RunLogger, out_dir: Optional[Path],
@@ -87,12 +103,13 @@ def make_pictures(model: nn.Module, bundle: DataBundle, logger: RunLogger, out_d
             emit(f"saliency/{split}", draw.saliency_figure(x.cpu(), sal, [names[int(i)] for i in y],
                                                            [names[int(i)] for i in pred], bundle.mean, bundle.std,
                                                            smooth=smoothgrad), final)
-            if val.get("mistakes") is not None:
+            if any_mistakes(val, final, f"errors/most_confident_{split}", f"{words} images"):
                 mx, my, mpred, mconf = val["mistakes"]
                 total = int(val["confusion"].sum())
                 figure = draw.mistakes_figure(mx, my, mpred, mconf, names, bundle.mean, bundle.std, total, split=words)
                 emit(f"errors/most_confident_{split}", figure, final)
-        elif bundle.state.get("vocab") and val.get("mistakes") is not None:  # sentences: a table, not a picture
+        elif bundle.state.get("vocab") and any_mistakes(val, final, f"errors/most_confident_{split}",
+                                                        f"{words} sentences"):  # sentences: a table, not a picture
             table = mistakes_table(val["mistakes"], names, bundle.state["vocab"], int(val["confusion"].sum()), words)
             logger.text(f"errors/most_confident_{split}", table, step())
             if final and out_dir is not None:
