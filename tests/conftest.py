@@ -49,7 +49,7 @@ def command(name: str, *args: str, cwd, process: bool = False, env: "dict[str, s
     args = (*args, "trainer.progress=false") if name != "cnnlab-compare" else args
     if process:
         return subprocess.run([str(BIN / name), *args], cwd=cwd, capture_output=True, text=True, input=input,
-                              timeout=timeout, env=None if env is None else {**os.environ, **env})
+                              timeout=timeout, env=process_env(env))
     module, func = ENTRY_POINTS[name].split(":")
     entry = getattr(importlib.import_module(module), func)
     out, err = io.StringIO(), io.StringIO()
@@ -63,6 +63,11 @@ def command(name: str, *args: str, cwd, process: bool = False, env: "dict[str, s
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = _exit_status(entry)
     return subprocess.CompletedProcess([name, *args], code, out.getvalue(), err.getvalue())
+
+
+def process_env(extra: "dict[str, str] | None" = None) -> "dict[str, str]":
+    """The environment for a real process: this one's, with as many torch threads as a test here gets."""
+    return {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads()), **(extra or {})}
 
 
 def _exit_status(entry: Callable[[], None]) -> int:
@@ -125,9 +130,9 @@ def one_error_line(out: subprocess.CompletedProcess) -> str:
     return errors[0]
 
 
-def sigterm_after_step(monkeypatch, n: int) -> Callable:
-    """Make the loop send this process SIGTERM right after its step `n` (a stop from outside, at a known step);
-    returns the real step function, to put back with monkeypatch.setattr(engine, "_backward_step", it)."""
+def sigterm_after_step(monkeypatch, n: int, signum: int = signal.SIGTERM) -> Callable:
+    """Make the loop send this process SIGTERM (or `signum`) right after its step `n` (a stop from outside, at a
+    known step); returns the real step function, to put back with monkeypatch.setattr(engine, "_backward_step", it)."""
     from cnnlab import engine
 
     real, calls = engine._backward_step, {"n": 0}
@@ -136,7 +141,7 @@ def sigterm_after_step(monkeypatch, n: int) -> Callable:
         real(state, loss, settings)
         calls["n"] += 1
         if calls["n"] == n:
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signum)
 
     monkeypatch.setattr(engine, "_backward_step", step_then_term)
     return real
@@ -150,11 +155,18 @@ def load_script(name: str) -> ModuleType:
     return module
 
 
+def _threads() -> int:
+    """torch threads for one test: one under pytest-xdist, whose workers already fill the cores (two threads per
+    worker on two cores made the tiny models' steps up to 8x slower: OpenMP threads spin waiting for a core), else
+    at most the CI machine's two."""
+    return 1 if os.environ.get("PYTEST_XDIST_WORKER") else min(torch.get_num_threads(), 2)
+
+
 @pytest.fixture(autouse=True)
-def _two_threads():
-    """Keep each test to the CI machine's two cores and restore the thread count afterwards."""
+def _few_threads():
+    """Keep each test to its share of the cores (_threads) and restore the thread count afterwards."""
     before = torch.get_num_threads()
-    torch.set_num_threads(min(before, 2))
+    torch.set_num_threads(_threads())
     yield
     torch.set_num_threads(before)
 
