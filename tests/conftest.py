@@ -46,7 +46,8 @@ def command(name: str, *args: str, cwd, process: bool = False, env: "dict[str, s
             input: "str | None" = None, timeout: float = 120) -> subprocess.CompletedProcess:
     """Run a console command (cnnlab-train, cnnlab-eval, ...) as a user would type it: in this process, with its
     exit status and what it printed; `process=True` starts the installed script (for tests marked slow)."""
-    args = (*args, "trainer.progress=false") if name != "cnnlab-compare" else args
+    if name != "cnnlab-compare" and not any(a.startswith("trainer.progress=") for a in args):
+        args = (*args, "trainer.progress=false")
     if process:
         return subprocess.run([str(BIN / name), *args], cwd=cwd, capture_output=True, text=True, input=input,
                               timeout=timeout, env=process_env(env))
