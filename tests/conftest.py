@@ -1,11 +1,18 @@
-"""Shared test helpers: compose the real configs, and run training in-process into a temp folder."""
+"""Shared test helpers: compose the real configs, run training and the console commands in-process into a temp
+folder (a real process only where the process is the point: `command(..., process=True)`, marked slow)."""
 from __future__ import annotations
 
+import contextlib
+import importlib
 import importlib.util
+import io
+import logging
 import os
 import signal
 import subprocess
 import sys
+import tomllib
+import traceback
 from pathlib import Path
 from types import ModuleType
 from typing import Callable
@@ -18,16 +25,102 @@ from hydra.core.global_hydra import GlobalHydra
 from cnnlab.cli import CONFIG_DIR
 
 BIN = Path(sys.executable).parent
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = ROOT / "scripts"
 # one epoch of a tiny synthetic run, no TensorBoard or pictures: for tests of what happens around training
 QUICK = ["data=synthetic", "data.num_samples=16", "trainer.epochs=1", "trainer.batch_size=8",
          "trainer.tensorboard=false", "trainer.pictures_every=0"]
 
 
-def command(name: str, *args: str, cwd) -> subprocess.CompletedProcess:
-    """Run an installed console script (cnnlab-train, cnnlab-eval, ...) as a user would."""
-    return subprocess.run([str(BIN / name), *args, "trainer.progress=false"], cwd=cwd, capture_output=True,
-                          text=True, timeout=120)
+# the console scripts, as pyproject.toml declares them: {"cnnlab-train": "cnnlab.cli:train_cli", ...}
+ENTRY_POINTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+# module-level state the command layer keeps for one process (a new process starts with them empty); cleared
+# after each in-process command so one call cannot see another's
+PER_PROCESS = [("cnnlab.runguard", "FRESH"), ("cnnlab.runguard", "LAUNCH_RECORDS"),
+               ("cnnlab.cmdline", "saved_run_info"), ("cnnlab.report", "CHECKPOINT_CHOICES"),
+               ("cnnlab.sweep", "FAILED_JOBS"), ("cnnlab.sweep", "SWEEP_DIRS")]
+STOP_SIGNALS = [getattr(signal, s) for s in ("SIGTERM", "SIGINT", "SIGUSR1") if hasattr(signal, s)]
+
+
+def command(name: str, *args: str, cwd, process: bool = False, env: "dict[str, str] | None" = None,
+            input: "str | None" = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run a console command (cnnlab-train, cnnlab-eval, ...) as a user would type it: in this process, with its
+    exit status and what it printed; `process=True` starts the installed script (for tests marked slow)."""
+    if name != "cnnlab-compare" and not any(a.startswith("trainer.progress=") for a in args):
+        args = (*args, "trainer.progress=false")
+    if process:
+        return subprocess.run([str(BIN / name), *args], cwd=cwd, capture_output=True, text=True, input=input,
+                              timeout=timeout, env=process_env(env))
+    module, func = ENTRY_POINTS[name].split(":")
+    entry = getattr(importlib.import_module(module), func)
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, _process_state_restored():
+        mp.setattr(sys, "argv", [name, *args])
+        mp.setattr(sys, "stdin", io.StringIO(input or ""))
+        mp.chdir(cwd)
+        mp.delenv("HYDRA_FULL_ERROR", raising=False)  # Hydra's short report of a bug, as a user gets it
+        for key, value in (env or {}).items():
+            mp.setenv(key, value)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = _exit_status(entry)
+    return subprocess.CompletedProcess([name, *args], code, out.getvalue(), err.getvalue())
+
+
+def process_env(extra: "dict[str, str] | None" = None) -> "dict[str, str]":
+    """The environment for a real process: this one's, with as many torch threads as a test here gets."""
+    return {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads()), **(extra or {})}
+
+
+def _exit_status(entry: Callable[[], None]) -> int:
+    """Call a console entry point; its exit status as the interpreter would make it (a traceback is status 1)."""
+    try:
+        entry()
+    except SystemExit as e:
+        if e.code is None or isinstance(e.code, int):
+            return e.code or 0
+        print(e.code, file=sys.stderr)
+        return 1
+    except Exception:  # noqa: BLE001 - what an uncaught exception does to a process: traceback, status 1
+        traceback.print_exc()
+        return 1
+    return 0
+
+
+@contextlib.contextmanager
+def _process_state_restored():
+    """Put back what one command sets for its whole process: Hydra's global state, the logging handlers (closing
+    the run folder's log file), the stop-signal handlers, environment variables and cnnlab's per-process state."""
+    loggers = [logging.getLogger(), *(v for v in logging.Logger.manager.loggerDict.values()
+                                      if isinstance(v, logging.Logger))]
+    saved = {lg: (lg.level, list(lg.handlers), lg.propagate, lg.disabled) for lg in loggers}
+    handlers = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+    environ = dict(os.environ)
+    GlobalHydra.instance().clear()
+    try:
+        yield
+    finally:
+        GlobalHydra.instance().clear()
+        for lg in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+            for handler in list(getattr(lg, "handlers", [])):
+                if lg not in saved or handler not in saved[lg][1]:
+                    handler.close()
+                    lg.removeHandler(handler)
+        for lg, (level, kept, propagate, disabled) in saved.items():
+            lg.setLevel(level)
+            lg.handlers[:] = kept
+            lg.propagate, lg.disabled = propagate, disabled
+        for s, handler in handlers.items():
+            signal.signal(s, handler)
+        for key in set(os.environ) - set(environ):
+            del os.environ[key]
+        os.environ.update(environ)
+        for module, name in PER_PROCESS:
+            state = getattr(sys.modules.get(module), name, None)
+            if state is not None:
+                state.clear()
+        stop = getattr(sys.modules.get("cnnlab.engine"), "STOP", None)
+        if stop is not None:  # a stop that ended this command is not one for the next
+            stop.signal_name = None
 
 
 def one_error_line(out: subprocess.CompletedProcess) -> str:
@@ -38,9 +131,9 @@ def one_error_line(out: subprocess.CompletedProcess) -> str:
     return errors[0]
 
 
-def sigterm_after_step(monkeypatch, n: int) -> Callable:
-    """Make the loop send this process SIGTERM right after its step `n` (a stop from outside, at a known step);
-    returns the real step function, to put back with monkeypatch.setattr(engine, "_backward_step", it)."""
+def sigterm_after_step(monkeypatch, n: int, signum: int = signal.SIGTERM) -> Callable:
+    """Make the loop send this process SIGTERM (or `signum`) right after its step `n` (a stop from outside, at a
+    known step); returns the real step function, to put back with monkeypatch.setattr(engine, "_backward_step", it)."""
     from cnnlab import engine
 
     real, calls = engine._backward_step, {"n": 0}
@@ -49,7 +142,7 @@ def sigterm_after_step(monkeypatch, n: int) -> Callable:
         real(state, loss, settings)
         calls["n"] += 1
         if calls["n"] == n:
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signum)
 
     monkeypatch.setattr(engine, "_backward_step", step_then_term)
     return real
@@ -63,11 +156,18 @@ def load_script(name: str) -> ModuleType:
     return module
 
 
+def _threads() -> int:
+    """torch threads for one test: one under pytest-xdist, whose workers already fill the cores (two threads per
+    worker on two cores made the tiny models' steps up to 8x slower: OpenMP threads spin waiting for a core), else
+    at most the CI machine's two."""
+    return 1 if os.environ.get("PYTEST_XDIST_WORKER") else min(torch.get_num_threads(), 2)
+
+
 @pytest.fixture(autouse=True)
-def _two_threads():
-    """Keep each test to the CI machine's two cores and restore the thread count afterwards."""
+def _few_threads():
+    """Keep each test to its share of the cores (_threads) and restore the thread count afterwards."""
     before = torch.get_num_threads()
-    torch.set_num_threads(min(before, 2))
+    torch.set_num_threads(_threads())
     yield
     torch.set_num_threads(before)
 

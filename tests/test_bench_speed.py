@@ -1,5 +1,8 @@
 """scripts/bench_speed.py: the throughput table that a GPU session runs (AMP, compile) reads the loop's own log."""
-from conftest import load_script
+from pathlib import Path
+from types import SimpleNamespace
+
+from conftest import command, load_script
 
 
 def test_samples_per_s_is_the_median_after_the_first_epoch():
@@ -14,9 +17,14 @@ def test_samples_per_s_is_the_median_after_the_first_epoch():
     assert bench.samples_per_s(log.splitlines()[0]) is None  # one epoch: nothing after the warm-up
 
 
-def test_a_quick_run_fills_its_row_and_amp_on_a_cpu_says_what_it_did(tmp_path, capsys):
+def test_a_quick_run_fills_its_row_and_amp_on_a_cpu_says_what_it_did(tmp_path, capsys, monkeypatch):
     from cnnlab.build import cpu_has_native_bf16
     bench = load_script("bench_speed")
+
+    def in_process(args, cwd, **kwargs):  # the script's cnnlab-train runs, here in this process
+        return command(Path(args[0]).name, *args[1:], cwd=cwd)
+
+    monkeypatch.setattr(bench, "subprocess", SimpleNamespace(run=in_process))
     assert bench.main(["--models", "lenet5", "--modes", "plain", "bf16", "--quick", "--epochs", "2",
                        "--device", "cpu"]) == 0
     rows = capsys.readouterr().out.splitlines()[2:]

@@ -3,9 +3,9 @@ the resolved loss and overall throughput in results.json."""
 import io
 import json
 import logging
-import subprocess
 import sys
 
+import pytest
 import torch
 
 from cnnlab.checkpoint import load_checkpoint, save_checkpoint
@@ -13,7 +13,7 @@ from cnnlab.data.featureset import build_feature_data
 from cnnlab.data.mnist import build_digits
 from cnnlab.errors import ConfigError
 from cnnlab.tblog import Progress
-from conftest import SCRIPTS, run_train
+from conftest import ENTRY_POINTS, command, load_script, run_train
 
 
 def test_the_truncated_checkpoint_message_is_a_whole_sentence(tmp_path):
@@ -26,9 +26,12 @@ def test_the_truncated_checkpoint_message_is_a_whole_sentence(tmp_path):
     assert text.endswith("use another checkpoint, e.g. best.pt or last.pt from the same run") and "\n" not in text
 
 
-def test_script_help_is_not_cut_mid_sentence():
-    out = subprocess.run([sys.executable, str(SCRIPTS / "bench_augment.py"), "--help"], capture_output=True, text=True)
-    assert "cnnlab's on-device batched augmentation vs a\ntorchvision-transforms DataLoader with workers." in out.stdout
+def test_script_help_is_not_cut_mid_sentence(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["bench_augment.py", "--help"])
+    with pytest.raises(SystemExit):
+        load_script("bench_augment").main()
+    out = capsys.readouterr().out
+    assert "cnnlab's on-device batched augmentation vs a\ntorchvision-transforms DataLoader with workers." in out
 
 
 def test_the_progress_bar_shows_the_total_the_time_left_and_the_loss(monkeypatch):
@@ -101,3 +104,28 @@ def test_results_state_the_resolved_loss_and_overall_samples_per_second(tmp_path
     history = load_checkpoint(run_dir / "checkpoints" / "last.pt")["history"]
     seconds = sum(h["train/epoch_time_s"] for h in history)
     assert results["train_samples_per_s"] == 64 / seconds  # all samples over all epoch time
+
+
+@pytest.mark.slow
+def test_the_installed_console_scripts_run(tmp_path):
+    """Every script pyproject.toml declares runs as installed (the other tests call the same entry points in this
+    process; cnnlab-train runs as a process in the signal and folder-race tests): eval, viz and predict on a
+    checkpoint, compare on its folder."""
+    import numpy as np
+    from PIL import Image
+
+    run_dir, _ = run_train(tmp_path, ["data=synthetic", "data.num_samples=16", "trainer.epochs=1",
+                                      "trainer.batch_size=8", "trainer.tensorboard=false"])
+    ckpt = f"ckpt_path={run_dir / 'checkpoints' / 'best.pt'}"
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / "x.png")
+    ran = {"cnnlab-train"}
+    for name, args, made in [("cnnlab-eval", [ckpt, f"out_dir={tmp_path / 'eval'}"], "eval/metrics.json"),
+                             ("cnnlab-viz", [ckpt, f"out_dir={tmp_path / 'viz'}"], "viz/confusion_test.png"),
+                             ("cnnlab-predict", [ckpt, f"input={tmp_path / 'x.png'}", f"output={tmp_path / 'p.csv'}"],
+                              "p.csv")]:
+        out = command(name, *args, cwd=tmp_path, process=True)
+        assert out.returncode == 0 and (tmp_path / made).is_file(), (name, out.stderr[-2000:])
+        ran.add(name)
+    out = command("cnnlab-compare", str(run_dir), "--format", "csv", cwd=tmp_path, process=True)
+    assert out.returncode == 0 and str(run_dir) in out.stdout, out.stderr[-2000:]
+    assert ran | {"cnnlab-compare"} == set(ENTRY_POINTS)

@@ -19,13 +19,14 @@ def losses(run_dir):
 
 
 def torchrun(*args, cwd):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # two ranks on two cores
     out = subprocess.run([str(BIN / "torchrun"), "--standalone", "--nproc_per_node=2", "-m", "cnnlab.train",
                           *COMMON, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (BIN / "torchrun").exists(), reason="torchrun is not installed")
 def test_two_ranks_match_one_process_and_resume(tmp_path):
     single, _ = run_train(tmp_path / "single", [*COMMON, "trainer.epochs=2"])
@@ -46,6 +47,7 @@ def test_two_ranks_match_one_process_and_resume(tmp_path):
     assert [got[s] for s in range(1, 9)] == pytest.approx([want[s] for s in range(1, 9)], abs=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (BIN / "torchrun").exists(), reason="torchrun is not installed")
 def test_two_ranks_cut_a_budget_to_the_same_epochs(tmp_path):
     # 3 epochs asked, a budget no epoch fits: every rank must make the same cut (1 epoch) or the next all-reduce hangs

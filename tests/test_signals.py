@@ -3,10 +3,10 @@ exactly; temp files that a kill during a write leaves behind are removed on resu
 import json
 import logging
 import os
+import shlex
 import signal
 import subprocess
 import time
-from typing import Callable
 
 import pytest
 import torch
@@ -14,10 +14,12 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from cnnlab import engine
 from cnnlab.checkpoint import load_checkpoint
-from conftest import BIN, run_train, sigterm_after_step
+from conftest import BIN, command, process_env, run_train, sigterm_after_step
 
 COMMON = ["data=digits", "data.shift=2", "trainer.epochs=2", "trainer.batch_size=64", "optim=sgd", "sched=onecycle",
           "model.dropout=0.3", "trainer.pictures_every=1", "trainer.log_every=5"]
+TINY = ["data=synthetic", "data.num_samples=64", "trainer.batch_size=16", "trainer.pictures_every=0",
+        "trainer.tensorboard=false"]
 
 
 @pytest.mark.parametrize("extra", [[], ["trainer.ema=0.9"]], ids=["plain", "weight-average"])
@@ -53,10 +55,11 @@ def test_sigterm_mid_epoch_checkpoints_and_resumes_bit_identical(tmp_path, monke
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is gone after the run
 
 
+@pytest.mark.slow
 def test_sigterm_to_the_command_prints_how_to_resume(tmp_path):
     run_dir = tmp_path / "run"
-    proc = subprocess.Popen([str(BIN / "cnnlab-train"), "trainer.epochs=200", f"hydra.run.dir={run_dir}",
-                             "trainer.progress=false", "trainer.pictures_every=0"], cwd=tmp_path,
+    proc = subprocess.Popen([str(BIN / "cnnlab-train"), "trainer.epochs=200", *TINY, f"hydra.run.dir={run_dir}",
+                             "trainer.progress=false"], cwd=tmp_path, env=process_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 90
     while time.time() < deadline and not (run_dir / "checkpoints" / "last.pt").exists():
@@ -70,36 +73,23 @@ def test_sigterm_to_the_command_prints_how_to_resume(tmp_path):
     assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"] > 0
 
 
-
-def _stop_when_checkpointed(proc: subprocess.Popen, ckpt_or_log: "Callable[[], bool]") -> str:
-    """SIGTERM to `proc` once `ckpt_or_log()` holds; its stderr."""
-    deadline = time.time() + 90
-    while time.time() < deadline and not ckpt_or_log() and proc.poll() is None:
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
-    return proc.communicate(timeout=60)[1]
-
-
-def test_the_printed_resume_command_of_a_sweep_job_runs_as_printed(tmp_path):
-    """A job folder's name holds `=` and `,` (`0_seed=0,trainer.epochs=200`): the hint printed it bare, and Hydra
-    refused the pasted line (`mismatched input '=' expecting <EOF>`). The printed line, run by bash, resumes."""
+def test_the_printed_resume_command_of_a_sweep_job_runs_as_printed(tmp_path, monkeypatch):
+    """A job folder's name holds `=` and `,` (`0_seed=0,trainer.epochs=2`): the hint printed it bare, and Hydra
+    refused the pasted line (`mismatched input '=' expecting <EOF>`). The printed line, split into words as a shell
+    splits it, resumes the job and finishes it."""
     sweep = tmp_path / "sw"
-    proc = subprocess.Popen([str(BIN / "cnnlab-train"), "-m", "seed=0", "trainer.epochs=200", "trainer.progress=false",
-                             "trainer.pictures_every=0", f"hydra.sweep.dir={sweep}"], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    err = _stop_when_checkpointed(proc, lambda: any(sweep.glob("*/checkpoints/last.pt")))
-    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    sigterm_after_step(monkeypatch, 3)
+    out = command("cnnlab-train", "-m", "seed=0", "trainer.epochs=2", *TINY, f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    monkeypatch.undo()
+    assert out.returncode == 128 + signal.SIGTERM, out.stderr[-2000:]
     [job] = [p for p in sweep.iterdir() if p.is_dir()]
     assert "=" in job.name and "," in job.name
-    [hint] = [line.split("continue with: ", 1)[1] for line in err.splitlines() if "continue with: " in line]
+    [hint] = [line.split("continue with: ", 1)[1] for line in out.stderr.splitlines() if "continue with: " in line]
     assert hint == f"cnnlab-train resume=true 'hydra.run.dir=\"{job}\"'"
-    # the hint as a user pastes it (the console scripts of this environment first on the PATH; exec: the signal
-    # below goes to cnnlab-train, not to a shell waiting for it)
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    resumed = subprocess.Popen(f"exec {hint}", shell=True, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    err = _stop_when_checkpointed(resumed, lambda: "resuming" in (job / "train.log").read_text())
-    assert resumed.returncode == 128 + signal.SIGTERM and "resuming" in (job / "train.log").read_text(), err[-2000:]
+    name, *args = shlex.split(hint)
+    resumed = command(name, *args, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming" in (job / "train.log").read_text() and (job / "results.json").is_file()
 
 
 def test_a_suggested_override_is_one_shell_word_that_hydra_reads_as_the_value():
@@ -117,30 +107,25 @@ def test_a_suggested_override_is_one_shell_word_that_hydra_reads_as_the_value():
         assert parser.parse_override(word).value() == path, path
 
 
-def test_preemption_signal_checkpoints_and_a_requeued_job_resumes(tmp_path):
+def test_preemption_signal_checkpoints_and_a_requeued_job_resumes(tmp_path, monkeypatch):
     """SLURM's SIGUSR1 before the time limit: checkpoint at the next step; the requeued job (SLURM_RESTART_COUNT
     set, same folder, no resume flag) continues from it."""
     run_dir = tmp_path / "run"
-    args = [str(BIN / "cnnlab-train"), "trainer.epochs=25", "trainer.batch_size=256", f"hydra.run.dir={run_dir}",
-            "trainer.progress=false", "trainer.pictures_every=0"]
-    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 90
-    while time.time() < deadline and not (run_dir / "checkpoints" / "last.pt").exists():
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGUSR1)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 128 + signal.SIGUSR1, err[-2000:]
+    args = ["trainer.epochs=3", *TINY, f"hydra.run.dir={run_dir}"]
+    sigterm_after_step(monkeypatch, 5, signal.SIGUSR1)
+    out = command("cnnlab-train", *args, cwd=tmp_path)
+    monkeypatch.undo()
+    assert out.returncode == 128 + signal.SIGUSR1, out.stderr[-2000:]
     ckpt = load_checkpoint(run_dir / "checkpoints" / "last.pt")
     done, batch, step = ckpt["epoch"], ckpt["batch_in_epoch"], ckpt["step"]
     where = (f"in epoch {done + 1} ({done} completed), after its batch {batch} (step {step})" if batch else
              f"after epoch {done} ({done} completed), at step {step}")  # what the checkpoint holds, in words
-    assert f"stopped by SIGUSR1 {where}; continue with" in err
-    env = {**os.environ, "SLURM_RESTART_COUNT": "1"}
-    out = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert step == 5 and f"stopped by SIGUSR1 {where}; continue with" in out.stderr
+    out = command("cnnlab-train", *args, env={"SLURM_RESTART_COUNT": "1"}, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     log = (run_dir / "train.log").read_text()
     assert f"stopped by SIGUSR1 {where}" in log and f"resuming {where}" in log
-    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["epoch"] == 25
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["epoch"] == 3
 
 
 def test_the_stop_is_passed_on_to_the_handler_that_was_there_before():

@@ -4,18 +4,21 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
 from omegaconf import OmegaConf
 
 from cnnlab.cli import CONFIG_DIR
-from conftest import BIN, compose_cfg
+from conftest import BIN, command, compose_cfg
+
+SMALL = ["data=synthetic", "data.num_samples=64", "trainer.epochs=1", "trainer.tensorboard=false",
+         "trainer.pictures_every=0"]
 
 
 def test_a_failed_job_is_recorded_and_the_sweep_goes_on(tmp_path):
     sweep = tmp_path / "sweep"
-    out = subprocess.run([str(BIN / "cnnlab-train"), "-m", "trainer.batch_size=0,32", "data=synthetic",
-                          "data.num_samples=64", "trainer.epochs=1", "trainer.tensorboard=false",
-                          "trainer.pictures_every=0", "trainer.progress=false", f"hydra.sweep.dir={sweep}"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    out = command("cnnlab-train", "-m", "trainer.batch_size=0,32", "data=synthetic", "data.num_samples=64",
+                  "trainer.epochs=1", "trainer.tensorboard=false", "trainer.pictures_every=0",
+                  f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert out.returncode == 1, out.stderr[-2000:]
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
     assert [j.name.split("_")[0] for j in jobs] == ["0", "1"]
@@ -55,18 +58,17 @@ hydra:
       trainer.batch_size: choice(0, 32)
       optim.lr: interval(0.001, 0.01)
 """)
-    args = [str(BIN / "cnnlab-train"), "--config-dir", str(tmp_path / "cfg"), "hparams_search=tiny",
-            "data=synthetic", "data.num_samples=64", "trainer.epochs=1", "trainer.tensorboard=false",
-            "trainer.pictures_every=0", "trainer.progress=false", "seed=1",  # its 3 random trials include batch size 0
-            f"hydra.sweep.dir={tmp_path}/s1"]
-    first = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    args = ["--config-dir", str(tmp_path / "cfg"), "hparams_search=tiny", "data=synthetic", "data.num_samples=64",
+            "trainer.epochs=1", "trainer.tensorboard=false", "trainer.pictures_every=0",
+            "seed=1"]  # its 3 random trials include batch size 0
+    first = command("cnnlab-train", *args, f"hydra.sweep.dir={tmp_path}/s1", cwd=tmp_path)
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{db}")
     states = [t.state.name for t in study.trials]
     failed = sum(s == "FAIL" for s in states)
     assert len(states) == 3 and failed >= 1 and failed == first.returncode, (states, first.stderr[-2000:])
     assert all(t.params["trainer.batch_size"] == 0 for t in study.trials if t.state.name == "FAIL")
     assert "COMPLETE" in states
-    subprocess.run([*args[:-1], f"hydra.sweep.dir={tmp_path}/s2"], cwd=tmp_path, capture_output=True, timeout=300)
+    command("cnnlab-train", *args, f"hydra.sweep.dir={tmp_path}/s2", cwd=tmp_path)
     trials = optuna.load_study(study_name="tiny", storage=f"sqlite:///{db}").trials
     assert len(trials) == 6  # continued
     # with new trials: the sampler's seed was 1 + 3 stored trials (a fixed seed drew the first three again)
@@ -78,9 +80,8 @@ def test_an_optuna_search_whose_every_trial_fails_ends_with_the_summary_and_no_t
     status 1, no summary) when no trial had finished."""
     import optuna
 
-    out = subprocess.run([str(BIN / "cnnlab-train"), "hparams_search=lenet5_digits", "hydra.sweeper.n_trials=2",
-                          "trainer.log_every=0", *SMALL[2:], f"paths.output_dir={tmp_path}",
-                          f"hydra.sweep.dir={tmp_path}/s"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    out = command("cnnlab-train", "hparams_search=lenet5_digits", "hydra.sweeper.n_trials=2", "trainer.log_every=0",
+                  *SMALL[2:], f"paths.output_dir={tmp_path}", f"hydra.sweep.dir={tmp_path}/s", cwd=tmp_path)
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
     summary = (tmp_path / "s" / "summary.md").read_text()
     assert summary.count("failed: error: trainer.log_every=0 is not valid") == 2, summary
@@ -111,15 +112,13 @@ def test_the_optuna_sweeper_lets_other_value_errors_through():
     assert _study_without_finished_trial(caught(None, ValueError("no study"))) is None
 
 
-def test_a_grid_is_rows_in_hparams_and_runs_started_together_never_share_a_folder(tmp_path):
+def test_a_grid_is_rows_in_hparams(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2
 
-    common = ["data=synthetic", "data.num_samples=64", "trainer.epochs=1", "trainer.pictures_every=0",
-              "trainer.progress=false"]
     sweep = tmp_path / "grid"
-    out = subprocess.run([str(BIN / "cnnlab-train"), "-m", "seed=0,1", *common, f"hydra.sweep.dir={sweep}"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    out = command("cnnlab-train", "-m", "seed=0,1", *SMALL[:3], "trainer.pictures_every=0",
+                  f"hydra.sweep.dir={sweep}", cwd=tmp_path)  # with TensorBoard
     assert out.returncode == 0, out.stderr[-2000:]
     rows = []
     for job in sorted(p for p in sweep.iterdir() if p.is_dir()):
@@ -128,8 +127,13 @@ def test_a_grid_is_rows_in_hparams_and_runs_started_together_never_share_a_folde
             acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]).session_start_info
         rows.append({k: getattr(v, v.WhichOneof("kind")) for k, v in info.hparams.items()})
     assert [r["seed"] for r in rows] == [0, 1] and rows[0].keys() == rows[1].keys()
-    # two runs started at the same moment with the default folder pattern: two folders
-    procs = [subprocess.Popen([str(BIN / "cnnlab-train"), *common, f"paths.output_dir={tmp_path / 'out'}"],
+
+
+@pytest.mark.slow
+def test_runs_started_together_never_share_a_folder(tmp_path):
+    """Two processes started at the same moment with the default folder pattern: two folders."""
+    procs = [subprocess.Popen([str(BIN / "cnnlab-train"), *SMALL, "trainer.progress=false",
+                               f"paths.output_dir={tmp_path / 'out'}"],
                               cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(2)]
     assert all(p.wait(timeout=300) == 0 for p in procs)
     assert len(list((tmp_path / "out").glob("*/*/results.json"))) == 2
@@ -173,17 +177,12 @@ def test_the_summary_gives_each_jobs_test_metric_and_the_mean_over_folds(tmp_pat
     assert table[5] == "| mean | 2 finished jobs | | 0.8500 ± 0.0707 | 0.7200 ± 0.0283 |"
 
 
-SMALL = ["data=synthetic", "data.num_samples=64", "trainer.epochs=1", "trainer.tensorboard=false",
-         "trainer.pictures_every=0", "trainer.progress=false"]
-
-
 def test_a_value_with_a_slash_leaves_every_job_in_the_summary(tmp_path):
     """A path (`paths.data_dir=/...`, left out of job folder names; any other '/' in a value becomes '_', see the
     naming test) once nested the job folders, and the summary said "0 jobs" with exit status 0."""
     out_dir = tmp_path / "out"  # given relative to the working folder, as the default outputs/ is
-    out = subprocess.run([str(BIN / "cnnlab-train"), "-m", "seed=0,1", *SMALL, f"paths.data_dir={tmp_path}/data",
-                          "paths.output_dir=out"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    out = command("cnnlab-train", "-m", "seed=0,1", *SMALL, f"paths.data_dir={tmp_path}/data",
+                  "paths.output_dir=out", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     [sweep] = (out_dir / "multirun" / "lenet5_synthetic").iterdir()
     names = "data.num_samples=64,data=synthetic,seed={},trainer.epochs=1,trainer.pictures_every=0," \
@@ -204,9 +203,8 @@ def test_a_sweep_over_experiments_is_one_folder_whose_job_names_tell_them_apart(
                                                   f"  - override /data: synthetic\nname: {name}\n"
                                                   f"data:\n  num_samples: 64\n")
     out_dir = tmp_path / "out"
-    out = subprocess.run([str(BIN / "cnnlab-train"), "--config-dir", str(tmp_path / "cfg"), "-m",
-                          "experiment=tiny_cnn,tiny_mlp", *SMALL[2:], f"paths.output_dir={out_dir}"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    out = command("cnnlab-train", "--config-dir", str(tmp_path / "cfg"), "-m", "experiment=tiny_cnn,tiny_mlp",
+                  *SMALL[2:], f"paths.output_dir={out_dir}", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     assert [p.name for p in (out_dir / "multirun").iterdir()] == ["tiny_cnn+tiny_mlp"]
     [sweep] = (out_dir / "multirun" / "tiny_cnn+tiny_mlp").iterdir()
