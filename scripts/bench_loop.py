@@ -3,7 +3,7 @@
 Prints samples/s of each (median of alternating repeats) and their ratio; with --mnist-root it then runs
 `cnnlab-train experiment=lenet5_mnist` and reports the wall time and test accuracy (goal: >= 99.0 %).
 
-    python scripts/bench_loop.py --mnist-root ../shared/data/mnist
+    python scripts/bench_loop.py --mnist-root <folder with MNIST/raw>
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ cnnlab: `make_loader` (on-device TensorLoader + the split's `prepare`) and `engi
 TensorBoard scalars, schedule, the model's max-norm `after_step`). Bare: randperm, gather, trim, forward, loss,
 backward, step, max-norm. Medians of alternating repeats; prints the ratio (goal >= 0.95).
 
-    python scripts/bench_text.py --sst2-root ../shared/data/sst2      # else the procedural sentiment corpus
+    python scripts/bench_text.py --sst2-root <folder with train.tsv>   # else the procedural sentiment corpus
 """
 from __future__ import annotations
 

@@ -6,8 +6,8 @@ stand-in for MR where MR itself is not at hand: 7,754 sentences instead of MR's 
 phrase-level annotation instead of the review's rating. It checks that `experiment=sentence_cnn_mr` runs and lands
 where Kim's MR figures say; it is not MR, and its numbers are not Kim's table.
 
-    python scripts/mr_proxy_from_sst2.py --sst2-root ../shared/data/sst2 --out /tmp/mr_proxy
-    cnnlab-train experiment=sentence_cnn_mr data.root=/tmp/mr_proxy data.fold=0
+    python scripts/mr_proxy_from_sst2.py --sst2-root <folder with train.tsv, dev.tsv> --out mr_proxy
+    cnnlab-train experiment=sentence_cnn_mr data.root=mr_proxy data.fold=0
 """
 from __future__ import annotations
 

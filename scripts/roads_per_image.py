@@ -1,9 +1,9 @@
 """Per-image patch F1 of predicted road masks, for the images of a roads checkpoint's val and test splits: which
 images a model fails on, and how much of the pooled score they cost.
 
-    cnnlab-predict ckpt_path=<run>/checkpoints/best.pt input=../shared/data/roads/training/images output=/tmp/masks
-    PYTHONPATH=src python scripts/roads_per_image.py --ckpt <run>/checkpoints/best.pt --masks /tmp/masks \
-        --truth ../shared/data/roads/training/groundtruth
+    cnnlab-predict ckpt_path=<run>/checkpoints/best.pt input=<folder>/training/images output=masks/
+    python scripts/roads_per_image.py --ckpt <run>/checkpoints/best.pt --masks masks/ \
+        --truth <folder>/training/groundtruth
 
 The masks are cnnlab-predict's (0/255 PNGs, the threshold chosen on validation); the ground truth is read as
 training reads it (road where > the checkpoint's mask_threshold). Both are scored by the task's rule (16x16
