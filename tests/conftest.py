@@ -131,6 +131,14 @@ def one_error_line(out: subprocess.CompletedProcess) -> str:
     return errors[0]
 
 
+def hydra_refused(out: subprocess.CompletedProcess, *named: str) -> str:
+    """Hydra or OmegaConf refused the command line while composing the config: exit status 1, its own message
+    naming each of `named` (the key, the value, the valid options), no Python traceback; returns stderr."""
+    assert out.returncode == 1, out.stderr[-2000:]
+    assert "Traceback" not in out.stderr and all(n in out.stderr for n in named), out.stderr[-2000:]
+    return out.stderr
+
+
 def sigterm_after_step(monkeypatch, n: int, signum: int = signal.SIGTERM) -> Callable:
     """Make the loop send this process SIGTERM (or `signum`) right after its step `n` (a stop from outside, at a
     known step); returns the real step function, to put back with monkeypatch.setattr(engine, "_backward_step", it)."""

@@ -7,6 +7,7 @@ import torch
 from cnnlab.errors import ConfigError
 from cnnlab.models.lenet import LeNet5
 from cnnlab.build import build_optimizer
+from cnnlab.schema import trainer_settings
 from conftest import compose_cfg, run_train
 
 QUICK = ["data=synthetic", "data.num_samples=32", "trainer.epochs=1", "trainer.batch_size=8",
@@ -33,7 +34,7 @@ def test_amp_on_cpu_is_ignored_with_a_notice(tmp_path, caplog):
 def test_bf16_on_a_cpu_autocasts_where_the_cpu_has_bfloat16_units(monkeypatch, caplog, native):
     from cnnlab import build, engine
     monkeypatch.setattr(build, "cpu_has_native_bf16", lambda: native)
-    t = build.TrainerSettings.from_config({**compose_cfg(["trainer.amp=bf16"]).trainer})
+    t = trainer_settings(compose_cfg(["trainer.amp=bf16"]).trainer)
     with caplog.at_level("INFO", logger="cnnlab"):
         loop = build.loop_settings(t, torch.device("cpu"), None)
     conv = torch.nn.Conv2d(1, 2, 3)
@@ -57,7 +58,7 @@ def test_bf16_on_a_gpu_without_bfloat16_units_becomes_fp16(monkeypatch, caplog, 
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device=None: SimpleNamespace(major=major, minor=0))
     monkeypatch.setattr(torch.cuda, "_check_bf16_tensor_supported", lambda device: True)  # emulation works
     monkeypatch.setattr(torch.version, "hip", None)
-    t = build.TrainerSettings.from_config({**compose_cfg(["trainer.amp=bf16"]).trainer})
+    t = trainer_settings(compose_cfg(["trainer.amp=bf16"]).trainer)
     with caplog.at_level("INFO", logger="cnnlab"):
         loop = build.loop_settings(t, torch.device("cuda", 0), None)
     assert loop.amp_dtype == expected
@@ -75,8 +76,19 @@ def test_the_cpu_bf16_check_reads_the_cpu_flags(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("override, named", [
-    ("trainer.amp=fp32", "trainer.amp=fp32"), ("trainer.mode=Max", "trainer.mode=Max"),
-    ("trainer.batch_size=0", "trainer.batch_size"), ("init=he", "init=he"),
+    ("trainer.amp=fp32", "Invalid value 'fp32', expected one of [bf16, fp16]"),
+    ("trainer.mode=Max", "Invalid value 'Max', expected one of [max, min]"),
+    ("init=he", "Invalid value 'he', expected one of [default, xavier, kaiming]"),
+])
+def test_a_value_outside_its_choices_is_refused_while_composing_listing_them(override, named):
+    with pytest.raises(Exception) as err:  # Hydra's ConfigCompositionException, from OmegaConf's ValidationError
+        compose_cfg([override])
+    text = str(err.value.__cause__)
+    assert named in text and f"full_key: {override.split('=')[0]}" in text, text
+
+
+@pytest.mark.parametrize("override, named", [
+    ("trainer.batch_size=0", "trainer.batch_size"),
     ("trainer.monitor=val/f1", "val/f1 is not reported for classification with 10 classes"),
     ("optimized_metric=val/iou", "optimized_metric=val/iou"), ("trainer.device=gpu", "trainer.device=gpu"),
 ])

@@ -4,7 +4,6 @@ import csv
 import json
 import re
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ from cnnlab.data.imageio import load_image
 from cnnlab.errors import ConfigError
 from cnnlab.data.common import normalise
 from cnnlab.models.lenet import LeNet5
-from conftest import command, fake_data, one_error_line, run_train
+from conftest import command, compose_cfg, fake_data, hydra_refused, one_error_line, run_train
 
 SMALL = ["trainer.epochs=2", "trainer.batch_size=16", "trainer.tensorboard=false", "trainer.pictures_every=0"]
 
@@ -202,9 +201,13 @@ def test_predict_refuses_to_overwrite_its_inputs_and_to_read_a_table_as_sentence
     assert "would overwrite the input" in line and image.read_bytes() == data
 
 
-def test_text_takes_any_sentence_as_typed(sentiment_run, tmp_path):
-    # Hydra's override grammar must not see the sentence: each is echoed unchanged and scored as the same line
-    # of a file is
+def hydra_quoted(sentence: str) -> str:
+    """`sentence` as one quoted value of Hydra's override grammar: its quotes and `${` escaped (docs/commands.md)."""
+    return '"' + sentence.replace('"', '\\"').replace("${", "\\${") + '"'
+
+
+def test_text_takes_any_sentence_quoted_as_hydra_reads_it(sentiment_run, tmp_path):
+    # a quoted sentence reaches the model unchanged: echoed as typed and scored as the same line of a file is
     _, ckpt = sentiment_run
     sentences = ["it's great, really!", 'a [truly] = "wonderful" film (no: really) ~ *best* ${x}',
                  "naïve, très émouvant — 映画 ☺"]
@@ -214,7 +217,7 @@ def test_text_takes_any_sentence_as_typed(sentiment_run, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     from_file = (tmp_path / "s.tsv").read_text(encoding="utf-8").splitlines()
     for sentence, row in zip(sentences, from_file, strict=True):
-        one = command("cnnlab-predict", f"ckpt_path={ckpt}", f"text={sentence}", cwd=tmp_path)
+        one = command("cnnlab-predict", f"ckpt_path={ckpt}", f"text={hydra_quoted(sentence)}", cwd=tmp_path)
         assert one.returncode == 0, one.stderr[-2000:]
         label, p, text = one.stdout.splitlines()[0].split("\t")
         file_label, file_p, file_text = row.split("\t")
@@ -372,10 +375,11 @@ def test_the_inputs_of_a_sentence_model_are_one_of_input_and_text(given, message
         check_inputs(OmegaConf.merge(cfg, {"output": None}), "text", given["text"])
 
 
-@pytest.mark.parametrize("typed", ["text=a, b=c [d]", "+text=a, b=c [d]", "++text=a, b=c [d]"])
-def test_the_sentence_is_taken_off_the_command_line_in_every_form_hydra_accepts(monkeypatch, typed):
-    from cnnlab import cmdline
+@pytest.mark.parametrize("typed", ['text="a, b=c [d]"', "text='a, b=c [d]'", '++text="a, b=c [d]"'])
+def test_the_sentence_is_one_quoted_value_in_every_form_hydra_accepts(typed):
+    assert compose_cfg(["ckpt_path=x.pt", typed, "input=my_text.txt"], "predict").text == "a, b=c [d]"
 
-    monkeypatch.setattr("sys.argv", ["cnnlab-predict", "ckpt_path=x.pt", typed, "context=5", "input=my_text=1.txt"])
-    assert cmdline.take_text_argument() == "a, b=c [d]"
-    assert sys.argv == ["cnnlab-predict", "ckpt_path=x.pt", "context=5", "input=my_text=1.txt"]
+
+def test_an_unquoted_sentence_that_hydra_cannot_read_is_its_message_naming_it(tmp_path):
+    out = command("cnnlab-predict", "ckpt_path=x.pt", "text=it's great, really!", cwd=tmp_path)
+    hydra_refused(out, "text=it's great, really!", "override_grammar")

@@ -6,7 +6,7 @@ from pathlib import Path
 import yaml
 
 from cnnlab.checkpoint import RunFolderLock
-from conftest import QUICK, command, one_error_line
+from conftest import QUICK, command, hydra_refused, one_error_line
 
 
 def _snapshot(folder):
@@ -19,10 +19,13 @@ def test_a_busy_folder_keeps_its_hydra_record_and_log(tmp_path):
     (busy / ".hydra").mkdir()
     (busy / ".hydra" / "config.yaml").write_text("the other run's config\n")
     (busy / "train.log").write_text("the other run's log\n")
+    (busy / "checkpoints").mkdir()
+    (busy / "checkpoints" / "last.pt").write_bytes(b"the other run's checkpoint, being written")
     before = _snapshot(busy)
     out = command("cnnlab-train", *QUICK, "resume=true", f"hydra.run.dir={busy}", cwd=tmp_path)
     assert out.returncode == 2 and "in use by another cnnlab command" in one_error_line(out)
-    assert _snapshot(busy) == before
+    after = _snapshot(busy)  # this command's log line is the only trace it leaves
+    assert after.pop(Path("train.log")).startswith(before.pop(Path("train.log"))) and after == before
     lock.release()
 
 
@@ -34,12 +37,14 @@ def test_a_finished_run_keeps_its_config_when_a_fresh_run_is_refused(tmp_path):
     out = command("cnnlab-train", *QUICK, "trainer.batch_size=4", f"hydra.run.dir={done}", cwd=tmp_path)
     assert out.returncode == 2 and "already holds a run" in one_error_line(out)
     assert _snapshot(done) == before
-    # continuing it is allowed: .hydra/ keeps the record of the launch; env.json and config.yaml hold the
-    # continued run's settings (its overrides: the launch's, then the new one)
+    # continuing it is allowed: .hydra/ keeps the record of the launch, .hydra/<time>/ is the continuation's;
+    # env.json and config.yaml hold the continued run's settings (its overrides: the launch's, then the new one)
     again = command("cnnlab-train", *QUICK, "resume=true", "trainer.epochs=2", f"hydra.run.dir={done}", cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     hydra_files = {k: v for k, v in before.items() if k.parts[0] == ".hydra"}
-    assert {k: v for k, v in _snapshot(done).items() if k.parts[0] == ".hydra"} == hydra_files
+    assert {k: v for k, v in _snapshot(done).items() if len(k.parts) == 2 and k.parts[0] == ".hydra"} == hydra_files
+    (record,) = [p for p in (done / ".hydra").iterdir() if p.is_dir()]
+    assert "trainer.epochs=2" in yaml.safe_load((record / "overrides.yaml").read_text())
     launch = yaml.safe_load(hydra_files[Path(".hydra/overrides.yaml")])
     assert json.loads((done / "env.json").read_text())["overrides"] == [*launch, "trainer.epochs=2"]
     assert yaml.safe_load((done / "config.yaml").read_text())["trainer"]["epochs"] == 2
@@ -50,21 +55,23 @@ def test_a_bad_resume_keeps_the_runs_record_and_a_non_run_folder_stays_untouched
     first = command("cnnlab-train", *QUICK, f"hydra.run.dir={done}", cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
     before = _snapshot(done)
-    out = command("cnnlab-train", "resume=yes", f"hydra.run.dir={done}", cwd=tmp_path)  # refused before Hydra writes
-    assert "resume=yes is not valid" in one_error_line(out) and _snapshot(done) == before
-    # a bad value on resuming: the finished run is not marked failed (the error goes to its log)
-    out = command("cnnlab-train", "resume=true", "trainer.batch_size=abc", f"hydra.run.dir={done}", cwd=tmp_path)
-    assert "trainer.batch_size='abc' is not valid" in one_error_line(out)
-    assert not (done / "failed.json").exists() and (done / "results.json").read_bytes() == before[Path("results.json")]
-    after = _snapshot(done)  # Hydra rewrote .hydra/ for the refused command: its record is put back
     kept = ("train.log", ".cnnlab.lock")  # the error goes to the log; the lock names the last command's pid
-    assert {k: v for k, v in after.items() if k.name not in kept} == {k: v for k, v in before.items()
-                                                                       if k.name not in kept}
-    checkpoints = done / "checkpoints"  # resuming the checkpoints folder instead of the run: nothing written there
+    for bad in ("resume=yes", "trainer.batch_size=0"):  # the finished run is not marked failed, its record stays
+        out = command("cnnlab-train", "resume=true", bad, f"hydra.run.dir={done}", cwd=tmp_path)
+        assert f"{bad.split('=')[0]}" in one_error_line(out) and not (done / "failed.json").exists()
+        after = _snapshot(done)
+        assert {k: v for k, v in after.items() if k.name not in kept} == {k: v for k, v in before.items()
+                                                                           if k.name not in kept}
+    hydra_refused(command("cnnlab-train", "resume=true", "trainer.batch_size=abc", f"hydra.run.dir={done}",
+                          cwd=tmp_path), "trainer.batch_size")  # refused while composing: nothing written
+    assert _snapshot(done) == after
+    checkpoints = done / "checkpoints"  # resuming the checkpoints folder instead of the run: only the error's log
     inside = sorted(p.name for p in checkpoints.iterdir())
     out = command("cnnlab-train", "resume=true", f"hydra.run.dir={checkpoints}", cwd=tmp_path)
-    assert "checkpoints/last.pt does not exist: pass hydra.run.dir=<the run folder" in one_error_line(out)
-    assert sorted(p.name for p in checkpoints.iterdir()) == inside
+    line = one_error_line(out)
+    assert "checkpoints/last.pt does not exist: pass hydra.run.dir=<the run folder" in line
+    assert sorted(p.name for p in checkpoints.iterdir()) == sorted([*inside, "train.log"])
+    assert line in (checkpoints / "train.log").read_text()
 
 
 def test_another_experiment_cannot_continue_a_run(tmp_path):
@@ -104,10 +111,10 @@ def test_a_run_continued_from_a_checkpoint_is_filed_under_that_runs_name(tmp_pat
     assert named.returncode == 0 and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["longer", "mlp_synthetic"]
 
 
-def test_commands_on_a_checkpoint_take_the_keys_of_its_runs_config_groups(tmp_path):
-    """Hydra checks the keys of the command line against the composed config: for a command on a checkpoint that is
-    the checkpoint's run's groups (a U-Net's model.dropout, the roads data's data.num_images), not the bare
-    command's LeNet-5 on digits; the run's record of its overrides stays the user's."""
+def test_commands_on_a_checkpoint_take_the_keys_of_its_runs_config_groups_named_on_the_command_line(tmp_path):
+    """Hydra checks the keys of the command line against the composed config: a key only the checkpoint's run's
+    groups have (the roads data's data.num_images) needs that group's option named (data=roads_synthetic), which
+    then changes nothing else; the run's record of its overrides stays the user's."""
     run = tmp_path / "unet"
     seg = ["model=unet", "data=roads_synthetic", "data.num_images=8", "data.size=48", "data.augment.crop=32",
            "model.base=4", "model.depth=2", "trainer.epochs=1", "trainer.pictures_every=0",
@@ -116,7 +123,9 @@ def test_commands_on_a_checkpoint_take_the_keys_of_its_runs_config_groups(tmp_pa
     assert first.returncode == 0, first.stderr[-2000:]
     launched = json.loads((run / "env.json").read_text())["overrides"]
     ckpt = run / "checkpoints" / "best.pt"
-    out = command("cnnlab-eval", f"ckpt_path={ckpt}", "data.num_images=8", "split=val",
+    hydra_refused(command("cnnlab-eval", f"ckpt_path={ckpt}", "data.num_images=8", cwd=tmp_path),
+                  "data.num_images")  # a key of the roads data only: name the run's data option (or add it, +)
+    out = command("cnnlab-eval", f"ckpt_path={ckpt}", "data=roads_synthetic", "data.num_images=8", "split=val",
                   f"out_dir={tmp_path / 'eval'}", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "val/patch_f1" in json.loads((tmp_path / "eval" / "results.json").read_text())
@@ -125,9 +134,9 @@ def test_commands_on_a_checkpoint_take_the_keys_of_its_runs_config_groups(tmp_pa
     assert again.returncode == 0, again.stderr[-2000:]
     assert json.loads((run / "env.json").read_text())["overrides"] == [*launched, "trainer.epochs=2",
                                                                        "model.dropout=0.0"]
-    line = one_error_line(command("cnnlab-train", "resume=true", f"hydra.run.dir={run}", "model.bse=1",
+    line = one_error_line(command("cnnlab-train", "resume=true", f"hydra.run.dir={run}", "model=unet", "+model.bse=1",
                                   cwd=tmp_path))
-    assert line.startswith("error: model.bse is not a key of model: valid keys are base, depth")  # the U-Net's
+    assert line.startswith("error: model.bse: Key 'bse' not in 'UNet'") and "takes num_classes" in line
 
 
 def test_a_run_whose_name_holds_hydra_syntax_can_be_continued_from_its_checkpoint(tmp_path):

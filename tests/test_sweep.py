@@ -233,7 +233,7 @@ def test_sweep_folder_names():
 
 
 def test_the_summary_finds_job_folders_at_any_depth_and_never_calls_no_jobs_a_success(tmp_path, caplog):
-    from cnnlab.sweep import FAILED_JOBS, SweepSummary
+    from cnnlab.sweep import SweepSummary
 
     sweep, elsewhere = tmp_path / "sweep", tmp_path / "elsewhere" / "job"
     for num, job in [(0, sweep / "0_a" / "x" / "y"), (1, sweep / "1_b"), (2, elsewhere)]:
@@ -248,12 +248,14 @@ def test_the_summary_finds_job_folders_at_any_depth_and_never_calls_no_jobs_a_su
     table = (sweep / "summary.md").read_text().splitlines()
     assert table[2:5] == ["| 0 | seed=0 | ok | 0.5000 |  |", "| 1 | seed=1 | ok | 0.6000 |  |",
                           "| 2 | seed=2 | ok | 0.7000 |  |"]
-    assert table[5] == "| mean | 3 finished jobs | | 0.6000 ± 0.1000 |  |" and FAILED_JOBS == []
+    assert table[5] == "| mean | 3 finished jobs | | 0.6000 ± 0.1000 |  |"
+    assert json.loads((sweep / "summary.json").read_text())["failed"] == []  # and no exit: all jobs finished
     empty = tmp_path / "empty"
     empty.mkdir()
-    SweepSummary().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(empty)}}}))
-    assert FAILED_JOBS == [str(empty)] and "error: the sweep's jobs left no folder" in caplog.text
-    FAILED_JOBS.clear()
+    with pytest.raises(SystemExit) as stop:
+        SweepSummary().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(empty)}}}))
+    assert stop.value.code == 1 and "error: the sweep's jobs left no folder" in caplog.text
+    assert json.loads((empty / "summary.json").read_text())["failed"] == [str(empty)]
 
 
 def test_the_optuna_sampler_seed_is_seed_plus_the_trials_the_study_holds(tmp_path):

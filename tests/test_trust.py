@@ -6,7 +6,7 @@ import yaml
 
 from cnnlab.checkpoint import load_checkpoint, save_checkpoint
 from cnnlab.cli import CONFIG_DIR
-from cnnlab.confcheck import check_saved_targets, is_safe_target, shipped_targets
+from cnnlab.build import check_saved_targets, is_safe_target, trusted_targets
 from cnnlab.errors import ConfigError
 from conftest import QUICK, command, one_error_line, run_train
 
@@ -68,15 +68,15 @@ def test_the_command_line_may_name_the_users_own_class(trained, tmp_path):
 
 
 def test_allow_list_is_what_the_configs_name():
-    names = shipped_targets(CONFIG_DIR)
+    names = trusted_targets([])  # cnnlab's own configs, no --config-dir
     assert "cnnlab.models.lenet.LeNet5" in names and "cnnlab.data.mnist.build_mnist" in names
-    assert is_safe_target("torch.optim.RMSprop", CONFIG_DIR)  # numerics only
+    assert is_safe_target("torch.optim.RMSprop", names)  # numerics only
     for bad in ("os.system", "subprocess.call", "builtins.eval", "cnnlab.checkpoint.atomic_write",
                 "torch.optim._private", "torch.load"):
-        assert not is_safe_target(bad, CONFIG_DIR), bad
+        assert not is_safe_target(bad, names), bad
     with pytest.raises(ConfigError, match=r"optim._target_=torch.load"):
-        check_saved_targets({"optim": {"_target_": "torch.load"}}, set(), "checkpoint x", CONFIG_DIR)
-    check_saved_targets({"optim": {"_target_": "torch.load"}}, {"optim"}, "checkpoint x", CONFIG_DIR)
+        check_saved_targets({"optim": {"_target_": "torch.load"}}, set(), "checkpoint x", names)
+    check_saved_targets({"optim": {"_target_": "torch.load"}}, {"optim"}, "checkpoint x", names)
 
 
 def test_interpolated_target_is_refused():

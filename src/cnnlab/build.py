@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import inspect
 import logging
+import types
 import typing
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
@@ -84,7 +85,15 @@ def resolve_target(group: str, node: Any) -> Callable:
 
 def _checkable(hint: Any) -> Any:
     """`hint` where OmegaConf can check a value against it (int, float, bool, str, Optional, List, Dict, Enum),
-    else Any (tensors, callables, unions of several types: the target itself judges those)."""
+    else Any (tensors, callables, unions of several types: the target itself judges those). A union with one
+    type a config can hold (torch.optim's `lr: float | Tensor`) is checked as that type."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        members = [a for a in typing.get_args(hint) if a is not type(None)]
+        held = [a for a in members if _checkable(a) is not Any]
+        objects = [a for a in members if a not in held and isinstance(a, type) and typing.get_origin(a) is None
+                   and not issubclass(a, (list, tuple, dict))]  # what a config cannot hold (a Tensor)
+        if len(held) == 1 and len(held) + len(objects) == len(members) > 1:
+            return typing.Optional[held[0]] if type(None) in typing.get_args(hint) else held[0]
     try:
         OmegaConf.structured(dataclasses.make_dataclass("Probe", [("x", hint, dataclasses.field(default=MISSING))]))
         return hint

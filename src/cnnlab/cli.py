@@ -23,7 +23,6 @@ from .build import CONFIG_DIR, user_config_dirs
 from .checkpoint import holds_run
 from .engine import STOP, TrainingStopped
 from .errors import ConfigError, RunFolderRefused, find_config_error, typed_override
-from .sweep import failed_jobs
 
 log = logging.getLogger("cnnlab")
 __all__ = ["CONFIG_DIR", "train_cli", "eval_cli", "viz_cli", "predict_cli"]
@@ -68,34 +67,40 @@ def _only_start_up_files(run_dir: Path) -> bool:
 
 
 def _made_here(run_dir: Path) -> bool:
-    """Whether this command made `run_dir`: its record is the folder's first, `.hydra/` (see cnnlab.rundir)."""
+    """Whether this command made `run_dir`: Hydra named it (no hydra.run.dir= given: a new time-stamped folder)
+    and this command's record is the folder's first, `.hydra/` (see cnnlab.rundir)."""
     from hydra.core.hydra_config import HydraConfig
 
-    return HydraConfig.get().output_subdir == ".hydra"
+    hc = HydraConfig.get()
+    return hc.output_subdir == ".hydra" and not any(str(o).startswith("hydra.run.dir=") for o in hc.overrides.hydra)
 
 
-def _remove_own_record(run_dir: Path) -> None:
-    """Remove Hydra's record of this command from a folder that holds another command's (`.hydra/<time>/`)."""
+def _take_back_own_record(run_dir: Path) -> None:
+    """Remove Hydra's record of this command (`.hydra/`, or `.hydra/<time>/`) from a folder it did not make; the
+    log keeps the error line."""
     from hydra.core.hydra_config import HydraConfig
 
     subdir = HydraConfig.get().output_subdir
-    if subdir and subdir != ".hydra":
+    if subdir:
         shutil.rmtree(run_dir / subdir, ignore_errors=True)
 
 
 def _forget_or_mark(run_dir: Path, cfg: DictConfig, error: str, before_training: bool = False) -> None:
     """A run that failed before writing anything, or before training in a folder it made, leaves no folder behind;
-    one that a bad value stopped before it trained in a folder that holds an earlier run leaves that run as it was
-    (the error is in its log); any other says why it failed (failed.json)."""
-    if before_training and holds_run(run_dir):
-        return
-    if _only_start_up_files(run_dir) or (before_training and _made_here(run_dir)):
-        shutil.rmtree(run_dir, ignore_errors=True)  # only start-up files, or a folder this command made
+    one stopped before it trained in a folder it did not make leaves that folder as it was, but for the error line
+    in its log; any other says why it failed (failed.json)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    first = HydraConfig.get().output_subdir == ".hydra"  # the folder held no command's record before this one's
+    if (first and _only_start_up_files(run_dir)) or (before_training and _made_here(run_dir)):
+        shutil.rmtree(run_dir, ignore_errors=True)  # only this command's start-up files, or a folder it made
         root = Path(str(cfg.get("paths", {}).get("output_dir", "outputs"))).resolve()
         parent = run_dir.resolve().parent
         while parent != root and root in parent.parents and not any(parent.iterdir()):
             parent.rmdir()
             parent = parent.parent
+    elif before_training:
+        _take_back_own_record(run_dir)
     elif run_dir.is_dir():
         _write_failed(run_dir, cfg, error)
 
@@ -136,7 +141,7 @@ def _guard(fn: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
         line = "error: " + str(err).strip().splitlines()[-1] if err is not None else None
         if isinstance(err, RunFolderRefused):  # another run's folder: report, and take this command's record back
             print(line, file=sys.stderr)
-            _remove_own_record(run_dir)
+            _take_back_own_record(run_dir)
             if multirun:
                 return None
             sys.exit(2)
@@ -172,21 +177,9 @@ def _train_main(cfg: DictConfig) -> "float | None":
     return _guard(run, cfg)
 
 
-def _failed_jobs() -> list[str]:
-    """After a multirun: its failed jobs, from the summary in its sweep folder (Hydra's record of the last job
-    names the folder); none after a single run."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    hc = HydraConfig.instance().cfg
-    if hc is None or hc.hydra.mode != RunMode.MULTIRUN:
-        return []
-    return failed_jobs(Path(str(hc.hydra.sweep.dir)))
-
-
 def train_cli() -> None:
     """`cnnlab-train` (and `torchrun ... -m cnnlab.train`): train, test and report (returns `optimized_metric` to
-    a sweeper); after a multirun the exit status is the number of failed jobs."""
+    a sweeper); after a multirun the exit status is the number of failed jobs (cnnlab.sweep.SweepSummary)."""
     distributed.init()  # under torchrun: join the process group (rank 0's time names the run folder)
     try:
         _train_main()
@@ -195,9 +188,6 @@ def train_cli() -> None:
         raise
     distributed.barrier()  # every rank done before the group goes away
     distributed.shutdown()
-    failed = _failed_jobs()
-    if failed:
-        sys.exit(min(len(failed), 125))
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="eval", version_base="1.3")

@@ -146,12 +146,18 @@ def own_keys(schema: type) -> tuple[str, ...]:
 _store = ConfigStore.instance()
 for _name, _node in (("train", TrainConfig), ("eval", EvalConfig), ("predict", PredictConfig)):
     _store.store(group="schema", name=_name, node=_node, package="_global_")
+_store.store(group="trainer", name="schema", node=TrainerConfig)  # trainer/default.yaml starts from it, so the
+# group stays typed in a primary config of the user's own that drops the top-level schema (`override schema: null`)
 
 
 def trainer_settings(node: Any) -> TrainerConfig:
     """The trainer group as a TrainerConfig, ranges checked (types were checked when the config was composed)."""
     if isinstance(node, TrainerConfig):
         return node
+    unknown = [k for k in node if k not in TrainerConfig.__dataclass_fields__]  # `+trainer.foo=1` adds past Hydra
+    if unknown:
+        raise ConfigError(f"trainer.{unknown[0]} is not a trainer setting: valid keys are "
+                          f"{', '.join(TrainerConfig.__dataclass_fields__)}")
     return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(TrainerConfig), node))
 
 

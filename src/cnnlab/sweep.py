@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from .rundir import folder_name
 
 log = logging.getLogger("cnnlab")
-SUMMARY = "summary.json"  # <sweep folder>/summary.json: the jobs' rows; cli's exit status counts the failed ones
+SUMMARY = "summary.json"  # <sweep folder>/summary.json: the jobs' rows and the failed ones
 
 
 def test_counterpart(metric: str) -> str:
@@ -90,12 +90,6 @@ def _job_number(job: Path) -> str:
         return job.name.split("_", 1)[0]
 
 
-def failed_jobs(sweep_dir: Path) -> list[str]:
-    """The failed jobs of the sweep in `sweep_dir`, as its summary recorded them (none without a summary)."""
-    path = sweep_dir / SUMMARY
-    return list(json.loads(path.read_text()).get("failed", [])) if path.is_file() else []
-
-
 def job_rows(jobs: Iterable[Path], metric: str) -> list[dict[str, Any]]:
     """One row per job folder: number, overrides, status, the metric and its test counterpart."""
     rows = []
@@ -142,7 +136,8 @@ def summary_table(rows: list[dict[str, Any]], metric: str) -> str:
 
 
 class SweepSummary(Callback):
-    """Prints and writes the summary table at the end of a multirun; remembers the failed jobs."""
+    """Prints and writes the summary table at the end of a multirun, the last thing Hydra does in one; then ends
+    the command with the number of failed jobs as its exit status (SystemExit passes through Hydra)."""
 
     def __init__(self) -> None:
         self.ran: list[Path] = []  # folders of the jobs run in this process
@@ -164,7 +159,7 @@ class SweepSummary(Callback):
             (sweep_dir / SUMMARY).write_text(json.dumps({"failed": [str(sweep_dir)], "jobs": []}))
             log.error(f"error: the sweep's jobs left no folder (one with a .hydra record) below {sweep_dir}: "
                       f"check hydra.sweep.dir and hydra.sweep.subdir")
-            return
+            raise SystemExit(1)
         table = summary_table(rows, metric)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         (sweep_dir / "summary.md").write_text(table + "\n")
@@ -173,3 +168,4 @@ class SweepSummary(Callback):
         log.info(f"sweep of {len(rows)} jobs in {sweep_dir}:\n{table}")
         if failed:
             log.error(f"{len(failed)} of {len(rows)} jobs failed or left no result (see failed.json in their folders)")
+            raise SystemExit(min(len(failed), 125))

@@ -182,17 +182,18 @@ def train(cfg: DictConfig, info: RunInfo) -> float:
     command line (e.g. `trainer.epochs=40`) replace its values. Under torchrun every rank runs this; rank 0 owns
     the run folder.
     """
-    with before_training():
+    with before_training():  # the folder is claimed before its checkpoint is read
         resume = resume_path(cfg, info.run_dir)
-        ckpt = load_checkpoint(resume, map_location="cpu") if resume is not None else None  # RNGs stay on CPU
-        changed = model_overrides(info.overrides)  # this command line's (continue_from adds the checkpoint's)
-        if ckpt is not None:
-            cfg = saved_config(cfg, info.overrides, ckpt, resume)
-            info.continue_from(ckpt.get("run_info"))
         in_place = continues_in_place(resume, info.run_dir)
         lock = claim_run_folder(info.run_dir, continuing=in_place) if distributed.WORLD.main else None
-    distributed.barrier()
     try:
+        with before_training():
+            ckpt = load_checkpoint(resume, map_location="cpu") if resume is not None else None  # RNGs on CPU
+            changed = model_overrides(info.overrides)  # this command line's (continue_from adds the checkpoint's)
+            if ckpt is not None:
+                cfg = saved_config(cfg, info.overrides, ckpt, resume)
+                info.continue_from(ckpt.get("run_info"))
+        distributed.barrier()
         with stop_signals():
             with before_training():
                 run = _setup(cfg, info, ckpt, resume, changed)
