@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,8 +28,10 @@ from torchvision.datasets import CIFAR10
 
 from cnnlab.data.cifar import TEST_FILE, TRAIN_FILES, build_cifar10
 from cnnlab.data.common import make_loader
-from cnnlab.data.fakes import dump_py2
 from cnnlab.models.alexnet import AlexNetSmall
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tests' writer of the real format
+from fakes import dump_py2  # noqa: E402
 
 
 def write_cifar_batches(folder: Path, n_train: int, n_test: int = 100, seed: int = 0) -> None:

@@ -211,7 +211,7 @@ def run_train(tmp_path: Path, overrides: list[str], run_dir: Path | None = None)
 def fake_data(choice: str, root: Path) -> list[str]:
     """Write small files in the real on-disk format that `data=<choice>` reads, under `root`; returns the overrides
     that point the data config at them (and keep it small). Add a line here when a data config is added."""
-    from cnnlab.data import fakes
+    import fakes
 
     if choice in ("digits", "digits_features", "synthetic", "moons", "circles", "poly1d", "sentiment_synthetic",
                   "roads_synthetic", "mito_synthetic"):
@@ -245,12 +245,12 @@ def fake_data(choice: str, root: Path) -> list[str]:
         fakes.write_mito(root / "mito")
         return [f"data.root={root / 'mito'}", "data.augment.crop=16"]
     if choice == "sst2":
-        from cnnlab.data.text_fakes import write_sst2
+        from text_fakes import write_sst2
 
         write_sst2(root / "sst2")
         return [f"data.root={root / 'sst2'}", "data.val_size=20"]
     if choice == "mr":
-        from cnnlab.data.text_fakes import write_mr
+        from text_fakes import write_mr
 
         words = ["good", "bad", "film", "plot", "fine", "dull"]
         write_mr(root / "mr", [f"a {w} film number {i}" for i, w in enumerate(words * 10)],

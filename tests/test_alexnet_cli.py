@@ -10,7 +10,7 @@ from cnnlab.data.common import DataBundle
 from cnnlab.errors import ConfigError
 from cnnlab.build import build_model
 from conftest import command, compose_cfg, one_error_line, run_train
-from cnnlab.data.fakes import write_cifar, write_tree
+from fakes import write_cifar, write_tree
 
 PICTURES = {"filters_first_layer.png", "saliency_val.png", "confusion_val.png", "errors_most_confident_val.png"}
 SMALL = ["trainer.epochs=1", "trainer.batch_size=16", "trainer.eval_batch_size=16", "trainer.pictures_every=1",

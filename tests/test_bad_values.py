@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from cnnlab.checkpoint import RunFolderLock
-from cnnlab.data.fakes import write_mnist, write_tree
+from fakes import write_mnist, write_tree
 from cnnlab.errors import ConfigError
 from conftest import QUICK, command, compose_cfg, one_error_line, run_train
 
@@ -49,7 +49,7 @@ def test_class_weights_of_the_wrong_length_are_one_line_before_training(tmp_path
 
 
 def test_a_negative_patch_context_is_one_line(tmp_path):
-    from cnnlab.data.fakes import write_roads
+    from fakes import write_roads
 
     root = write_roads(tmp_path / "roads")
     with pytest.raises(ConfigError, match=r"data.context=-3 is not valid: it must be >= 0"):

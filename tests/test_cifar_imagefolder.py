@@ -8,7 +8,7 @@ import torch
 from cnnlab.data.augment import BatchAugment
 from cnnlab.data.cifar import build_cifar10, read_batch
 from cnnlab.data.common import TensorSplit
-from cnnlab.data.fakes import write_cifar, write_tree
+from fakes import write_cifar, write_tree
 from cnnlab.data.imagefolder import ImageFileDataset, build_imagefolder
 from cnnlab.errors import ConfigError
 

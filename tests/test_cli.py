@@ -6,7 +6,7 @@ import pytest
 
 from cnnlab.cli import CONFIG_DIR
 
-from conftest import command, hydra_refused, one_error_line
+from conftest import command, hydra_refused
 
 
 def cli(*args: str, cwd) -> subprocess.CompletedProcess:

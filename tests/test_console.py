@@ -119,7 +119,7 @@ def test_the_installed_console_scripts_run(tmp_path):
     ckpt = f"ckpt_path={run_dir / 'checkpoints' / 'best.pt'}"
     Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / "x.png")
     ran = {"cnnlab-train"}
-    for name, args, made in [("cnnlab-eval", [ckpt, f"out_dir={tmp_path / 'eval'}"], "eval/metrics.json"),
+    for name, args, made in [("cnnlab-eval", [ckpt, f"out_dir={tmp_path / 'eval'}"], "eval/results.json"),
                              ("cnnlab-viz", [ckpt, f"out_dir={tmp_path / 'viz'}"], "viz/confusion_test.png"),
                              ("cnnlab-predict", [ckpt, f"input={tmp_path / 'x.png'}", f"output={tmp_path / 'p.csv'}"],
                               "p.csv")]:

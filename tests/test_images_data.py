@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from cnnlab.data.fakes import write_idx, write_mnist
+from fakes import write_idx, write_mnist
 from cnnlab.data.mnist import build_digits, build_mnist, read_idx
 from cnnlab.errors import ConfigError
 

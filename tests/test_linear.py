@@ -157,7 +157,7 @@ def test_svm_on_cifar10_features_runs_from_data_root(tmp_path):
     import json
 
     from conftest import run_train
-    from cnnlab.data.fakes import write_cifar
+    from fakes import write_cifar
 
     write_cifar(tmp_path / "cifar", per_batch=20)
     run_dir, _ = run_train(tmp_path, ["experiment=svm_features_cifar10", f"data.root={tmp_path}/cifar",

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from cnnlab.data.fakes import write_mito, write_mito_png, write_tiff
+from fakes import write_mito, write_mito_png, write_tiff
 from cnnlab.data.featureset import build_mito_patches
 from cnnlab.data.mito import build_mito
 

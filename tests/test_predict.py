@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from cnnlab.checkpoint import load_checkpoint
-from cnnlab.data.fakes import write_cifar, write_mnist
+from fakes import write_cifar, write_mnist
 from cnnlab.data.imageio import load_image
 from cnnlab.errors import ConfigError
 from cnnlab.data.common import normalise
@@ -255,7 +255,7 @@ def test_predict_fails_when_no_input_could_be_read(mnist_run, tmp_path):
 
 
 def test_eval_and_viz_on_a_sentence_checkpoint(tmp_path):
-    from cnnlab.data.text_fakes import write_sst2
+    from text_fakes import write_sst2
 
     root = write_sst2(tmp_path / "sst2", n_train=300, n_dev=60)
     run_dir, _ = run_train(tmp_path, ["model=sentence_cnn", "data=sst2", f"data.root={root}", "data.val_size=40",

@@ -81,7 +81,7 @@ def test_a_patch_classifier_predicts_masks_and_the_roads_submission(tmp_path):
     # the old pipeline's logistic regression on road-patch features writes masks as a segmenter does: each 16x16
     # patch one label, the pixels past the last whole patch background; checked against the ground truth's patch
     # labels (the fake roads are a bright band at columns 8..15, which the model separates perfectly)
-    from cnnlab.data.fakes import write_roads
+    from fakes import write_roads
     from cnnlab.data.patches import patch_labels
 
     root = write_roads(tmp_path / "roads")

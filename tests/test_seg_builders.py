@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cnnlab.data.fakes import write_mito, write_mito_png, write_roads, write_tiff
+from fakes import write_mito, write_mito_png, write_roads, write_tiff
 from cnnlab.data.featureset import build_mito_patches
 from cnnlab.data.mito import build_mito
 from cnnlab.data.roads import build_roads

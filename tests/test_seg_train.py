@@ -8,7 +8,7 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
-from cnnlab.data.fakes import write_mito, write_roads
+from fakes import write_mito, write_roads
 from conftest import compose_cfg, load_script, run_train
 
 TINY = ["model.base=4", "model.depth=2", "trainer.epochs=2", "trainer.batch_size=8", "trainer.monitor=val/iou",

@@ -5,11 +5,11 @@ import torch
 from PIL import Image
 
 from cnnlab.data.common import DataBundle, TensorSplit
-from cnnlab.data.fakes import write_mito, write_roads
+from fakes import write_mito, write_roads
 from cnnlab.data.featureset import build_feature_data, build_mito_patches, build_road_patches
 from cnnlab.data.patches import patch_grid_to_image, patch_labels, patchify, write_submission
 from cnnlab.data.splits import image_split
-from cnnlab.data.segmentation import read_mito, read_road_test, read_roads, read_tiff_stack
+from cnnlab.data.segmentation import read_mito, read_roads, read_tiff_stack
 from cnnlab.errors import ConfigError
 
 def test_read_roads_pairs_by_name_and_thresholds(tmp_path):
@@ -19,8 +19,6 @@ def test_read_roads_pairs_by_name_and_thresholds(tmp_path):
     assert images.dtype == torch.uint8 and images.shape == (5, 3, 32, 32)
     assert masks.dtype == torch.uint8 and masks.shape == (5, 32, 32)
     assert masks[0, 0].tolist() == [0] * 8 + [1] * 8 + [1] + [0] * 15  # 237 and 128 -> road, 100 -> not
-    test, ids = read_road_test(tmp_path)
-    assert ids == [2, 10] and test.shape == (2, 3, 48, 48)
 
 
 def test_missing_roads_folder_names_the_files(tmp_path):

@@ -182,7 +182,7 @@ def test_a_pretrained_variant_takes_its_vectors_with_the_key_its_error_names(tmp
     import re
 
     from cnnlab.checkpoint import load_checkpoint
-    from cnnlab.data.text_fakes import write_glove
+    from text_fakes import write_glove
     from conftest import fake_data
 
     small = ["model=sentence_cnn", f"data={data}", *fake_data(data, tmp_path / "data"), "model.variant=static",

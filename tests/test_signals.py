@@ -144,7 +144,7 @@ def test_the_stop_is_passed_on_to_the_handler_that_was_there_before():
 def test_a_run_from_disk_without_workers_resumes_mid_epoch_bit_identical(tmp_path, monkeypatch):
     # on-disk images, transforms (random crop and flip) in the main process: the batches skipped on resume must not
     # use up the random state the checkpoint restored
-    from cnnlab.data.fakes import write_tree
+    from fakes import write_tree
 
     write_tree(tmp_path / "tree", per_class=8, corrupt=False)
     common = ["model=alexnet_small", "data=imagefolder", f"data.root={tmp_path / 'tree'}", "data.image_size=32",

@@ -20,7 +20,6 @@ from omegaconf import DictConfig
 
 from . import distributed, rundir, schema  # noqa: F401 - rundir's resolvers and the schema, before Hydra reads
 from .build import CONFIG_DIR, user_config_dirs
-from .checkpoint import holds_run
 from .engine import STOP, TrainingStopped
 from .errors import ConfigError, RunFolderRefused, find_config_error, typed_override
 

@@ -11,14 +11,11 @@ from __future__ import annotations
 import logging
 from typing import Optional
 
-import torch
-from torch import Tensor
-
 from cnnlab.data.common import DataBundle
 from cnnlab.data.options import check_count, check_fraction, check_mask_threshold
 from cnnlab.data.segaugment import SegAugment
 from cnnlab.data.segbundle import SPLITS, class_list, seg_bundle
-from cnnlab.data.segmentation import MASK_THRESHOLD, read_road_test, read_roads
+from cnnlab.data.segmentation import MASK_THRESHOLD, read_roads
 from cnnlab.data.splits import image_split
 
 log = logging.getLogger(__name__)
@@ -63,8 +60,3 @@ def build_roads(root: str, val_fraction: float = 0.2, test_fraction: float = 0.1
     return seg_bundle(parts, classes, "roads", augment, mask_threshold, saved=state, layout="roads_png",
                       patch=PATCH_SIZE, patch_threshold=PATCH_THRESHOLD, files=names_by_split)
 
-
-def road_test_images(root: str) -> "tuple[Tensor, list[int]]":
-    """The unlabelled official test images (uint8 [N,3,608,608]) and their numbers, for prediction/submission."""
-    images, ids = read_road_test(root)
-    return images.to(torch.uint8), ids

@@ -22,7 +22,6 @@ from cnnlab.errors import ConfigError
 
 ROAD_IMAGES = "training/images"
 ROAD_MASKS = "training/groundtruth"
-ROAD_TEST = "test_set_images"
 ROAD_HINT = ("expected training/images/satImage_NNN.png (RGB) and training/groundtruth/satImage_NNN.png (masks), "
              "test images test_set_images/test_N/test_N.png; download the CIL/EPFL road segmentation data there "
              "or set data.root=...")
@@ -142,23 +141,6 @@ def read_roads(root: str | Path, max_images: Optional[int] = None, threshold: Op
                           max_images=max_images, only_names=only_names, listed_as=listed_as)
 
 
-def read_road_test(root: str | Path) -> tuple[Tensor, list[int]]:
-    """Road test images (uint8 [N,3,H,W]) from test_set_images/test_N/test_N.png and their numbers N, sorted."""
-    test_dir = Path(root).expanduser() / ROAD_TEST
-    _require_dir(test_dir, ROAD_HINT)
-    found = {}
-    for p in test_dir.glob("test_*/test_*.png"):
-        m = re.fullmatch(r"test_(\d+)", p.stem)
-        if m and p.parent.name == p.stem:
-            found[int(m.group(1))] = p
-    if not found:
-        raise ConfigError(f"no test_N/test_N.png files in {test_dir}; {ROAD_HINT}")
-    ids = sorted(found)
-    paths = [found[i] for i in ids]
-    rgb = _stack([_open_rgb(p) for p in paths], paths, "road test image")
-    return torch.from_numpy(rgb).permute(0, 3, 1, 2).contiguous(), ids
-
-
 def tiff_page_sizes(path: str | Path) -> list[tuple[int, int]]:
     """(width, height) of every page of a multi-page TIFF, read from the page headers without decoding pixels."""
     path = Path(path)
@@ -202,12 +184,6 @@ def read_tiff_stack(path: str | Path, slices: Optional[Sequence[int]] = None, ma
             load_page(im, i, path, MITO_FIX)
             out.append(np.asarray(as_8bit(im, f"page {i} of {path}", mask).convert("L")))
     return _stack(out, [path] * len(out), f"page of {path.name}")
-
-
-def mito_split_exists(root: str | Path, split: str) -> bool:
-    """True when `<split>.tif` and `<split>_groundtruth.tif` are both in root."""
-    root = Path(root).expanduser()
-    return (root / f"{split}.tif").is_file() and (root / f"{split}_groundtruth.tif").is_file()
 
 
 def read_mito(root: str | Path, split: str = "training", slices: Optional[Sequence[int]] = None,

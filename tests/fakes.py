@@ -1,5 +1,5 @@
 """Small datasets written in the real on-disk formats (IDX, CIFAR-10 python pickles, image folders, road PNGs,
-EM TIFF stacks): for the tests, the benchmarks, and trying cnnlab without a download. The contents are random."""
+EM TIFF stacks): for the tests and the benchmarks. The contents are random."""
 from __future__ import annotations
 
 import gzip

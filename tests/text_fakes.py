@@ -8,7 +8,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .sentiment import corpus
+from cnnlab.data.sentiment import corpus
 
 CONTRACTION = "n't"  # SST-2 is tokenised as the Penn Treebank: "was n't"
 
