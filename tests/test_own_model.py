@@ -99,3 +99,48 @@ def test_own_model_that_does_not_take_a_data_value_is_told_how(tmp_path):
     line = one_error_line(command("cnnlab-train", "--config-dir", str(conf), "model=nochannels",
                                   f"paths.output_dir={tmp_path / 'out'}", cwd=tmp_path))
     assert "in_channels=1" in line and "tiny.NoChannels" in line and "add a `in_channels` parameter" in line
+
+
+STRIPES = '''
+import torch
+
+from cnnlab.data.common import DataBundle, TensorSplit
+from cnnlab.data.imageio import image_state
+
+
+def build_stripes(num_samples: int = 64, size: int = 16, root=None):
+    """Two classes: horizontal or vertical stripes, with noise."""
+    gen = torch.Generator().manual_seed(0)
+
+    def split(n):
+        y = torch.randint(0, 2, (n,), generator=gen)
+        rows = (torch.arange(size) % 4 < 2).float()
+        pattern = torch.stack([rows[:, None].expand(size, size), rows[None, :].expand(size, size)])
+        return TensorSplit(pattern[y][:, None] + 0.3 * torch.randn(n, 1, size, size, generator=gen), y)
+
+    return DataBundle(split(num_samples), split(32), split(32), num_classes=2, class_names=["across", "down"],
+                      model_kwargs={"in_channels": 1}, mean=(0.5,), std=(0.5,), name="stripes",
+                      state=image_state(1, (size, size), resize=True))
+'''
+
+
+def test_own_dataset_trains_and_evaluates_from_its_config_dir(tmp_path):
+    conf = _own_configs(tmp_path)
+    (conf / "data").mkdir()
+    (conf / "stripes.py").write_text(STRIPES)
+    (conf / "data" / "stripes.yaml").write_text("_target_: stripes.build_stripes\nnum_samples: 96\n")
+    out = tmp_path / "out"
+    trained = command("cnnlab-train", "--config-dir", str(conf), "model=tiny", "data=stripes", "trainer.epochs=3",
+                      "optim.lr=0.01", f"paths.output_dir={out}", "trainer.tensorboard=false",
+                      "trainer.pictures_every=0", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    run = next((out / "tiny_stripes").iterdir())
+    results = json.loads((run / "results.json").read_text())
+    assert results["per_class_test_acc"].keys() == {"across", "down"}
+    evaluated = command("cnnlab-eval", "--config-dir", str(conf), f"ckpt_path={run / 'checkpoints' / 'best.pt'}",
+                        f"out_dir={tmp_path / 'ev'}", cwd=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    assert json.loads((tmp_path / "ev" / "results.json").read_text())["test/acc"] == results["test/acc"]
+    refused = command("cnnlab-eval", f"ckpt_path={run / 'checkpoints' / 'best.pt'}", cwd=tmp_path)
+    line = one_error_line(refused)  # the trust rule: without its --config-dir nothing the file names is built
+    assert "_target_=" in line and "pass --config-dir" in line
