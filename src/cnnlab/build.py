@@ -162,7 +162,7 @@ def raised_in_cnnlab(exc: BaseException) -> bool:
 
 
 def _call(group: str, make: Callable[[], Any]) -> Any:
-    """`make()`; a ConfigError raised inside comes out unwrapped, and a ValueError that a library's constructor
+    """`make()`; a ConfigError raised inside comes out unwrapped, and a ValueError or TypeError that a library
     raised about the values it was given (nn.Dropout's p, torch.optim's lr) becomes one line naming the group.
     Anything else is a bug and keeps its traceback, a ValueError raised in cnnlab's own code included (cnnlab
     reports bad values as ConfigError: a ValueError there is a failed unpacking, int('x'), ...)."""
@@ -172,10 +172,20 @@ def _call(group: str, make: Callable[[], Any]) -> Any:
         inner = find_config_error(e)
         if inner is not None:
             raise inner from None
-        if isinstance(e.__cause__, (ValueError, TypeError)) and not raised_in_cnnlab(e.__cause__):
-            raise ConfigError(f"{group} config: {first_line(e.__cause__)}: check the {group}=... choice and its "
-                              f"{group}.* values") from None
-        raise
+        cause = e.__cause__
+        if not isinstance(cause, (ValueError, TypeError)) or raised_in_cnnlab(cause):
+            raise
+    except (ValueError, TypeError) as e:  # from a target called outside instantiate (`_partial_`)
+        if raised_in_cnnlab(e):
+            raise
+        cause = e
+    raise ConfigError(f"{group} config: {first_line(cause)}: check the {group}=... choice and its {group}.* values")
+
+
+def _built(node: DictConfig, **extra: Any) -> Any:
+    """The object `node` names, called with `extra` as they are (a data state's tuples and tensors are not
+    turned into config nodes, which OmegaConf 2.4 would make TupleConfig that Hydra 1.3 cannot pass on)."""
+    return instantiate(node, _partial_=True, _convert_="all")(**extra)
 
 
 # ---------------------------------------------------------------- objects
@@ -186,7 +196,7 @@ def build_data(data_cfg: DictConfig, state: Optional[dict] = None, only: Optiona
     `only` (the one split needed, so that the other splits' files need not be there)."""
     target = _checked("data", data_cfg)
     extra = named_arguments(target, state=state, only=only)
-    bundle = _call("data", lambda: instantiate(data_cfg, _convert_="all", **extra))
+    bundle = _call("data", lambda: _built(data_cfg, **extra))
     if not isinstance(bundle, DataBundle):
         raise ConfigError(f"data._target_={data_cfg._target_} did not return a DataBundle")
     if bundle.task not in TASKS:
@@ -219,7 +229,7 @@ def build_model(model_cfg: DictConfig, num_classes: int, offered: dict[str, Any]
                               + ("" if model_cfg._target_.startswith("cnnlab.") else
                                  f", or add a `{key}` parameter to its __init__ (or **kwargs) to accept it"))
         kwargs[key] = value
-    return _call("model", lambda: instantiate(model_cfg, _convert_="all", **kwargs))
+    return _call("model", lambda: _built(model_cfg, **kwargs))
 
 
 def check_optim(optim_cfg: DictConfig) -> None:
