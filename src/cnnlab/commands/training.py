@@ -22,7 +22,7 @@ from ..build import (build_data, build_loss, build_model, build_optimizer, build
                     loss_takes_class_counts, model_overrides, plain, saved_config, train_class_counts,
                     trainer_settings)
 from ..checkpoint import (BEST, CKPT_DIR, LAST, check_weights_fit, claim_run_folder, load_checkpoint, save_checkpoint,
-                          set_rng_state)
+                          set_rng_state, transfer_weights)
 from ..schema import TrainerConfig
 from ..data.common import DataBundle, head, make_loader
 from ..device import select_device
@@ -253,6 +253,8 @@ def _setup(cfg: DictConfig, info: RunInfo, ckpt: Optional[dict], resume: Optiona
     if ckpt is not None:  # a model changed on the command line must still take the checkpoint's weights
         check_weights_fit(model, ckpt.get("train_model", ckpt["model"]), resume, changed or [])
     model = init_weights(model, cfg.init)
+    if cfg.get("init_from") and ckpt is None:  # a resumed run has its own weights
+        transfer_weights(model, cfg.init_from)
     if t.channels_last:
         model = model.to(memory_format=torch.channels_last)
     model, ddp = distributed.wrap(model, t.sync_bn)
