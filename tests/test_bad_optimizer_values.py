@@ -10,7 +10,8 @@ from cnnlab.errors import ConfigError
 from conftest import CONFIG_DIR, QUICK, command, one_error_line, run_train
 
 BAD_OPTIM = {"lr": ("-1", "> 0"), "weight_decay": ("-1", ">= 0"), "momentum": ("-0.5", "in [0, 1)"),
-             "betas": ("[2,3]", "in [0, 1)"), "eps": ("0", "> 0"), "rho": ("1.5", "in [0, 1]")}
+             "betas": ("[2,3]", "in [0, 1)"), "eps": ("0", "> 0"), "rho": ("1.5", "in [0, 1]"),
+             "backbone_lr_mult": ("-1", ">= 0")}
 OPTIM_CASES = [(p.stem, key) for p in sorted((Path(CONFIG_DIR) / "optim").glob("*.yaml"))
                for key, value in yaml.safe_load(p.read_text()).items() if not isinstance(value, (str, bool))]
 
