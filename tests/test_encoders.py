@@ -69,3 +69,27 @@ def test_a_pretrained_unet_run_is_self_contained(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     missing = command("cnnlab-train", *args[:3], "model.encoder_weights=nowhere.pt", *data, cwd=tmp_path)
     assert "model.encoder_weights=nowhere.pt: no such file" in one_error_line(missing)
+
+
+def test_fcn_vgg16_as_published(tmp_path):
+    from cnnlab.models.fcn import FCN
+
+    file = published("vgg16")
+    torch.save(file, tmp_path / "vgg16.pt")
+    model = FCN(num_classes=3, in_channels=3, variant="8s", backbone="vgg16",
+                backbone_weights=str(tmp_path / "vgg16.pt")).eval()
+    convs = [m for stage in model.stages for m in stage if isinstance(m, torch.nn.Conv2d)]
+    theirs = [k[:-len(".weight")] for k in file if k.startswith("features.") and k.endswith(".weight")]
+    assert len(convs) == len(theirs) == 13
+    assert all(torch.equal(c.weight, file[f"{t}.weight"]) and torch.equal(c.bias, file[f"{t}.bias"])
+               for c, t in zip(convs, theirs))
+    fc6, fc7 = model.fc[0], model.fc[3]
+    assert (fc6.kernel_size, fc6.out_channels, fc7.kernel_size) == ((7, 7), 4096, (1, 1))
+    # by hand: fc6 as a convolution, centred on a 7x7 map, is VGG16's first fully connected layer on that map
+    pool5 = torch.randn(1, 512, 7, 7)
+    dense = F.linear(pool5.flatten(1), file["classifier.0.weight"], file["classifier.0.bias"])
+    assert torch.allclose(fc6(pool5)[0, :, 3, 3], dense[0], atol=1e-4)
+    assert torch.equal(fc7.weight.flatten(1), file["classifier.3.weight"])
+    assert all(not layer.weight.any() for layer in [model.score, *model.skip_scores])  # the paper's zero start
+    assert model(torch.randn(1, 3, 40, 56)).shape == (1, 3, 40, 56)
+    assert len(model.skip_scores) == 2  # 8s: the pool4 and pool3 scores

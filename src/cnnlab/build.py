@@ -43,7 +43,7 @@ RUN_CONTROL_KEYS = ("resume", "ckpt_path", "init_from")  # how a run was started
 # plain numerics, torchvision's model builders build modules (their weights come from torchvision's checked download)
 SAFE_MODULES = ("torch.optim", "torch.optim.lr_scheduler", "torchvision.models")
 # model options that load weights others trained (a download or a file): unset when a checkpoint's weights follow
-PRETRAINED_KEYS = ("weights", "encoder_weights")
+PRETRAINED_KEYS = ("weights", "encoder_weights", "backbone_weights")
 __all__ = ["trainer_settings"]
 
 
