@@ -131,3 +131,19 @@ def test_freezing_the_backbone_is_exact_across_a_resume(tmp_path, monkeypatch):
 def test_a_model_without_a_backbone_refuses_the_fine_tuning_keys(tmp_path):
     out = command("cnnlab-train", "trainer.freeze_backbone_epochs=2", *QUIET, "data=digits", cwd=tmp_path)
     assert "trainer.freeze_backbone_epochs=2: model LeNet5 has no pretrained part" in one_error_line(out)
+
+
+def test_a_failed_download_is_one_line_naming_the_ways_out(tmp_path, monkeypatch):
+    import urllib.error
+
+    def no_network(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    out = command("cnnlab-train", "experiment=unet_resnet34_roads", "data=roads_synthetic", "data.num_images=10",
+                  "data.augment.crop=64",
+                  cwd=tmp_path)
+    assert ("model.encoder_weights=IMAGENET1K_V1: torchvision's download of https://download.pytorch.org/models/"
+            "resnet34-b627a593.pth failed (<urlopen error [Errno -3] Temporary failure in name resolution>): run once "
+            "with internet") in one_error_line(out)

@@ -62,7 +62,12 @@ def pretrained_state(arch: str, source: str, key: str) -> dict[str, torch.Tensor
         return read_state(source, key)
     weights = weights_enum(arch, source, key)
     log.info(f"{key}={source}: torchvision's {weights} for {arch} (downloaded once into the torch hub cache)")
-    return weights.get_state_dict(progress=False, check_hash=True)
+    try:
+        return weights.get_state_dict(progress=False, check_hash=True)
+    except (OSError, RuntimeError) as e:  # no network, a proxy, a failed hash check of the download
+        raise ConfigError(f"{key}={source}: torchvision's download of {weights.url} failed ({first_line(e)}): "
+                          f"run once with internet (the file stays in the torch hub cache), or give a state-dict "
+                          f"file, or {key}=null to train from scratch") from None
 
 
 def input_meta(arch: str, source: Optional[str]) -> dict[str, Any]:
