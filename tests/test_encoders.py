@@ -62,7 +62,8 @@ def test_a_pretrained_unet_run_is_self_contained(tmp_path):
             "trainer.monitor=val/f1", "optimized_metric=val/f1", f"hydra.run.dir={tmp_path / 'run'}"]
     out = command("cnnlab-train", *args, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "the pretrained stem conv1.weight summed over its RGB kernels" in (tmp_path / "run" / "train.log").read_text()
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "the pretrained stem conv1.weight summed over its RGB kernels" in log
     (tmp_path / "r18.pt").unlink()  # the checkpoint needs neither the file nor a download
     again = command("cnnlab-eval", f"ckpt_path={tmp_path / 'run' / 'checkpoints' / 'best.pt'}",
                     f"hydra.run.dir={tmp_path / 'ev'}", cwd=tmp_path)

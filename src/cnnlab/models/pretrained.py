@@ -92,8 +92,8 @@ def grey_stem(state: dict[str, torch.Tensor], stem: str, in_channels: int, key: 
 def load_fitting(module: nn.Module, state: dict[str, torch.Tensor], key: str, source: str,
                  skip: str = "") -> None:
     """Load every tensor of `module` from `state` (those under `skip`, a new head, when their shapes fit); the
-    first missing, mismatched or extra tensor (in a part the module has) is a ConfigError naming the shapes. Loaded layers keep their weights under
-    `init=` (keeps_init)."""
+    first missing, mismatched or extra tensor (in a part the module has) is a ConfigError naming the shapes.
+    Loaded layers keep their weights under `init=` (keeps_init)."""
     own = module.state_dict()
     for name, value in own.items():
         if skip and name.startswith(skip + "."):
