@@ -18,8 +18,8 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from .. import distributed, tasks
-from ..build import (backbone_ids, build_data, build_loss, build_model, build_optimizer, build_scheduler, check_optim, loop_settings,
-                    loss_takes_class_counts, model_overrides, plain, pretrained_inputs, saved_config,
+from ..build import (backbone_ids, build_data, build_loss, build_model, build_optimizer, build_scheduler, check_optim,
+                    loop_settings, loss_takes_class_counts, model_overrides, plain, pretrained_inputs, saved_config,
                     train_class_counts, trainer_settings)
 from ..checkpoint import (BEST, CKPT_DIR, LAST, check_weights_fit, claim_run_folder, load_checkpoint, save_checkpoint,
                           set_rng_state, transfer_weights)
@@ -271,6 +271,9 @@ def _setup(cfg: DictConfig, info: RunInfo, ckpt: Optional[dict], resume: Optiona
     optimizer = build_optimizer(cfg.optim, model)
     if t.freeze_backbone_epochs:
         backbone_ids(model, f"trainer.freeze_backbone_epochs={t.freeze_backbone_epochs}")
+        if world.active:  # DDP fixes which parameters take gradients when it wraps the model
+            raise ConfigError("trainer.freeze_backbone_epochs is for one process: under torchrun use "
+                              "optim.backbone_lr_mult instead")
     epoch_s = first_epoch_seconds(ckpt) if ckpt is not None and t.budget_min else None
     plan = schedule_plan(cfg, t, len(train_loader), epoch_s)
     loop.epochs = plan.get("epochs", t.epochs)
