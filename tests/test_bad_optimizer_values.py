@@ -10,7 +10,8 @@ from conftest import CONFIG_DIR, QUICK, command, one_error_line, run_train
 
 BAD_OPTIM = {"lr": "-1", "weight_decay": "-1", "momentum": "-0.5", "betas": "[2,3]", "eps": "-1", "rho": "1.5"}
 OPTIM_CASES = [(p.stem, key) for p in sorted((Path(CONFIG_DIR) / "optim").glob("*.yaml"))
-               for key, value in yaml.safe_load(p.read_text()).items() if not isinstance(value, (str, bool))]
+               for key, value in yaml.safe_load(p.read_text()).items()
+               if not isinstance(value, (str, bool)) and key != "backbone_lr_mult"]  # cnnlab's own key: below
 
 
 def test_every_number_of_every_optimizer_config_has_a_bad_value_case():
@@ -36,6 +37,12 @@ def test_an_optimizer_value_out_of_range_is_torchs_message_in_one_line(tmp_path,
 def test_adam_values_that_torch_would_refuse(tmp_path, override, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         run_train(tmp_path, [*QUICK, override])
+
+
+@pytest.mark.parametrize("optim", sorted(p.stem for p in (Path(CONFIG_DIR) / "optim").glob("*.yaml")))
+def test_a_negative_backbone_learning_rate_factor_is_one_line(tmp_path, optim):
+    with pytest.raises(ConfigError, match=re.escape("optim.backbone_lr_mult=-1 is not valid: give a factor >= 0")):
+        run_train(tmp_path, [*QUICK, f"optim={optim}", "optim.backbone_lr_mult=-1"])
 
 
 def test_nesterov_without_momentum_is_one_line(tmp_path):

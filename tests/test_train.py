@@ -36,7 +36,7 @@ def test_every_experiment_builds_its_data_and_model_and_takes_a_step(tmp_path, e
     cfg = compose_cfg([f"experiment={experiment}", *fake_data(choice, tmp_path)])
     names = (cfg.hydra.runtime.choices.model, choice)
     bundle = build_data(cfg.data)
-    model = build_model(cfg.model, bundle.num_classes, bundle.model_kwargs, names)
+    model = build_model(cfg.model, bundle.num_classes, bundle.model_kwargs, names, pretrained=False)  # offline
     loop = LoopSettings(epochs=1, device=torch.device("cpu"))
     check_compatible(model, bundle, names, loop)
     opt = build_optimizer(cfg.optim, model)

@@ -15,7 +15,7 @@ import torch
 import yaml
 from hydra.errors import InstantiationException
 from hydra.utils import get_object, instantiate
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 from torch import nn
 
@@ -43,6 +43,8 @@ RUN_CONTROL_KEYS = ("resume", "ckpt_path", "init_from")  # how a run was started
 # Modules whose public classes a config may name without a shipped YAML naming them: optimizers and schedules are
 # plain numerics, torchvision's model builders build modules (their weights come from torchvision's checked download)
 SAFE_MODULES = ("torch.optim", "torch.optim.lr_scheduler", "torchvision.models")
+# model options that load weights others trained (a download or a file): unset when a checkpoint's weights follow
+PRETRAINED_KEYS = ("weights", "encoder_weights", "backbone_weights")
 __all__ = ["trainer_settings"]
 
 
@@ -212,10 +214,13 @@ def _offer_hint(key: str, takes: set[str]) -> str:
     return f"it takes {', '.join(sorted(takes)) or 'nothing'}: choose a model made for this data"
 
 
-def build_model(model_cfg: DictConfig, num_classes: int, offered: dict[str, Any], names: "tuple[str, str]"
-                ) -> nn.Module:
+def build_model(model_cfg: DictConfig, num_classes: int, offered: dict[str, Any], names: "tuple[str, str]",
+                pretrained: bool = True) -> nn.Module:
     """The model, given num_classes and every value the data offers (`model_kwargs`); a value the model does not
-    take is an error naming both. A value the model config sets itself (AlexNet's `in_channels: 3`) wins."""
+    take is an error naming both. A value the model config sets itself (AlexNet's `in_channels: 3`) wins.
+    `pretrained=False` (a checkpoint's weights follow) leaves out the PRETRAINED_KEYS: nothing is downloaded."""
+    if not pretrained:
+        model_cfg = OmegaConf.merge(model_cfg, {k: None for k in PRETRAINED_KEYS if k in model_cfg})
     target = _checked("model", model_cfg)
     names_taken, takes_any = takes(target)
     kwargs = {}
@@ -232,21 +237,65 @@ def build_model(model_cfg: DictConfig, num_classes: int, offered: dict[str, Any]
     return _call("model", lambda: _built(model_cfg, **kwargs))
 
 
+def pretrained_inputs(cfg: DictConfig, overrides: list[str]) -> None:
+    """With model.weights naming torchvision weights: the data's normalisation and image size from the weights'
+    metadata (the data state then saves them), where the data config has such keys and the command line does not
+    set them."""
+    from .models.pretrained import input_meta
+
+    model = cfg.model
+    meta = input_meta(str(model.arch), model.get("weights")) if "arch" in model and model.get("weights") else {}
+    given = {parse_override(o)[0] for o in overrides}
+    taken = {k: v for k, v in meta.items() if k in cfg.data and f"data.{k}" not in given}
+    for key, value in taken.items():
+        cfg.data[key] = value
+    if taken:
+        log.info(f"model.weights={model.weights}: the data's " + ", ".join(f"{k}={v}" for k, v in taken.items())
+                 + " from the weights' metadata")
+
+
+def _optimizer_node(optim_cfg: DictConfig) -> DictConfig:
+    """The optim config without cnnlab's own key (backbone_lr_mult): what torch.optim's class takes."""
+    node = optim_cfg.copy()
+    with open_dict(node):
+        node.pop("backbone_lr_mult", None)
+    return node
+
+
 def check_optim(optim_cfg: DictConfig) -> None:
     """The optimizer config's keys and value types, before anything is built (torch.optim checks the ranges)."""
-    _checked("optim", optim_cfg)
+    _checked("optim", _optimizer_node(optim_cfg))
+    mult = optim_cfg.get("backbone_lr_mult", 1.0)
+    if not (isinstance(mult, (int, float)) and mult >= 0):
+        raise ConfigError(f"optim.backbone_lr_mult={mult} is not valid: give a factor >= 0 (1: the same rate)")
+
+
+def backbone_ids(model: nn.Module, key: str) -> set[int]:
+    """ids of the parameters a model names as its pretrained part, by its `backbone_parameters()` method."""
+    get = getattr(model, "backbone_parameters", None)
+    if get is None:
+        raise ConfigError(f"{key}: model {type(model).__name__} has no pretrained part (backbone_parameters()): use "
+                          f"model=unet model.encoder=resnet34, model=fcn model.backbone=vgg16 or "
+                          f"model=torchvision_alexnet, or drop {key.split('=')[0]}")
+    return {id(p) for p in get()}
 
 
 def build_optimizer(optim_cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
     """Weight decay (the l2 penalty) on weight matrices/kernels only, never on biases, norm scales, or the
-    parameters a model names in `no_weight_decay()` (e.g. word embeddings)."""
+    parameters a model names in `no_weight_decay()` (e.g. word embeddings). With optim.backbone_lr_mult != 1 the
+    model's `backbone_parameters()` learn at lr times that factor (groups of their own)."""
     check_optim(optim_cfg)
+    mult = float(optim_cfg.get("backbone_lr_mult", 1.0))
     exempt = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     decay = [p for n, p in named if p.ndim >= 2 and n not in exempt]
     no_decay = [p for n, p in named if p.ndim < 2 or n in exempt]
     groups = [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
-    make = _call("optim", lambda: instantiate(optim_cfg))
+    if mult != 1.0:
+        back = backbone_ids(model, f"optim.backbone_lr_mult={mult:g}")
+        groups = [{**g, "params": [p for p in g["params"] if (id(p) in back) == b],
+                   **({"lr": float(optim_cfg.lr) * mult} if b else {})} for b in (False, True) for g in groups]
+    make = _call("optim", lambda: instantiate(_optimizer_node(optim_cfg)))
     try:
         return make([g for g in groups if g["params"]])
     except ValueError as e:  # torch.optim's own check of a value OPTIM_RANGES does not know (another optimizer's)

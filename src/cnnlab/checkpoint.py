@@ -125,6 +125,29 @@ def load_weights(model: nn.Module, weights: dict[str, Any], path: "str | Path", 
     model.load_state_dict(weights)
 
 
+def transfer_weights(model: nn.Module, path: "str | Path") -> None:
+    """`init_from=`: load the tensors of another run's checkpoint whose names and shapes match `model` (another
+    dataset's head stays new) and log what was loaded, skipped and left new. Only the file's weights are read
+    (weights_only); nothing its saved config names is built."""
+    weights = load_checkpoint(path, flag="init_from=")["model"]  # with trainer.ema: the average, what was tested
+    own = model.state_dict()
+    fits = {k: v for k, v in weights.items() if isinstance(v, torch.Tensor) and k in own and not is_lazy(own[k])
+            and tuple(v.shape) == tuple(own[k].shape)}
+    if not fits:
+        first = next((f"{k} is {list(v.shape)} there but {list(own[k].shape)} here" for k, v in weights.items()
+                      if k in own and not is_lazy(own[k])), "no tensor name is shared")
+        raise ConfigError(f"init_from={path}: none of its {len(weights)} tensors fits the model configured now "
+                          f"({first}): choose the same model (model=..., model.*) as the run that wrote it")
+    model.load_state_dict(fits, strict=False)
+
+    def few(keys: list[str], what: str = "") -> str:
+        return f"{len(keys)}{what}" + (f" ({', '.join(keys[:4])}{', ...' if len(keys) > 4 else ''})" if keys else "")
+
+    log.info(f"init_from={path}: loaded {few(list(fits), ' tensors')}; skipped "
+             f"{few([k for k in weights if k not in fits], ' of other names or shapes')}; left new "
+             f"{few([k for k in own if k not in fits])}; a fresh schedule")
+
+
 def rng_state() -> dict[str, Any]:
     """Python, NumPy and torch (CPU + CUDA) generator states, as tensors and plain data only."""
     np_state = np.random.get_state()

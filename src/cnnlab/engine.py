@@ -351,6 +351,16 @@ def _generator_state(loader: Any) -> Optional[Tensor]:
     return gen.get_state() if gen is not None else None
 
 
+def freeze_backbone(model: nn.Module, frozen: bool, epoch: int) -> None:
+    """trainer.freeze_backbone_epochs: the model's `backbone_parameters()` take no gradient (and so no step) while
+    `frozen`; batch-norm statistics still follow the data."""
+    params = list(model.backbone_parameters())
+    if params and params[0].requires_grad == frozen:
+        log.info(f"epoch {epoch}: the backbone is {'frozen' if frozen else 'trained from here on'}")
+    for p in params:
+        p.requires_grad_(not frozen)
+
+
 def fit(state: TrainState, train_loader: Iterable, val_loader: Iterable, loss_fn: Callable,
         new_meter: Callable[[], Any], settings: LoopSettings, logger: RunLogger, shown: tuple[str, ...],
         extra_state: Callable[[], dict[str, Any]],
@@ -369,6 +379,8 @@ def fit(state: TrainState, train_loader: Iterable, val_loader: Iterable, loss_fn
         sampler = getattr(train_loader, "sampler", None)
         if hasattr(sampler, "set_epoch"):  # a DistributedSampler shuffles by seed and epoch
             sampler.set_epoch(epoch)
+        if settings.freeze_backbone_epochs:  # from the epoch counter alone: a resumed run freezes as it did
+            freeze_backbone(state.model, epoch <= settings.freeze_backbone_epochs, epoch)
         rng0 = _generator_state(train_loader)  # this epoch's data order, for a mid-epoch checkpoint
         train = train_one_epoch(state, train_loader, loss_fn, settings, logger, epoch)
         if train["stopped"]:

@@ -60,7 +60,7 @@ def load_for_inference(cfg: DictConfig, info: RunInfo, only: Optional[str] = Non
         raise ConfigError(f"the data's classes {bundle.class_names[:5]}... differ from the checkpoint's "
                           f"{state['class_names'][:5]}...: evaluate on data with the classes it was trained on")
     offered = offered_from_state(state) if state else bundle.model_kwargs
-    model = build_model(run_cfg.model, bundle.num_classes, offered, names)
+    model = build_model(run_cfg.model, bundle.num_classes, offered, names, pretrained=False)
     load_weights(model, ckpt["model"], cfg.ckpt_path, model_overrides(info.overrides))
     model.to(loop.device)
     check_compatible(model, bundle, names, loop)
@@ -85,7 +85,7 @@ def load_model(ckpt_path: "str | Path", device: "str | torch.device" = "cpu",
         raise ConfigError(f"checkpoint {ckpt_path} has no data state: it was not written by cnnlab-train")
     choices = (ckpt.get("run_info") or {}).get("choices", {})
     model = build_model(run_cfg.model, state["num_classes"], offered_from_state(state),
-                        (choices.get("model", "?"), choices.get("data", "?")))
+                        (choices.get("model", "?"), choices.get("data", "?")), pretrained=False)
     load_weights(model, ckpt["model"], ckpt_path)
     model.data_state = state
     return model.to(device).eval()

@@ -57,7 +57,7 @@ def load_predictor(cfg: DictConfig, info: RunInfo):
     loop = loop_settings(t, device, None)
     choices = (ckpt.get("run_info") or {}).get("choices", {})
     names = (choices.get("model", "?"), choices.get("data", "?"))
-    model = build_model(run_cfg.model, state["num_classes"], offered_from_state(state), names)
+    model = build_model(run_cfg.model, state["num_classes"], offered_from_state(state), names, pretrained=False)
     load_weights(model, ckpt["model"], cfg.ckpt_path, model_overrides(info.overrides))
     return model.to(loop.device).eval(), state, loop
 

@@ -18,11 +18,11 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from .. import distributed, tasks
-from ..build import (build_data, build_loss, build_model, build_optimizer, build_scheduler, check_optim, loop_settings,
-                    loss_takes_class_counts, model_overrides, plain, saved_config, train_class_counts,
-                    trainer_settings)
+from ..build import (backbone_ids, build_data, build_loss, build_model, build_optimizer, build_scheduler, check_optim,
+                    loop_settings, loss_takes_class_counts, model_overrides, plain, pretrained_inputs, saved_config,
+                    train_class_counts, trainer_settings)
 from ..checkpoint import (BEST, CKPT_DIR, LAST, check_weights_fit, claim_run_folder, load_checkpoint, save_checkpoint,
-                          set_rng_state)
+                          set_rng_state, transfer_weights)
 from ..schema import TrainerConfig
 from ..data.common import DataBundle, head, make_loader
 from ..device import select_device
@@ -244,16 +244,20 @@ def _setup(cfg: DictConfig, info: RunInfo, ckpt: Optional[dict], resume: Optiona
     device = distributed.device_for(select_device(t.device))
     log.info(f"run folder: {info.run_dir.resolve()}  (device {device}" + (f", {world.size} ranks)" if world.active
                                                                             else ")"))
+    if ckpt is None:
+        pretrained_inputs(cfg, info.overrides)
     bundle = build_data(cfg.data)
     k, names = bundle.num_classes, (info.choice("model"), info.choice("data"))
     tasks.check_metric(t.monitor, "trainer.monitor", bundle.task, k, bundle.state)
     tasks.check_metric(cfg.optimized_metric, "optimized_metric", bundle.task, k, bundle.state, ("val", "test"))
-    model = build_model(cfg.model, k, bundle.model_kwargs, names).to(device)
+    model = build_model(cfg.model, k, bundle.model_kwargs, names, pretrained=ckpt is None).to(device)
     loop = loop_settings(t, device, info.run_dir / CKPT_DIR if main else None)
     check_compatible(model, bundle, names, loop)  # before init: a lazy layer learns its input width here
     if ckpt is not None:  # a model changed on the command line must still take the checkpoint's weights
         check_weights_fit(model, ckpt.get("train_model", ckpt["model"]), resume, changed or [])
     model = init_weights(model, cfg.init)
+    if cfg.get("init_from") and ckpt is None:  # a resumed run has its own weights
+        transfer_weights(model, cfg.init_from)
     if t.channels_last:
         model = model.to(memory_format=torch.channels_last)
     model, ddp = distributed.wrap(model, t.sync_bn)
@@ -266,6 +270,11 @@ def _setup(cfg: DictConfig, info: RunInfo, ckpt: Optional[dict], resume: Optiona
                           f"trainer.drop_last=false")
     val_loader = make_loader(bundle.val, t.eval_batch_size, False, device, num_workers=t.num_workers, shard=shard)
     optimizer = build_optimizer(cfg.optim, model)
+    if t.freeze_backbone_epochs:
+        backbone_ids(model, f"trainer.freeze_backbone_epochs={t.freeze_backbone_epochs}")
+        if world.active:  # DDP fixes which parameters take gradients when it wraps the model
+            raise ConfigError("trainer.freeze_backbone_epochs is for one process: under torchrun use "
+                              "optim.backbone_lr_mult instead")
     epoch_s = first_epoch_seconds(ckpt) if ckpt is not None and t.budget_min else None
     plan = schedule_plan(cfg, t, len(train_loader), epoch_s)
     loop.epochs = plan.get("epochs", t.epochs)

@@ -16,12 +16,16 @@ input, so the skips need no crop offsets and the input needs no 100-pixel paddin
 multiple of the total stride and the output is cropped back (models/padding.py). Optional batch norm after every
 conv of the encoder and fc layers (norm="bn"), and `downsample` (run at reduced resolution, as in models/unet.py).
 
+`backbone="vgg16"` is the paper's network exactly: VGG16's stages, fc6 (7x7, 4096) and fc7 (1x1, 4096) from its
+fully connected layers' weights reshaped into convolutions (`backbone_weights`: a torchvision weights name or a
+state-dict file of torchvision's vgg16), a zero-initialised score layer (section 4.1) and bilinear up-sampling.
+
 Parameters (norm="none", K classes): encoder sum of 9*cin*cout + cout per conv; fc6 k^2*c_S*F + F; fc7 F*F + F;
 score F*K + K; each skip score c_s*K + K; each 2x up-sampler K*K*4*4 (no bias); the final one K*K*(2N)^2.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterator, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +33,10 @@ from torch import Tensor, nn
 
 from cnnlab.errors import ConfigError
 from cnnlab.models.padding import crop_to, pad_to_multiple
+
+from .pretrained import grey_stem, load_fitting, pretrained_state
+
+VGG16 = ((64, 128, 256, 512, 512), (2, 2, 3, 3, 3), 4096, 7, "none")  # widths, convs, fc width, fc6 kernel, norm
 
 
 def bilinear_kernel(factor: int) -> Tensor:
@@ -75,8 +83,13 @@ class FCN(nn.Module):
 
     def __init__(self, num_classes: int, in_channels: int = 3, widths: Sequence[int] = (32, 64, 128, 256, 256),
                  convs: Sequence[int] = (2, 2, 3, 3, 3), fc_width: int = 512, fc_kernel: int = 3,
-                 dropout: float = 0.5, variant: str = "8s", norm: str = "none", downsample: int = 1) -> None:
+                 dropout: float = 0.5, variant: str = "8s", norm: str = "none", downsample: int = 1,
+                 backbone: Optional[str] = None, backbone_weights: Optional[str] = None) -> None:
         super().__init__()
+        if backbone not in (None, "vgg16"):
+            raise ConfigError(f"model.backbone={backbone}: use vgg16 (the paper's), or null for model.widths/convs")
+        if backbone:  # the paper's encoder, so that VGG16's weights fit
+            widths, convs, fc_width, fc_kernel, norm = VGG16
         if len(widths) != len(convs) or not widths or norm not in ("bn", "none") or downsample < 1:
             raise ConfigError(f"model.widths={list(widths)} and model.convs={list(convs)} need one entry per stage, "
                               f"model.norm bn|none (got {norm!r}), model.downsample >= 1 (got {downsample})")
@@ -100,6 +113,36 @@ class FCN(nn.Module):
             layer.keeps_init = True
         self.skip_ups = nn.ModuleList([bilinear_upsampler(num_classes, 2) for _ in self.skip_stages])
         self.final_up = bilinear_upsampler(num_classes, 2 ** p) if p > 0 else nn.Identity()
+        if backbone:
+            nn.init.zeros_(self.score.weight)
+            nn.init.zeros_(self.score.bias)
+            self.score.keeps_init = True
+        if backbone_weights:
+            self._load_vgg16(backbone_weights, in_channels)
+
+    def _load_vgg16(self, source: str, in_channels: int) -> None:
+        """torchvision's vgg16 weights: features.i into the stages, classifier.0 / .3 reshaped into fc6 / fc7."""
+        key = "model.backbone_weights"
+        state = grey_stem(pretrained_state("vgg16", source, key), "features.0.weight", in_channels, key)
+        names, start = {"fc.0": "classifier.0", "fc.3": "classifier.3"}, 0
+        for s, stage in enumerate(self.stages):
+            names.update({f"stages.{s}.{i}": f"features.{start + i}" for i in range(len(stage))})
+            start += len(stage)
+        part = nn.ModuleDict({"stages": self.stages, "fc": self.fc})
+        own = part.state_dict()
+        renamed = {}
+        for ours, theirs in names.items():
+            for leaf in ("weight", "bias"):
+                value = state.get(f"{theirs}.{leaf}")
+                if f"{ours}.{leaf}" in own and value is not None:
+                    target = own[f"{ours}.{leaf}"]
+                    renamed[f"{ours}.{leaf}"] = value.reshape(target.shape) if value.numel() == target.numel() \
+                        else value
+        load_fitting(part, renamed, key, source)
+
+    def backbone_parameters(self) -> Iterator[nn.Parameter]:
+        """The encoder and fc6/fc7 (pretrained with model.backbone_weights)."""
+        return [*self.stages.parameters(), *self.fc.parameters()]
 
     @property
     def stride(self) -> int:

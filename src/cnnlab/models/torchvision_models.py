@@ -1,5 +1,7 @@
 """torchvision's classification models by name (for comparison with the paper-faithful ones), e.g. torchvision's
-AlexNet: the "one weird trick" variant of Krizhevsky 2014 (64/192/384/256/256 maps, no LRN, adaptive 6x6 pool)."""
+AlexNet: the "one weird trick" variant of Krizhevsky 2014 (64/192/384/256/256 maps, no LRN, adaptive 6x6 pool).
+With `weights` (a torchvision weights name or a state-dict file) everything but the head starts pretrained; the head
+(the last layer) is new for the data's classes."""
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -8,12 +10,14 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError, first_line
+from .pretrained import last_layer, load_fitting, pretrained_state
 
 
 class TorchvisionClassifier(nn.Module):
-    """`torchvision.models.get_model(arch, num_classes=..., **options)`, trained from scratch, RGB input."""
+    """`torchvision.models.get_model(arch, num_classes=..., **options)`, RGB input; pretrained with `weights`."""
 
-    def __init__(self, arch: str, num_classes: int, in_channels: int = 3, options: Optional[dict] = None) -> None:
+    def __init__(self, arch: str, num_classes: int, in_channels: int = 3, options: Optional[dict] = None,
+                 weights: Optional[str] = None) -> None:
         super().__init__()
         from torchvision import models
 
@@ -24,6 +28,15 @@ class TorchvisionClassifier(nn.Module):
             raise ConfigError(f"torchvision's {arch} takes RGB images and the data has {in_channels} channel(s): "
                               f"choose RGB data or one of cnnlab's models (model.in_channels)")
         self.arch, self.net = arch, models.get_model(arch, weights=None, num_classes=num_classes, **(options or {}))
+        self.head = last_layer(self.net)
+        if weights:
+            load_fitting(self.net, pretrained_state(arch, weights, "model.weights"), "model.weights", weights,
+                         skip=self.head)
+
+    def backbone_parameters(self) -> list[nn.Parameter]:
+        """All but the head (optim.backbone_lr_mult, trainer.freeze_backbone_epochs)."""
+        head = {id(p) for p in self.net.get_submodule(self.head).parameters()}
+        return [p for p in self.parameters() if id(p) not in head]
 
     def check_input(self, x: Tensor) -> None:
         """ConfigError naming the sizes when torchvision's network cannot run on inputs of this size."""

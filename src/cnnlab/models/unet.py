@@ -16,12 +16,19 @@ this factor and its logits are up-sampled bilinearly to the input's size. Every 
 same per input pixel, so downsample=2 makes training ~4x cheaper; roads (10-25 px wide at 400x400) and
 mitochondria (50-150 px across) survive half resolution, which is what makes the CPU recipes fit their budgets.
 
+`encoder` (resnet18, resnet34, resnet50, vgg16_bn, ...; models/encoders.py) puts torchvision's classifier in place of
+the contracting path, pretrained with `encoder_weights`: the decoder (one level per encoder stage, `base` * 2^level
+channels) takes its stage outputs as skips, and logits at the finest stage's stride (ResNet: 2) are up-sampled
+bilinearly to the input's size.
+
 Parameters (K classes, base b, depth d, norm="none", up="transpose"): stage s has c_s = b*2^s channels;
   encoder  sum_s 9*c_{s-1}*c_s + c_s + 9*c_s^2 + c_s       (c_{-1} = in_channels)
   decoder  sum_s 4*c_{s+1}*c_s + c_s  +  9*2c_s*c_s + c_s + 9*c_s^2 + c_s   for s = d-1 .. 0
   head     c_0*K + K.   The paper's configuration (b=64, d=4, 1 channel in, 2 classes) has 31,030,658.
 """
 from __future__ import annotations
+
+from typing import Iterator, Optional
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +37,8 @@ from torch import Tensor, nn
 from cnnlab.device import check_model_fits
 from cnnlab.errors import ConfigError
 from cnnlab.models.padding import crop_to, pad_to_multiple
+
+from .encoders import TorchvisionEncoder
 
 NORMS = ("bn", "none")
 UPS = ("transpose", "bilinear")
@@ -57,7 +66,8 @@ class UNet(nn.Module):
     """U-Net with padded convs: logits [N,K,H,W] for any input [N,C,H,W]."""
 
     def __init__(self, num_classes: int, in_channels: int = 3, base: int = 32, depth: int = 4, norm: str = "bn",
-                 up: str = "transpose", dropout: float = 0.0, downsample: int = 1) -> None:
+                 up: str = "transpose", dropout: float = 0.0, downsample: int = 1, encoder: Optional[str] = None,
+                 encoder_weights: Optional[str] = None) -> None:
         super().__init__()
         if norm not in NORMS or up not in UPS:
             raise ConfigError(f"model.norm={norm!r} / model.up={up!r}: use norm in {list(NORMS)}, up in {list(UPS)}")
@@ -65,6 +75,18 @@ class UNet(nn.Module):
             raise ConfigError(f"model.depth={depth}, model.base={base} and model.downsample={downsample} must be "
                               f">= 1 (and classes >= 2, got {num_classes})")
         self.in_channels, self.depth, self.downsample = in_channels, depth, downsample
+        self.dropout = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
+        self.encoder, self.finest = None, 1
+        if encoder:
+            self.encoder = TorchvisionEncoder(encoder, in_channels, encoder_weights)
+            chans, self.finest = self.encoder.channels, self.encoder.strides[0]
+            self.depth = (self.encoder.strides[-1] // self.finest).bit_length() - 1
+            widths = [base * 2 ** s for s in range(len(chans) - 1)] + [chans[-1]]
+            self.ups = nn.ModuleList([_upsampler(widths[s + 1], widths[s], up) for s in reversed(range(self.depth))])
+            self.up_convs = nn.ModuleList([double_conv(chans[s] + widths[s], widths[s], norm)
+                                           for s in reversed(range(self.depth))])
+            self.head = nn.Conv2d(widths[0], num_classes, kernel_size=1)
+            return
         widths = [base * 2 ** s for s in range(depth + 1)]
         convs = [(in_channels, widths[0])] + [(widths[s - 1], widths[s]) for s in range(1, depth + 1)]
         weights = sum(9 * (a * b + b * b) for a, b in convs) + sum(
@@ -73,7 +95,6 @@ class UNet(nn.Module):
         self.down = nn.ModuleList([double_conv(in_channels, widths[0], norm)] +
                                   [double_conv(widths[s - 1], widths[s], norm) for s in range(1, depth + 1)])
         self.pool = nn.MaxPool2d(2)
-        self.dropout = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
         self.ups = nn.ModuleList([_upsampler(widths[s + 1], widths[s], up) for s in reversed(range(depth))])
         self.up_convs = nn.ModuleList([double_conv(2 * widths[s], widths[s], norm) for s in reversed(range(depth))])
         self.head = nn.Conv2d(widths[0], num_classes, kernel_size=1)
@@ -81,7 +102,11 @@ class UNet(nn.Module):
     @property
     def stride(self) -> int:
         """Total down-sampling factor: H and W are padded to a multiple of this."""
-        return self.downsample * 2 ** self.depth
+        return self.downsample * self.finest * 2 ** self.depth
+
+    def backbone_parameters(self) -> Iterator[nn.Parameter]:
+        """The encoder: torchvision's (model.encoder) or the contracting path (a U-Net started with init_from)."""
+        return (self.encoder if self.encoder is not None else self.down).parameters()
 
     def check_input(self, x: Tensor) -> None:
         """ConfigError unless x is [N, in_channels, H, W]."""
@@ -94,14 +119,14 @@ class UNet(nn.Module):
         x = pad_to_multiple(x, self.stride)
         if self.downsample > 1:
             x = F.avg_pool2d(x, self.downsample)
-        skips = []
-        for s, block in enumerate(self.down):
+        skips = self.encoder(x) if self.encoder is not None else []
+        for s, block in enumerate(self.down if self.encoder is None else []):
             x = block(x if s == 0 else self.pool(x))
             skips.append(x)
         x = self.dropout(skips.pop())
         for up, conv in zip(self.ups, self.up_convs):
             x = conv(torch.cat([skips.pop(), up(x)], dim=1))  # skip first, as in the paper's figure
         x = self.head(x)
-        if self.downsample > 1:
-            x = F.interpolate(x, scale_factor=self.downsample, mode="bilinear", align_corners=False)
+        if self.downsample * self.finest > 1:
+            x = F.interpolate(x, scale_factor=self.downsample * self.finest, mode="bilinear", align_corners=False)
         return crop_to(x, h, w)
