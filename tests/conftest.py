@@ -34,11 +34,6 @@ QUICK = ["data=synthetic", "data.num_samples=16", "trainer.epochs=1", "trainer.b
 
 # the console scripts, as pyproject.toml declares them: {"cnnlab-train": "cnnlab.cli:train_cli", ...}
 ENTRY_POINTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-# module-level state the command layer keeps for one process (a new process starts with them empty); cleared
-# after each in-process command so one call cannot see another's
-PER_PROCESS = [("cnnlab.runguard", "FRESH"), ("cnnlab.runguard", "LAUNCH_RECORDS"),
-               ("cnnlab.cmdline", "saved_run_info"), ("cnnlab.report", "CHECKPOINT_CHOICES"),
-               ("cnnlab.sweep", "FAILED_JOBS"), ("cnnlab.sweep", "SWEEP_DIRS")]
 STOP_SIGNALS = [getattr(signal, s) for s in ("SIGTERM", "SIGINT", "SIGUSR1") if hasattr(signal, s)]
 
 
@@ -114,10 +109,6 @@ def _process_state_restored():
         for key in set(os.environ) - set(environ):
             del os.environ[key]
         os.environ.update(environ)
-        for module, name in PER_PROCESS:
-            state = getattr(sys.modules.get(module), name, None)
-            if state is not None:
-                state.clear()
         stop = getattr(sys.modules.get("cnnlab.engine"), "STOP", None)
         if stop is not None:  # a stop that ended this command is not one for the next
             stop.signal_name = None

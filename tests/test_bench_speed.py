@@ -1,4 +1,4 @@
-"""scripts/bench_speed.py: the throughput table that a GPU session runs (AMP, compile) reads the loop's own log."""
+"""scripts/bench_speed.py: the throughput table of the CUDA options (AMP, compile) reads the loop's own log."""
 from pathlib import Path
 from types import SimpleNamespace
 
