@@ -298,7 +298,7 @@ def build_optimizer(optim_cfg: DictConfig, model: nn.Module) -> torch.optim.Opti
     make = _call("optim", lambda: instantiate(_optimizer_node(optim_cfg)))
     try:
         return make([g for g in groups if g["params"]])
-    except ValueError as e:  # torch.optim's own check of a value OPTIM_RANGES does not know (another optimizer's)
+    except ValueError as e:  # torch.optim's own range checks (lr, betas, momentum, ...): its message, one line
         raise ConfigError(f"optim config: {first_line(e)}: check the optim.* values") from None
 
 
