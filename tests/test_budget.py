@@ -117,7 +117,7 @@ def test_an_endless_budget_is_refused(tmp_path):
 
 
 def test_epoch_1_resumed_at_its_last_batch_keeps_the_pace_measured_before_the_stop(tmp_path, monkeypatch):
-    # 4 steps an epoch, stopped after step 3: the resumed session takes one step, which pays the one-off costs; the
+    # 4 steps an epoch, stopped after step 3: the resumed process takes one step, which pays the one-off costs; the
     # pace comes from steps 2-3 (before the stop), not from that step times 4
     common = ["data=synthetic", "data.num_samples=64", "trainer.batch_size=16", "trainer.pictures_every=0",
               "trainer.tensorboard=false", "trainer.epochs=2", "trainer.budget_min=1"]
@@ -128,7 +128,7 @@ def test_epoch_1_resumed_at_its_last_batch_keeps_the_pace_measured_before_the_st
         calls["n"] += 1
         if calls["n"] == 3:
             os.kill(os.getpid(), signal.SIGTERM)
-        elif calls["n"] == 4:  # the resumed session's first (and only) step of epoch 1: slow, as first steps are
+        elif calls["n"] == 4:  # the resumed process's first (and only) step of epoch 1: slow, as first steps are
             time.sleep(2.0)
 
     monkeypatch.setattr(engine, "_backward_step", step)

@@ -131,7 +131,7 @@ class TrainState:
     history: list = field(default_factory=list)
     batch_in_epoch: int = 0                     # batches of epoch `epoch + 1` already taken (a mid-epoch stop)
     epoch_losses: Optional[Tensor] = None       # their losses
-    epoch_pace: Optional[list] = None           # [seconds, steps] they took after each session's first step
+    epoch_pace: Optional[list] = None           # [seconds, steps] they took after each process's first step
 
     def __post_init__(self) -> None:
         if self.net is None:  # not `or`: a compiled module has no truth value of its own
@@ -299,7 +299,7 @@ def train_one_epoch(state: TrainState, loader: Iterable, loss_fn: Callable, sett
     seconds, ran = end - began, n_batches - start
     bar.close()
     # what a whole epoch takes at the pace after the first step (for trainer.budget_min); an epoch resumed after a
-    # stop adds the steps it took before the stop (after that session's first step)
+    # stop adds the steps it took before the stop (after that process's first step)
     before = state.epoch_pace or [0.0, 0]
     paced, steps = before[0] + end - first, before[1] + ran - 1
     pace = paced * n_batches / steps if steps > 0 else seconds * n_batches / ran
