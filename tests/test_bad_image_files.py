@@ -11,12 +11,12 @@ from conftest import command, one_error_line
 from cnnlab.commands.predict_images import ImageReader
 from cnnlab.commands.predict_masks import SegImageReader
 from cnnlab.data import imageio
-from fakes import write_mito, write_mito_png, write_roads, write_tiff, write_tree
 from cnnlab.data.imagefolder import build_imagefolder
 from cnnlab.data.imageio import BadImageFile, image_state
 from cnnlab.data.mito import build_mito
 from cnnlab.data.roads import build_roads
 from cnnlab.errors import ConfigError
+from fakes import write_mito, write_mito_png, write_roads, write_tiff, write_tree
 
 
 def cut(path, keep: float = 0.5) -> None:

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 
 from cnnlab.checkpoint import RunFolderLock
-from fakes import write_mnist, write_tree
 from cnnlab.errors import ConfigError
 from conftest import QUICK, command, compose_cfg, one_error_line, run_train
+from fakes import write_mnist, write_tree
 
 
 @pytest.mark.parametrize("override, key", [

@@ -8,9 +8,9 @@ import torch
 from cnnlab.data.augment import BatchAugment
 from cnnlab.data.cifar import build_cifar10, read_batch
 from cnnlab.data.common import TensorSplit
-from fakes import write_cifar, write_tree
 from cnnlab.data.imagefolder import ImageFileDataset, build_imagefolder
 from cnnlab.errors import ConfigError
+from fakes import write_cifar, write_tree
 
 def test_cifar_batch_layout_is_rgb_planes(tmp_path):
     folder, batches = write_cifar(tmp_path)

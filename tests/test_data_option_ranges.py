@@ -7,15 +7,15 @@ from omegaconf import OmegaConf
 from conftest import run_train
 from cnnlab.build import build_data
 from cnnlab.data import roads
-from fakes import write_roads
 from cnnlab.data.featureset import build_mito_patches, build_road_patches
 from cnnlab.data.mito import build_mito
 from cnnlab.data.roads import build_roads
 from cnnlab.data.segsynth import build_mito_synthetic, build_roads_synthetic
 from cnnlab.data.sentiment import build_sentiment_synthetic
-from text_fakes import write_sst2
 from cnnlab.data.textsets import build_sst2
 from cnnlab.errors import ConfigError
+from fakes import write_roads
+from text_fakes import write_sst2
 
 NOWHERE = "/nonexistent/cnnlab-data"  # the value is checked before the folder is looked at
 

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from fakes import write_idx, write_mnist
 from cnnlab.data.mnist import build_digits, build_mnist, read_idx
 from cnnlab.errors import ConfigError
+from fakes import write_idx, write_mnist
 
 
 @pytest.mark.parametrize("compress", [False, True])

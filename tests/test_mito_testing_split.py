@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from fakes import write_mito, write_mito_png, write_tiff
 from cnnlab.data.featureset import build_mito_patches
 from cnnlab.data.mito import build_mito
+from fakes import write_mito, write_mito_png, write_tiff
 
 
 def test_testing_tif_without_its_ground_truth_is_ignored_with_a_warning(tmp_path, caplog):

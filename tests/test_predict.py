@@ -12,12 +12,12 @@ import torch
 from PIL import Image
 
 from cnnlab.checkpoint import load_checkpoint
-from fakes import write_cifar, write_mnist
 from cnnlab.data.imageio import load_image
 from cnnlab.errors import ConfigError
 from cnnlab.data.common import normalise
 from cnnlab.models.lenet import LeNet5
 from conftest import command, compose_cfg, fake_data, hydra_refused, one_error_line, run_train
+from fakes import write_cifar, write_mnist
 
 SMALL = ["trainer.epochs=2", "trainer.batch_size=16", "trainer.tensorboard=false", "trainer.pictures_every=0"]
 

@@ -10,10 +10,10 @@ from torchvision import models
 
 from cnnlab.build import build_optimizer
 from cnnlab.checkpoint import load_checkpoint
-import fakes
 from cnnlab.errors import ConfigError
 from cnnlab.models.torchvision_models import TorchvisionClassifier
 from conftest import command, one_error_line, sigterm_after_step
+import fakes
 
 RESNET = ["model=torchvision_alexnet", "model.arch=resnet18", "model.options=null"]
 QUIET = ["trainer.tensorboard=false", "trainer.pictures_every=0", "trainer.batch_size=8"]

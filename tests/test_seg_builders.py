@@ -4,13 +4,13 @@ import pytest
 import torch
 from PIL import Image
 
-from fakes import write_mito, write_mito_png, write_roads, write_tiff
 from cnnlab.data.featureset import build_mito_patches
 from cnnlab.data.mito import build_mito
 from cnnlab.data.roads import build_roads
 from cnnlab.data.segaugment import SegAugment
 from cnnlab.data.segsynth import build_mito_synthetic, build_roads_synthetic, em_slices, road_scenes
 from cnnlab.errors import ConfigError
+from fakes import write_mito, write_mito_png, write_roads, write_tiff
 
 STATE_KEYS = {"task", "input", "class_names", "in_channels", "mean", "std", "mask_threshold", "threshold"}
 

@@ -8,8 +8,8 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
-from fakes import write_mito, write_roads
 from conftest import compose_cfg, load_script, run_train
+from fakes import write_mito, write_roads
 
 TINY = ["model.base=4", "model.depth=2", "trainer.epochs=2", "trainer.batch_size=8", "trainer.monitor=val/iou",
         "optimized_metric=val/iou", "trainer.pictures_every=0", "trainer.tensorboard=false"]

@@ -5,12 +5,12 @@ import torch
 from PIL import Image
 
 from cnnlab.data.common import DataBundle, TensorSplit
-from fakes import write_mito, write_roads
 from cnnlab.data.featureset import build_feature_data, build_mito_patches, build_road_patches
-from cnnlab.data.patches import patch_grid_to_image, patch_labels, patchify, write_submission
+from cnnlab.data.patches import patch_labels, patchify, write_submission
 from cnnlab.data.splits import image_split
 from cnnlab.data.segmentation import read_mito, read_roads, read_tiff_stack
 from cnnlab.errors import ConfigError
+from fakes import write_mito, write_roads
 
 def test_read_roads_pairs_by_name_and_thresholds(tmp_path):
     write_roads(tmp_path)
@@ -63,8 +63,6 @@ def test_patch_labels_by_the_quarter_rule():
     assert patch_labels(mask, 4).tolist() == [[[0, 1], [1, 0]]]
     assert patch_labels(mask, 4, rule="majority").tolist() == [[[0, 0], [1, 0]]]
     assert patch_labels(mask, 4, rule="centre").tolist() == [[[0, 0], [1, 1]]]
-    painted = patch_grid_to_image(patch_labels(mask, 4), 4)
-    assert painted.shape == (1, 8, 8) and painted[0, :4, 4:].sum() == 16 and painted[0, :4, :4].sum() == 0
     with pytest.raises(ConfigError, match="data.patch"):
         patch_labels(mask, 3)
 

@@ -9,9 +9,9 @@ import torch
 from cnnlab.data.sentiment import build_sentiment_synthetic, corpus
 from cnnlab.data.sentences import read_lines, read_table
 from cnnlab.data.text import UNK_ID, encode, tokenize
-from text_fakes import write_mr, write_sst2
 from cnnlab.data.textsets import build_mr, build_sst2, build_text_files, kfold, sentence_holdout, whole_sentences
 from cnnlab.errors import ConfigError
+from text_fakes import write_mr, write_sst2
 
 
 def one_line_error(fn, *args, **kwargs) -> str:

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from cnnlab.data.text import PAD, UNK
-from text_fakes import write_glove, write_word2vec_binary, write_word2vec_text
 from cnnlab.data.textsets import build_text_files
 from cnnlab.data.vectors import detect_format, embedding_matrix, read_vectors
 from cnnlab.errors import ConfigError
+from text_fakes import write_glove, write_word2vec_binary, write_word2vec_text
 
 VOCAB = [PAD, UNK, "good", "film", "dull", "zyzzyva"]
 RNG = np.random.default_rng(0)

@@ -48,7 +48,3 @@ def per_class_accuracy(cm: Tensor, class_names: list[str]) -> dict[str, float]:
     return {name: recall[i].item() for i, name in enumerate(class_names)}
 
 
-def topk_correct(logits: Tensor, targets: Tensor, k: int) -> Tensor:
-    """Number of samples whose target is among the k highest logits (a 0-d tensor, no host sync)."""
-    k = min(k, logits.shape[1])
-    return (logits.topk(k, dim=1).indices == targets.unsqueeze(1)).any(dim=1).sum()

@@ -55,9 +55,6 @@ def patch_labels(masks: Tensor, patch: int = 16, rule: str = "mean", threshold: 
     return (frac > (threshold if rule == "mean" else 0.5)).long()
 
 
-def patch_grid_to_image(labels: Tensor, patch: int = 16) -> Tensor:
-    """Paint patch labels [N,gh,gw] (or [gh,gw]) back into pixel masks [N,gh*p,gw*p] (or [gh*p,gw*p])."""
-    return labels.repeat_interleave(patch, dim=-2).repeat_interleave(patch, dim=-1)
 
 
 def submission_rows(predictions: "Tensor | Sequence[Tensor]", image_ids: Sequence[int], patch: int = 16) -> list[str]:
