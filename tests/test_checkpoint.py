@@ -57,6 +57,9 @@ def test_truncated_and_missing_files_are_clear_errors(tmp_path):
     (tmp_path / "mask.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))  # a picture passed by mistake
     with pytest.raises(ConfigError, match="mask.png is not a PyTorch checkpoint .not a torch.save archive.: pass"):
         load_checkpoint(tmp_path / "mask.png")
+    (tmp_path / "notes.txt").write_text("hello\n")  # torch.load's own error here was a bare KeyError: 101
+    with pytest.raises(ConfigError, match=r"notes.txt is not a PyTorch checkpoint \(not a torch.save archive\)"):
+        load_checkpoint(tmp_path / "notes.txt")
 
 
 def test_rng_state_survives_a_weights_only_round_trip(tmp_path):

@@ -461,7 +461,8 @@ def check_saved_targets(saved: dict, replaced: "set[str]", source: str, trusted:
         if not users(key) and not is_safe_target(target, trusted):
             raise ConfigError(f"{source}: its saved config names {key}={target}, which no cnnlab config names; "
                               f"refused, so that a received file cannot choose code to run (for your own class, "
-                              f"pass --config-dir <folder with its yaml>, or {key}={target} on the command line)")
+                              f"pass --config-dir <folder with its yaml> (config_dirs=[...] to cnnlab.load_model), or "
+                              f"{key}={target} on the command line)")
 
 
 def read_saved_config(ckpt: dict[str, Any], path: "str | Path", trusted: frozenset[str],

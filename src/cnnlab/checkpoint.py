@@ -6,7 +6,6 @@ import pickle
 import random
 import shutil
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Sequence
 
@@ -80,12 +79,14 @@ def load_checkpoint(path: "str | Path", map_location: "str | torch.device" = "cp
     if not path.is_file():
         what = "is a folder, not a file" if path.is_dir() else "does not exist"
         raise ConfigError(f"checkpoint {path} {what}: pass {flag}<run folder>/checkpoints/last.pt")
+    with open(path, "rb") as f:
+        zip_start = f.read(4) == b"PK\x03\x04"  # a torch.save archive's first bytes (a cut one keeps them)
+    if not zip_start:  # an image, JSON, text, a plain pickle, ...
+        raise ConfigError(f"checkpoint {path} is not a PyTorch checkpoint (not a torch.save archive): pass "
+                          f"{flag}<run folder>/checkpoints/last.pt")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:
-        if not zipfile.is_zipfile(path):  # torch.save writes zip archives: an image, JSON, plain pickle, ...
-            raise ConfigError(f"checkpoint {path} is not a PyTorch checkpoint (not a torch.save archive): pass "
-                              f"{flag}<run folder>/checkpoints/last.pt") from None
         raise ConfigError(f"checkpoint {path} holds objects other than tensors and plain data, refused for safety "
                           f"(torch.load weights_only=True); only load checkpoints written by cnnlab") from None
     except Exception as e:  # noqa: BLE001 - any other failure to read means a damaged or foreign file

@@ -137,6 +137,9 @@ class LeNet5(nn.Module):
     def __init__(self, num_classes: int = 10, in_channels: int = 1, channels: tuple[int, int] = (6, 16),
                  hidden: tuple[int, int] = (120, 84), dropout: float = 0.0) -> None:
         super().__init__()
+        if len(channels) != 2 or len(hidden) != 2:
+            raise ConfigError(f"model.channels={list(channels)}, model.hidden={list(hidden)}: LeNet-5 takes two of "
+                              f"each (C1 and C3 maps, F5 and F6 units), e.g. [6,16] and [120,84]")
         c1, c3 = channels
         self.in_channels = in_channels
         self.features = nn.Sequential(

@@ -7,6 +7,7 @@ image g seen as (g, g, g) gives sum_c w_c * g, the same response the RGB network
 from __future__ import annotations
 
 import logging
+import pickle
 from pathlib import Path
 from typing import Any, Optional
 
@@ -47,7 +48,8 @@ def read_state(source: str, key: str) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any failure to read means a foreign, damaged or pickling file
-        raise ConfigError(f"{key}={source} is not a state dict of tensors ({first_line(e)}): save one with "
+        why = f" ({first_line(e)})" if isinstance(e, pickle.UnpicklingError) else " (torch.load cannot read it)"
+        raise ConfigError(f"{key}={source} is not a state dict of tensors{why}: save one with "
                           f"torch.save(model.state_dict(), path)") from None
     state = state.get("model", state) if isinstance(state, dict) else state
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

@@ -50,6 +50,8 @@ class SentenceCNN(nn.Module):
                               f"set model.embed_dim={embeddings.shape[1]}, or choose vectors of dimension {embed_dim}")
         self.variant, self.max_norm, self.wide = variant, max_norm, wide
         self.kernel_sizes = tuple(int(k) for k in kernel_sizes)
+        if not self.kernel_sizes:
+            raise ConfigError("model.kernel_sizes=[] is not valid: give at least one filter width, e.g. [3,4,5]")
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD_ID)
         self.static: Optional[nn.Embedding] = None
         if pretrained:
