@@ -5,8 +5,7 @@ import pytest
 import yaml
 
 from cnnlab.checkpoint import load_checkpoint, save_checkpoint
-from cnnlab.cli import CONFIG_DIR
-from cnnlab.build import check_saved_targets, is_safe_target, trusted_targets
+from cnnlab.trust import check_saved_targets, is_safe_target, trusted_targets
 from cnnlab.errors import ConfigError
 from conftest import QUICK, command, one_error_line, run_train
 
@@ -81,7 +80,7 @@ def test_allow_list_is_what_the_configs_name():
 
 def test_interpolated_target_is_refused():
     with pytest.raises(ConfigError, match="refused"):
-        check_saved_targets({"model": {"_target_": "${oc.env:EVIL}"}}, set(), "checkpoint x", CONFIG_DIR)
+        check_saved_targets({"model": {"_target_": "${oc.env:EVIL}"}}, set(), "checkpoint x", trusted_targets([]))
 
 
 @pytest.mark.parametrize("cmd, where, extra", [

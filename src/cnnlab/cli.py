@@ -19,9 +19,10 @@ import hydra
 from omegaconf import DictConfig
 
 from . import distributed, rundir, schema  # noqa: F401 - rundir's resolvers and the schema, before Hydra reads
-from .build import CONFIG_DIR, user_config_dirs
+from .build import CONFIG_DIR
 from .engine import STOP, TrainingStopped
 from .errors import ConfigError, RunFolderRefused, find_config_error, typed_override
+from .trust import user_config_dirs
 
 log = logging.getLogger("cnnlab")
 __all__ = ["CONFIG_DIR", "train_cli", "eval_cli", "viz_cli", "predict_cli"]

@@ -13,8 +13,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from .. import tasks
-from ..build import (build_data, build_loss, build_model, loop_settings, model_overrides, read_saved_config,
-                     saved_config, trainer_settings, trusted_targets)
+from ..build import build_data, build_loss, build_model, loop_settings, model_overrides, trainer_settings
 from ..checkpoint import load_checkpoint, load_weights
 from ..data.common import DataBundle, head, make_loader, offered_from_state
 from ..device import select_device
@@ -24,6 +23,7 @@ from ..metrics import per_class_accuracy
 from ..report import RunInfo
 from ..schema import EvalConfig, check_at_least, own_keys
 from ..tblog import RunLogger
+from ..trust import read_saved_config, saved_config, trusted_targets
 from ..viz.draw import save_png
 from ..viz.pictures import make_pictures
 from .predict_io import check_writable

@@ -13,7 +13,7 @@ from typing import Optional
 
 from omegaconf import DictConfig
 
-from ..build import build_model, loop_settings, model_overrides, saved_config, trainer_settings
+from ..build import build_model, loop_settings, model_overrides, trainer_settings
 from ..checkpoint import load_checkpoint, load_weights
 from ..data.common import offered_from_state
 from ..device import select_device
@@ -22,6 +22,7 @@ from ..errors import ConfigError
 from ..report import RunInfo
 from ..schema import PredictConfig, check_at_least, own_keys
 from ..tblog import Progress
+from ..trust import saved_config
 
 log = logging.getLogger("cnnlab")
 PREDICT_KEYS = own_keys(PredictConfig)

@@ -19,7 +19,7 @@ from torch import nn
 
 from .. import distributed, tasks
 from ..build import (backbone_ids, build_data, build_loss, build_model, build_optimizer, build_scheduler, check_optim,
-                    loop_settings, loss_takes_class_counts, model_overrides, plain, pretrained_inputs, saved_config,
+                    loop_settings, loss_takes_class_counts, model_overrides, plain, pretrained_inputs,
                     train_class_counts, trainer_settings)
 from ..checkpoint import (BEST, CKPT_DIR, LAST, check_weights_fit, claim_run_folder, load_checkpoint, save_checkpoint,
                           set_rng_state, transfer_weights)
@@ -33,6 +33,7 @@ from ..models.init import init_weights
 from ..report import RunInfo, hparams, write_results, write_run_metadata
 from ..sched import fast_forward
 from ..tblog import RunLogger
+from ..trust import saved_config
 from ..viz.pictures import make_pictures
 
 log = logging.getLogger("cnnlab")
