@@ -4,7 +4,7 @@ import torch
 
 from cnnlab.errors import ConfigError
 from cnnlab.features import (SOBEL_X, FeatureSpec, Standardiser, colour_histogram, colour_moments, extract,
-                             gradient_histograms, hog, raw_pixels, sobel, sobel_image)
+                             gradient_histograms, hog, sobel, sobel_image)
 
 
 def step_image(h: int = 16, w: int = 16, at: int = 8) -> torch.Tensor:
@@ -103,7 +103,7 @@ def test_extract_concatenates_in_order_and_rejects_unknown_names():
     x = torch.rand(3, 3, 16, 16)
     f = extract(x, ["colour_moments", "raw_pixels", "colour_histogram"], hist_bins=4)
     assert f.shape == (3, 6 + 768 + 12)
-    assert torch.equal(f[:, :6], colour_moments(x)) and torch.equal(f[:, 6:774], raw_pixels(x))
+    assert torch.equal(f[:, :6], colour_moments(x)) and torch.equal(f[:, 6:774], x.flatten(1))
     assert extract(x, spec=FeatureSpec(["hog"], cell=4)).shape == (3, 9 * 36)
     with pytest.raises(ConfigError, match="choose from"):
         extract(x, ["sift"])

@@ -1,8 +1,7 @@
 """Hand-designed image features (colour histograms, Sobel edges, HOG) as batched torch ops, for the linear baseline.
 
-Every extractor takes float images [N,C,H,W] on any device and returns a tensor on that device; no per-sample
-Python. HOG follows Dalal & Triggs, "Histograms of Oriented Gradients for Human Detection", CVPR 2005.
-"""
+Extractors take float images [N,C,H,W] on any device. HOG: Dalal & Triggs, "Histograms of Oriented Gradients for
+Human Detection", CVPR 2005."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -24,10 +23,8 @@ def grey(x: Tensor) -> Tensor:
 
 
 def sobel(x: Tensor) -> tuple[Tensor, Tensor]:
-    """Sobel responses (gx, gy), each [N,H,W], of the grey image; borders replicate so a flat image gives 0.
-
-    Applied as a correlation (no kernel flip): gx = right column minus left column, gy = lower row minus upper row.
-    """
+    """Sobel responses (gx, gy), each [N,H,W], of the grey image; borders replicate so a flat image gives 0."""
+    # a correlation (no kernel flip): gx = right column minus left column, gy = lower row minus upper row
     kx = torch.tensor(SOBEL_X, dtype=x.dtype, device=x.device)
     kernels = torch.stack([kx, kx.t()]).unsqueeze(1)  # [2,1,3,3]
     g = F.conv2d(F.pad(grey(x), (1, 1, 1, 1), mode="replicate"), kernels)
@@ -35,17 +32,13 @@ def sobel(x: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def colour_histogram(x: Tensor, bins: int = 16, value_range: tuple[float, float] = (0.0, 1.0)) -> Tensor:
-    """Per-channel hard-binned histograms [N, C*bins], each channel's bins summing to 1 (grey for C=1).
-
-    Bin b covers [lo + b*w, lo + (b+1)*w) with w = (hi-lo)/bins; the top edge and values outside the range are
-    clamped into the first/last bin, so every pixel is counted exactly once.
-    """
+    """Per-channel hard-binned histograms [N, C*bins], each channel's bins summing to 1 (grey for C=1)."""
     n, c, h, w = x.shape
     lo, hi = float(value_range[0]), float(value_range[1])
     if bins < 1 or hi <= lo:
         raise ConfigError(f"colour_histogram needs bins >= 1 and value_range lo < hi, got bins={bins}, "
                           f"value_range={value_range}: fix data.hist_bins / data.value_range")
-    idx = ((x - lo) * (bins / (hi - lo))).floor().clamp_(0, bins - 1).long()
+    idx = ((x - lo) * (bins / (hi - lo))).floor().clamp_(0, bins - 1).long()  # outside the range: first/last bin
     idx = idx + torch.arange(c, device=x.device).view(1, c, 1, 1) * bins  # one bin range per channel
     hist = torch.zeros(n, c * bins, dtype=x.dtype, device=x.device)
     hist.scatter_add_(1, idx.view(n, -1), torch.ones(n, c * h * w, dtype=x.dtype, device=x.device))
@@ -58,24 +51,15 @@ def colour_moments(x: Tensor) -> Tensor:
     return torch.cat([flat.mean(2), flat.std(2, unbiased=False)], dim=1)
 
 
-def raw_pixels(x: Tensor) -> Tensor:
-    """The image itself, flattened to [N, C*H*W]."""
-    return x.flatten(1)
-
-
 def _orientation_cells(x: Tensor, cell: int, bins: int) -> Tensor:
-    """Magnitude-weighted unsigned orientation histograms per cell, [N, H//cell, W//cell, bins] (sums, not means).
-
-    Orientation is atan2(gy, gx) folded into [0, 180) degrees; bin b is centred at b*180/bins and each pixel's
-    magnitude is split linearly between the two nearest centres (circularly), as in Dalal & Triggs. No spatial
-    interpolation between cells; rows/columns beyond the last whole cell are dropped.
-    """
+    """Magnitude-weighted unsigned orientation histograms per whole cell, [N, H//cell, W//cell, bins] (sums)."""
     gx, gy = sobel(x)
     hc, wc = x.shape[-2] // cell, x.shape[-1] // cell
     if hc < 1 or wc < 1:
         raise ConfigError(f"image {tuple(x.shape[-2:])} is smaller than one {cell}x{cell} cell: lower features.cell")
     gx, gy = gx[:, : hc * cell, : wc * cell], gy[:, : hc * cell, : wc * cell]
     mag = torch.sqrt(gx * gx + gy * gy)
+    # bin b is centred at b*180/bins; a magnitude is split linearly between the two nearest (as Dalal & Triggs)
     pos = torch.rad2deg(torch.atan2(gy, gx)).remainder(180.0) * (bins / 180.0)  # in bin units, [0, bins)
     lower = pos.floor()
     frac = pos - lower
@@ -89,23 +73,19 @@ def _orientation_cells(x: Tensor, cell: int, bins: int) -> Tensor:
 
 
 def gradient_histograms(x: Tensor, cell: int = 8, bins: int = 9) -> Tensor:
-    """Sobel orientation histograms per cell, weighted by gradient magnitude and divided by the cell area: [N, cells*bins]."""
+    """Sobel orientation histograms per cell, weighted by gradient magnitude, per pixel of a cell: [N, cells*bins]."""
     return _orientation_cells(x, cell, bins).flatten(1) / (cell * cell)
 
 
 def hog(x: Tensor, cell: int = 8, block: int = 2, bins: int = 9, clip: float = 0.2, eps: float = 1e-6) -> Tensor:
-    """HOG [N, blocks*block*block*bins]: cells of Sobel orientation histograms, overlapping blocks, L2-Hys.
-
-    Blocks are `block` x `block` cells with a stride of one cell; each block vector v (cells row-major, then bins)
-    becomes v/sqrt(|v|^2+eps^2), clipped at `clip`, then renormalised. Gradients come from the Sobel masks on the
-    grey image (Dalal & Triggs used [-1,0,1] on the strongest colour channel; Sobel smooths slightly).
-    """
+    """HOG [N, blocks*block*block*bins]: cells of Sobel orientation histograms, overlapping blocks, L2-Hys."""
+    # Dalal & Triggs used [-1,0,1] on the strongest colour channel; Sobel on the grey image smooths slightly
     cells = _orientation_cells(x, cell, bins)  # [N,hc,wc,bins]
     n, hc, wc, _ = cells.shape
     if hc < block or wc < block:
         raise ConfigError(f"image {tuple(x.shape[-2:])} has {hc}x{wc} cells, fewer than one {block}x{block} "
                           "block: lower features.cell or features.block")
-    blocks = cells.unfold(1, block, 1).unfold(2, block, 1)  # [N,bh,bw,bins,block,block]
+    blocks = cells.unfold(1, block, 1).unfold(2, block, 1)  # [N,bh,bw,bins,block,block], a stride of one cell
     blocks = blocks.permute(0, 1, 2, 4, 5, 3).reshape(n, hc - block + 1, wc - block + 1, -1)
 
     def l2(v: Tensor) -> Tensor:
@@ -138,7 +118,7 @@ class FeatureSpec:
 
 
 EXTRACTORS: dict[str, Callable[[Tensor, FeatureSpec], Tensor]] = {
-    "raw_pixels": lambda x, s: raw_pixels(x),
+    "raw_pixels": lambda x, s: x.flatten(1),
     "colour_histogram": lambda x, s: colour_histogram(x, s.hist_bins, s.value_range),
     "colour_moments": lambda x, s: colour_moments(x),
     "gradient_histograms": lambda x, s: gradient_histograms(x, s.cell, s.orientations),
@@ -172,7 +152,7 @@ class Standardiser:
 
 
 def sobel_image(x: Tensor, max_images: int = 4, pad: int = 2) -> Tensor:
-    """A picture [3,H',W'] in [0,1]: one row per image with panels grey | gx | gy | magnitude (0.5 = zero for gx, gy)."""
+    """A picture [3,H',W'] in [0,1]: a row per image of panels grey | gx | gy | magnitude (0.5 = zero for gx, gy)."""
     x = x[:max_images].float()
     g = grey(x)[:, 0]
     gx, gy = sobel(x)

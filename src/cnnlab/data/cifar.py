@@ -1,14 +1,10 @@
 """CIFAR-10 from the official python pickle batches (`cifar-10-batches-py/`), held in memory as tensors.
 
-The official format is Python pickles: each `data_batch_k`/`test_batch` is a dict with b'data' (uint8 N x 3072,
-row-major 32x32 planes R, G, B) and b'labels' (list of ints); `batches.meta` holds b'label_names'. They are
-read with `pickle` (encoding='bytes', as the dataset's page prescribes) through an unpickler that only
-rebuilds numpy arrays, so a tampered file cannot run code.
+The pickles are read through an unpickler that only rebuilds numpy arrays, so a tampered file cannot run code.
 """
 from __future__ import annotations
 
 import io
-import logging
 import pickle
 from pathlib import Path
 from typing import Optional
@@ -22,8 +18,6 @@ from cnnlab.data.common import DataBundle, TensorSplit, channel_stats
 from cnnlab.data.imageio import image_state, prepare_images
 from cnnlab.data.splits import holdout
 from cnnlab.errors import ConfigError, first_line
-
-log = logging.getLogger(__name__)
 
 FOLDER = "cifar-10-batches-py"
 TRAIN_FILES = tuple(f"data_batch_{k}" for k in range(1, 6))
@@ -56,15 +50,14 @@ def unpickle(path: Path) -> dict:
 
 
 def read_batch(path: Path) -> "tuple[Tensor, Tensor]":
-    """Images uint8 [N,3,32,32] and labels long [N] from one batch file."""
+    """Images uint8 [N,3,32,32] and labels long [N] from one batch file (b'data': N x 3072, planes R, G, B)."""
     d = unpickle(path)
     if b"data" not in d or b"labels" not in d:
         raise ConfigError(f"{path} has no b'data'/b'labels' entries: it is not a CIFAR-10 batch file")
     data = np.asarray(d[b"data"], dtype=np.uint8)
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(d[b"labels"]):
         raise ConfigError(f"{path}: b'data' has shape {data.shape}, expected N x 3072 with one label each")
-    images = torch.from_numpy(data.copy()).view(-1, 3, 32, 32)
-    return images, torch.tensor(d[b"labels"], dtype=torch.long)
+    return torch.from_numpy(data.copy()).view(-1, 3, 32, 32), torch.tensor(d[b"labels"], dtype=torch.long)
 
 
 def find_folder(root: str, download: bool, needed: "tuple[str, ...]" = (*TRAIN_FILES, TEST_FILE)) -> Path:
@@ -96,30 +89,22 @@ def class_names(folder: Path) -> list[str]:
 def build_cifar10(root: str, download: bool = False, val_size: int = 5000, split_seed: int = 0,
                   crop_padding: int = 4, hflip: bool = True, jitter: float = 0.0, state: Optional[dict] = None,
                   only: Optional[str] = None) -> DataBundle:
-    """CIFAR-10 in memory (uint8 on the device, normalised per batch): train minus a stratified `val_size`
-    validation split, test; statistics from train (or from a checkpoint's `state`; `only="test"` then reads
-    test_batch alone).
-
-    `val_size=0` keeps all 50,000 images for training and validates on the test split (logged as a warning:
-    choices made on that score are choices made on the test set).
-    """
+    """CIFAR-10, uint8 on the device: train minus a stratified `val_size` validation split (0: validate on test)."""
     test_only = only == "test" and state is not None
     folder = find_folder(root, download, (TEST_FILE,) if test_only else (*TRAIN_FILES, TEST_FILE))
-    test_images, test_labels = read_batch(folder / TEST_FILE)
     names = class_names(folder)
     train = val = None
     if state is not None:
         mean, std = tuple(state["mean"]), tuple(state["std"])
     if not test_only:
-        parts = [read_batch(folder / name) for name in TRAIN_FILES]
-        images, labels = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+        images, labels = (torch.cat(part) for part in zip(*[read_batch(folder / name) for name in TRAIN_FILES]))
         train_idx, val_idx = holdout(labels, val_size, split_seed, "CIFAR-10")
         if state is None:
             mean, std = channel_stats(images[train_idx])
         prepare = prepare_images(mean, std)
         train = TensorSplit(images[train_idx], labels[train_idx], prepare)
         val = None if val_idx is None else TensorSplit(images[val_idx], labels[val_idx], prepare)
-    test = TensorSplit(test_images, test_labels, prepare_images(mean, std))
+    test = TensorSplit(*read_batch(folder / TEST_FILE), prepare_images(mean, std))
     return DataBundle(train=train, val=val or test, test=test, num_classes=len(names), class_names=names,
                       model_kwargs={"in_channels": 3}, train_augment=BatchAugment(crop_padding, hflip, jitter),
                       mean=mean, std=std, name="cifar10", state=image_state(3, (32, 32), shorter_side=32))

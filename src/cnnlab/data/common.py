@@ -1,16 +1,12 @@
 """What every dataset builder returns, and the on-device batch loader for data that fits in memory."""
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional, Union
 
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
-
-
-log = logging.getLogger(__name__)
 
 # A batched, on-device augmentation of prepared training batches: (inputs, targets, generator) -> (inputs, targets).
 # Targets go through too, so segmentation masks can be flipped/cropped with their images.
@@ -21,15 +17,11 @@ Prepare = Callable[[Tensor, Tensor], "tuple[Tensor, Tensor]"]
 
 @dataclass
 class TensorSplit:
-    """An in-memory split: `inputs[i]` belongs with `targets[i]`, stored compactly (uint8 pixels, int32 token ids).
-
-    `prepare` turns a stored batch into what the model and the loss take; every loader applies it per batch, so
-    the whole split never exists in float.
-    """
+    """An in-memory split: `inputs[i]` belongs with `targets[i]`, stored compactly (uint8 pixels, int32 token ids)."""
 
     inputs: Tensor   # e.g. uint8 [N,C,H,W] images, float [N,D] features, int32 [N,L] padded token ids
     targets: Tensor  # e.g. long [N] class labels, uint8 [N,H,W] masks
-    prepare: Optional[Prepare] = None
+    prepare: Optional[Prepare] = None  # applied per batch by every loader: the whole split never exists in float
 
     def __post_init__(self) -> None:
         if len(self.inputs) != len(self.targets):
@@ -66,14 +58,12 @@ class DataBundle:
     mean: tuple[float, ...] = ()                        # per-channel statistics used to normalise (for pictures)
     std: tuple[float, ...] = ()
     name: str = ""
-    state: dict = field(default_factory=dict)          # plain data that turns raw input into model input and
-                                                        # outputs into labels (class names, normalisation,
-                                                        # vocabulary, threshold); stored in checkpoints
+    state: dict = field(default_factory=dict)          # plain data from raw input to model input (stored in
+                                                        # checkpoints): input size, vocabulary, threshold, ...
 
     def data_state(self) -> dict:
-        """What a checkpoint stores so that eval/viz/predict need nothing but it and the inputs: task, classes,
-        normalisation, the plain values offered to the model (tensors such as embeddings live in the weights),
-        and the builder's own `state` (input size, vocabulary, threshold, ...)."""
+        """What a checkpoint stores so that eval/viz/predict need nothing but it and the inputs."""
+        # tensors offered to the model (e.g. embeddings) live in the weights: only their shapes are stored
         offered = {k: v for k, v in self.model_kwargs.items() if not isinstance(v, Tensor) and v is not None}
         shapes = {k: list(v.shape) for k, v in self.model_kwargs.items() if isinstance(v, Tensor)}
         return {"task": self.task, "num_classes": self.num_classes, "class_names": list(self.class_names),
@@ -82,22 +72,15 @@ class DataBundle:
 
 
 def offered_from_state(state: dict) -> dict:
-    """What the training data offered the model, rebuilt from a checkpoint's data state: plain values as they were,
-    tensors (e.g. pretrained embeddings) as zeros of their shape, since the checkpoint's weights overwrite them."""
+    """What the training data offered the model, from a checkpoint's data state (tensors as zeros: weights follow)."""
     return {**state.get("model_kwargs", {}),
             **{k: torch.zeros(shape) for k, shape in state.get("model_tensors", {}).items()}}
 
 
 class TensorLoader:
-    """Batches a TensorSplit that already lives on the training device; shuffles with `torch.randperm` there.
-
-    No per-sample Python: one index tensor per epoch, one gather per batch. The generator is the loader's
-    whole random state (shuffle order and augmentation), so checkpointing it makes a resumed run exact.
-
-    `shard=(rank, world)` (data-parallel training): every rank cuts and augments the same global batch from the
-    same generator and keeps samples rank, rank + world, ...; for training (`shuffle`), a last batch too small to
-    give every rank a sample is left out, so that all ranks take the same number of steps.
-    """
+    """Batches a TensorSplit that already lives on the training device; shuffles with `torch.randperm` there."""
+    # The generator is the whole random state (shuffle order, augmentation): checkpointing it makes a resume exact.
+    # shard=(rank, world): every rank cuts and augments the same global batch and keeps samples rank, rank + world, ...
 
     def __init__(self, split: TensorSplit, batch_size: int, shuffle: bool = False, drop_last: bool = False,
                  augment: Optional[Augment] = None, generator: Optional[torch.Generator] = None,
@@ -111,15 +94,14 @@ class TensorLoader:
     def __len__(self) -> int:
         n = len(self.split)
         full, rest = divmod(n, self.batch_size)
-        small = self.world > 1 and self.shuffle and 0 < rest < self.world
+        small = self.world > 1 and self.shuffle and 0 < rest < self.world  # too small to give every rank a sample
         return full if self.drop_last or small else full + (rest > 0)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         return self.batches()
 
     def batches(self, skip: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
-        """The epoch's batches from batch `skip` on; skipped batches still draw their augmentation, so the
-        generator ends where an uninterrupted epoch leaves it (exact mid-epoch resume)."""
+        """The epoch's batches from batch `skip` on; skipped ones still draw their augmentation (exact resume)."""
         n, device = len(self.split), self.split.inputs.device
         order = torch.randperm(n, generator=self.generator, device=device) if self.shuffle else None
         for b in range(len(self)):
@@ -144,8 +126,7 @@ def head(split: Split, n: int) -> "tuple[Tensor, Tensor]":
 
 
 class DeviceLoader:
-    """A DataLoader whose batches are moved to the device and prepared there (e.g. uint8 images normalised), so
-    that worker processes hand over compact batches. Passes the DataLoader's generator and sampler through."""
+    """A DataLoader whose batches are moved to the device and prepared there, so that workers hand over compact ones."""
 
     def __init__(self, loader: DataLoader, device: torch.device, prepare: Callable) -> None:
         self.loader, self.device, self.prepare = loader, device, prepare
@@ -162,17 +143,12 @@ class DeviceLoader:
 def make_loader(split: Split, batch_size: int, shuffle: bool, device: torch.device, *,
                 augment: Optional[Augment] = None, seed: int = 0, drop_last: bool = False,
                 num_workers: int = 0, shard: "tuple[int, int]" = (0, 1)) -> Union[TensorLoader, DataLoader]:
-    """TensorLoader (data moved to `device` once) for a TensorSplit; a worker DataLoader for anything else.
-
-    `batch_size` is the global batch; with `shard=(rank, world)` each rank gets its part of every batch (training
-    from disk: a DistributedSampler with batch_size // world per rank; evaluation: every world-th sample)."""
+    """TensorLoader (data moved to `device` once) for a TensorSplit; a worker DataLoader for anything else."""
+    # batch_size is the global batch: from disk, a DistributedSampler with batch_size // world per rank trains
     if isinstance(split, TensorSplit):
-        split = split.to(device)
-        gen = torch.Generator(device=device)
-        gen.manual_seed(seed)
-        return TensorLoader(split, batch_size, shuffle, drop_last, augment, gen, shard)
-    gen = torch.Generator()
-    gen.manual_seed(seed)
+        gen = torch.Generator(device=device).manual_seed(seed)
+        return TensorLoader(split.to(device), batch_size, shuffle, drop_last, augment, gen, shard)
+    gen = torch.Generator().manual_seed(seed)
     rank, world = shard
     common = dict(num_workers=num_workers, pin_memory=device.type == "cuda",
                   persistent_workers=False)  # workers re-seeded from `gen` each epoch: resume stays exact
@@ -199,9 +175,7 @@ def channel_stats(images: Tensor) -> "tuple[tuple[float, ...], tuple[float, ...]
 
 
 def _stats_view(mean: "tuple[float, ...]", std: "tuple[float, ...]", like: Tensor) -> "tuple[Tensor, Tensor]":
-    shape = (1, -1, 1, 1) if like.dim() == 4 else (-1, 1, 1)
-    return (torch.tensor(mean, dtype=like.dtype, device=like.device).view(shape),
-            torch.tensor(std, dtype=like.dtype, device=like.device).view(shape))
+    return tuple(torch.tensor(v, dtype=like.dtype, device=like.device).view(-1, 1, 1) for v in (mean, std))
 
 
 def normalise(x: Tensor, mean: "tuple[float, ...]", std: "tuple[float, ...]") -> Tensor:

@@ -1,8 +1,6 @@
 """Feature-vector datasets for the linear baseline: image bundles -> features, and segmentation data -> patch features.
 
-Features are computed in batches on `device`, standardised with training-split statistics only, and cached on disk
-(torch.save of plain tensors, written atomically, read back with weights_only=True) under a key made of the dataset
-name, the feature configuration, the split sizes and a cheap fingerprint of the data.
+Features are computed in batches on `device`, standardised with training-split statistics only, and cached on disk.
 """
 from __future__ import annotations
 
@@ -39,13 +37,14 @@ CACHE_VERSION = 2  # bump when feature code changes the numbers (2: standardiser
 
 def _cached(cache_dir: Optional[str], name: str, key: dict, compute: Callable[[], dict]) -> dict[str, Tensor]:
     """compute() -> dict of tensors, memoised in `<cache_dir>/<name>-<hash>.pt` (no cache when cache_dir is None)."""
+    # the key: dataset name, feature configuration, split sizes and a cheap fingerprint of the data
     if cache_dir is None:
         return compute()
     digest = hashlib.sha1(json.dumps({"v": CACHE_VERSION, **key}, sort_keys=True).encode()).hexdigest()[:16]
     path = Path(cache_dir).expanduser() / f"{name}-{digest}.pt"
     if path.is_file():
         try:
-            result = torch.load(path, map_location="cpu", weights_only=True)
+            result = torch.load(path, map_location="cpu", weights_only=True)  # plain tensors only
             log.info(f"features read from the cache {path} ({path.stat().st_size / 2**20:.1f} MB)")
             return result
         except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile):
@@ -63,8 +62,7 @@ def _fingerprint(*tensors: Tensor) -> list[float]:
 
 
 def _standardised(raw: dict[str, Tensor], scale: Optional[Standardiser] = None) -> dict[str, Tensor]:
-    """Standardise `<split>_x` features with statistics of `train_x` only (or the given ones); the statistics
-    come back as `scale_mean` / `scale_std`."""
+    """`<split>_x` standardised with the statistics of `train_x` (or the given ones), kept as `scale_mean/std`."""
     scale = scale or Standardiser.fit(raw["train_x"])
     out = {k: scale(v) if k.endswith("_x") else v for k, v in raw.items()}
     return {**out, "scale_mean": scale.mean.cpu(), "scale_std": scale.std.cpu()}
@@ -72,8 +70,7 @@ def _standardised(raw: dict[str, Tensor], scale: Optional[Standardiser] = None) 
 
 def _bundle(data: dict[str, Tensor], num_classes: int, class_names: list[str], name: str,
             state: Optional[dict] = None) -> DataBundle:
-    """A DataBundle of feature TensorSplits with model_kwargs={'in_features': D}; absent splits stand in for
-    each other (a checkpoint's evaluation builds only the one it needs)."""
+    """A DataBundle of feature TensorSplits; absent splits stand in for each other (a checkpoint's evaluation)."""
     splits = {s: TensorSplit(data[f"{s}_x"].float(), data[f"{s}_y"].long()) for s in SPLITS if f"{s}_x" in data}
     first = next(iter(splits.values()))
     state = {"input": "vectors", **(state or {}), "feature_mean": data["scale_mean"], "feature_std": data["scale_std"]}
@@ -84,8 +81,7 @@ def _bundle(data: dict[str, Tensor], num_classes: int, class_names: list[str], n
 
 def _batched_extract(x: Tensor, spec: FeatureSpec, device: torch.device, batch: int,
                      prepare: Callable[[Tensor], Tensor], what: str = "features") -> Tensor:
-    """extract(prepare(chunk)) for chunks of `batch` stored images of `x` on `device` (`prepare` makes pixel values
-    in [0,1]); the features [N', D] on the CPU, with a progress bar on a terminal."""
+    """extract(prepare(chunk)) for chunks of `batch` images of `x` on `device`; features [N', D] on the CPU."""
     chunks = range(0, len(x), batch)
     bar = Progress(len(chunks), what)
     out = []
@@ -102,22 +98,16 @@ def build_feature_data(source: Union[DataBundle, Callable[..., DataBundle]],
                        orientations: int = 9, cache_dir: Optional[str] = None, device: str = "cpu",
                        batch_size: int = 2048, root: Optional[str] = None, state: Optional[dict] = None,
                        only: Optional[str] = None) -> DataBundle:
-    """Turn an image DataBundle (TensorSplits [N,C,H,W]) into standardised feature vectors [N,D] per split.
-
-    `source` is a bundle or a builder (a Hydra `_partial_`); a builder is called with `root=root` when `root` is
-    given, so `data.root=...` means the same for feature data as for the images. Images are taken in pixel
-    units, so `value_range` refers to raw pixels ((0, 1) for the usual ToTensor scaling). With a checkpoint's
-    `state`, its image normalisation and feature statistics are used (and `only` is passed to the source).
-    """
+    """An image DataBundle (or a builder of one: a Hydra `_partial_`) as standardised feature vectors [N,D]."""
     if isinstance(source, DataBundle):
         bundle = source
     else:
-        extra = {"root": root} if root is not None else {}
+        extra = {"root": root} if root is not None else {}  # data.root means the same as for the images
         if state is not None:  # the source's own data state (older checkpoints kept the classes outside it)
             source_state = {"class_names": state["class_names"], **state["image"]}
             extra.update(named_arguments(source, state=source_state, only=only))  # e.g. build_digits has no `only`
         bundle = source(**extra)
-    spec = FeatureSpec(list(features), hist_bins, tuple(value_range), cell, block, orientations)
+    spec = FeatureSpec(list(features), hist_bins, tuple(value_range), cell, block, orientations)  # pixel units
     splits = {s: getattr(bundle, s) for s in SPLITS}
     for s, split in splits.items():
         if not isinstance(split, TensorSplit) or split.inputs.ndim != 4 or split.targets.ndim != 1:
@@ -145,19 +135,13 @@ def build_feature_data(source: Union[DataBundle, Callable[..., DataBundle]],
                    {"input": "features", "image": image, "features": spec.key()})
 
 
-def patch_features(images: Tensor, spec: FeatureSpec, patch: int = 16, context: int = 0,
-                   device: str = "cpu", images_per_batch: int = 8) -> Tensor:
-    """Features [N*gh*gw, D] (CPU) of every patch of uint8 images [N,C,H,W], in patch_labels' order."""
-    return _batched_extract(images, spec, select_device(device), images_per_batch,
-                            lambda x: patchify(x / 255.0, patch, context))
-
-
 def _patch_data(parts: dict[str, tuple[Tensor, Tensor]], spec: FeatureSpec, patch: int, context: int, rule: str,
                 threshold: float, device: str, max_train_patches: Optional[int], seed: int) -> dict[str, Tensor]:
     """Standardised patch features and labels for (images, masks) per split; train optionally subsampled."""
     raw = {}
-    for s, (images, masks) in parts.items():
-        raw[f"{s}_x"] = patch_features(images, spec, patch, context, device)
+    for s, (images, masks) in parts.items():  # features of every patch of uint8 images, in patch_labels' order
+        raw[f"{s}_x"] = _batched_extract(images, spec, select_device(device), 8,
+                                         lambda x: patchify(x / 255.0, patch, context))
         raw[f"{s}_y"] = patch_labels(masks, patch, rule, threshold).flatten()
     if max_train_patches is not None and len(raw["train_y"]) > max_train_patches:
         keep = torch.randperm(len(raw["train_y"]), generator=torch.Generator().manual_seed(seed))[:max_train_patches]
@@ -185,16 +169,13 @@ def build_road_patches(root: str, patch: int = 16, threshold: float = 0.25,
                        cell: int = 8, block: int = 2, orientations: int = 9, cache_dir: Optional[str] = None,
                        device: str = "cpu", max_images: Optional[int] = None,
                        value_range: tuple[float, float] = (0.0, 1.0)) -> DataBundle:
-    """Road patch classification: features of each 16x16 patch (+ `context` pixels), label = mean road > threshold.
-
-    The official test images have no masks, so train/val/test are disjoint sets of *training images* (split by
-    image, never by patch, as neighbouring patches are correlated), chosen by a seeded permutation.
-    """
+    """Road patch classification: features of each 16x16 patch (+ `context` pixels), label = mean road > threshold."""
     _check_patch(patch, context)
     check_road_options(max_images, val_fraction, test_fraction)
     check_fraction("threshold", threshold, zero=True, meaning="a patch is road when its mean foreground is > it")
     spec = FeatureSpec(list(features), hist_bins, tuple(value_range), cell, block, orientations)
     images, masks, names = read_roads(root, max_images)
+    # the test images have no masks: the splits are training images (never patches, which are correlated)
     index = dict(zip(SPLITS, image_split(len(names), val_fraction, test_fraction, seed)))
     key = {"root": str(Path(root).expanduser().resolve()), "names": names, "spec": spec.key(), "patch": patch,
            "context": context, "threshold": threshold, "split": [v.tolist() for v in index.values()],
@@ -205,42 +186,28 @@ def build_road_patches(root: str, patch: int = 16, threshold: float = 0.25,
     return _bundle(data, 2, ["background", "road"], "roads_patches", _patch_state(spec, patch, context, images))
 
 
-def _mito_parts(root: str, slice_step: int, val_fraction: float, test_fraction: float) -> dict:
-    """(images, masks) per split from contiguous slice blocks (adjacent EM slices are near-duplicates).
-
-    read_mito compares the page counts and sizes of each image stack with its ground truth before decoding.
-    """
-    check_mito_options(slice_step, val_fraction, test_fraction)
-    root_path = Path(root).expanduser()
-    slices = list(range(0, mito_page_count(root_path / "training.tif"), slice_step))
-    has_test = has_testing(root_path, "tiff")
-    blocks = slice_blocks(len(slices), val_fraction, test_fraction, has_test)
-    parts = {s: read_mito(root, "training", [slices[i] for i in b]) for s, b in blocks.items()}
-    if has_test:
-        n_test = mito_page_count(root_path / "testing.tif")
-        parts["test"] = read_mito(root, "testing", range(0, n_test, slice_step))
-    testing = f"{root_path / 'testing.tif'} + testing_groundtruth.tif" if has_test else None
-    log_test_split(testing, len(parts["test"][0]), len(slices), slice_step)
-    return parts
-
-
 def build_mito_patches(root: str, patch: int = 16, rule: str = "centre",
                        features: Sequence[str] = ("colour_moments", "colour_histogram", "hog"), context: int = 0,
                        slice_step: int = 4, max_train_patches: Optional[int] = 100_000, val_fraction: float = 0.2,
                        test_fraction: float = 0.2, seed: int = 0, hist_bins: int = 16, cell: int = 8,
                        block: int = 2, orientations: int = 9, cache_dir: Optional[str] = None,
                        device: str = "cpu", value_range: tuple[float, float] = (0.0, 1.0)) -> DataBundle:
-    """Mitochondria patch classification on every `slice_step`-th slice; label by the centre pixel or majority.
-
-    Splits are contiguous slice blocks of training.tif (train first, then val); test is testing.tif when present,
-    otherwise the last block of training.tif. The training patches are randomly subsampled to `max_train_patches`
-    (165 slices of 768x1024 hold ~500k patches; the default keeps 41 slices and at most 100k training patches).
-    """
+    """Mitochondria patch classification on every `slice_step`-th slice; label by the centre pixel or majority."""
+    # 165 slices of 768x1024 hold ~500k patches: the default keeps 41 slices and at most 100k training patches
     _check_patch(patch, context)
     check_count("max_train_patches", max_train_patches, nullable=True, meaning="all")
     spec = FeatureSpec(list(features), hist_bins, tuple(value_range), cell, block, orientations)
-    parts = _mito_parts(root, slice_step, val_fraction, test_fraction)
-    key = {"root": str(Path(root).expanduser().resolve()), "spec": spec.key(), "patch": patch, "rule": rule,
+    check_mito_options(slice_step, val_fraction, test_fraction)
+    root_path = Path(root).expanduser()
+    slices = list(range(0, mito_page_count(root_path / "training.tif"), slice_step))
+    has_test = has_testing(root_path, "tiff")
+    blocks = slice_blocks(len(slices), val_fraction, test_fraction, has_test)  # adjacent slices are near-duplicates
+    parts = {s: read_mito(root, "training", [slices[i] for i in b]) for s, b in blocks.items()}
+    if has_test:
+        parts["test"] = read_mito(root, "testing", range(0, mito_page_count(root_path / "testing.tif"), slice_step))
+    testing = f"{root_path / 'testing.tif'} + testing_groundtruth.tif" if has_test else None
+    log_test_split(testing, len(parts["test"][0]), len(slices), slice_step)
+    key = {"root": str(root_path.resolve()), "spec": spec.key(), "patch": patch, "rule": rule,
            "context": context, "step": slice_step, "max": max_train_patches, "seed": seed,
            "data": _fingerprint(*[m for _, m in parts.values()], *[i[:, :, ::41, ::41] for i, _ in parts.values()])}
     data = _cached(cache_dir, "mito-patches", key, lambda: _patch_data(

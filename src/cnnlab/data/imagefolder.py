@@ -1,9 +1,6 @@
 """Any `root/<class>/<image>` tree: in memory as tensors when small, else a Dataset for the worker DataLoader.
 
-Small trees are decoded once (resize shorter side, centre crop), normalised by the train split's statistics
-and augmented on the device with BatchAugment. Large trees stay on disk: torchvision transforms (random
-resized crop and flip for train, resize and centre crop for eval) run in DataLoader workers, normalised with
-the ImageNet statistics unless `mean`/`std` are given.
+Small trees are decoded once and augmented on the device; large ones are decoded and augmented in DataLoader workers.
 """
 from __future__ import annotations
 
@@ -11,7 +8,6 @@ import logging
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
@@ -19,7 +15,7 @@ from torch.utils.data import Dataset
 from torchvision import transforms as T
 
 from cnnlab.data.augment import BatchAugment
-from cnnlab.data.common import DataBundle, Split, TensorSplit, channel_stats
+from cnnlab.data.common import DataBundle, TensorSplit, channel_stats
 from cnnlab.data.imageio import BadImageFile, EXTENSIONS, decoding, image_state, open_image, prepare_images
 from cnnlab.data.splits import stratified_split
 from cnnlab.errors import ConfigError
@@ -87,8 +83,7 @@ def readable(samples: Samples, on_bad_file: str) -> Samples:
 
 
 class ImageFileDataset(Dataset):
-    """(uint8 image tensor [3,S,S], label) per file, decoded and transformed in a DataLoader worker; a file that
-    fails to decode later is replaced by the next. `prepare` (per batch, on the training device) normalises."""
+    """(uint8 image [3,S,S], label) per file, decoded in a worker; an undecodable file is replaced by the next."""
 
     def __init__(self, samples: Samples, transform: Callable, on_bad_file: str = "skip",
                  prepare: Optional[Callable] = None) -> None:
@@ -108,41 +103,30 @@ class ImageFileDataset(Dataset):
 
 def decode_all(samples: Samples, image_size: int, on_bad_file: str) -> "tuple[Tensor, Tensor]":
     """uint8 [N,3,S,S] (shorter side resized to S, centre crop) and long [N] labels for readable files."""
-    prep = T.Compose([T.Resize(image_size), T.CenterCrop(image_size)])
+    prep = T.Compose([T.Resize(image_size), T.CenterCrop(image_size), T.PILToTensor()])
     images, labels = [], []
     for path, label in samples:
         img = load_image(path, on_bad_file)
         if img is not None:
-            images.append(torch.from_numpy(np.asarray(prep(img), dtype=np.uint8).copy()).permute(2, 0, 1))
+            images.append(prep(img))
             labels.append(label)
     if not images:
         raise ConfigError("no readable images in the image folder: check the files under data.root")
     return torch.stack(images), torch.tensor(labels, dtype=torch.long)
 
 
-def pick(samples: Samples, index: Tensor) -> Samples:
-    """The samples at the positions in `index`."""
-    return [samples[i] for i in index.tolist()]
-
-
-SPLIT_FOLDERS = {"train": ("train", "training"), "val": ("val", "valid", "validation"), "test": ("test", "testing")}
-
-
-def split_folders(root: Path) -> dict[str, Optional[str]]:
-    """{'train': 'train', 'val': 'val', 'test': None}-style names of split sub-folders that `root` holds, so that a
-    tree with train/ and val/ folders is never read as the classes "train" and "val"."""
-    present = {p.name for p in root.iterdir() if p.is_dir()}
-    return {split: next((n for n in names if n in present), None) for split, names in SPLIT_FOLDERS.items()}
+SPLIT_FOLDERS = (("train", "training"), ("val", "valid", "validation"), ("test", "testing"))
 
 
 def split_samples(root: Path, train_dir: Optional[str], val_dir: Optional[str], test_dir: Optional[str],
                   val_fraction: float, split_seed: int,
                   classes: Optional[list[str]] = None) -> "tuple[list[str], list[Optional[Samples]]]":
     """Class names and [train, val, test] samples: given folders, or a stratified split of `root`."""
-    if train_dir is None and val_dir is None and test_dir is None:
-        found = split_folders(root)
-        if found["train"] and (found["val"] or found["test"]):
-            train_dir, val_dir, test_dir = found["train"], found["val"], found["test"]
+    if train_dir is None and val_dir is None and test_dir is None:  # train/ and val/ are never read as classes
+        present = {p.name for p in root.iterdir() if p.is_dir()}
+        found = [next((n for n in names if n in present), None) for names in SPLIT_FOLDERS]
+        if found[0] and (found[1] or found[2]):
+            train_dir, val_dir, test_dir = found
             log.info(f"{root} holds split folders: train={train_dir} val={val_dir} test={test_dir}")
     if not 0 < val_fraction < 1 and val_dir is None:
         raise ConfigError(f"data.val_fraction={val_fraction} must be in (0, 1), or give data.val_dir")
@@ -152,7 +136,7 @@ def split_samples(root: Path, train_dir: Optional[str], val_dir: Optional[str], 
     else:
         labels = torch.tensor([label for _, label in train])
         val_idx, train_idx = stratified_split(labels, (val_fraction, 1 - val_fraction), split_seed)
-        train, val = pick(train, train_idx), pick(train, val_idx)
+        train, val = [train[i] for i in train_idx.tolist()], [train[i] for i in val_idx.tolist()]
     if test_dir is not None:
         test = scan(root / test_dir, classes)[1]
     else:
@@ -164,43 +148,13 @@ def split_samples(root: Path, train_dir: Optional[str], val_dir: Optional[str], 
     return classes, [train, val, test]
 
 
-def in_memory_splits(parts: "list[Optional[Samples]]", image_size: int, on_bad_file: str,
-                     mean: Optional[Sequence[float]],
-                     std: Optional[Sequence[float]]) -> "tuple[list[Optional[Split]], tuple, tuple]":
-    """Decode every split once into uint8 TensorSplits normalised per batch (None stays None); statistics from
-    train unless given."""
-    decoded = [None if p is None else decode_all(p, image_size, on_bad_file) for p in parts]
-    if mean is None or std is None:
-        mean, std = channel_stats(decoded[0][0])
-    prepare = prepare_images(mean, std)
-    return [None if d is None else TensorSplit(*d, prepare) for d in decoded], tuple(mean), tuple(std)
-
-
-def _on_disk_splits(parts: "list[Optional[Samples]]", image_size: int, on_bad_file: str, hflip: bool,
-                    mean: Sequence[float], std: Sequence[float]) -> "list[Optional[Split]]":
-    """Datasets that decode in DataLoader workers: random resized crop + flip for train, resize + centre crop
-    (torchvision's transforms on PIL images, whose resizing is fastest on a CPU), ending in uint8 tensors: batches
-    cross processes as uint8 (4x fewer bytes than float32) and are normalised where they land, on the device
-    (scripts/bench_imagefolder.py measures this against torchvision's float pipeline)."""
-    parts = [None if p is None else readable(p, on_bad_file) for p in parts]
-    flip = [T.RandomHorizontalFlip()] if hflip else []
-    train_tf = T.Compose([T.RandomResizedCrop(image_size), *flip, T.PILToTensor()])
-    eval_tf = T.Compose([T.Resize(round(image_size * 256 / 224)), T.CenterCrop(image_size), T.PILToTensor()])
-    prepare = prepare_images(mean, std)
-    return [None if p is None else ImageFileDataset(p, train_tf if k == 0 else eval_tf, on_bad_file, prepare)
-            for k, p in enumerate(parts)]
-
-
 def build_imagefolder(root: str, image_size: int = 224, val_fraction: float = 0.1, split_seed: int = 0,
                       train_dir: Optional[str] = None, val_dir: Optional[str] = None, test_dir: Optional[str] = None,
                       on_bad_file: str = "skip", in_memory: Optional[bool] = None, max_memory_mb: int = 2048,
                       crop_padding: Optional[int] = None, hflip: bool = True, jitter: float = 0.0,
                       mean: Optional[Sequence[float]] = None, std: Optional[Sequence[float]] = None,
                       state: Optional[dict] = None, only: Optional[str] = None) -> DataBundle:
-    """An image-classification DataBundle from `root/<class>/<image>` (or its train/val/test sub-folders).
-
-    With a checkpoint's `state`, its classes and normalisation are used, and `only` decodes that split alone.
-    """
+    """An image-classification DataBundle from `root/<class>/<image>` (or its train/val/test sub-folders)."""
     if on_bad_file not in ("skip", "error"):
         raise ConfigError(f"data.on_bad_file must be skip or error, got {on_bad_file!r}")
     base = Path(root).expanduser()
@@ -219,14 +173,24 @@ def build_imagefolder(root: str, image_size: int = 224, val_fraction: float = 0.
     elif in_memory is None:  # uint8 tensors of 3 x S x S per image
         in_memory = n_files * 3 * image_size ** 2 <= max_memory_mb * 2 ** 20
     augment = None
-    if in_memory:
-        splits, mean, std = in_memory_splits(parts, image_size, on_bad_file, mean, std)
+    if in_memory:  # every split decoded once into uint8 TensorSplits, normalised per batch
+        decoded = [None if p is None else decode_all(p, image_size, on_bad_file) for p in parts]
+        if mean is None or std is None:
+            mean, std = channel_stats(decoded[0][0])
+        splits = [None if d is None else TensorSplit(*d, prepare_images(mean, std)) for d in decoded]
         augment = BatchAugment(image_size // 8 if crop_padding is None else crop_padding, hflip, jitter)
         geometry = image_state(3, (image_size, image_size), shorter_side=image_size)
-    else:
+    else:  # decoded in DataLoader workers; batches cross processes as uint8 (4x fewer bytes than float32) and are
+        # normalised on the device (scripts/bench_imagefolder.py measures this against torchvision's float pipeline)
         mean, std = tuple(mean or IMAGENET_MEAN), tuple(std or IMAGENET_STD)
-        splits = _on_disk_splits(parts, image_size, on_bad_file, hflip, mean, std)
-        geometry = image_state(3, (image_size, image_size), shorter_side=round(image_size * 256 / 224))
+        resized = round(image_size * 256 / 224)
+        flip = [T.RandomHorizontalFlip()] if hflip else []
+        train_tf = T.Compose([T.RandomResizedCrop(image_size), *flip, T.PILToTensor()])
+        eval_tf = T.Compose([T.Resize(resized), T.CenterCrop(image_size), T.PILToTensor()])
+        splits = [None if p is None else ImageFileDataset(readable(p, on_bad_file), train_tf if k == 0 else eval_tf,
+                                                          on_bad_file, prepare_images(mean, std))
+                  for k, p in enumerate(parts)]
+        geometry = image_state(3, (image_size, image_size), shorter_side=resized)
     read = next(p for p in splits if p is not None)  # with `only`: the one split read stands in for the others
     val = next(p for p in (splits[1], splits[2], read) if p is not None)
     test = next(p for p in (splits[2], splits[1], read) if p is not None)  # no test folder: test on validation

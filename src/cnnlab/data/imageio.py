@@ -1,10 +1,6 @@
 """How an image file becomes a model input the way the training data's images did, from plain data alone.
 
-A builder of image data records its geometry in the bundle's `state` (`image_state`); `load_image` applies it to
-any file: the training data's channel count (RGB <-> greyscale converted), then one of
-- `pad`: resized to the raw size the data came in (e.g. MNIST's 28x28) and zero-padded (to 32x32),
-- `resize`: stretched to the input size (data that were resized that way, e.g. digits' 8x8 -> 32x32),
-- `shorter_side` + centre crop: photographs (CIFAR-10-like and image-folder data).
+A builder records its geometry in the bundle's `state` (`image_state`); `load_image` applies it to any file.
 """
 from __future__ import annotations
 
@@ -17,6 +13,7 @@ from typing import Iterator, Optional, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torchvision.transforms.functional as TF
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
@@ -34,25 +31,15 @@ REPLACE = "replace or remove it"
 
 
 class BadImageFile(ConfigError):
-    """An image file a user supplied that PIL cannot identify or decode (damaged, truncated, not an image); made by
-    `bad_image` (a plain one-message constructor, so that a DataLoader worker can raise it again in the parent)."""
+    """An image file a user supplied that PIL cannot identify or decode (damaged, truncated, not an image)."""
 
     path: Path
     reason: str
 
 
-def bad_image(path: "str | Path", reason: str, fix: str = REPLACE) -> BadImageFile:
-    """`<path> is not a readable PNG image (<reason>): <fix>`, with .path and .reason."""
-    kind = FORMATS.get(Path(path).suffix.lower())
-    error = BadImageFile(f"{path} is not a readable {kind + ' image' if kind else 'image'} ({reason}): {fix}")
-    error.path, error.reason = Path(path), reason
-    return error
-
-
 @contextmanager
 def decoding(path: "str | Path", fix: str = REPLACE, page: Optional[int] = None) -> Iterator[None]:
-    """Put around PIL's own reading of the file at `path` (Image.open, n_frames, seek, load, verify) and nothing
-    else: what PIL raises about the file's bytes becomes a one-line BadImageFile naming it and `fix`."""
+    """Around PIL's own reading of `path` only: what PIL raises about its bytes becomes a one-line BadImageFile."""
     try:
         with warnings.catch_warnings():  # PIL's "Corrupt EXIF data" lines about a damaged file: the error says it
             warnings.filterwarnings("ignore", category=UserWarning, module="PIL")
@@ -67,7 +54,12 @@ def decoding(path: "str | Path", fix: str = REPLACE, page: Optional[int] = None)
             reason = said  # "image file is truncated"; too many pixels
         else:
             reason = f"damaged or truncated: {said}"  # "decoder error -2", "Missing dimensions", ...
-        raise bad_image(path, reason if page is None else f"page {page}: {reason}", fix) from None
+        reason = reason if page is None else f"page {page}: {reason}"
+        kind = FORMATS.get(Path(path).suffix.lower())
+        # one message as its only argument, so that a DataLoader worker can raise it again in the parent
+        error = BadImageFile(f"{path} is not a readable {kind + ' image' if kind else 'image'} ({reason}): {fix}")
+        error.path, error.reason = Path(path), reason
+        raise error from None
 
 
 def open_image(path: "str | Path", fix: str = REPLACE) -> Image.Image:
@@ -110,23 +102,17 @@ def image_state(channels: int, size: Sequence[int], pad: int = 0, resize: bool =
 
 def _fit(img: Image.Image, state: dict) -> Image.Image:
     h, w = state["size"]
-    if state.get("shorter_side"):
-        s = state["shorter_side"]
-        scale = s / min(img.size)
-        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.BILINEAR)
-        left, top = (img.width - w) // 2, (img.height - h) // 2
-        return img.crop((left, top, left + w, top + h))
-    raw = (w - 2 * state.get("pad", 0), h - 2 * state.get("pad", 0))
-    return img if img.size == raw else img.resize(raw, Image.BILINEAR)
+    if state.get("shorter_side"):  # photographs: shorter side resized, then a centre crop, as in training
+        return TF.center_crop(TF.resize(img, state["shorter_side"]), [h, w])
+    pad = state.get("pad", 0)  # pad: the raw size the data came in (MNIST's 28x28), padded later; or stretched (digits)
+    return TF.resize(img, [h - 2 * pad, w - 2 * pad])
 
 
 WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")  # PIL modes of 16/32-bit greyscale pages
 
 
 def as_8bit(im: Image.Image, what: "str | Path", mask: bool = False) -> Image.Image:
-    """`im` with 8-bit pixels, ready for convert("L"/"RGB") (which would clip 16-bit values at 255): 16-bit
-    greyscale (microscopes, many TIFF stacks) is scaled from 0..65535 to 0..255; a mask whose values fit in
-    0..255 (class indices, 0/255) keeps them. Floating-point or out-of-range pixels: ConfigError naming `what`."""
+    """`im` with 8-bit pixels: 16-bit greyscale scaled from 0..65535 (convert() would clip it), a 0..255 mask kept."""
     if im.mode not in WIDE_MODES:
         return im
     a = np.asarray(im)
@@ -141,11 +127,7 @@ def as_8bit(im: Image.Image, what: "str | Path", mask: bool = False) -> Image.Im
 def load_image(path: "str | Path", state: dict) -> Tensor:
     """uint8 [C,H,W] of the file at `path`, shaped as the training images were; BadImageFile when unreadable."""
     img = as_8bit(open_image(path), path).convert("L" if state["channels"] == 1 else "RGB")
-    arr = np.asarray(_fit(img, state), dtype=np.uint8)
-    x = torch.from_numpy(arr.copy())
-    x = x.unsqueeze(0) if x.dim() == 2 else x.permute(2, 0, 1)
-    pad = state.get("pad", 0)
-    return F.pad(x, (pad, pad, pad, pad)) if pad else x
+    return F.pad(TF.pil_to_tensor(_fit(img, state)), (state.get("pad", 0),) * 4)
 
 
 def prepare_images(mean: Sequence[float], std: Sequence[float]):

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import gzip
-import logging
 import zlib
 from pathlib import Path
 from typing import Optional
@@ -17,8 +16,6 @@ from .augment import BatchAugment
 from .common import DataBundle, TensorSplit, channel_stats
 from .imageio import image_state, prepare_images
 from .splits import holdout, stratified_split
-
-log = logging.getLogger(__name__)
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
@@ -52,10 +49,7 @@ def read_idx(path: "str | Path") -> Tensor:
 
 
 def _find_idx(raw_dir: Path, stem: str) -> Optional[Path]:
-    for name in (stem, stem + ".gz"):
-        if (raw_dir / name).is_file():
-            return raw_dir / name
-    return None
+    return next((p for p in (raw_dir / stem, raw_dir / f"{stem}.gz") if p.is_file()), None)
 
 
 def _mnist_raw_dir(root: Path, variant: str, download: bool, files: tuple[str, ...]) -> Path:
@@ -81,18 +75,9 @@ def _mnist_raw_dir(root: Path, variant: str, download: bool, files: tuple[str, .
 
 def _bundle(splits: dict, class_names: list, name: str, shift: int, state: dict,
             stats: "Optional[dict]" = None) -> DataBundle:
-    """Wrap the splits (pixels in [0,1] or uint8) in a DataBundle normalised per batch with the training split's
-    mean/std (or those of a checkpoint's data state, `stats`).
-
-    `shift` > 0 augments training batches on the device with random translations of up to `shift` pixels.
-    """
-    if stats:
-        mean, std = tuple(stats["mean"]), tuple(stats["std"])
-    else:  # statistics of the float32 pixels, as the model sees them
-        train_x = splits["train"][0]
-        mean, std = channel_stats(train_x.float().div(255) if train_x.dtype == torch.uint8 else train_x)
-    prepare = prepare_images(mean, std)
-    parts = {k: TensorSplit(x, y, prepare) for k, (x, y) in splits.items() if x is not None}
+    """The splits (pixels in [0,1] or uint8) as a DataBundle normalised per batch, shifted by up to `shift` pixels."""
+    mean, std = (tuple(stats["mean"]), tuple(stats["std"])) if stats else channel_stats(splits["train"][0])
+    parts = {k: TensorSplit(x, y, prepare_images(mean, std)) for k, (x, y) in splits.items()}
     augment = BatchAugment(crop_padding=shift, hflip=False, fill=-mean[0] / std[0]) if shift > 0 else None
     test = parts["test"]  # a checkpoint's test-only evaluation: the test split stands in for the others
     return DataBundle(parts.get("train", test), parts.get("val", test), test, num_classes=len(class_names),
@@ -103,29 +88,22 @@ def _bundle(splits: dict, class_names: list, name: str, shift: int, state: dict,
 def build_mnist(root: str, download: bool = False, variant: str = "MNIST", val_size: int = 5000,
                 split_seed: int = 0, pad: int = 2, size: Optional[int] = None, shift: int = 0,
                 state: Optional[dict] = None, only: Optional[str] = None) -> DataBundle:
-    """MNIST or Fashion-MNIST: official test set as test; a stratified `val_size` split of train as val.
-
-    Images stay uint8 on the device (zero-padded by `pad`) unless `size` resizes them. With a checkpoint's `state`
-    its normalisation is used; `only="test"` reads only the t10k files.
-    """
+    """MNIST or Fashion-MNIST, uint8 on the device: official test set; a stratified `val_size` split of train as val."""
     if variant not in _VARIANTS:
         raise ConfigError(f"data.variant={variant!r} is not known: choose one of {', '.join(_VARIANTS)}")
     test_only = only == "test" and state is not None
     files = _MNIST_FILES[2:] if test_only else _MNIST_FILES
     raw = _mnist_raw_dir(Path(root).expanduser(), variant, download, files)
-    te_x, te_y = read_idx(_find_idx(raw, files[-2])), read_idx(_find_idx(raw, files[-1]))
-    tr_x, tr_y = (te_x[:0], te_y[:0]) if test_only else \
-        (read_idx(_find_idx(raw, _MNIST_FILES[0])), read_idx(_find_idx(raw, _MNIST_FILES[1])))
-    if len(tr_x) != len(tr_y) or len(te_x) != len(te_y):
+    loaded = [read_idx(_find_idx(raw, name)) for name in files]  # [train images, train labels,] test images, labels
+    if any(len(x) != len(y) for x, y in zip(loaded[::2], loaded[1::2])):
         raise ConfigError(f"{raw}: image and label files disagree in length; re-download with data.download=true")
-    tr_x, te_x = _prepare(tr_x, pad, size), _prepare(te_x, pad, size)
-    splits = {"test": (te_x, te_y.long())}
-    if test_only:
-        splits.update(train=(None, None), val=(None, None))
-    else:
+    te_x = _prepare(loaded[-2], pad, size)
+    splits = {"test": (te_x, loaded[-1].long())}
+    if not test_only:
+        tr_x, tr_y = _prepare(loaded[0], pad, size), loaded[1].long()
         tr_idx, va_idx = holdout(tr_y, val_size, split_seed, variant)
-        splits["train"] = (tr_x[tr_idx], tr_y[tr_idx].long())
-        splits["val"] = splits["test"] if va_idx is None else (tr_x[va_idx], tr_y[va_idx].long())
+        splits["train"] = (tr_x[tr_idx], tr_y[tr_idx])
+        splits["val"] = splits["test"] if va_idx is None else (tr_x[va_idx], tr_y[va_idx])
     side = te_x.shape[-1]
     geometry = image_state(1, (side, side), pad=0 if size else pad, resize=bool(size))
     return _bundle(splits, _VARIANTS[variant], variant.lower(), shift, geometry, state)

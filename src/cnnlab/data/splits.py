@@ -1,8 +1,6 @@
-"""Every train/val/test split of the package, on one core: cut an order of indices into consecutive parts.
+"""Every train/val/test split of the package, on one core: cut an order of indices into consecutive sorted parts.
 
-The order is a seeded permutation (`random_split`, `image_split`), a seeded permutation within each class
-(`stratified_split`, `holdout`) or the natural order (`block_split`, `slice_blocks`: contiguous blocks, for EM slices
-whose neighbours are near-duplicates). Each part comes back sorted.
+The order is a seeded permutation (overall or within each class) or the natural one (contiguous EM slice blocks).
 """
 from __future__ import annotations
 
@@ -28,9 +26,7 @@ def _cut(order: Tensor, sizes: Sequence[int]) -> list[Tensor]:
 
 def _apportion(total: int, quotas: Sequence, low: Sequence[int], high: Sequence[int],
                ties: Sequence[int]) -> list[int]:
-    """Whole numbers near `quotas` that sum to `total`, each within [low, high] (largest remainder): each starts at
-    its quota rounded down, then those furthest below their quota get one more (furthest above: one less), equal
-    ones in the order `ties`."""
+    """Whole numbers near `quotas` that sum to `total`, each within [low, high], by largest remainder (ties: `ties`)."""
     counts = [min(max(math.floor(q), lo), hi) for q, lo, hi in zip(quotas, low, high)]
     while sum(counts) != total:
         step = 1 if sum(counts) < total else -1
@@ -40,27 +36,22 @@ def _apportion(total: int, quotas: Sequence, low: Sequence[int], high: Sequence[
 
 
 def stratified_split(labels: Tensor, fractions: Sequence[float], seed: int) -> list[Tensor]:
-    """Indices for each fraction, stratified by label, reproducible from `seed` (fractions sum to 1): the part
-    sizes are the fractions of len(labels) by largest remainder, computed on the fractions as written (0.1 is
-    1/10, not the nearest float), so that equal remainders are equal and go to the earlier part."""
+    """Indices for each fraction (summing to 1), stratified by label, reproducible from `seed`."""
     n, k = len(labels), len(fractions)
-    quotas = [n * Fraction(str(f)) for f in fractions]
+    quotas = [n * Fraction(str(f)) for f in fractions]  # as written (0.1 is 1/10): equal remainders are equal
     return stratified_parts(labels, _apportion(n, quotas, [0] * k, [n] * k, range(k)), seed)
 
 
 def stratified_parts(labels: Tensor, sizes: Sequence[int], seed: int) -> list[Tensor]:
-    """Indices of parts of exactly `sizes` (summing to len(labels)), reproducible from `seed`: each class (a
-    seeded permutation of it) is cut in proportion to the sizes, by largest remainder at every boundary between
-    parts, so that each part holds each class's share to within one sample; equal remainders go to a seeded
-    order of the classes."""
+    """Indices of parts of exactly `sizes`, each holding each class's share to within one sample, from `seed`."""
     gen = torch.Generator().manual_seed(seed)
     members = []
     for c in torch.unique(labels):
         idx = torch.nonzero(labels == c).flatten()
         members.append(idx[torch.randperm(len(idx), generator=gen)])
-    ties = torch.randperm(len(members), generator=gen).tolist()
+    ties = torch.randperm(len(members), generator=gen).tolist()  # equal remainders: a seeded order of classes
     n, counts = len(labels), [len(m) for m in members]
-    cuts = [[0] * len(members)]  # per class: how many of its samples the parts so far hold
+    cuts = [[0] * len(members)]  # per class: how many of its samples the parts so far hold (largest remainder)
     for boundary in itertools.accumulate(sizes[:-1]):
         quotas = [Fraction(count * boundary, n) for count in counts]
         cuts.append(_apportion(boundary, quotas, cuts[-1], counts, ties))
@@ -69,16 +60,14 @@ def stratified_parts(labels: Tensor, sizes: Sequence[int], seed: int) -> list[Te
 
 
 def holdout(labels: Tensor, val_size: int, seed: int, what: str) -> "tuple[Tensor, Optional[Tensor]]":
-    """(train, val) indices with a stratified validation part of exactly `val_size`; val is None when `val_size`
-    is 0."""
+    """(train, val) indices with a stratified validation part of exactly `val_size`; val is None when it is 0."""
     if not 0 <= val_size < len(labels):
         raise ConfigError(f"data.val_size={val_size} must be in [0, {len(labels)}): the {what} training files "
                           f"hold {len(labels)} images")
     if val_size == 0:
         log.warning(f"data.val_size=0: validating on the {what} test split, so val metrics are not held out")
         return torch.arange(len(labels)), None
-    train, val = stratified_parts(labels, (len(labels) - val_size, val_size), seed)
-    return train, val
+    return tuple(stratified_parts(labels, (len(labels) - val_size, val_size), seed))
 
 
 def held_out_sizes(n: int, fractions: Sequence[float], what: str) -> list[int]:
@@ -98,15 +87,9 @@ def random_split(n: int, sizes: Sequence[int], seed: int) -> list[Tensor]:
     return _cut(torch.randperm(n, generator=torch.Generator().manual_seed(seed)), sizes)
 
 
-def block_split(n: int, sizes: Sequence[int]) -> list[Tensor]:
-    """Contiguous blocks of range(n) of the given sizes, in order."""
-    return _cut(torch.arange(n), sizes)
-
-
 def image_split(n: int, val_fraction: float, test_fraction: float, seed: int) -> "tuple[Tensor, Tensor, Tensor]":
     """(train, val, test) indices of n images from a seeded permutation; val and test hold at least one each."""
-    train, val, test = random_split(n, held_out_sizes(n, (val_fraction, test_fraction), "images"), seed)
-    return train, val, test
+    return tuple(random_split(n, held_out_sizes(n, (val_fraction, test_fraction), "images"), seed))
 
 
 def slice_blocks(n: int, val_fraction: float, test_fraction: float, has_test: bool) -> dict[str, list[int]]:
@@ -117,6 +100,5 @@ def slice_blocks(n: int, val_fraction: float, test_fraction: float, has_test: bo
         raise ConfigError(f"{n} slices cannot be split into contiguous train/val{'' if has_test else '/test'} "
                           f"blocks with data.val_fraction={val_fraction}, data.test_fraction={test_fraction}: "
                           f"change the fractions or lower data.slice_step")
-    sizes = [n_train, n_val] + ([] if has_test else [n - n_train - n_val])
-    parts = block_split(n, sizes)
+    parts = _cut(torch.arange(n), [n_train, n_val] + ([] if has_test else [n - n_train - n_val]))
     return {k: p.tolist() for k, p in zip(("train", "val", "test"), parts)}

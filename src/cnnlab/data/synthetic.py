@@ -9,10 +9,7 @@ from .imageio import image_state
 
 def build_synthetic(num_samples: int = 256, channels: int = 1, size: int = 32, num_classes: int = 10,
                     seed: int = 0, flat: bool = False, root: "str | None" = None) -> DataBundle:  # noqa: ARG001
-    """Gaussian noise plus a per-class template, so that a model can learn something; same tensors each call.
-
-    `flat=true` gives feature vectors of channels*size*size values (for model=linear) instead of images.
-    """
+    """Gaussian noise plus a per-class template, as images (or `flat` vectors); the same tensors each call."""
     gen = torch.Generator().manual_seed(seed)
     templates = torch.randn(num_classes, channels, size, size, generator=gen)
 

@@ -1,6 +1,5 @@
-"""The lecture's small problems, generated and seeded: two-class 2-D point sets where a linear classifier fails
-and an MLP succeeds (`moons`, `circles`, scikit-learn's generators), and noisy samples of a 1-D function for the
-least-squares recap (`poly1d`: polynomial features of a configurable degree, real-valued targets)."""
+"""The lecture's small problems, generated and seeded: 2-D two-class point sets where a linear classifier fails
+and an MLP succeeds (scikit-learn's moons and circles), and a noisy 1-D function for the least-squares recap."""
 from __future__ import annotations
 
 import math
@@ -39,9 +38,8 @@ def build_points(kind: str = "moons", num_samples: int = 600, noise: float = 0.1
 
 
 def poly_features(x: Tensor, degree: int, basis: str = "legendre") -> Tensor:
-    """[N] -> [N, degree]: P_1(x), ..., P_degree(x), the Legendre polynomials (or x, x^2, ..., x^degree with
-    basis="monomial"); the constant is the model's bias. Both span the polynomials of `degree`; on [-1, 1] the
-    Legendre basis is far better conditioned, so gradient descent gets close to the least-squares solution."""
+    """[N] -> [N, degree]: Legendre P_1(x), ..., P_degree(x) (or x, ..., x^degree); the constant is the model's bias."""
+    # on [-1, 1] the Legendre basis is far better conditioned: gradient descent gets close to least squares
     if basis == "monomial":
         return torch.stack([x ** k for k in range(1, degree + 1)], 1)
     if basis != "legendre":
@@ -55,11 +53,7 @@ def poly_features(x: Tensor, degree: int, basis: str = "legendre") -> Tensor:
 def build_poly1d(function: str = "sin", degree: int = 3, num_samples: int = 30, noise: float = 0.2,
                  val_fraction: float = 0.3, test_fraction: float = 0.3, seed: int = 0,
                  basis: str = "legendre") -> DataBundle:
-    """Noisy samples y = f(x) + N(0, noise^2) at x uniform in [-1, 1], as polynomial features of `degree`.
-
-    A regression task: targets are real numbers [N, 1]; the model is `model=linear` (num_classes = 1 output).
-    Features are not standardised, so that the fitted weights are the polynomial's coefficients in `basis`.
-    """
+    """Regression on y = f(x) + N(0, noise^2), x uniform in [-1, 1], as unstandardised polynomial features."""
     if function not in FUNCTIONS:
         raise ConfigError(f"data.function={function} is not known: use one of {', '.join(FUNCTIONS)}")
     if degree < 1:
@@ -67,6 +61,7 @@ def build_poly1d(function: str = "sin", degree: int = 3, num_samples: int = 30, 
     gen = torch.Generator().manual_seed(seed)
     x = torch.rand(num_samples, generator=gen) * 2 - 1
     y = FUNCTIONS[function](x) + noise * torch.randn(num_samples, generator=gen)
+    # features not standardised: the fitted weights are the polynomial's coefficients in `basis`
     train, val, test = _splits(poly_features(x, degree, basis), y.unsqueeze(1), val_fraction, test_fraction, seed)
     return DataBundle(train, val, test, num_classes=1, class_names=["y"], model_kwargs={"in_features": degree},
                       task="regression", name=f"poly1d_{function}",

@@ -1,13 +1,6 @@
-"""Pretrained word vectors for a vocabulary: GloVe text, word2vec text and word2vec binary files.
-
-Formats (Pennington et al. 2014, GloVe; Mikolov et al. 2013, word2vec):
-- GloVe text: one `word v1 ... vD` per line, no header (glove.840B has a few words containing spaces: the last D
-  fields are the vector, the rest the word).
-- word2vec text: a header line `count D`, then lines as GloVe's.
-- word2vec binary: the header line, then per word: the word's bytes, a space, D little-endian float32 (4*D bytes),
-  usually followed by a newline.
-Only the vectors of vocabulary words are kept (a 3.6 GB GoogleNews file needs no more memory than the vocabulary).
-"""
+"""Pretrained word vectors for a vocabulary: GloVe text (Pennington et al. 2014), word2vec text and binary files
+(Mikolov et al. 2013). Only the vectors of vocabulary words are kept, so a 3.6 GB GoogleNews file needs no more
+memory than the vocabulary."""
 from __future__ import annotations
 
 import itertools
@@ -44,8 +37,8 @@ class Found:
 
 
 class _Matcher:
-    """Collects vectors for the vocabulary: an exact word match wins over a lower-case one, the first of either kind
-    wins over later ones (word2vec files list frequent words first)."""
+    """Collects vectors for the vocabulary: an exact match beats a lower-case one, the first of a kind later ones."""
+    # (word2vec files list frequent words first)
 
     def __init__(self, vocab: Sequence[str], dim: int) -> None:
         self.index = {w: i for i, w in enumerate(vocab) if i not in (PAD_ID, UNK_ID)}
@@ -105,7 +98,7 @@ def _decode(raw: bytes, where: str, encoding: str) -> str:
 
 
 def _read_text(path: Path, vocab: Sequence[str], header: bool, encoding: str) -> Found:
-    """GloVe / word2vec text: the dimension is the header's, else read off the first lines."""
+    """GloVe / word2vec text (`word v1 ... vD` lines): the dimension is the header's, else read off the first lines."""
     lines = _lines(path)
     if header:
         match = _HEADER.fullmatch(next(lines, (1, b""))[1])
@@ -126,7 +119,7 @@ def _read_text(path: Path, vocab: Sequence[str], header: bool, encoding: str) ->
         if len(fields) < dim + 1 or (len(fields) > dim + 1 and _is_number(fields[-dim - 1])):
             raise ConfigError(f"{where} has {len(fields) - 1} values after the word, expected {dim} (the file's "
                               f"dimension): the file is broken or mixes dimensions; re-download it")
-        target = matcher.offer(_decode(b" ".join(fields[:-dim]), where, encoding))
+        target = matcher.offer(_decode(b" ".join(fields[:-dim]), where, encoding))  # glove.840B's words hold spaces
         if target is not None:
             try:
                 matcher.store(target, np.array(fields[-dim:], dtype=np.float32))
@@ -137,7 +130,7 @@ def _read_text(path: Path, vocab: Sequence[str], header: bool, encoding: str) ->
 
 
 def _read_binary(path: Path, vocab: Sequence[str], encoding: str) -> Found:
-    """word2vec binary, read through a memory map (the file is never loaded whole)."""
+    """word2vec binary (header, then per word: bytes, a space, D little-endian float32), read through a memory map."""
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
         end = buf.find(b"\n")
         header = _HEADER.fullmatch(buf[:max(end, 0)])
@@ -178,15 +171,14 @@ def read_vectors(path: "str | Path", vocab: Sequence[str], fmt: str = "auto", en
 
 def embedding_matrix(path: "str | Path", vocab: Sequence[str], fmt: str = "auto", encoding: str = "utf-8",
                      seed: int = 0) -> Tensor:
-    """float32 [len(vocab), D]: pretrained rows where found; other words (and <unk>) drawn from U[-a, a] with the
-    found vectors' variance (a = sqrt(3 var), as Kim 2014); the padding row 0 is zero. Logs the coverage."""
+    """float32 [len(vocab), D]: pretrained rows where found, others U[-a, a] (Kim 2014), the padding row 0 zero."""
     found = read_vectors(path, vocab, fmt, encoding)
     words = len(vocab) - 2  # without <pad> and <unk>
     if not found.ids:
         raise ConfigError(f"none of the {words} vocabulary words is in {path}: wrong vectors file, or its words are "
                           f"cased differently (data.lower)")
     known = torch.from_numpy(np.stack(found.rows))
-    a = float(torch.sqrt(3 * known.var()))
+    a = float(torch.sqrt(3 * known.var()))  # the found vectors' variance
     gen = torch.Generator().manual_seed(seed)
     matrix = (torch.rand(len(vocab), found.dim, generator=gen) * 2 - 1) * a
     matrix[torch.tensor(found.ids)] = known
