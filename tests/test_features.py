@@ -101,12 +101,12 @@ def test_orientation_soft_binning_between_centres():
 
 def test_extract_concatenates_in_order_and_rejects_unknown_names():
     x = torch.rand(3, 3, 16, 16)
-    f = extract(x, ["colour_moments", "raw_pixels", "colour_histogram"], hist_bins=4)
+    f = extract(x, FeatureSpec(["colour_moments", "raw_pixels", "colour_histogram"], hist_bins=4))
     assert f.shape == (3, 6 + 768 + 12)
     assert torch.equal(f[:, :6], colour_moments(x)) and torch.equal(f[:, 6:774], x.flatten(1))
     assert extract(x, spec=FeatureSpec(["hog"], cell=4)).shape == (3, 9 * 36)
     with pytest.raises(ConfigError, match="choose from"):
-        extract(x, ["sift"])
+        extract(x, FeatureSpec(["sift"]))
 
 
 def test_standardiser_uses_train_statistics_only():

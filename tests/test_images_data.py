@@ -1,5 +1,7 @@
 """The IDX reader and MNIST/digits builders, on files written here in the real formats."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -56,6 +58,33 @@ def test_missing_folder_names_files_and_fixes(tmp_path):
     assert "\n" not in msg
     for part in ("train-images-idx3-ubyte", "t10k-labels-idx1-ubyte", "data.download=true", "data.root="):
         assert part in msg
+
+
+def test_download_fetches_the_files_through_torchvision(tmp_path, monkeypatch):
+    import shutil
+
+    import torchvision.datasets.mnist as tv_mnist
+
+    write_mnist(tmp_path / "served", compress=False)
+    fetched = []
+
+    def fetch(url, download_root, filename, md5):  # the network: the "served" files, already extracted
+        fetched.append(filename)
+        stem = filename.removesuffix(".gz")
+        shutil.copy(tmp_path / "served" / "MNIST" / "raw" / stem, Path(download_root) / stem)
+
+    monkeypatch.setattr(tv_mnist, "download_and_extract_archive", fetch)
+    b = build_mnist(str(tmp_path / "data"), download=True, val_size=20)
+    assert len(b.train) == 100 and len(b.test) == 30
+    assert sorted(fetched) == sorted(["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                                      "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"])
+
+    def offline(url, download_root, filename, md5):
+        raise RuntimeError("no network")
+
+    monkeypatch.setattr(tv_mnist, "download_and_extract_archive", offline)
+    with pytest.raises(ConfigError, match="downloading FashionMNIST into .* failed .*: check the internet"):
+        build_mnist(str(tmp_path / "data"), download=True, variant="FashionMNIST")
 
 
 def test_digits_split_is_fixed_and_stratified():

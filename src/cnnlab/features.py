@@ -1,15 +1,15 @@
-"""Hand-designed image features (colour histograms, Sobel edges, HOG) as batched torch ops, for the linear baseline.
+"""Hand-designed features of float images [N,C,H,W] (colour histograms, Sobel, HOG), batched torch ops on any device.
 
-Extractors take float images [N,C,H,W] on any device. HOG: Dalal & Triggs, "Histograms of Oriented Gradients for
-Human Detection", CVPR 2005."""
+HOG: Dalal & Triggs, "Histograms of Oriented Gradients for Human Detection", CVPR 2005."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Optional
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torchvision.utils import make_grid
 
 from cnnlab.errors import ConfigError
 
@@ -126,26 +126,23 @@ EXTRACTORS: dict[str, Callable[[Tensor, FeatureSpec], Tensor]] = {
 }
 
 
-def extract(x: Tensor, names: Optional[list[str]] = None, spec: Optional[FeatureSpec] = None, **params) -> Tensor:
-    """Concatenate the named features of images [N,C,H,W] into [N,D]; `params` are FeatureSpec fields."""
-    if spec is None:
-        spec = FeatureSpec(names=list(names or FeatureSpec().names), **params)
+def extract(x: Tensor, spec: FeatureSpec) -> Tensor:
+    """Concatenate the features of images [N,C,H,W] that `spec` names into [N,D]."""
     return torch.cat([EXTRACTORS[name](x, spec).flatten(1) for name in spec.names], dim=1)
 
 
+@dataclass
 class Standardiser:
     """Per-dimension (x - mean) / std with statistics from the training split only; constant dims map to 0."""
 
-    def __init__(self, mean: Tensor, std: Tensor) -> None:
-        self.mean, self.std = mean, std
+    mean: Tensor
+    std: Tensor
 
     @classmethod
     def fit(cls, train: Tensor, eps: float = 1e-6) -> "Standardiser":
         """Statistics of `train` [N,D] (population std; std < eps is replaced by 1)."""
-        data = train.double()
-        mean, std = data.mean(0), data.std(0, unbiased=False)
-        std = torch.where(std < eps, torch.ones_like(std), std)
-        return cls(mean.to(train.dtype), std.to(train.dtype))
+        std, mean = torch.std_mean(train.double(), 0, correction=0)
+        return cls(mean.to(train.dtype), std.masked_fill(std < eps, 1.0).to(train.dtype))
 
     def __call__(self, x: Tensor) -> Tensor:
         return (x - self.mean.to(x.device)) / self.std.to(x.device)
@@ -167,7 +164,5 @@ def sobel_image(x: Tensor, max_images: int = 4, pad: int = 2) -> Tensor:
 
     panels = torch.stack([scaled(g, False), scaled(gx, True), scaled(gy, True), scaled(mag, False)], 1)
     panels = F.pad(panels, (pad, pad, pad, pad), value=1.0)  # [n,4,h,w] with white borders
-    n, k, h, w = panels.shape
-    picture = panels.permute(0, 2, 1, 3).reshape(n * h, k * w)
-    return picture.unsqueeze(0).expand(3, -1, -1).contiguous()
+    return make_grid(panels.flatten(0, 1).unsqueeze(1), nrow=4, padding=0)
 

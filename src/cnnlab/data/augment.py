@@ -1,8 +1,6 @@
 """Batched, on-device augmentation: random padded crop, horizontal flip, brightness/contrast jitter.
 
-Every sample gets its own offsets/flip/jitter, drawn in a handful of calls from the passed generator (so a
-checkpointed generator resumes exactly); crop and flip are one gather with per-sample index arithmetic.
-"""
+Per-sample draws come from the passed generator (a checkpointed one resumes exactly); crop and flip are one gather."""
 from __future__ import annotations
 
 import torch
@@ -22,16 +20,12 @@ class BatchAugment:
         self.crop_padding, self.hflip, self.jitter, self.mask_fill = crop_padding, hflip, jitter, mask_fill
         self.fill = fill  # value of the padding, in the (normalised) units of x: e.g. the background's
 
-    def __repr__(self) -> str:
-        return f"BatchAugment(crop_padding={self.crop_padding}, hflip={self.hflip}, jitter={self.jitter})"
-
     def __call__(self, x: Tensor, y: Tensor, generator: torch.Generator) -> "tuple[Tensor, Tensor]":
         if self.crop_padding or self.hflip:
             rows, cols = self._indices(x, generator)
-            is_mask = y.dim() == 3 and y.shape[1:] == x.shape[2:]
-            x = self._gather(x, rows, cols, self.fill)
-            if is_mask:
+            if y.dim() == 3 and y.shape[1:] == x.shape[2:]:  # a mask
                 y = self._gather(y.unsqueeze(1), rows, cols, self.mask_fill).squeeze(1)
+            x = self._gather(x, rows, cols, self.fill)
         if self.jitter > 0:
             x = self._jitter(x, generator)
         return x, y

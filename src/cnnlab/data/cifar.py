@@ -1,7 +1,6 @@
 """CIFAR-10 from the official python pickle batches (`cifar-10-batches-py/`), held in memory as tensors.
 
-The pickles are read through an unpickler that only rebuilds numpy arrays, so a tampered file cannot run code.
-"""
+The pickles are read through an unpickler that only rebuilds numpy arrays, so a tampered file cannot run code."""
 from __future__ import annotations
 
 import io
@@ -12,6 +11,7 @@ from typing import Optional
 import numpy as np
 import torch
 from torch import Tensor
+from torchvision.datasets import CIFAR10
 
 from cnnlab.data.augment import BatchAugment
 from cnnlab.data.common import DataBundle, TensorSplit, channel_stats
@@ -64,14 +64,11 @@ def find_folder(root: str, download: bool, needed: "tuple[str, ...]" = (*TRAIN_F
     """The `cifar-10-batches-py` folder under `root` (or `root` itself), downloading it first if asked."""
     base = Path(root).expanduser()
     if download:
-        from torchvision.datasets import CIFAR10  # fetches and extracts <root>/cifar-10-batches-py
-
         try:
-            CIFAR10(str(base), train=True, download=True)
+            CIFAR10(str(base), train=True, download=True)  # fetches and extracts <root>/cifar-10-batches-py
         except (RuntimeError, OSError) as e:
-            first = first_line(e)
-            raise ConfigError(f"downloading CIFAR-10 into {base} failed ({first}): check the internet connection, "
-                              f"or unpack cifar-10-python.tar.gz into {base} by hand") from None
+            raise ConfigError(f"downloading CIFAR-10 into {base} failed ({first_line(e)}): check the internet "
+                              f"connection, or unpack cifar-10-python.tar.gz into {base} by hand") from None
     for folder in (base / FOLDER, base):
         if all((folder / name).is_file() for name in needed):
             return folder

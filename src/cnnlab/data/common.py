@@ -8,8 +8,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
-# A batched, on-device augmentation of prepared training batches: (inputs, targets, generator) -> (inputs, targets).
-# Targets go through too, so segmentation masks can be flipped/cropped with their images.
+# On-device augmentation of prepared training batches; targets go through too (masks are cropped with their images).
 Augment = Callable[[Tensor, Tensor, torch.Generator], "tuple[Tensor, Tensor]"]
 # Stored batch -> model-ready batch, e.g. uint8 images -> normalised float, uint8 masks -> long, token ids trimmed.
 Prepare = Callable[[Tensor, Tensor], "tuple[Tensor, Tensor]"]
@@ -29,10 +28,6 @@ class TensorSplit:
 
     def __len__(self) -> int:
         return len(self.inputs)
-
-    def to(self, device: Union[str, torch.device]) -> "TensorSplit":
-        """Both tensors on `device` (no copy when they are there already)."""
-        return TensorSplit(self.inputs.to(device), self.targets.to(device), self.prepare)
 
     def batch(self, index: "Tensor | slice") -> "tuple[Tensor, Tensor]":
         """The prepared batch at `index` (a slice or an index tensor)."""
@@ -147,7 +142,8 @@ def make_loader(split: Split, batch_size: int, shuffle: bool, device: torch.devi
     # batch_size is the global batch: from disk, a DistributedSampler with batch_size // world per rank trains
     if isinstance(split, TensorSplit):
         gen = torch.Generator(device=device).manual_seed(seed)
-        return TensorLoader(split.to(device), batch_size, shuffle, drop_last, augment, gen, shard)
+        split = TensorSplit(split.inputs.to(device), split.targets.to(device), split.prepare)  # no copy if there
+        return TensorLoader(split, batch_size, shuffle, drop_last, augment, gen, shard)
     gen = torch.Generator().manual_seed(seed)
     rank, world = shard
     common = dict(num_workers=num_workers, pin_memory=device.type == "cuda",

@@ -1,7 +1,6 @@
 """Feature-vector datasets for the linear baseline: image bundles -> features, and segmentation data -> patch features.
 
-Features are computed in batches on `device`, standardised with training-split statistics only, and cached on disk.
-"""
+Features are computed in batches on `device`, standardised with training-split statistics only, and cached on disk."""
 from __future__ import annotations
 
 import hashlib

@@ -1,7 +1,6 @@
 """Any `root/<class>/<image>` tree: in memory as tensors when small, else a Dataset for the worker DataLoader.
 
-Small trees are decoded once and augmented on the device; large ones are decoded and augmented in DataLoader workers.
-"""
+Small trees are decoded once and augmented on the device; large ones are decoded and augmented in DataLoader workers."""
 from __future__ import annotations
 
 import logging
@@ -73,9 +72,8 @@ def readable(samples: Samples, on_bad_file: str) -> Samples:
     kept = []
     for path, label in samples:
         try:
-            with decoding(path, BAD_FILE_FIX):
-                with Image.open(path) as img:
-                    img.verify()
+            with decoding(path, BAD_FILE_FIX), Image.open(path) as img:
+                img.verify()
             kept.append((path, label))
         except BadImageFile as e:
             _bad_file(e, on_bad_file)
@@ -137,11 +135,9 @@ def split_samples(root: Path, train_dir: Optional[str], val_dir: Optional[str], 
         labels = torch.tensor([label for _, label in train])
         val_idx, train_idx = stratified_split(labels, (val_fraction, 1 - val_fraction), split_seed)
         train, val = [train[i] for i in train_idx.tolist()], [train[i] for i in val_idx.tolist()]
-    if test_dir is not None:
-        test = scan(root / test_dir, classes)[1]
-    else:
+    test = None if test_dir is None else scan(root / test_dir, classes)[1]
+    if test is None:
         log.warning("no data.test_dir: the test split is the validation split")
-        test = None
     if not train or not val:
         raise ConfigError(f"the {'train' if not train else 'validation'} split of {root} is empty: add images "
                           "or change data.val_fraction")

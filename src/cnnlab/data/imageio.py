@@ -1,7 +1,6 @@
 """How an image file becomes a model input the way the training data's images did, from plain data alone.
 
-A builder records its geometry in the bundle's `state` (`image_state`); `load_image` applies it to any file.
-"""
+A builder records its geometry in the bundle's `state` (`image_state`); `load_image` applies it to any file."""
 from __future__ import annotations
 
 import struct
@@ -64,9 +63,8 @@ def decoding(path: "str | Path", fix: str = REPLACE, page: Optional[int] = None)
 
 def open_image(path: "str | Path", fix: str = REPLACE) -> Image.Image:
     """The file's (first) image, fully decoded and the file closed; BadImageFile when it cannot be read."""
-    with decoding(path, fix):
-        with Image.open(path) as im:
-            im.load()
+    with decoding(path, fix), Image.open(path) as im:
+        im.load()
     return im
 
 
@@ -78,9 +76,8 @@ def open_stack(path: "str | Path", fix: str = REPLACE) -> Image.Image:
 
 def page_count(path: "str | Path", fix: str = REPLACE) -> int:
     """The number of pages (frames) of an image file: 1 for most, the slices of a multi-page TIFF stack."""
-    with decoding(path, fix):
-        with Image.open(path) as im:
-            return getattr(im, "n_frames", 1)
+    with decoding(path, fix), Image.open(path) as im:
+        return getattr(im, "n_frames", 1)
 
 
 def load_page(im: Image.Image, page: int, path: "str | Path", fix: str = REPLACE) -> Image.Image:

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torchvision import datasets
 
 from ..errors import ConfigError, first_line
 from .augment import BatchAugment
@@ -18,13 +19,8 @@ from .imageio import image_state, prepare_images
 from .splits import holdout, stratified_split
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-_MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-_VARIANTS = {  # folder name (torchvision's layout) -> class names
-    "MNIST": [str(d) for d in range(10)],
-    "FashionMNIST": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                     "Ankle boot"],
-}
+_MNIST_FILES = tuple(Path(url).stem for url, _ in datasets.MNIST.resources)  # train images, labels, t10k ...
+_VARIANTS = {"MNIST": [str(d) for d in range(10)], "FashionMNIST": datasets.FashionMNIST.classes}  # folder: classes
 
 
 def read_idx(path: "str | Path") -> Tensor:
@@ -57,16 +53,12 @@ def _mnist_raw_dir(root: Path, variant: str, download: bool, files: tuple[str, .
     for cand in (root / variant / "raw", root / "raw", root):
         if all(_find_idx(cand, s) for s in files):
             return cand
-    if download:
-        from torchvision import datasets  # the real download code, with its mirrors and checksums
-
+    if download:  # torchvision's download code, with its mirrors and checksums
         try:
-            getattr(datasets, variant)(str(root), train=True, download=True)
-            getattr(datasets, variant)(str(root), train=False, download=True)
+            getattr(datasets, variant)(str(root), download=True)  # fetches all four files
         except (RuntimeError, OSError) as e:
-            first = first_line(e)
-            raise ConfigError(f"downloading {variant} into {root} failed ({first}): check the internet connection, "
-                              f"or put the four files into {root / variant / 'raw'} by hand") from None
+            raise ConfigError(f"downloading {variant} into {root} failed ({first_line(e)}): check the internet "
+                              f"connection, or put the four files into {root / variant / 'raw'} by hand") from None
         return root / variant / "raw"
     raise ConfigError(
         f"{variant} not found under {root}: expected {root / variant / 'raw'}/{{{','.join(files)}}}[.gz]; "
@@ -128,7 +120,6 @@ def build_digits(size: int = 32, val_fraction: float = 0.15, test_fraction: floa
     if not (0 < val_fraction and 0 < test_fraction and val_fraction + test_fraction < 1):
         raise ConfigError(f"data.val_fraction={val_fraction} and data.test_fraction={test_fraction} must be > 0 "
                           f"and sum to less than 1 (the rest is the training split)")
-
     digits = load_digits()
     x = torch.from_numpy(digits.images).float().div_(16.0).unsqueeze(1)  # pixel values are 0..16
     x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)

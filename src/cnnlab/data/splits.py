@@ -1,7 +1,6 @@
 """Every train/val/test split of the package, on one core: cut an order of indices into consecutive sorted parts.
 
-The order is a seeded permutation (overall or within each class) or the natural one (contiguous EM slice blocks).
-"""
+The order is a seeded permutation (overall or within each class) or the natural one (contiguous EM slice blocks)."""
 from __future__ import annotations
 
 import itertools
@@ -70,26 +69,18 @@ def holdout(labels: Tensor, val_size: int, seed: int, what: str) -> "tuple[Tenso
     return tuple(stratified_parts(labels, (len(labels) - val_size, val_size), seed))
 
 
-def held_out_sizes(n: int, fractions: Sequence[float], what: str) -> list[int]:
-    """[rest, *max(1, round(n * f))]: at least one item in each held-out part and one left to train on."""
+def image_split(n: int, val_fraction: float, test_fraction: float, seed: int,
+                what: str = "images") -> "tuple[Tensor, Tensor, Tensor]":
+    """(train, val, test) indices of n items from a seeded permutation; val and test hold at least one each."""
+    fractions = [val_fraction, test_fraction]
     if any(not 0 < f < 1 for f in fractions) or sum(fractions) >= 1:
-        raise ConfigError(f"cannot split {n} {what} with fractions {list(fractions)}: use fractions in (0, 1) "
+        raise ConfigError(f"cannot split {n} {what} with fractions {fractions}: use fractions in (0, 1) "
                           f"summing to less than 1")
     held = [max(1, round(n * f)) for f in fractions]
     if n - sum(held) < 1:
-        raise ConfigError(f"no {what} left to train on from {n} with fractions {list(fractions)}: lower the "
+        raise ConfigError(f"no {what} left to train on from {n} with fractions {fractions}: lower the "
                           f"fractions or add data")
-    return [n - sum(held), *held]
-
-
-def random_split(n: int, sizes: Sequence[int], seed: int) -> list[Tensor]:
-    """Disjoint sorted index sets of the given sizes from a seeded permutation of range(n)."""
-    return _cut(torch.randperm(n, generator=torch.Generator().manual_seed(seed)), sizes)
-
-
-def image_split(n: int, val_fraction: float, test_fraction: float, seed: int) -> "tuple[Tensor, Tensor, Tensor]":
-    """(train, val, test) indices of n images from a seeded permutation; val and test hold at least one each."""
-    return tuple(random_split(n, held_out_sizes(n, (val_fraction, test_fraction), "images"), seed))
+    return tuple(_cut(torch.randperm(n, generator=torch.Generator().manual_seed(seed)), [n - sum(held), *held]))
 
 
 def slice_blocks(n: int, val_fraction: float, test_fraction: float, has_test: bool) -> dict[str, list[int]]:

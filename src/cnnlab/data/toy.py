@@ -8,14 +8,13 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from .common import DataBundle, TensorSplit
-from .splits import held_out_sizes, random_split
+from .splits import image_split
 
 FUNCTIONS = {"sin": lambda x: torch.sin(math.pi * x), "cubic": lambda x: x ** 3 - x}
 
 
 def _splits(x: Tensor, y: Tensor, val_fraction: float, test_fraction: float, seed: int) -> list[TensorSplit]:
-    sizes = held_out_sizes(len(x), (val_fraction, test_fraction), "points")
-    return [TensorSplit(x[i], y[i]) for i in random_split(len(x), sizes, seed)]
+    return [TensorSplit(x[i], y[i]) for i in image_split(len(x), val_fraction, test_fraction, seed, "points")]
 
 
 def build_points(kind: str = "moons", num_samples: int = 600, noise: float = 0.15, factor: float = 0.5,

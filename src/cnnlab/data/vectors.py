@@ -8,7 +8,6 @@ import logging
 import mmap
 import re
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
@@ -26,19 +25,8 @@ _HEADER = re.compile(rb"\s*(\d+)\s+(\d+)\s*")
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|[-+]?(inf|nan)", re.IGNORECASE)
 
 
-@dataclass
 class Found:
-    """Vectors of vocabulary words: `rows[i]` belongs to vocabulary id `ids[i]`."""
-
-    ids: list[int]
-    rows: list[np.ndarray]
-    dim: int
-    by_lower_case: int = 0  # words matched through the lower-cased vector word (e.g. "Good" for "good")
-
-
-class _Matcher:
-    """Collects vectors for the vocabulary: an exact match beats a lower-case one, the first of a kind later ones."""
-    # (word2vec files list frequent words first)
+    """Vectors of vocabulary words (`rows[i]` is vocabulary id `ids[i]`'s); an exact match beats a lower-case one."""
 
     def __init__(self, vocab: Sequence[str], dim: int) -> None:
         self.index = {w: i for i, w in enumerate(vocab) if i not in (PAD_ID, UNK_ID)}
@@ -47,6 +35,7 @@ class _Matcher:
 
     def offer(self, word: str) -> Optional[tuple[int, bool]]:
         """(id, exact) when `word`'s vector should be stored, else None."""
+        # the first of a kind wins: word2vec files list frequent words first
         i = self.index.get(word)
         if i is not None:
             return None if self.found.get(i, (False,))[0] else (i, True)
@@ -56,10 +45,18 @@ class _Matcher:
     def store(self, target: tuple[int, bool], vector: np.ndarray) -> None:
         self.found[target[0]] = (target[1], vector)
 
-    def result(self) -> Found:
-        ids = sorted(self.found)
-        return Found(ids, [self.found[i][1] for i in ids], self.dim,
-                     sum(not self.found[i][0] for i in ids))
+    @property
+    def ids(self) -> list[int]:
+        return sorted(self.found)
+
+    @property
+    def rows(self) -> list[np.ndarray]:
+        return [self.found[i][1] for i in self.ids]
+
+    @property
+    def by_lower_case(self) -> int:
+        """Words matched through the lower-cased vector word (e.g. "Good" for "good")."""
+        return sum(not exact for exact, _ in self.found.values())
 
 
 def _is_number(field: bytes) -> bool:
@@ -112,21 +109,21 @@ def _read_text(path: Path, vocab: Sequence[str], header: bool, encoding: str) ->
         if dim < 1:
             raise ConfigError(f"{path} holds no vectors: point data.vectors at a GloVe or word2vec file")
         lines = itertools.chain(first, lines)
-    matcher = _Matcher(vocab, dim)
+    found = Found(vocab, dim)
     for number, line in lines:
         fields = line.rstrip().split(b" ")
         where = f"{path}:{number}"
         if len(fields) < dim + 1 or (len(fields) > dim + 1 and _is_number(fields[-dim - 1])):
             raise ConfigError(f"{where} has {len(fields) - 1} values after the word, expected {dim} (the file's "
                               f"dimension): the file is broken or mixes dimensions; re-download it")
-        target = matcher.offer(_decode(b" ".join(fields[:-dim]), where, encoding))  # glove.840B's words hold spaces
+        target = found.offer(_decode(b" ".join(fields[:-dim]), where, encoding))  # glove.840B's words hold spaces
         if target is not None:
             try:
-                matcher.store(target, np.array(fields[-dim:], dtype=np.float32))
+                found.store(target, np.array(fields[-dim:], dtype=np.float32))
             except ValueError:
                 raise ConfigError(f"{where} holds a value that is not a number: the file is broken; "
                                   f"re-download it") from None
-    return matcher.result()
+    return found
 
 
 def _read_binary(path: Path, vocab: Sequence[str], encoding: str) -> Found:
@@ -138,7 +135,7 @@ def _read_binary(path: Path, vocab: Sequence[str], encoding: str) -> Found:
             raise ConfigError(f"{path} has no word2vec header `count dim`: set data.vectors_format=glove or "
                               f"word2vec_text")
         count, dim = int(header.group(1)), int(header.group(2))
-        matcher, pos, size = _Matcher(vocab, dim), end + 1, len(buf)
+        found, pos, size = Found(vocab, dim), end + 1, len(buf)
         for k in range(count):
             while pos < size and buf[pos] in b"\n\r":
                 pos += 1
@@ -146,14 +143,14 @@ def _read_binary(path: Path, vocab: Sequence[str], encoding: str) -> Found:
             if space < 0 or space + 1 + 4 * dim > size:
                 raise ConfigError(f"{path}: vector {k + 1} of {count} (byte {pos}) is truncated or broken; the "
                                   f"header says {count} vectors of dimension {dim}: re-download the file")
-            target = matcher.offer(_decode(buf[pos:space], f"{path} (vector {k + 1}, byte {pos})", encoding))
+            target = found.offer(_decode(buf[pos:space], f"{path} (vector {k + 1}, byte {pos})", encoding))
             if target is not None:
-                matcher.store(target, np.frombuffer(buf, dtype="<f4", count=dim, offset=space + 1).copy())
+                found.store(target, np.frombuffer(buf, dtype="<f4", count=dim, offset=space + 1).copy())
             pos = space + 1 + 4 * dim
         if buf[pos:].strip():
             raise ConfigError(f"{path}: {size - pos} bytes follow the {count} vectors the header announces: the "
                               f"header's count or dimension ({dim}) is wrong; re-download the file")
-    return matcher.result()
+    return found
 
 
 def read_vectors(path: "str | Path", vocab: Sequence[str], fmt: str = "auto", encoding: str = "utf-8") -> Found:
