@@ -24,8 +24,7 @@ TRAIN_FILES = tuple(f"data_batch_{k}" for k in range(1, 6))
 TEST_FILE, META_FILE = "test_batch", "batches.meta"
 _ALLOWED = {  # everything a numpy array (and nothing else) needs to unpickle; numpy 2 renamed core -> _core
     ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
     ("_codecs", "encode"),  # bytes in copies re-pickled by Python 3 (the official files are Python 2 pickles)
 }
 

@@ -53,8 +53,7 @@ class DataBundle:
     mean: tuple[float, ...] = ()                        # per-channel statistics used to normalise (for pictures)
     std: tuple[float, ...] = ()
     name: str = ""
-    state: dict = field(default_factory=dict)          # plain data from raw input to model input (stored in
-                                                        # checkpoints): input size, vocabulary, threshold, ...
+    state: dict = field(default_factory=dict)          # raw input -> model input, in checkpoints: size, vocabulary
 
     def data_state(self) -> dict:
         """What a checkpoint stores so that eval/viz/predict need nothing but it and the inputs."""

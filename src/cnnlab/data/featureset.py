@@ -8,6 +8,7 @@ import logging
 import json
 import pickle
 import zipfile
+from contextlib import suppress
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
@@ -41,13 +42,11 @@ def _cached(cache_dir: Optional[str], name: str, key: dict, compute: Callable[[]
         return compute()
     digest = hashlib.sha1(json.dumps({"v": CACHE_VERSION, **key}, sort_keys=True).encode()).hexdigest()[:16]
     path = Path(cache_dir).expanduser() / f"{name}-{digest}.pt"
-    if path.is_file():
-        try:
+    if path.is_file():  # an unreadable entry (e.g. from another torch version) is recomputed and overwritten
+        with suppress(RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile):
             result = torch.load(path, map_location="cpu", weights_only=True)  # plain tensors only
             log.info(f"features read from the cache {path} ({path.stat().st_size / 2**20:.1f} MB)")
             return result
-        except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile):
-            pass  # unreadable cache entry (e.g. another torch version): recompute and overwrite it
     result = compute()
     save_checkpoint(result, path)  # temp file + fsync + os.replace: never a half-written cache entry
     log.info(f"features cached in {path} ({path.stat().st_size / 2**20:.1f} MB; data.cache_dir=null turns the "

@@ -1,5 +1,4 @@
-"""Range checks of the data options that builders take (counts, sizes, fractions, thresholds): each bad value is a
-one-line ConfigError naming `data.<key>` and its valid range, raised before any file is read."""
+"""Range checks of data options, before any file is read: a bad value is one ConfigError line naming `data.<key>`."""
 from __future__ import annotations
 
 from typing import Any, Optional

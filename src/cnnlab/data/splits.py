@@ -19,8 +19,7 @@ log = logging.getLogger(__name__)
 
 def _cut(order: Tensor, sizes: Sequence[int]) -> list[Tensor]:
     """Consecutive pieces of `order` with the given sizes, each sorted."""
-    bounds = torch.tensor([0, *sizes]).cumsum(0).tolist()
-    return [order[bounds[k]:bounds[k + 1]].sort().values for k in range(len(sizes))]
+    return [part.sort().values for part in order.split(list(sizes))]
 
 
 def _apportion(total: int, quotas: Sequence, low: Sequence[int], high: Sequence[int],

@@ -3,6 +3,8 @@ and an MLP succeeds (scikit-learn's moons and circles), and a noisy 1-D function
 from __future__ import annotations
 
 import math
+
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -26,10 +28,8 @@ def build_points(kind: str = "moons", num_samples: int = 600, noise: float = 0.1
         raise ConfigError(f"data.kind={kind} is not known: use moons or circles")
     if num_samples < 10:
         raise ConfigError(f"data.num_samples={num_samples}: use at least 10 points")
-    if kind == "moons":
-        x, y = make_moons(num_samples, noise=noise, random_state=seed)
-    else:
-        x, y = make_circles(num_samples, noise=noise, factor=factor, random_state=seed)
+    x, y = make_moons(num_samples, noise=noise, random_state=seed) if kind == "moons" else \
+        make_circles(num_samples, noise=noise, factor=factor, random_state=seed)
     x, y = torch.from_numpy(x).float(), torch.from_numpy(y).long()
     train, val, test = _splits(x, y, val_fraction, test_fraction, seed)
     return DataBundle(train, val, test, num_classes=2, class_names=["class 0", "class 1"],
@@ -43,10 +43,7 @@ def poly_features(x: Tensor, degree: int, basis: str = "legendre") -> Tensor:
         return torch.stack([x ** k for k in range(1, degree + 1)], 1)
     if basis != "legendre":
         raise ConfigError(f"data.basis={basis} is not known: use legendre or monomial")
-    p = [torch.ones_like(x), x]
-    for n in range(1, degree):  # Bonnet's recursion: (n+1) P_{n+1} = (2n+1) x P_n - n P_{n-1}
-        p.append(((2 * n + 1) * x * p[n] - n * p[n - 1]) / (n + 1))
-    return torch.stack(p[1:degree + 1], 1)
+    return torch.from_numpy(np.polynomial.legendre.legvander(x.cpu().numpy(), degree)[:, 1:]).to(x)
 
 
 def build_poly1d(function: str = "sin", degree: int = 3, num_samples: int = 30, noise: float = 0.2,
