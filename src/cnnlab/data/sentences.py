@@ -1,16 +1,12 @@
 """Readers of labelled sentence files: one sentence per line (MR), TSV with a header (GLUE SST-2), CSV and JSONL.
-
-Files are split into lines on b"\\n" only (never `str.splitlines`, which also breaks at U+0085, U+2028, form
-feeds ...: MR's latin-1 lines hold byte 0x85), and each line is decoded on its own, so an error names its line.
-A bad line (empty, undecodable, a missing field, an unknown label) stops the run with one line naming the file,
-the line number and the fix, or, with `on_bad_line="skip"`, is left out and counted in one warning per file.
-"""
+A bad line (empty, undecodable, a missing field, an unknown label) stops the run with one line naming the file, the
+line number and the fix, or, with `on_bad_line="skip"`, is left out and counted in one warning per file."""
 from __future__ import annotations
 
 import csv
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Union
 
@@ -27,8 +23,8 @@ Column = Union[str, int]
 class Records:
     """Sentences and their labels (as written in the file) from one file."""
 
-    texts: list[str] = field(default_factory=list)
-    labels: list[str] = field(default_factory=list)
+    texts: list[str]
+    labels: list[str]
 
 
 class BadLines:
@@ -52,15 +48,12 @@ class BadLines:
                         f"{self.first}")
 
 
-def _existing(path: Path) -> Path:
-    if not path.is_file():
-        raise ConfigError(f"{path} not found: point data.root (and the data.*_file names) at the data folder")
-    return path
-
-
 def decoded_lines(path: Path, encoding: str, bad: BadLines) -> Iterator[tuple[int, str]]:
     """(1-based line number, text without the line break) per line; undecodable lines go to `bad`."""
-    pieces = _existing(path).read_bytes().split(b"\n")
+    if not path.is_file():
+        raise ConfigError(f"{path} not found: point data.root (and the data.*_file names) at the data folder")
+    # split on b"\n" only, each line decoded alone: str.splitlines also breaks at U+0085 (MR's latin-1 byte 0x85)
+    pieces = path.read_bytes().split(b"\n")
     if pieces and pieces[-1] == b"":  # the final newline ends the last line; it does not start another
         pieces.pop()
     for number, raw in enumerate(pieces, 1):
@@ -117,36 +110,20 @@ def _rows(path: Path, fmt: str, encoding: str, bad: BadLines) -> Iterator[tuple[
 
 
 def _column(spec: Column, header: Optional[list[str]], path: Path, key: str) -> int:
-    if header is None:
-        if not isinstance(spec, int):
-            raise ConfigError(f"data.{key}={spec!r} must be a column number (0-based) with data.header=false")
-        return spec
-    names = [h.strip() for h in header]
     if isinstance(spec, int):
         return spec
+    if header is None:
+        raise ConfigError(f"data.{key}={spec!r} must be a column number (0-based) with data.header=false")
+    names = [h.strip() for h in header]
     if spec not in names:
         raise ConfigError(f"{path} has no column {spec!r} (its header: {', '.join(names)}): set data.{key}")
     return names.index(spec)
 
 
-def _record(number: int, text: str, label: str, allowed: Optional[list[str]], bad: BadLines,
-            out: Records) -> None:
-    """Append (text, label) to `out`, or report why the line is bad."""
-    if not text.strip():
-        bad(number, "empty sentence", "remove the line or fill in its text")
-    elif not label.strip():
-        bad(number, "empty label", "give every line a label")
-    elif allowed is not None and label.strip() not in allowed:
-        bad(number, f"label {label.strip()!r} is not one of {', '.join(allowed)}",
-            "fix the label, or list it in data.class_names")
-    else:
-        out.texts.append(text)
-        out.labels.append(label.strip())
-
-
-def _read_delimited(path: Path, fmt: str, text_column: Column, label_column: Column, header: bool,
-                    allowed: Optional[list[str]], encoding: str, bad: BadLines) -> Records:
-    out, rows, names = Records(), _rows(path, fmt, encoding, bad), None
+def _delimited(path: Path, fmt: str, text_column: Column, label_column: Column, header: bool, encoding: str,
+               bad: BadLines) -> Iterator[tuple[int, str, str]]:
+    """(line number, text, label) per record of a CSV or TSV file."""
+    rows, names = _rows(path, fmt, encoding, bad), None
     if header:
         first = next(rows, None)
         if first is None:
@@ -160,13 +137,12 @@ def _read_delimited(path: Path, fmt: str, text_column: Column, label_column: Col
             bad(number, f"{len(fields)} field(s), the text and label columns need {max(t, y) + 1}",
                 "give the line its missing fields")
         else:
-            _record(number, fields[t], fields[y], allowed, bad, out)
-    return out
+            yield number, fields[t], fields[y]
 
 
-def _read_jsonl(path: Path, text_column: Column, label_column: Column, allowed: Optional[list[str]],
-                encoding: str, bad: BadLines) -> Records:
-    out = Records()
+def _jsonl(path: Path, text_column: Column, label_column: Column, encoding: str,
+           bad: BadLines) -> Iterator[tuple[int, str, str]]:
+    """(line number, text, label) per object of a JSONL file; a label that is no string is read as its JSON."""
     for number, line in decoded_lines(path, encoding, bad):
         if not line.strip():
             bad(number, "empty line", "remove it")
@@ -183,23 +159,30 @@ def _read_jsonl(path: Path, text_column: Column, label_column: Column, allowed: 
             bad(number, f"{text_column!r} is not a string", "write the sentence as a JSON string")
         else:
             label = obj[label_column]
-            _record(number, obj[text_column], label if isinstance(label, str) else json.dumps(label), allowed,
-                    bad, out)
-    return out
+            yield number, obj[text_column], label if isinstance(label, str) else json.dumps(label)
 
 
 def read_table(path: Path, text_column: Column = "text", label_column: Column = "label", file_format: str = "auto",
                header: bool = True, allowed: Optional[list[str]] = None, encoding: str = "utf-8",
                on_bad_line: str = "error") -> Records:
-    """Labelled sentences from a CSV / TSV (with a header unless `header` is false) or JSONL file.
-
-    `allowed`: the label values accepted (others are bad lines); None accepts any non-empty label.
-    """
+    """Labelled sentences from a CSV / TSV or JSONL file; labels outside `allowed` (None: any) are bad lines."""
     bad, fmt = BadLines(path, on_bad_line), table_format(path, file_format)
     if fmt == "jsonl":
-        out = _read_jsonl(path, text_column, label_column, allowed, encoding, bad)
+        records = _jsonl(path, text_column, label_column, encoding, bad)
     else:
-        out = _read_delimited(path, fmt, text_column, label_column, header, allowed, encoding, bad)
+        records = _delimited(path, fmt, text_column, label_column, header, encoding, bad)
+    out = Records([], [])
+    for number, text, label in records:
+        if not text.strip():
+            bad(number, "empty sentence", "remove the line or fill in its text")
+        elif not label.strip():
+            bad(number, "empty label", "give every line a label")
+        elif allowed is not None and label.strip() not in allowed:
+            bad(number, f"label {label.strip()!r} is not one of {', '.join(allowed)}",
+                "fix the label, or list it in data.class_names")
+        else:
+            out.texts.append(text)
+            out.labels.append(label.strip())
     bad.report()
     if not out.texts:
         raise ConfigError(f"{path} holds no usable labelled sentences: check the file and data.text_column / "
