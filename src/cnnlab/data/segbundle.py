@@ -54,16 +54,6 @@ def uint8_stats(images: Tensor) -> "tuple[tuple[float, ...], tuple[float, ...]]"
     return tuple(means), tuple(stds)
 
 
-def seg_state(class_names: list[str], in_channels: int, mean: "tuple[float, ...]", std: "tuple[float, ...]",
-              mask_threshold: Optional[int], **extra: Any) -> dict[str, Any]:
-    """The data state: what turns a raw image into model input and the logits into a mask (plain data only)."""
-    # mean, std: of [0,1] pixels; mask_threshold: how ground-truth masks were read (None = class indices);
-    # threshold: the two-class foreground-probability cut, replaced in training by the one validation chooses
-    return {"task": "segmentation", "input": "seg_image", "class_names": list(class_names),
-            "in_channels": int(in_channels), "mean": [float(m) for m in mean], "std": [float(s) for s in std],
-            "mask_threshold": mask_threshold, "threshold": DECISION_THRESHOLD, **extra}
-
-
 def seg_bundle(parts: dict[str, "tuple[Tensor, Tensor]"], class_names: list[str], name: str,
                augment: Optional[SegAugment], mask_threshold: Optional[int], saved: Optional[dict] = None,
                **extra: Any) -> DataBundle:
@@ -80,8 +70,11 @@ def seg_bundle(parts: dict[str, "tuple[Tensor, Tensor]"], class_names: list[str]
     prepare = SegPrepare(mean, std)
     splits = {s: TensorSplit(x.to(torch.uint8), y.to(torch.uint8), prepare) for s, (x, y) in parts.items()}
     channels = int(train_x.shape[1])
+    # the data state (plain data): mean, std of [0,1] pixels; mask_threshold: how ground-truth masks were read (None:
+    # class indices); threshold: the two-class foreground cut, replaced in training by the one validation chooses
+    state = {"task": "segmentation", "input": "seg_image", "class_names": list(class_names), "in_channels": channels,
+             "mean": [float(m) for m in mean], "std": [float(s) for s in std], "mask_threshold": mask_threshold,
+             "threshold": (saved or {}).get("threshold", DECISION_THRESHOLD), **extra}
     return DataBundle(splits["train"], splits["val"], splits["test"], num_classes=len(class_names),
                       class_names=list(class_names), model_kwargs={"in_channels": channels}, train_augment=augment,
-                      task="segmentation", mean=mean, std=std, name=name,
-                      state={**seg_state(class_names, channels, mean, std, mask_threshold, **extra),
-                             **({"threshold": saved["threshold"]} if saved and "threshold" in saved else {})})
+                      task="segmentation", mean=mean, std=std, name=name, state=state)

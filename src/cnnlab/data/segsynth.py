@@ -110,15 +110,6 @@ def road_scenes(n: int, size: int = 96, seed: int = 0) -> "tuple[Tensor, Tensor]
     return img.round().clamp(0, 255).to(torch.uint8), mask.to(torch.uint8)
 
 
-def _ellipse_radius(ys: Tensor, xs: Tensor, cy: Tensor, cx: Tensor, a: Tensor, b: Tensor,
-                    angle: Tensor) -> "tuple[Tensor, Tensor]":
-    """Normalised elliptic radius (1 on the outline) and the coordinate along the minor axis, per pixel."""
-    dy, dx = ys - cy, xs - cx
-    u = dx * torch.cos(angle) + dy * torch.sin(angle)   # along the major axis
-    v = -dx * torch.sin(angle) + dy * torch.cos(angle)  # along the minor axis
-    return torch.sqrt((u / a) ** 2 + (v / b) ** 2), v
-
-
 def _bisector_distance(seeds: Tensor, ys: Tensor, xs: Tensor) -> Tensor:
     """Distance [N,H,W] of each pixel to the boundary of its Voronoi cell (seeds [N,P,2] as (y, x))."""
     # for the nearest seeds a and b the boundary is their bisector, at distance (d_b^2 - d_a^2) / (2 |a - b|)
@@ -148,7 +139,10 @@ def em_slices(n: int, height: int = 96, width: int = 128, seed: int = 0) -> "tup
         cy, cx = _uniform(gen, (n, 1, 1), 0, height), _uniform(gen, (n, 1, 1), 0, width)
         a = _uniform(gen, (n, 1, 1), 0.08 * short, 0.16 * short)
         b = a * _uniform(gen, (n, 1, 1), 0.4, 0.8)
-        r, v = _ellipse_radius(ys, xs, cy, cx, a, b, _uniform(gen, (n, 1, 1), 0, 3.1416))
+        angle, dy, dx = _uniform(gen, (n, 1, 1), 0, 3.1416), ys - cy, xs - cx
+        u = dx * torch.cos(angle) + dy * torch.sin(angle)   # along the major axis
+        v = -dx * torch.sin(angle) + dy * torch.cos(angle)  # along the minor axis
+        r = torch.sqrt((u / a) ** 2 + (v / b) ** 2)  # the normalised elliptic radius: 1 on the outline
         present = (torch.rand(n, 1, 1, generator=gen) < 0.7) | (k == 0)
         wall = 1.5 / b  # one membrane ~1.5 px thick, in units of the normalised radius
         outer, inner = (r <= 1) & (r > 1 - wall), (r <= 1 - 2 * wall) & (r > 1 - 3 * wall)

@@ -79,36 +79,6 @@ def read_lines(path: Path, encoding: str = "utf-8", on_bad_line: str = "error") 
     return out
 
 
-def table_format(path: Path, file_format: str = "auto") -> str:
-    """csv, tsv or jsonl: `file_format`, or from the file's suffix."""
-    if file_format != "auto":
-        if file_format not in set(FORMATS.values()):
-            raise ConfigError(f"data.file_format={file_format} is not known: use auto, csv, tsv or jsonl")
-        return file_format
-    fmt = FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise ConfigError(f"cannot tell the format of {path} from its suffix: set data.file_format=csv, tsv or jsonl")
-    return fmt
-
-
-def _rows(path: Path, fmt: str, encoding: str, bad: BadLines) -> Iterator[tuple[int, list[str]]]:
-    """(line number, fields) of a CSV (RFC 4180 quoting) or TSV (no quoting: GLUE's convention) file."""
-    lines = decoded_lines(path, encoding, bad)
-    if fmt == "tsv":
-        for number, text in lines:
-            yield number, text.split("\t")
-        return
-    numbers: list[int] = []
-
-    def feed() -> Iterator[str]:
-        for number, text in lines:
-            numbers.append(number)
-            yield text + "\n"
-
-    for row in csv.reader(feed()):
-        yield numbers[-1], row  # a quoted field may span lines: the number is the record's last line
-
-
 def _column(spec: Column, header: Optional[list[str]], path: Path, key: str) -> int:
     if isinstance(spec, int):
         return spec
@@ -122,8 +92,18 @@ def _column(spec: Column, header: Optional[list[str]], path: Path, key: str) -> 
 
 def _delimited(path: Path, fmt: str, text_column: Column, label_column: Column, header: bool, encoding: str,
                bad: BadLines) -> Iterator[tuple[int, str, str]]:
-    """(line number, text, label) per record of a CSV or TSV file."""
-    rows, names = _rows(path, fmt, encoding, bad), None
+    """(line number, text, label) per record of a CSV (RFC 4180 quoting) or TSV (no quoting: GLUE's) file."""
+    lines, numbers, names = decoded_lines(path, encoding, bad), [], None
+
+    def feed() -> Iterator[str]:
+        for number, text in lines:
+            numbers.append(number)
+            yield text + "\n"
+
+    if fmt == "tsv":
+        rows = ((number, text.split("\t")) for number, text in lines)
+    else:  # a quoted field may span lines: the number is the record's last line
+        rows = ((numbers[-1], row) for row in csv.reader(feed()))
     if header:
         first = next(rows, None)
         if first is None:
@@ -166,7 +146,12 @@ def read_table(path: Path, text_column: Column = "text", label_column: Column = 
                header: bool = True, allowed: Optional[list[str]] = None, encoding: str = "utf-8",
                on_bad_line: str = "error") -> Records:
     """Labelled sentences from a CSV / TSV or JSONL file; labels outside `allowed` (None: any) are bad lines."""
-    bad, fmt = BadLines(path, on_bad_line), table_format(path, file_format)
+    bad = BadLines(path, on_bad_line)
+    fmt = FORMATS.get(path.suffix.lower()) if file_format == "auto" else file_format
+    if fmt is None:
+        raise ConfigError(f"cannot tell the format of {path} from its suffix: set data.file_format=csv, tsv or jsonl")
+    if fmt not in FORMATS.values():
+        raise ConfigError(f"data.file_format={file_format} is not known: use auto, csv, tsv or jsonl")
     if fmt == "jsonl":
         records = _jsonl(path, text_column, label_column, encoding, bad)
     else:

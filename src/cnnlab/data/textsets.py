@@ -210,14 +210,6 @@ def build_mr(root: str, fold: int = 0, folds: int = 10, split_seed: int = 0, val
                        data.take(test.tolist()), opts, split_seed, state)
 
 
-def sorted_labels(labels: Sequence[str]) -> list[str]:
-    """Distinct labels, numerically sorted when all are integers ("2" before "10"), else alphabetically."""
-    distinct = set(labels)
-    if all(v.lstrip("-").isdigit() for v in distinct):
-        return sorted(distinct, key=int)
-    return sorted(distinct)
-
-
 def build_text_files(root: str, train_file: str = "train.csv", val_file: Optional[str] = None,
                      test_file: Optional[str] = None, file_format: str = "auto", text_column: Column = "text",
                      label_column: Column = "label", header: bool = True, class_names: Optional[list] = None,
@@ -233,7 +225,8 @@ def build_text_files(root: str, train_file: str = "train.csv", val_file: Optiona
                           on_bad_line)
 
     train_rec = read(train_file, given)
-    names = given or sorted_labels(train_rec.labels)
+    distinct = set(train_rec.labels)  # sorted numerically when all are integers ("2" before "10")
+    names = given or sorted(distinct, key=int if all(v.lstrip("-").isdigit() for v in distinct) else None)
     if len(names) < 2:
         raise ConfigError(f"{folder / train_file} holds one label value ({names[0]}): a classifier needs two or more")
     data = tokenized(train_rec.texts, train_rec.labels, names, opts.lower)
