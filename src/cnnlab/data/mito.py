@@ -27,11 +27,10 @@ PNG_HINT = ("expected <root>/training/images/<name>.png and <root>/training/grou
 def has_testing(root: Path, kind: str) -> bool:
     """Whether `root` holds a labelled testing split in layout `kind`; half of one is ignored with a warning."""
     if kind == "tiff":
-        images, truth = root / "testing.tif", root / "testing_groundtruth.tif"
-        present = images.is_file(), truth.is_file()
+        images, truth, exists = root / "testing.tif", root / "testing_groundtruth.tif", Path.is_file
     else:
-        images, truth = root / "testing" / "images", root / "testing" / "groundtruth"
-        present = images.is_dir(), truth.is_dir()
+        images, truth, exists = root / "testing" / "images", root / "testing" / "groundtruth", Path.is_dir
+    present = exists(images), exists(truth)
     if present[0] != present[1]:
         there, missing = (images, truth) if present[0] else (truth, images)
         log.warning(f"{there} ignored: {missing} is missing (a testing split needs both); the test split is the last "

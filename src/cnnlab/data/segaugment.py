@@ -51,8 +51,10 @@ class SegAugment:
         out_h, out_w = src.shape[1:]
         x = x.reshape(n, c, h * w).gather(2, src.view(n, 1, -1).expand(n, c, -1)).view(n, c, out_h, out_w)
         y = y.reshape(n, h * w).gather(1, src.view(n, -1)).view(n, out_h, out_w)
-        if self.brightness > 0 or self.contrast > 0:
-            x = self._jitter(x, generator)
+        if self.brightness > 0 or self.contrast > 0:  # contrast about each image's mean, then a brightness shift
+            u = torch.rand((2, n, 1, 1, 1), generator=generator, device=x.device, dtype=x.dtype) * 2 - 1
+            mean = x.mean(dim=(1, 2, 3), keepdim=True)
+            x = (x - mean) * (1 + self.contrast * u[0]) + mean + self.brightness * u[1]
         return x, y
 
     def _rotated_crops(self, x: Tensor, y: Tensor, gen: torch.Generator) -> "tuple[Tensor, Tensor]":
@@ -88,12 +90,5 @@ class SegAugment:
         rows = torch.where(coin[0] & self.vflip, ch - 1 - i, i).expand(n, ch, cw)
         cols = torch.where(coin[1] & self.hflip, cw - 1 - j, j).expand(n, ch, cw)
         if self.rot90:  # square here (checked): output (i, j) reads the crop's (j, i)
-            swap = coin[2]
-            rows, cols = torch.where(swap, cols, rows), torch.where(swap, rows, cols)
+            rows, cols = torch.where(coin[2], cols, rows), torch.where(coin[2], rows, cols)
         return (top + rows) * w + left + cols
-
-    def _jitter(self, x: Tensor, gen: torch.Generator) -> Tensor:
-        """Contrast about each image's mean, then a brightness shift; one draw per image."""
-        u = torch.rand((2, x.shape[0], 1, 1, 1), generator=gen, device=x.device, dtype=x.dtype) * 2 - 1
-        mean = x.mean(dim=(1, 2, 3), keepdim=True)
-        return (x - mean) * (1 + self.contrast * u[0]) + mean + self.brightness * u[1]

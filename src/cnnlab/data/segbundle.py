@@ -60,8 +60,7 @@ def seg_bundle(parts: dict[str, "tuple[Tensor, Tensor]"], class_names: list[str]
     """DataBundle of uint8 (images, masks) per split, normalised by training statistics (or a `saved` state's)."""
     for split in SPLITS:
         if len(parts[split][0]) == 0:
-            raise ConfigError(f"the {name} {split} split is empty: lower data.val_fraction/test_fraction or add "
-                              f"images")
+            raise ConfigError(f"the {name} {split} split is empty: lower data.val_fraction/test_fraction or add images")
     train_x = parts["train"][0]
     if augment is not None:
         augment.check(*train_x.shape[-2:])

@@ -53,19 +53,10 @@ def _border_points(gen: torch.Generator, n: int, size: int) -> Tensor:
     """Random points [N,2] on the square's border (a little outside, so roads leave the picture)."""
     side = torch.randint(0, 4, (n,), generator=gen)
     along = _uniform(gen, (n,), 0, size)
-    out = torch.full((n,), -0.05 * size)
-    far = torch.full((n,), 1.05 * size)
+    out, far = -0.05 * size, 1.05 * size
     y = torch.where(side == 0, out, torch.where(side == 1, far, along))
     x = torch.where(side == 2, out, torch.where(side == 3, far, along))
     return torch.stack([y, x], 1)
-
-
-def _discs(gen: torch.Generator, n: int, count: int, ys: Tensor, xs: Tensor, r: "tuple[float, float]") -> Tensor:
-    """Union [N,H,W] of `count` random discs per image with radii in r (pixels)."""
-    h, w = ys.shape[1:]
-    cy, cx = _uniform(gen, (n, count, 1, 1), 0, h), _uniform(gen, (n, count, 1, 1), 0, w)
-    rad = _uniform(gen, (n, count, 1, 1), *r)
-    return ((ys.unsqueeze(1) - cy) ** 2 + (xs.unsqueeze(1) - cx) ** 2 < rad ** 2).any(1)
 
 
 def _boxes(gen: torch.Generator, n: int, count: int, ys: Tensor, xs: Tensor, side: "tuple[float, float]") -> Tensor:
@@ -103,7 +94,9 @@ def road_scenes(n: int, size: int = 96, seed: int = 0) -> "tuple[Tensor, Tensor]
         mask |= road
     cars = _boxes(gen, n, 12, ys, xs, (0.02 * size, 0.045 * size)) & mask
     img = _paint(img, cars, _uniform(gen, (n, 3), 20, 240))
-    trees = _discs(gen, n, 10, ys, xs, (0.02 * size, 0.05 * size))
+    cy, cx = _uniform(gen, (n, 10, 1, 1), 0, size), _uniform(gen, (n, 10, 1, 1), 0, size)
+    rad = _uniform(gen, (n, 10, 1, 1), 0.02 * size, 0.05 * size)
+    trees = ((ys.unsqueeze(1) - cy) ** 2 + (xs.unsqueeze(1) - cx) ** 2 < rad ** 2).any(1)  # 10 crowns
     img = _paint(img, trees, torch.tensor([35.0, 70, 30]).expand(n, 3) + _uniform(gen, (n, 3), -10, 10))
     img = F.avg_pool2d(img, 3, stride=1, padding=1, count_include_pad=False)  # soft edges, like a real sensor
     img = img + 6 * torch.randn(img.shape, generator=gen)

@@ -14,7 +14,6 @@ from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-POLICIES = ("error", "skip")
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 Column = Union[str, int]
 
@@ -31,7 +30,7 @@ class BadLines:
     """Raise a one-line ConfigError for a bad line, or (policy "skip") count it and warn once at the end."""
 
     def __init__(self, path: Path, policy: str) -> None:
-        if policy not in POLICIES:
+        if policy not in ("error", "skip"):
             raise ConfigError(f"data.on_bad_line={policy} is not known: use error or skip")
         self.path, self.policy, self.count, self.first = path, policy, 0, ""
 
@@ -44,8 +43,7 @@ class BadLines:
 
     def report(self) -> None:
         if self.count:
-            log.warning(f"skipped {self.count} bad line(s) of {self.path} (data.on_bad_line=skip); first: "
-                        f"{self.first}")
+            log.warning(f"skipped {self.count} bad line(s) of {self.path} (data.on_bad_line=skip); first: {self.first}")
 
 
 def decoded_lines(path: Path, encoding: str, bad: BadLines) -> Iterator[tuple[int, str]]:

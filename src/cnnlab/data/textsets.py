@@ -230,12 +230,11 @@ def build_text_files(root: str, train_file: str = "train.csv", val_file: Optiona
     if len(names) < 2:
         raise ConfigError(f"{folder / train_file} holds one label value ({names[0]}): a classifier needs two or more")
     data = tokenized(train_rec.texts, train_rec.labels, names, opts.lower)
-    labels = torch.tensor(data.labels)
     fractions = (val_fraction if val_file is None else 0.0, test_fraction if test_file is None else 0.0)
     if any(f <= 0 for f, file in zip(fractions, (val_file, test_file)) if file is None) or sum(fractions) >= 1:
         raise ConfigError(f"data.val_fraction={val_fraction} and data.test_fraction={test_fraction} must be > 0 "
                           f"(for a split without its own file) and sum to less than 1")
-    tr, va, te = stratified_split(labels, (1 - sum(fractions), *fractions), split_seed)
+    tr, va, te = stratified_split(torch.tensor(data.labels), (1 - sum(fractions), *fractions), split_seed)
     parts = {"val": data.take(va.tolist()), "test": data.take(te.tolist())}
     for key, file in (("val", val_file), ("test", test_file)):
         if file is not None:
