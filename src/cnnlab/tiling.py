@@ -1,6 +1,5 @@
-"""Whole-image inference in overlapping tiles, for images too large for one pass, and test-time augmentation over the
-8 flips/turns. A tile's logits are kept only `overlap // 2` pixels away from its inner edges: with a receptive field
-within that margin the result equals the untiled one (a U-Net's differs where its field reaches past the margin)."""
+"""Whole-image inference in overlapping tiles (logits kept `overlap // 2` pixels inside a tile's inner edges, so a
+receptive field within that margin gives the untiled result) and test-time augmentation over the 8 flips/turns."""
 from __future__ import annotations
 
 from typing import Callable

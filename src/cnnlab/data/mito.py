@@ -55,26 +55,6 @@ def _read(root: Path, kind: str, split: str, step: int, threshold: Optional[int]
     return x[::step], y[::step]
 
 
-def _parts(root: Path, kind: str, step: int, fractions: "tuple[float, float]", threshold: Optional[int],
-           k: int) -> dict[str, "tuple[Tensor, Tensor]"]:
-    has_test = has_testing(root, kind)
-    # adjacent slices are 5 nm apart and nearly identical: val is a contiguous block after train, never interleaved
-    if kind == "tiff":  # each block's pages alone are decoded
-        kept = list(range(0, mito_page_count(root / "training.tif"), step))
-        blocks = slice_blocks(len(kept), *fractions, has_test)
-        parts = {s: read_mito(root, "training", [kept[i] for i in b], threshold, k) for s, b in blocks.items()}
-        testing = f"{root / 'testing.tif'} + testing_groundtruth.tif"
-    else:
-        x, y = _read(root, kind, "training", step, threshold, k)
-        kept = range(len(x))  # indices into x
-        parts = {s: (x[b], y[b]) for s, b in slice_blocks(len(kept), *fractions, has_test).items()}
-        testing = f"{root / 'testing'}/images + groundtruth"
-    if has_test:
-        parts["test"] = _read(root, kind, "testing", step, threshold, k)
-    log_test_split(testing if has_test else None, len(parts["test"][0]), len(kept), step)
-    return parts
-
-
 def check_mito_options(slice_step: int, val_fraction: float, test_fraction: float) -> None:
     """The slice step and fractions of a mitochondria data config (also of data=mito_patches)."""
     check_count("slice_step", slice_step, meaning="")
@@ -113,5 +93,20 @@ def build_mito(root: str, layout: str = "auto", val_fraction: float = 0.2, test_
         kind = "png"
     else:
         raise ConfigError(f"no mitochondria data in {root_path}: {MITO_HINT}; or {PNG_HINT}")
-    parts = _parts(root_path, kind, slice_step, (val_fraction, test_fraction), mask_threshold, num_classes)
+    has_test = has_testing(root_path, kind)
+    # adjacent slices are 5 nm apart and nearly identical: val is a contiguous block after train, never interleaved
+    if kind == "tiff":  # each block's pages alone are decoded
+        kept = list(range(0, mito_page_count(root_path / "training.tif"), slice_step))
+        blocks = slice_blocks(len(kept), val_fraction, test_fraction, has_test)
+        parts = {s: read_mito(root_path, "training", [kept[i] for i in b], mask_threshold, num_classes)
+                 for s, b in blocks.items()}
+        testing = f"{root_path / 'testing.tif'} + testing_groundtruth.tif"
+    else:
+        x, y = _read(root_path, kind, "training", slice_step, mask_threshold, num_classes)
+        kept = range(len(x))  # indices into x
+        parts = {s: (x[b], y[b]) for s, b in slice_blocks(len(kept), val_fraction, test_fraction, has_test).items()}
+        testing = f"{root_path / 'testing'}/images + groundtruth"
+    if has_test:
+        parts["test"] = _read(root_path, kind, "testing", slice_step, mask_threshold, num_classes)
+    log_test_split(testing if has_test else None, len(parts["test"][0]), len(kept), slice_step)
     return seg_bundle(parts, classes, "mito", augment, mask_threshold, saved=state, layout=f"mito_{kind}")

@@ -77,8 +77,7 @@ class SegAugment:
                            align_corners=False)
         return xr, yr.squeeze(1).round().to(y.dtype)
 
-    def _sources(self, n: int, h: int, w: int, crop: Optional[int], dev: torch.device,
-                 gen: torch.Generator) -> Tensor:
+    def _sources(self, n: int, h: int, w: int, crop: Optional[int], dev: torch.device, gen: torch.Generator) -> Tensor:
         """Flat source index of every output pixel: crop offset + flipped/transposed position inside the crop."""
         # the 8 symmetries of the square: a flip of the rows, of the columns, and an optional transpose
         ch, cw = (crop, crop) if crop is not None else (h, w)

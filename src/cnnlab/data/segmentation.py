@@ -156,10 +156,7 @@ def read_tiff_stack(path: str | Path, slices: Optional[Sequence[int]] = None, ma
 def read_mito(root: str | Path, split: str = "training", slices: Optional[Sequence[int]] = None,
               threshold: Optional[int] = MASK_THRESHOLD, num_classes: int = 2) -> tuple[Tensor, Tensor]:
     """Mitochondria stack `split` ('training' or 'testing'): (images uint8 [S,1,H,W], masks uint8 [S,H,W])."""
-    if split not in ("training", "testing"):
-        raise ConfigError(f"unknown mitochondria split {split!r}: use 'training' or 'testing'")
     root = Path(root).expanduser()
-    _require_dir(root, MITO_HINT)
     stack, truth = root / f"{split}.tif", root / f"{split}_groundtruth.tif"
     a, b = tiff_page_sizes(stack), tiff_page_sizes(truth)  # compared before any pixel is decoded
     if len(a) != len(b):

@@ -30,8 +30,7 @@ def smooth_noise(gen: torch.Generator, n: int, c: int, h: int, w: int, cell: int
 
 def _grid(h: int, w: int) -> "tuple[Tensor, Tensor]":
     """Pixel-centre coordinates y [1,H,W] and x [1,H,W]."""
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32),
-                            indexing="ij")
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
     return ys.unsqueeze(0), xs.unsqueeze(0)
 
 
@@ -140,8 +139,7 @@ def em_slices(n: int, height: int = 96, width: int = 128, seed: int = 0) -> "tup
         wall = 1.5 / b  # one membrane ~1.5 px thick, in units of the normalised radius
         outer, inner = (r <= 1) & (r > 1 - wall), (r <= 1 - 2 * wall) & (r > 1 - 3 * wall)
         cristae = torch.cos(v * 2.2) > 0.6  # stripes across the matrix
-        body = torch.where(cristae, 85.0, 115.0) + torch.zeros_like(img)
-        body = torch.where(outer | inner, torch.full_like(img, 45.0), body)
+        body = torch.where(outer | inner, 45.0, torch.where(cristae, 85.0, 115.0))
         img = torch.where((r <= 1) & present, body, img)
         mask |= (r <= 1) & present
     img = F.avg_pool2d(img.unsqueeze(1), 3, stride=1, padding=1, count_include_pad=False)

@@ -1,6 +1,5 @@
 """Sentence classification data as DataBundles: GLUE SST-2, MR (Pang & Lee 2005, 10-fold CV as Kim 2014), and
-generic CSV / TSV / JSONL files. Token ids are stored as int32 [N, L]; each batch is cut to its longest sentence.
-Every builder takes `TextOptions` as keyword arguments: tokenizer case, vocabulary, lengths, vectors, word dropout."""
+generic CSV / TSV / JSONL files. Every builder takes `TextOptions` as keyword arguments."""
 from __future__ import annotations
 
 import logging
@@ -14,7 +13,7 @@ from ..errors import ConfigError
 from .common import DataBundle, TensorSplit
 from .options import check_count
 from .splits import stratified_split
-from .sentences import Column, has_column, read_lines, read_table
+from .sentences import Column, Records, has_column, read_lines, read_table
 from .text import UNK_ID, TrimPrepare, UnknownWordDropout, build_vocab, encode_tokens, text_state, tokenize
 from .vectors import embedding_matrix
 
@@ -58,10 +57,10 @@ def text_options(options: dict, state: Optional[dict] = None) -> TextOptions:
     return opts
 
 
-def tokenized(texts: Sequence[str], labels: Sequence[str], class_names: Sequence[str], lower: bool) -> Part:
-    """Tokenise `texts` and map each label (a value in `class_names`) to its class id."""
+def tokenized(records: Records, class_names: Sequence[str], lower: bool) -> Part:
+    """Tokenise the sentences of `records` and map each label (a value in `class_names`) to its class id."""
     ids = {c: i for i, c in enumerate(class_names)}
-    return Part([tokenize(t, lower) for t in texts], [ids[y] for y in labels])
+    return Part([tokenize(t, lower) for t in records.texts], [ids[y] for y in records.labels])
 
 
 def text_bundle(name: str, class_names: list[str], train: Part, val: Part, test: Part, opts: TextOptions,
@@ -153,8 +152,8 @@ def build_sst2(root: str, val_size: int = 1000, split_seed: int = 0, encoding: s
                               f"data.root=<that folder>")
 
     def read(file: str) -> Part:
-        rec = read_table(folder / file, "sentence", "label", "tsv", True, ["0", "1"], encoding, on_bad_line)
-        return tokenized(rec.texts, rec.labels, ["0", "1"], opts.lower)
+        records = read_table(folder / file, "sentence", "label", "tsv", True, ["0", "1"], encoding, on_bad_line)
+        return tokenized(records, ["0", "1"], opts.lower)
 
     if alone:
         log.info(f"sst2: only the {only} split is read ({alone}), with the checkpoint's vocabulary")
@@ -198,16 +197,14 @@ def build_mr(root: str, fold: int = 0, folds: int = 10, split_seed: int = 0, val
     if not (folds >= 2 and 0 <= fold < folds and 0 < val_fraction < 1):
         raise ConfigError(f"data.fold={fold} must be in [0, data.folds={folds}) with folds >= 2, and "
                           f"data.val_fraction={val_fraction} in (0, 1)")
-    neg = read_lines(_mr_file(folder, "rt-polarity.neg"), encoding, on_bad_line)
-    pos = read_lines(_mr_file(folder, "rt-polarity.pos"), encoding, on_bad_line)
-    data = tokenized(neg + pos, ["0"] * len(neg) + ["1"] * len(pos), ["0", "1"], opts.lower)
+    neg, pos = (read_lines(_mr_file(folder, f"rt-polarity.{s}"), encoding, on_bad_line) for s in ("neg", "pos"))
+    data = tokenized(Records(neg + pos, ["0"] * len(neg) + ["1"] * len(pos)), ["0", "1"], opts.lower)
     labels = torch.tensor(data.labels)
     parts = kfold(labels, folds, split_seed)
     rest = torch.nonzero(parts != fold).flatten()
     tr, va = stratified_split(labels[rest], (1 - val_fraction, val_fraction), split_seed)
-    test = torch.nonzero(parts == fold).flatten()
     return text_bundle(f"mr_fold{fold}", BINARY, data.take(rest[tr].tolist()), data.take(rest[va].tolist()),
-                       data.take(test.tolist()), opts, split_seed, state)
+                       data.take(torch.nonzero(parts == fold).flatten().tolist()), opts, split_seed, state)
 
 
 def build_text_files(root: str, train_file: str = "train.csv", val_file: Optional[str] = None,
@@ -229,7 +226,7 @@ def build_text_files(root: str, train_file: str = "train.csv", val_file: Optiona
     names = given or sorted(distinct, key=int if all(v.lstrip("-").isdigit() for v in distinct) else None)
     if len(names) < 2:
         raise ConfigError(f"{folder / train_file} holds one label value ({names[0]}): a classifier needs two or more")
-    data = tokenized(train_rec.texts, train_rec.labels, names, opts.lower)
+    data = tokenized(train_rec, names, opts.lower)
     fractions = (val_fraction if val_file is None else 0.0, test_fraction if test_file is None else 0.0)
     if any(f <= 0 for f, file in zip(fractions, (val_file, test_file)) if file is None) or sum(fractions) >= 1:
         raise ConfigError(f"data.val_fraction={val_fraction} and data.test_fraction={test_fraction} must be > 0 "
@@ -238,7 +235,6 @@ def build_text_files(root: str, train_file: str = "train.csv", val_file: Optiona
     parts = {"val": data.take(va.tolist()), "test": data.take(te.tolist())}
     for key, file in (("val", val_file), ("test", test_file)):
         if file is not None:
-            rec = read(file, names)
-            parts[key] = tokenized(rec.texts, rec.labels, names, opts.lower)
+            parts[key] = tokenized(read(file, names), names, opts.lower)
     return text_bundle("text_files", names, data.take(tr.tolist()), parts["val"], parts["test"], opts, split_seed,
                        state)
