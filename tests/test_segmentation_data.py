@@ -191,9 +191,9 @@ def test_16_bit_stacks_and_slices_are_scaled_not_clipped(tmp_path):
     labels = np.zeros((24, 20), dtype=np.uint16)
     labels[:12] = 2  # a 16-bit PNG of class indices keeps them
     Image.fromarray(labels).save(tmp_path / "labels.png")
-    from cnnlab.data.segmentation import _open_gray
+    from cnnlab.data.segmentation import _open
 
-    assert np.array_equal(_open_gray(tmp_path / "labels.png", mask=True), labels.astype(np.uint8))
+    assert np.array_equal(_open(tmp_path / "labels.png", "L", mask=True), labels.astype(np.uint8))
     Image.fromarray(np.full((8, 8), 0.5, dtype=np.float32)).save(tmp_path / "float.tif")
     with pytest.raises(ConfigError, match=r"float.tif has floating-point pixels .*8- or 16-bit"):
         read_tiff_stack(tmp_path / "float.tif")

@@ -1,11 +1,5 @@
-"""Whole-image inference in overlapping tiles, for images too large to push through the network at once.
-
-Tiles of `tile` x `tile` pixels step by `tile - overlap`; the last tile of a row/column is moved back to end at the
-image border. Each tile's logits are kept only `overlap // 2` pixels away from its inner edges, where the network
-saw enough context, and the kept windows tile the image exactly. With a network whose receptive field fits in
-`overlap // 2` pixels (padding aside) the result equals the untiled one; a U-Net's differs only where its huge
-receptive field reaches past the margin, which is what the overlap is for.
-"""
+"""Whole-image inference in overlapping tiles (logits kept `overlap // 2` pixels inside a tile's inner edges, so a
+receptive field within that margin gives the untiled result) and test-time augmentation over the 8 flips/turns."""
 from __future__ import annotations
 
 from typing import Callable
@@ -20,19 +14,14 @@ def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
     """Start offsets of tiles of length `tile`, stepping by tile - overlap, the last one ending at `size`."""
     if size <= tile:
         return [0]
-    step = tile - overlap
-    starts = list(range(0, size - tile, step))
-    return starts + [size - tile]
+    return list(range(0, size - tile, tile - overlap)) + [size - tile]
 
 
 def _kept(starts: list[int], tile: int, size: int, margin: int) -> list["tuple[int, int]"]:
     """Per tile, the [lo, hi) range of image positions it writes: its interior, the image border included."""
-    out = []
-    for k, s in enumerate(starts):
-        lo = s if k == 0 else s + margin
-        hi = min(s + tile, size) if k == len(starts) - 1 else s + tile - margin
-        out.append((lo, hi))
-    return out
+    last = len(starts) - 1
+    return [(s if k == 0 else s + margin, min(s + tile, size) if k == last else s + tile - margin)
+            for k, s in enumerate(starts)]
 
 
 @torch.no_grad()
@@ -56,11 +45,7 @@ def tiled_logits(net: Callable[[Tensor], Tensor], x: Tensor, tile: int, overlap:
 
 @torch.no_grad()
 def dihedral_mean_probs(net: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
-    """Class probabilities [N,K,H,W] averaged over the 8 flips/turns of the input (test-time augmentation).
-
-    Each prediction is turned back before averaging; for square or non-square images (a transposed image is
-    predicted transposed). Costs 8 forward passes.
-    """
+    """Class probabilities [N,K,H,W] averaged over the 8 flips/turns of the input, each turned back (8 passes)."""
     total = None
     for transpose in (False, True):
         t = x.transpose(-1, -2) if transpose else x

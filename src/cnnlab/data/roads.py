@@ -1,11 +1,6 @@
-"""Road segmentation from aerial images (ETH CIL / EPFL ML course): whole 400x400 images with pixel masks.
-
-Layout: <root>/training/images/satImage_NNN.png (RGB) and <root>/training/groundtruth/satImage_NNN.png
-(anti-aliased masks: background 0, road ~237, soft edges; foreground = > mask_threshold). The official test images
-(test_set_images/test_N/test_N.png, 608x608) have no masks, so the labelled test split is a held-out set of
-training images, reported separately from validation. The task is scored per 16x16 patch: a patch is road when its
-mean foreground > 0.25 (data/patches.py), F1 over patches.
-"""
+"""Road segmentation from aerial images (ETH CIL / EPFL ML course): 400x400 RGB images with anti-aliased masks.
+The official test images have no masks, so the test split is held-out training images. The task is scored per 16x16
+patch (road when its mean foreground > 0.25, data/patches.py), F1 over patches."""
 from __future__ import annotations
 
 import logging
@@ -35,12 +30,8 @@ def build_roads(root: str, val_fraction: float = 0.2, test_fraction: float = 0.1
                 num_classes: int = 2, class_names: Optional[list[str]] = None,
                 augment: Optional[SegAugment] = None, state: Optional[dict] = None,
                 only: Optional[str] = None) -> DataBundle:
-    """Road images and masks, split by image (seeded) into train/val/test; whole images, uint8 on the device.
-
-    `mask_threshold=None` reads the masks as class-index maps (with `num_classes` classes) instead of thresholding.
-    With a checkpoint's `state` (which names the files of each split) and `only`, that split's files alone are read.
-    """
-    class_list(class_names, num_classes, ROAD_CLASSES)  # a bad class count fails before the files are read
+    """Road images and masks split by image (seeded), uint8; `only` (with a checkpoint's `state`): that split alone."""
+    classes = class_list(class_names, num_classes, ROAD_CLASSES)  # a bad class count fails before the files are read
     check_road_options(max_images, val_fraction, test_fraction)
     check_mask_threshold(mask_threshold)
     listed = (state or {}).get("files", {}).get(only) if only else None
@@ -49,14 +40,11 @@ def build_roads(root: str, val_fraction: float = 0.2, test_fraction: float = 0.1
                                           listed_as=f"the checkpoint's {only} split")
         log.info(f"roads: only the {only} split is read ({len(names)} images named in the checkpoint)")
         parts = {s: (images, masks) for s in SPLITS}  # the one split read stands in for the others
-        return seg_bundle(parts, class_list(class_names, num_classes, ROAD_CLASSES), "roads", None, mask_threshold,
-                          saved=state, layout="roads_png", patch=PATCH_SIZE, patch_threshold=PATCH_THRESHOLD,
-                          files=state["files"])
-    images, masks, names = read_roads(root, max_images, mask_threshold, num_classes)
-    index = dict(zip(SPLITS, image_split(len(names), val_fraction, test_fraction, split_seed)))
-    names_by_split = {s: [names[i] for i in idx.tolist()] for s, idx in index.items()}
-    parts = {s: (images[i], masks[i]) for s, i in index.items()}
-    classes = class_list(class_names, num_classes, ROAD_CLASSES)
+        files, augment = state["files"], None
+    else:
+        images, masks, names = read_roads(root, max_images, mask_threshold, num_classes)
+        index = dict(zip(SPLITS, image_split(len(names), val_fraction, test_fraction, split_seed)))
+        parts = {s: (images[i], masks[i]) for s, i in index.items()}
+        files = {s: [names[i] for i in idx.tolist()] for s, idx in index.items()}
     return seg_bundle(parts, classes, "roads", augment, mask_threshold, saved=state, layout="roads_png",
-                      patch=PATCH_SIZE, patch_threshold=PATCH_THRESHOLD, files=names_by_split)
-
+                      patch=PATCH_SIZE, patch_threshold=PATCH_THRESHOLD, files=files)

@@ -1,18 +1,9 @@
-"""Batched, on-device joint augmentation of images and masks: random crop, flips, 90-degree turns, rotation by
-any angle, brightness/contrast.
-
-Crop, flips and turns are one gather per tensor: output pixel (i, j) of sample n reads source pixel
-(R[n,i,j], C[n,i,j]), where the 8 symmetries of the square are a flip of the rows, a flip of the columns and an
-optional transpose (a transpose followed by a flip is a 90-degree turn). A rotation by a random angle (`angle` > 0)
-is one `grid_sample` that cuts the rotated crop out of the image (bilinear for images, nearest for masks, mirrored
-at the border), before the flips and turns. All randomness comes from the passed generator in a fixed number of
-calls per batch, so a checkpointed generator resumes exactly.
-"""
+"""Batched, on-device joint augmentation of images and masks: random crop, flips, 90-degree turns, rotation by any
+angle (one grid_sample: bilinear for images, nearest for masks, mirrored at the border), brightness/contrast."""
 from __future__ import annotations
 
-from typing import Optional
-
 import math
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -22,15 +13,10 @@ from cnnlab.errors import ConfigError
 
 
 class SegAugment:
-    """`(x [N,C,H,W] float, y [N,H,W] masks, generator) -> (x [N,C,h,w], y [N,h,w])`, every sample on its own draw.
+    """`(x [N,C,H,W] float, y [N,H,W] masks, generator) -> (x [N,C,h,w], y [N,h,w])`, every sample on its own draw."""
 
-    crop: side of the random square crop in pixels (None = whole images); hflip/vflip: flips with p = 0.5;
-    rot90: a random transpose with p = 0.5 (with both flips: all 8 orientations equally likely; needs square
-    crops or images); angle: rotation by a uniform angle in [-angle, angle] degrees (0 = off; roads that run
-    diagonally are rare in the training images); brightness: shift in [-b, b] and contrast: factor in [1-c, 1+c]
-    about each image's mean, both in the units of x (normalised images: std units). Masks are only moved.
-    """
-
+    # crop: pixels (None = whole images); flips and the transpose (rot90) each with p = 0.5, together all 8
+    # orientations; angle: degrees; brightness shift and contrast factor in the units of x. Masks are only moved.
     def __init__(self, crop: Optional[int] = None, hflip: bool = True, vflip: bool = True, rot90: bool = True,
                  brightness: float = 0.0, contrast: float = 0.0, angle: float = 0.0) -> None:
         if crop is not None and crop < 1:
@@ -55,6 +41,7 @@ class SegAugment:
                               f"set data.augment.crop or data.augment.rot90=false")
 
     def __call__(self, x: Tensor, y: Tensor, generator: torch.Generator) -> "tuple[Tensor, Tensor]":
+        # a fixed number of draws from `generator` per batch, so that a checkpointed generator resumes exactly
         self.check(*x.shape[-2:])
         if self.angle > 0:
             x, y = self._rotated_crops(x, y, generator)
@@ -64,8 +51,10 @@ class SegAugment:
         out_h, out_w = src.shape[1:]
         x = x.reshape(n, c, h * w).gather(2, src.view(n, 1, -1).expand(n, c, -1)).view(n, c, out_h, out_w)
         y = y.reshape(n, h * w).gather(1, src.view(n, -1)).view(n, out_h, out_w)
-        if self.brightness > 0 or self.contrast > 0:
-            x = self._jitter(x, generator)
+        if self.brightness > 0 or self.contrast > 0:  # contrast about each image's mean, then a brightness shift
+            u = torch.rand((2, n, 1, 1, 1), generator=generator, device=x.device, dtype=x.dtype) * 2 - 1
+            mean = x.mean(dim=(1, 2, 3), keepdim=True)
+            x = (x - mean) * (1 + self.contrast * u[0]) + mean + self.brightness * u[1]
         return x, y
 
     def _rotated_crops(self, x: Tensor, y: Tensor, gen: torch.Generator) -> "tuple[Tensor, Tensor]":
@@ -88,9 +77,9 @@ class SegAugment:
                            align_corners=False)
         return xr, yr.squeeze(1).round().to(y.dtype)
 
-    def _sources(self, n: int, h: int, w: int, crop: Optional[int], dev: torch.device,
-                 gen: torch.Generator) -> Tensor:
+    def _sources(self, n: int, h: int, w: int, crop: Optional[int], dev: torch.device, gen: torch.Generator) -> Tensor:
         """Flat source index of every output pixel: crop offset + flipped/transposed position inside the crop."""
+        # the 8 symmetries of the square: a flip of the rows, of the columns, and an optional transpose
         ch, cw = (crop, crop) if crop is not None else (h, w)
         top = torch.randint(0, h - ch + 1, (n, 1, 1), generator=gen, device=dev)
         left = torch.randint(0, w - cw + 1, (n, 1, 1), generator=gen, device=dev)
@@ -100,12 +89,5 @@ class SegAugment:
         rows = torch.where(coin[0] & self.vflip, ch - 1 - i, i).expand(n, ch, cw)
         cols = torch.where(coin[1] & self.hflip, cw - 1 - j, j).expand(n, ch, cw)
         if self.rot90:  # square here (checked): output (i, j) reads the crop's (j, i)
-            swap = coin[2]
-            rows, cols = torch.where(swap, cols, rows), torch.where(swap, rows, cols)
+            rows, cols = torch.where(coin[2], cols, rows), torch.where(coin[2], rows, cols)
         return (top + rows) * w + left + cols
-
-    def _jitter(self, x: Tensor, gen: torch.Generator) -> Tensor:
-        """Contrast about each image's mean, then a brightness shift; one draw per image."""
-        u = torch.rand((2, x.shape[0], 1, 1, 1), generator=gen, device=x.device, dtype=x.dtype) * 2 - 1
-        mean = x.mean(dim=(1, 2, 3), keepdim=True)
-        return (x - mean) * (1 + self.contrast * u[0]) + mean + self.brightness * u[1]

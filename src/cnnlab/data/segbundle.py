@@ -1,11 +1,8 @@
-"""The DataBundle of a segmentation task: uint8 image/mask splits, per-batch preparation, and the data state.
-
-Splits keep uint8 images [N,C,H,W] and uint8 masks [N,H,W] on the device; `SegPrepare` turns each batch into
-normalised float32 images and int64 targets, so the float copy of a split never exists. The state is plain data a
-checkpoint stores, so that prediction on new raw images needs nothing else (see `seg_state`).
-"""
+"""The DataBundle of a segmentation task: uint8 image/mask splits on the device, `SegPrepare` per batch (so no float
+copy of a split exists), and the data state: plain data a checkpoint stores to predict on new raw images."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import torch
@@ -19,14 +16,12 @@ SPLITS = ("train", "val", "test")
 DECISION_THRESHOLD = 0.5  # foreground probability above which a pixel is foreground, until validation picks one
 
 
+@dataclass
 class SegPrepare:
     """Stored batch -> model batch: uint8 images to (x/255 - mean)/std float32, uint8 masks to int64."""
 
-    def __init__(self, mean: "tuple[float, ...]", std: "tuple[float, ...]") -> None:
-        self.mean, self.std = tuple(mean), tuple(std)
-
-    def __repr__(self) -> str:
-        return f"SegPrepare(mean={self.mean}, std={self.std})"
+    mean: "tuple[float, ...]"
+    std: "tuple[float, ...]"
 
     def __call__(self, x: Tensor, y: Tensor) -> "tuple[Tensor, Tensor]":
         return normalise(x.float().div_(255), self.mean, self.std), y.long()
@@ -45,10 +40,8 @@ def class_list(class_names: Optional[list[str]], num_classes: int, two: list[str
 
 
 def uint8_stats(images: Tensor) -> "tuple[tuple[float, ...], tuple[float, ...]]":
-    """Per-channel mean and (unbiased) std of uint8 [N,C,H,W] images in [0,1] units, from 256-bin histograms.
-
-    Exact, and without a float copy of the images (the EM training stack is ~100 M pixels).
-    """
+    """Per-channel mean and (unbiased) std of uint8 [N,C,H,W] images in [0,1] units, from 256-bin histograms."""
+    # exact, and without a float copy of the images (the EM training stack is ~100 M pixels)
     values = torch.arange(256, dtype=torch.float64) / 255
     means, stds = [], []
     for c in range(images.shape[1]):
@@ -61,29 +54,13 @@ def uint8_stats(images: Tensor) -> "tuple[tuple[float, ...], tuple[float, ...]]"
     return tuple(means), tuple(stds)
 
 
-def seg_state(class_names: list[str], in_channels: int, mean: "tuple[float, ...]", std: "tuple[float, ...]",
-              mask_threshold: Optional[int], **extra: Any) -> dict[str, Any]:
-    """The data state: what turns a raw image into model input and the logits into a mask (plain data only).
-
-    Keys: task, input ("seg_image": whole images, any size), class_names, in_channels, mean, std (of [0,1] pixels,
-    per channel), mask_threshold (how ground-truth masks were read: > threshold, or None = class indices),
-    threshold (the foreground-probability cut for two classes; training replaces it with the one validation
-    chooses), plus the task's own keys (roads: patch, patch_threshold; layout).
-    """
-    return {"task": "segmentation", "input": "seg_image", "class_names": list(class_names),
-            "in_channels": int(in_channels), "mean": [float(m) for m in mean], "std": [float(s) for s in std],
-            "mask_threshold": mask_threshold, "threshold": DECISION_THRESHOLD, **extra}
-
-
 def seg_bundle(parts: dict[str, "tuple[Tensor, Tensor]"], class_names: list[str], name: str,
                augment: Optional[SegAugment], mask_threshold: Optional[int], saved: Optional[dict] = None,
                **extra: Any) -> DataBundle:
-    """DataBundle(task="segmentation") of uint8 (images, masks) per split, normalised by training statistics (or,
-    for a checkpoint's evaluation, by those of its `saved` data state, whose decision threshold it keeps)."""
+    """DataBundle of uint8 (images, masks) per split, normalised by training statistics (or a `saved` state's)."""
     for split in SPLITS:
         if len(parts[split][0]) == 0:
-            raise ConfigError(f"the {name} {split} split is empty: lower data.val_fraction/test_fraction or add "
-                              f"images")
+            raise ConfigError(f"the {name} {split} split is empty: lower data.val_fraction/test_fraction or add images")
     train_x = parts["train"][0]
     if augment is not None:
         augment.check(*train_x.shape[-2:])
@@ -92,8 +69,11 @@ def seg_bundle(parts: dict[str, "tuple[Tensor, Tensor]"], class_names: list[str]
     prepare = SegPrepare(mean, std)
     splits = {s: TensorSplit(x.to(torch.uint8), y.to(torch.uint8), prepare) for s, (x, y) in parts.items()}
     channels = int(train_x.shape[1])
+    # the data state (plain data): mean, std of [0,1] pixels; mask_threshold: how ground-truth masks were read (None:
+    # class indices); threshold: the two-class foreground cut, replaced in training by the one validation chooses
+    state = {"task": "segmentation", "input": "seg_image", "class_names": list(class_names), "in_channels": channels,
+             "mean": [float(m) for m in mean], "std": [float(s) for s in std], "mask_threshold": mask_threshold,
+             "threshold": (saved or {}).get("threshold", DECISION_THRESHOLD), **extra}
     return DataBundle(splits["train"], splits["val"], splits["test"], num_classes=len(class_names),
                       class_names=list(class_names), model_kwargs={"in_channels": channels}, train_augment=augment,
-                      task="segmentation", mean=mean, std=std, name=name,
-                      state={**seg_state(class_names, channels, mean, std, mask_threshold, **extra),
-                             **({"threshold": saved["threshold"]} if saved and "threshold" in saved else {})})
+                      task="segmentation", mean=mean, std=std, name=name, state=state)

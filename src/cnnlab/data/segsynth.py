@@ -1,14 +1,6 @@
-"""Procedural segmentation data, deterministic by seed, for the offline default and the tests: aerial road scenes
-and EM-like slices with mitochondria. Whole batches are drawn with tensor ops (loops run over a few shapes per
-image, never over pixels or images).
-
-Roads: textured fields, grey buildings (the classic false positive), 1-3 roads drawn as cubic Bezier curves of
-random width and curvature, then cars on the roads and tree crowns over everything; the mask is the road area,
-trees and cars included (as the real ground truth labels roads under occluders).
-EM: granular cytoplasm cut into cells by dark membranes (Voronoi boundaries), single-walled vesicles as distractors,
-and mitochondria as ellipses with a double wall (two dark rings), a dark matrix and cristae; the mask is the
-mitochondria's interior.
-"""
+"""Procedural segmentation data, deterministic by seed, drawn in whole batches with tensor ops: aerial road scenes
+(fields, buildings, Bezier roads, cars, trees; the mask is the road area, occluders included, as in the real ground
+truth) and EM-like slices (Voronoi cells, vesicles, double-walled mitochondria; the mask is their interior)."""
 from __future__ import annotations
 
 from typing import Optional
@@ -38,14 +30,13 @@ def smooth_noise(gen: torch.Generator, n: int, c: int, h: int, w: int, cell: int
 
 def _grid(h: int, w: int) -> "tuple[Tensor, Tensor]":
     """Pixel-centre coordinates y [1,H,W] and x [1,H,W]."""
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32),
-                            indexing="ij")
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
     return ys.unsqueeze(0), xs.unsqueeze(0)
 
 
-def _curve_distance(ctrl: Tensor, ys: Tensor, xs: Tensor, samples: int = 24) -> Tensor:
+def _curve_distance(ctrl: Tensor, ys: Tensor, xs: Tensor) -> Tensor:
     """Distance [N,H,W] from each pixel to the cubic Bezier curves with control points ctrl [N,4,2] (y, x)."""
-    t = torch.linspace(0, 1, samples).view(1, -1, 1)
+    t = torch.linspace(0, 1, 24).view(1, -1, 1)
     basis = torch.stack([(1 - t) ** 3, 3 * t * (1 - t) ** 2, 3 * t ** 2 * (1 - t), t ** 3], dim=2)  # [1,T,4,1]
     pts = (basis * ctrl.unsqueeze(1)).sum(2)  # [N,T,2]
     dist = torch.full((ctrl.shape[0],) + ys.shape[1:], float("inf"))
@@ -61,19 +52,10 @@ def _border_points(gen: torch.Generator, n: int, size: int) -> Tensor:
     """Random points [N,2] on the square's border (a little outside, so roads leave the picture)."""
     side = torch.randint(0, 4, (n,), generator=gen)
     along = _uniform(gen, (n,), 0, size)
-    out = torch.full((n,), -0.05 * size)
-    far = torch.full((n,), 1.05 * size)
+    out, far = -0.05 * size, 1.05 * size
     y = torch.where(side == 0, out, torch.where(side == 1, far, along))
     x = torch.where(side == 2, out, torch.where(side == 3, far, along))
     return torch.stack([y, x], 1)
-
-
-def _discs(gen: torch.Generator, n: int, count: int, ys: Tensor, xs: Tensor, r: "tuple[float, float]") -> Tensor:
-    """Union [N,H,W] of `count` random discs per image with radii in r (pixels)."""
-    h, w = ys.shape[1:]
-    cy, cx = _uniform(gen, (n, count, 1, 1), 0, h), _uniform(gen, (n, count, 1, 1), 0, w)
-    rad = _uniform(gen, (n, count, 1, 1), *r)
-    return ((ys.unsqueeze(1) - cy) ** 2 + (xs.unsqueeze(1) - cx) ** 2 < rad ** 2).any(1)
 
 
 def _boxes(gen: torch.Generator, n: int, count: int, ys: Tensor, xs: Tensor, side: "tuple[float, float]") -> Tensor:
@@ -87,11 +69,10 @@ def _boxes(gen: torch.Generator, n: int, count: int, ys: Tensor, xs: Tensor, sid
 
 def _paint(img: Tensor, where: Tensor, colour: Tensor) -> Tensor:
     """img [N,3,H,W] with pixels `where` [N,H,W] set to colour [N,3] (or [N,3,H,W])."""
-    colour = colour if colour.dim() == 4 else colour.view(-1, 3, 1, 1).expand_as(img)
-    return torch.where(where.unsqueeze(1), colour, img)
+    return torch.where(where.unsqueeze(1), colour if colour.dim() == 4 else colour.view(-1, 3, 1, 1), img)
 
 
-def road_scenes(n: int, size: int = 96, seed: int = 0, max_roads: int = 3) -> "tuple[Tensor, Tensor]":
+def road_scenes(n: int, size: int = 96, seed: int = 0) -> "tuple[Tensor, Tensor]":
     """`n` aerial-like RGB scenes uint8 [N,3,S,S] and road masks uint8 [N,S,S] (1 = road)."""
     gen = torch.Generator().manual_seed(seed)
     ys, xs = _grid(size, size)
@@ -101,38 +82,29 @@ def road_scenes(n: int, size: int = 96, seed: int = 0, max_roads: int = 3) -> "t
     roof = _uniform(gen, (n, 1), 110, 190).expand(n, 3) + _uniform(gen, (n, 3), -10, 10)
     img = _paint(img, _boxes(gen, n, 4, ys, xs, (0.06 * size, 0.16 * size)), roof)
     mask = torch.zeros(n, size, size, dtype=torch.bool)
-    for r in range(max_roads):
+    for r in range(3):
         ctrl = torch.stack([_border_points(gen, n, size), _uniform(gen, (n, 2), 0, size),
                             _uniform(gen, (n, 2), 0, size), _border_points(gen, n, size)], 1)
         width = _uniform(gen, (n, 1, 1), 0.03 * size, 0.09 * size)
-        present = (torch.rand(n, 1, 1, generator=gen) < 0.6) | (r == 0)  # 1 to max_roads roads
+        present = (torch.rand(n, 1, 1, generator=gen) < 0.6) | (r == 0)  # 1 to 3 roads
         road = (_curve_distance(ctrl, ys, xs) < width / 2) & present
         grey = _uniform(gen, (n, 1), 95, 150).expand(n, 3)
         img = _paint(img, road, grey.view(n, 3, 1, 1) + 12 * (smooth_noise(gen, n, 3, size, size, 1) - 0.5))
         mask |= road
     cars = _boxes(gen, n, 12, ys, xs, (0.02 * size, 0.045 * size)) & mask
     img = _paint(img, cars, _uniform(gen, (n, 3), 20, 240))
-    trees = _discs(gen, n, 10, ys, xs, (0.02 * size, 0.05 * size))
+    cy, cx = _uniform(gen, (n, 10, 1, 1), 0, size), _uniform(gen, (n, 10, 1, 1), 0, size)
+    rad = _uniform(gen, (n, 10, 1, 1), 0.02 * size, 0.05 * size)
+    trees = ((ys.unsqueeze(1) - cy) ** 2 + (xs.unsqueeze(1) - cx) ** 2 < rad ** 2).any(1)  # 10 crowns
     img = _paint(img, trees, torch.tensor([35.0, 70, 30]).expand(n, 3) + _uniform(gen, (n, 3), -10, 10))
     img = F.avg_pool2d(img, 3, stride=1, padding=1, count_include_pad=False)  # soft edges, like a real sensor
     img = img + 6 * torch.randn(img.shape, generator=gen)
     return img.round().clamp(0, 255).to(torch.uint8), mask.to(torch.uint8)
 
 
-def _ellipse_radius(ys: Tensor, xs: Tensor, cy: Tensor, cx: Tensor, a: Tensor, b: Tensor,
-                    angle: Tensor) -> "tuple[Tensor, Tensor]":
-    """Normalised elliptic radius (1 on the outline) and the coordinate along the minor axis, per pixel."""
-    dy, dx = ys - cy, xs - cx
-    u = dx * torch.cos(angle) + dy * torch.sin(angle)   # along the major axis
-    v = -dx * torch.sin(angle) + dy * torch.cos(angle)  # along the minor axis
-    return torch.sqrt((u / a) ** 2 + (v / b) ** 2), v
-
-
 def _bisector_distance(seeds: Tensor, ys: Tensor, xs: Tensor) -> Tensor:
-    """Distance [N,H,W] of each pixel to the boundary of its Voronoi cell (seeds [N,P,2] as (y, x)).
-
-    For the nearest seeds a and b the boundary is their bisector, at distance (d_b^2 - d_a^2) / (2 |a - b|).
-    """
+    """Distance [N,H,W] of each pixel to the boundary of its Voronoi cell (seeds [N,P,2] as (y, x))."""
+    # for the nearest seeds a and b the boundary is their bisector, at distance (d_b^2 - d_a^2) / (2 |a - b|)
     d2 = (ys.unsqueeze(1) - seeds[..., 0, None, None]) ** 2 + (xs.unsqueeze(1) - seeds[..., 1, None, None]) ** 2
     near = d2.topk(2, dim=1, largest=False)
     sa, sb = (seeds.gather(1, near.indices[:, k].flatten(1).unsqueeze(-1).expand(-1, -1, 2)) for k in (0, 1))
@@ -140,8 +112,7 @@ def _bisector_distance(seeds: Tensor, ys: Tensor, xs: Tensor) -> Tensor:
     return (near.values[:, 1] - near.values[:, 0]) / (2 * gap)
 
 
-def em_slices(n: int, height: int = 96, width: int = 128, seed: int = 0,
-              max_mito: int = 4) -> "tuple[Tensor, Tensor]":
+def em_slices(n: int, height: int = 96, width: int = 128, seed: int = 0) -> "tuple[Tensor, Tensor]":
     """`n` EM-like grayscale slices uint8 [N,1,H,W] and mitochondria masks uint8 [N,H,W] (1 = mitochondrion)."""
     gen = torch.Generator().manual_seed(seed)
     ys, xs = _grid(height, width)
@@ -156,17 +127,19 @@ def em_slices(n: int, height: int = 96, width: int = 128, seed: int = 0,
         r = torch.hypot(ys - cy, xs - cx) / rad
         img = torch.where((r > 0.75) & (r <= 1), img - 70, torch.where(r <= 0.75, img + 15, img))
     mask = torch.zeros(n, height, width, dtype=torch.bool)
-    for k in range(max_mito):
+    for k in range(4):  # 1 to 4 mitochondria
         cy, cx = _uniform(gen, (n, 1, 1), 0, height), _uniform(gen, (n, 1, 1), 0, width)
         a = _uniform(gen, (n, 1, 1), 0.08 * short, 0.16 * short)
         b = a * _uniform(gen, (n, 1, 1), 0.4, 0.8)
-        r, v = _ellipse_radius(ys, xs, cy, cx, a, b, _uniform(gen, (n, 1, 1), 0, 3.1416))
+        angle, dy, dx = _uniform(gen, (n, 1, 1), 0, 3.1416), ys - cy, xs - cx
+        u = dx * torch.cos(angle) + dy * torch.sin(angle)   # along the major axis
+        v = -dx * torch.sin(angle) + dy * torch.cos(angle)  # along the minor axis
+        r = torch.sqrt((u / a) ** 2 + (v / b) ** 2)  # the normalised elliptic radius: 1 on the outline
         present = (torch.rand(n, 1, 1, generator=gen) < 0.7) | (k == 0)
         wall = 1.5 / b  # one membrane ~1.5 px thick, in units of the normalised radius
         outer, inner = (r <= 1) & (r > 1 - wall), (r <= 1 - 2 * wall) & (r > 1 - 3 * wall)
         cristae = torch.cos(v * 2.2) > 0.6  # stripes across the matrix
-        body = torch.where(cristae, 85.0, 115.0) + torch.zeros_like(img)
-        body = torch.where(outer | inner, torch.full_like(img, 45.0), body)
+        body = torch.where(outer | inner, 45.0, torch.where(cristae, 85.0, 115.0))
         img = torch.where((r <= 1) & present, body, img)
         mask |= (r <= 1) & present
     img = F.avg_pool2d(img.unsqueeze(1), 3, stride=1, padding=1, count_include_pad=False)
@@ -177,13 +150,12 @@ def em_slices(n: int, height: int = 96, width: int = 128, seed: int = 0,
 def build_roads_synthetic(num_images: int = 48, size: int = 96, val_fraction: float = 0.2,
                           test_fraction: float = 0.2, seed: int = 0, augment: Optional[SegAugment] = None,
                           state: Optional[dict] = None, root: Optional[str] = None) -> DataBundle:  # noqa: ARG001
-    """Procedural road scenes split by image (seeded), with the roads task's data state (16x16 patches, 0.25);
-    `root` is unused (generated data)."""
+    """Procedural road scenes split by image (seeded), scored as the roads task; `root` is unused."""
     check_count("num_images", num_images, minimum=3)  # one each for train, val, test at least
     check_count("size", size, minimum=PATCH_SIZE)
     images, masks = road_scenes(num_images, size, seed)
-    index = dict(zip(SPLITS, image_split(num_images, val_fraction, test_fraction, seed)))
-    parts = {s: (images[i], masks[i]) for s, i in index.items()}
+    split = image_split(num_images, val_fraction, test_fraction, seed)
+    parts = {s: (images[i], masks[i]) for s, i in zip(SPLITS, split)}
     return seg_bundle(parts, ROAD_CLASSES, "roads_synthetic", augment, None, saved=state, layout="synthetic",
                       patch=PATCH_SIZE, patch_threshold=PATCH_THRESHOLD)
 

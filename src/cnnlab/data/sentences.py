@@ -1,16 +1,12 @@
 """Readers of labelled sentence files: one sentence per line (MR), TSV with a header (GLUE SST-2), CSV and JSONL.
-
-Files are split into lines on b"\\n" only (never `str.splitlines`, which also breaks at U+0085, U+2028, form
-feeds ...: MR's latin-1 lines hold byte 0x85), and each line is decoded on its own, so an error names its line.
-A bad line (empty, undecodable, a missing field, an unknown label) stops the run with one line naming the file,
-the line number and the fix, or, with `on_bad_line="skip"`, is left out and counted in one warning per file.
-"""
+A bad line (empty, undecodable, a missing field, an unknown label) stops the run with one line naming the file, the
+line number and the fix, or, with `on_bad_line="skip"`, is left out and counted in one warning per file."""
 from __future__ import annotations
 
 import csv
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Union
 
@@ -18,7 +14,6 @@ from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-POLICIES = ("error", "skip")
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 Column = Union[str, int]
 
@@ -27,15 +22,15 @@ Column = Union[str, int]
 class Records:
     """Sentences and their labels (as written in the file) from one file."""
 
-    texts: list[str] = field(default_factory=list)
-    labels: list[str] = field(default_factory=list)
+    texts: list[str]
+    labels: list[str]
 
 
 class BadLines:
     """Raise a one-line ConfigError for a bad line, or (policy "skip") count it and warn once at the end."""
 
     def __init__(self, path: Path, policy: str) -> None:
-        if policy not in POLICIES:
+        if policy not in ("error", "skip"):
             raise ConfigError(f"data.on_bad_line={policy} is not known: use error or skip")
         self.path, self.policy, self.count, self.first = path, policy, 0, ""
 
@@ -48,19 +43,15 @@ class BadLines:
 
     def report(self) -> None:
         if self.count:
-            log.warning(f"skipped {self.count} bad line(s) of {self.path} (data.on_bad_line=skip); first: "
-                        f"{self.first}")
-
-
-def _existing(path: Path) -> Path:
-    if not path.is_file():
-        raise ConfigError(f"{path} not found: point data.root (and the data.*_file names) at the data folder")
-    return path
+            log.warning(f"skipped {self.count} bad line(s) of {self.path} (data.on_bad_line=skip); first: {self.first}")
 
 
 def decoded_lines(path: Path, encoding: str, bad: BadLines) -> Iterator[tuple[int, str]]:
     """(1-based line number, text without the line break) per line; undecodable lines go to `bad`."""
-    pieces = _existing(path).read_bytes().split(b"\n")
+    if not path.is_file():
+        raise ConfigError(f"{path} not found: point data.root (and the data.*_file names) at the data folder")
+    # split on b"\n" only, each line decoded alone: str.splitlines also breaks at U+0085 (MR's latin-1 byte 0x85)
+    pieces = path.read_bytes().split(b"\n")
     if pieces and pieces[-1] == b"":  # the final newline ends the last line; it does not start another
         pieces.pop()
     for number, raw in enumerate(pieces, 1):
@@ -86,67 +77,31 @@ def read_lines(path: Path, encoding: str = "utf-8", on_bad_line: str = "error") 
     return out
 
 
-def table_format(path: Path, file_format: str = "auto") -> str:
-    """csv, tsv or jsonl: `file_format`, or from the file's suffix."""
-    if file_format != "auto":
-        if file_format not in set(FORMATS.values()):
-            raise ConfigError(f"data.file_format={file_format} is not known: use auto, csv, tsv or jsonl")
-        return file_format
-    fmt = FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise ConfigError(f"cannot tell the format of {path} from its suffix: set data.file_format=csv, tsv or jsonl")
-    return fmt
+def _column(spec: Column, header: Optional[list[str]], path: Path, key: str) -> int:
+    if isinstance(spec, int):
+        return spec
+    if header is None:
+        raise ConfigError(f"data.{key}={spec!r} must be a column number (0-based) with data.header=false")
+    names = [h.strip() for h in header]
+    if spec not in names:
+        raise ConfigError(f"{path} has no column {spec!r} (its header: {', '.join(names)}): set data.{key}")
+    return names.index(spec)
 
 
-def _rows(path: Path, fmt: str, encoding: str, bad: BadLines) -> Iterator[tuple[int, list[str]]]:
-    """(line number, fields) of a CSV (RFC 4180 quoting) or TSV (no quoting: GLUE's convention) file."""
-    lines = decoded_lines(path, encoding, bad)
-    if fmt == "tsv":
-        for number, text in lines:
-            yield number, text.split("\t")
-        return
-    numbers: list[int] = []
+def _delimited(path: Path, fmt: str, text_column: Column, label_column: Column, header: bool, encoding: str,
+               bad: BadLines) -> Iterator[tuple[int, str, str]]:
+    """(line number, text, label) per record of a CSV (RFC 4180 quoting) or TSV (no quoting: GLUE's) file."""
+    lines, numbers, names = decoded_lines(path, encoding, bad), [], None
 
     def feed() -> Iterator[str]:
         for number, text in lines:
             numbers.append(number)
             yield text + "\n"
 
-    for row in csv.reader(feed()):
-        yield numbers[-1], row  # a quoted field may span lines: the number is the record's last line
-
-
-def _column(spec: Column, header: Optional[list[str]], path: Path, key: str) -> int:
-    if header is None:
-        if not isinstance(spec, int):
-            raise ConfigError(f"data.{key}={spec!r} must be a column number (0-based) with data.header=false")
-        return spec
-    names = [h.strip() for h in header]
-    if isinstance(spec, int):
-        return spec
-    if spec not in names:
-        raise ConfigError(f"{path} has no column {spec!r} (its header: {', '.join(names)}): set data.{key}")
-    return names.index(spec)
-
-
-def _record(number: int, text: str, label: str, allowed: Optional[list[str]], bad: BadLines,
-            out: Records) -> None:
-    """Append (text, label) to `out`, or report why the line is bad."""
-    if not text.strip():
-        bad(number, "empty sentence", "remove the line or fill in its text")
-    elif not label.strip():
-        bad(number, "empty label", "give every line a label")
-    elif allowed is not None and label.strip() not in allowed:
-        bad(number, f"label {label.strip()!r} is not one of {', '.join(allowed)}",
-            "fix the label, or list it in data.class_names")
-    else:
-        out.texts.append(text)
-        out.labels.append(label.strip())
-
-
-def _read_delimited(path: Path, fmt: str, text_column: Column, label_column: Column, header: bool,
-                    allowed: Optional[list[str]], encoding: str, bad: BadLines) -> Records:
-    out, rows, names = Records(), _rows(path, fmt, encoding, bad), None
+    if fmt == "tsv":
+        rows = ((number, text.split("\t")) for number, text in lines)
+    else:  # a quoted field may span lines: the number is the record's last line
+        rows = ((numbers[-1], row) for row in csv.reader(feed()))
     if header:
         first = next(rows, None)
         if first is None:
@@ -160,13 +115,12 @@ def _read_delimited(path: Path, fmt: str, text_column: Column, label_column: Col
             bad(number, f"{len(fields)} field(s), the text and label columns need {max(t, y) + 1}",
                 "give the line its missing fields")
         else:
-            _record(number, fields[t], fields[y], allowed, bad, out)
-    return out
+            yield number, fields[t], fields[y]
 
 
-def _read_jsonl(path: Path, text_column: Column, label_column: Column, allowed: Optional[list[str]],
-                encoding: str, bad: BadLines) -> Records:
-    out = Records()
+def _jsonl(path: Path, text_column: Column, label_column: Column, encoding: str,
+           bad: BadLines) -> Iterator[tuple[int, str, str]]:
+    """(line number, text, label) per object of a JSONL file; a label that is no string is read as its JSON."""
     for number, line in decoded_lines(path, encoding, bad):
         if not line.strip():
             bad(number, "empty line", "remove it")
@@ -183,23 +137,35 @@ def _read_jsonl(path: Path, text_column: Column, label_column: Column, allowed: 
             bad(number, f"{text_column!r} is not a string", "write the sentence as a JSON string")
         else:
             label = obj[label_column]
-            _record(number, obj[text_column], label if isinstance(label, str) else json.dumps(label), allowed,
-                    bad, out)
-    return out
+            yield number, obj[text_column], label if isinstance(label, str) else json.dumps(label)
 
 
 def read_table(path: Path, text_column: Column = "text", label_column: Column = "label", file_format: str = "auto",
                header: bool = True, allowed: Optional[list[str]] = None, encoding: str = "utf-8",
                on_bad_line: str = "error") -> Records:
-    """Labelled sentences from a CSV / TSV (with a header unless `header` is false) or JSONL file.
-
-    `allowed`: the label values accepted (others are bad lines); None accepts any non-empty label.
-    """
-    bad, fmt = BadLines(path, on_bad_line), table_format(path, file_format)
+    """Labelled sentences from a CSV / TSV or JSONL file; labels outside `allowed` (None: any) are bad lines."""
+    bad = BadLines(path, on_bad_line)
+    fmt = FORMATS.get(path.suffix.lower()) if file_format == "auto" else file_format
+    if fmt is None:
+        raise ConfigError(f"cannot tell the format of {path} from its suffix: set data.file_format=csv, tsv or jsonl")
+    if fmt not in FORMATS.values():
+        raise ConfigError(f"data.file_format={file_format} is not known: use auto, csv, tsv or jsonl")
     if fmt == "jsonl":
-        out = _read_jsonl(path, text_column, label_column, allowed, encoding, bad)
+        records = _jsonl(path, text_column, label_column, encoding, bad)
     else:
-        out = _read_delimited(path, fmt, text_column, label_column, header, allowed, encoding, bad)
+        records = _delimited(path, fmt, text_column, label_column, header, encoding, bad)
+    out = Records([], [])
+    for number, text, label in records:
+        if not text.strip():
+            bad(number, "empty sentence", "remove the line or fill in its text")
+        elif not label.strip():
+            bad(number, "empty label", "give every line a label")
+        elif allowed is not None and label.strip() not in allowed:
+            bad(number, f"label {label.strip()!r} is not one of {', '.join(allowed)}",
+                "fix the label, or list it in data.class_names")
+        else:
+            out.texts.append(text)
+            out.labels.append(label.strip())
     bad.report()
     if not out.texts:
         raise ConfigError(f"{path} holds no usable labelled sentences: check the file and data.text_column / "

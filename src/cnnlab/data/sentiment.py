@@ -1,11 +1,6 @@
-"""A procedural sentiment corpus with negation and intensifiers: small, learnable, deterministic by seed, offline.
-
-Each sentence is `[opener] subject verb [negation] [intensifier] adjective [closer]`, e.g. "honestly , the plot
-wasn't really clever ." Its label is the adjective's polarity, flipped by a negation ("not", "never", "n't");
-intensifiers and the rest carry no label information. A window of 4-5 tokens sees the negation and the adjective
-together, so the sentence CNN (filters of 3, 4, 5 words) can learn it; a bag of words cannot (logistic regression on
-word counts: 58 % test accuracy).
-"""
+"""A procedural sentiment corpus, deterministic by seed: `[opener] subject verb [negation] [intensifier] adjective
+[closer]`, labelled by the adjective's polarity flipped by a negation. A window of 4-5 tokens sees both, so the
+sentence CNN learns it; a bag of words cannot (logistic regression on word counts: 58 % test accuracy)."""
 from __future__ import annotations
 
 import random

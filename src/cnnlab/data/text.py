@@ -1,23 +1,11 @@
-"""Text to token ids: the tokenizer, a vocabulary built from training sentences, compact int32 encoding, the
-per-batch `prepare`, and the plain-data `state` that lets a checkpoint alone encode new sentences (`encode`).
-
-Tokenizer rules (`tokenize`, in this order):
-1. Unicode NFKC normalisation ("…" -> "...", ligatures -> letters); curly single quotes and the modifier
-   apostrophe (U+2018, U+2019, U+02BC) -> "'", curly double quotes (U+201C, U+201D) -> '"'.
-2. Lower-case (`lower=True`, the default).
-3. Contractions are split off the word before them, as in the Penn Treebank (and so in SST-2): "n't", "'s", "'re",
-   "'ve", "'ll", "'d", "'m" ("doesn't" -> "does n't", "can't" -> "ca n't", "film's" -> "film 's").
-4. Tokens, left to right: a contraction as above; a word = letters/digits/underscores, possibly joined by
-   single inner hyphens, apostrophes or periods ("well-worn", "o'fallon", "3.5"; a trailing period is not
-   part of it); any other non-space character, with immediate repeats of the same character kept together
-   ("...", "--", "!!", "``"). Everything else (all Unicode white space, including U+0085) separates tokens.
-Already tokenised text (SST-2, MR) keeps its tokens: "does n't" -> ["does", "n't"].
-"""
+"""Text to token ids: the tokenizer, a vocabulary of the training sentences, compact int32 encoding, the per-batch
+`prepare`, and the plain-data `state` with which a checkpoint alone encodes new sentences (`encode`)."""
 from __future__ import annotations
 
 import re
 import unicodedata
 from collections import Counter
+from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence
 
 import torch
@@ -27,15 +15,19 @@ from ..errors import ConfigError
 
 PAD, UNK = "<pad>", "<unk>"  # ids 0 and 1 in every vocabulary
 PAD_ID, UNK_ID = 0, 1
-TOKENIZER_VERSION = 1  # bump when the rules above change: a checkpoint records the version it was trained with
+TOKENIZER_VERSION = 1  # bump when the rules below change: a checkpoint records the version it was trained with
 
+# Tokenizer rules, in order: NFKC ("…" -> "..."), curly quotes and U+02BC -> ' and "; lower-case (`lower`); Penn
+# Treebank contractions (as in SST-2) split off the word before them ("doesn't" -> "does n't", "can't" -> "ca n't");
+# tokens: a contraction, a word (\w+ joined by single inner - ' . as in "well-worn", "3.5"; no trailing period), or
+# another non-space character with its immediate repeats ("...", "!!"). Tokenised text (SST-2, MR) keeps its tokens.
 _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u02bc": "'", "\u201c": '"', "\u201d": '"'})
 _CONTRACTION = re.compile(r"(?<=\w)(n't|'(?:s|re|ve|ll|d|m))\b", re.IGNORECASE)
 _TOKEN = re.compile(r"n't|'(?:s|re|ve|ll|d|m)\b|\w+(?:[-'.]\w+)*|([^\w\s])\1*", re.IGNORECASE)
 
 
 def tokenize(text: str, lower: bool = True) -> list[str]:
-    """The tokens of `text` by the rules in this module's docstring."""
+    """The tokens of `text` by the rules above."""
     text = unicodedata.normalize("NFKC", text).translate(_QUOTES)
     if lower:
         text = text.lower()
@@ -43,10 +35,8 @@ def tokenize(text: str, lower: bool = True) -> list[str]:
     return [m.group(0) for m in _TOKEN.finditer(text)]
 
 
-def build_vocab(token_lists: Iterable[Sequence[str]], min_freq: int = 1,
-                max_size: Optional[int] = None) -> list[str]:
-    """[PAD, UNK, words...]: words seen >= `min_freq` times, most frequent first (ties alphabetical), at most
-    `max_size` words besides the two special tokens. Pass the training split's tokens only."""
+def build_vocab(token_lists: Iterable[Sequence[str]], min_freq: int = 1, max_size: Optional[int] = None) -> list[str]:
+    """[PAD, UNK, words...]: at most `max_size` words seen >= `min_freq` times, most frequent (then a-z) first."""
     if min_freq < 1 or (max_size is not None and max_size < 1):
         raise ConfigError(f"data.min_freq={min_freq} must be >= 1 and data.max_vocab={max_size} >= 1 (or null)")
     counts = Counter(tok for tokens in token_lists for tok in tokens)
@@ -58,10 +48,7 @@ def build_vocab(token_lists: Iterable[Sequence[str]], min_freq: int = 1,
 
 def encode_tokens(token_lists: Sequence[Sequence[str]], vocab: Sequence[str], min_len: int = 1,
                   max_len: Optional[int] = None) -> Tensor:
-    """int32 [N, L] ids, padded with 0 on the right; L = max(longest sentence, `min_len`), cut to `max_len`.
-
-    Words outside `vocab` get the unknown id 1.
-    """
+    """int32 [N, L] ids (unknown words 1), padded with 0 on the right; L = max(longest, `min_len`), cut to `max_len`."""
     index = {w: i for i, w in enumerate(vocab)}
     longest = max((len(t) for t in token_lists), default=0)
     width = max(min(longest, max_len) if max_len else longest, min_len, 1)
@@ -77,12 +64,11 @@ def lengths(ids: Tensor) -> Tensor:
     return (ids != PAD_ID).sum(1)
 
 
+@dataclass
 class TrimPrepare:
-    """A TensorSplit `prepare`: cut a stored int32 batch to its longest sentence (at least `min_len` columns)
-    and make it int64 for the embedding; targets pass through."""
+    """A TensorSplit `prepare`: int32 batch -> int64, cut to its longest sentence (at least `min_len` columns)."""
 
-    def __init__(self, min_len: int) -> None:
-        self.min_len = min_len
+    min_len: int
 
     def __call__(self, x: Tensor, y: Tensor) -> "tuple[Tensor, Tensor]":
         width = max(int(lengths(x).max()), self.min_len) if len(x) else x.shape[1]  # one host sync per batch
@@ -90,8 +76,7 @@ class TrimPrepare:
 
 
 class UnknownWordDropout:
-    """A training-batch augmentation: each word becomes <unk> with probability `p` (drawn from the loader's
-    generator), so the <unk> embedding is trained for the unseen words of val/test and rare words regularise."""
+    """A training-batch augmentation: each word becomes <unk> with probability `p`, so that <unk> is learned."""
 
     def __init__(self, p: float) -> None:
         if not 0 < p < 1:
@@ -106,16 +91,10 @@ class UnknownWordDropout:
 def text_state(vocab: list[str], class_names: list[str], lower: bool = True, min_len: int = 1,
                max_len: Optional[int] = None, vectors_dim: Optional[int] = None) -> dict:
     """The bundle's `state`: plain data from which `encode` turns raw sentences into model input."""
-    return {
-        "task": "text",
-        "input": "text",
-        "class_names": list(class_names),
-        "vocab": list(vocab),
-        "tokenizer": {"lower": bool(lower), "version": TOKENIZER_VERSION},
-        "min_len": int(min_len),
-        "max_len": None if max_len is None else int(max_len),
-        "vectors_dim": None if vectors_dim is None else int(vectors_dim),
-    }
+    return {"task": "text", "input": "text", "class_names": list(class_names), "vocab": list(vocab),
+            "tokenizer": {"lower": bool(lower), "version": TOKENIZER_VERSION}, "min_len": int(min_len),
+            "max_len": None if max_len is None else int(max_len),
+            "vectors_dim": None if vectors_dim is None else int(vectors_dim)}
 
 
 def decode(ids: Tensor, vocab: Sequence[str]) -> str:

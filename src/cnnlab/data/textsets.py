@@ -1,11 +1,5 @@
 """Sentence classification data as DataBundles: GLUE SST-2, MR (Pang & Lee 2005, 10-fold CV as Kim 2014), and
-generic CSV / TSV / JSONL files. Token ids are stored as int32 [N, L]; each batch is cut to its longest sentence.
-
-Shared options (`TextOptions`, given as keyword arguments to every builder): tokenizer case (`lower`), vocabulary
-(`min_freq`, `max_vocab`: from the training split only), lengths (`min_len`: at least the widest filter, `max_len`:
-longer sentences are cut, counted in the log), pretrained `vectors` (file, `vectors_format`, `vectors_encoding`),
-and `word_dropout` (training words replaced by <unk> at random, so that <unk> is learned).
-"""
+generic CSV / TSV / JSONL files. Every builder takes `TextOptions` as keyword arguments."""
 from __future__ import annotations
 
 import logging
@@ -19,7 +13,7 @@ from ..errors import ConfigError
 from .common import DataBundle, TensorSplit
 from .options import check_count
 from .splits import stratified_split
-from .sentences import Column, has_column, read_lines, read_table
+from .sentences import Column, Records, has_column, read_lines, read_table
 from .text import UNK_ID, TrimPrepare, UnknownWordDropout, build_vocab, encode_tokens, text_state, tokenize
 from .vectors import embedding_matrix
 
@@ -32,7 +26,7 @@ class TextOptions:
     """How sentences become ids: see this module's docstring."""
 
     lower: bool = True
-    min_freq: int = 1
+    min_freq: int = 1                 # the vocabulary: from the training split only
     max_vocab: Optional[int] = None
     min_len: int = 5                  # tokens: the widest filter of model=sentence_cnn (kernel_sizes 3, 4, 5)
     max_len: Optional[int] = None     # tokens; null = the longest sentence
@@ -53,8 +47,7 @@ class Part(NamedTuple):
 
 
 def text_options(options: dict, state: Optional[dict] = None) -> TextOptions:
-    """The builders' TextOptions; for a checkpoint's data (`state`, from `cnnlab-eval` / `cnnlab-viz`) its tokenizer
-    case and lengths win, and no vectors file is read (the checkpoint's weights hold the embeddings)."""
+    """The builders' TextOptions; a checkpoint's `state` gives the tokenizer case and lengths, and reads no vectors."""
     opts = TextOptions(**options)
     check_count("min_len", opts.min_len)
     check_count("max_len", opts.max_len, nullable=True, meaning="keep every token")
@@ -64,46 +57,38 @@ def text_options(options: dict, state: Optional[dict] = None) -> TextOptions:
     return opts
 
 
-def tokenized(texts: Sequence[str], labels: Sequence[str], class_names: Sequence[str], lower: bool) -> Part:
-    """Tokenise `texts` and map each label (a value in `class_names`) to its class id."""
+def tokenized(records: Records, class_names: Sequence[str], lower: bool) -> Part:
+    """Tokenise the sentences of `records` and map each label (a value in `class_names`) to its class id."""
     ids = {c: i for i, c in enumerate(class_names)}
-    return Part([tokenize(t, lower) for t in texts], [ids[y] for y in labels])
-
-
-def _split(part: Part, prepare: TrimPrepare, vocab: list[str], opts: TextOptions) -> TensorSplit:
-    ids = encode_tokens(part.tokens, vocab, opts.min_len, opts.max_len)
-    return TensorSplit(ids, torch.tensor(part.labels, dtype=torch.long), prepare)
+    return Part([tokenize(t, lower) for t in records.texts], [ids[y] for y in records.labels])
 
 
 def text_bundle(name: str, class_names: list[str], train: Part, val: Part, test: Part, opts: TextOptions,
                 seed: int = 0, state: Optional[dict] = None, only: Optional[str] = None) -> DataBundle:
-    """Vocabulary from `train`, int32 id splits, optional pretrained vectors, and the plain-data state. With a
-    checkpoint's `state`, its vocabulary encodes the splits (words it never saw become <unk>) and it is the state;
-    `only` (with `state`): the three parts are that one split, encoded once, standing in for the others."""
+    """Vocabulary from `train` (or a checkpoint's `state`), int32 id splits, optional vectors and the data state."""
     for key, part in (("training", train), ("validation", val), ("test", test)):
         if not part.tokens:
             raise ConfigError(f"data={name}: the {key} split is empty: give it sentences (or a larger fraction)")
     vocab = list(state["vocab"]) if state else build_vocab(train.tokens, opts.min_freq, opts.max_vocab)
+    alone = bool(state and only)  # the three parts are that one split, encoded once, standing in for the others
+    parts = {"test": test} if alone else {"train": train, "val": val, "test": test}
     prepare = TrimPrepare(opts.min_len)
-    if state and only:
-        one = _split(test, prepare, vocab, opts)
-        splits = {"train": one, "val": one, "test": one}
-    else:
-        splits = {k: _split(p, prepare, vocab, opts) for k, p in (("train", train), ("val", val), ("test", test))}
-    parts = (test,) if state and only else (train, val, test)
+    splits = {k: TensorSplit(encode_tokens(p.tokens, vocab, opts.min_len, opts.max_len),
+                             torch.tensor(p.labels, dtype=torch.long), prepare) for k, p in parts.items()}
+    if alone:
+        splits["train"] = splits["val"] = splits["test"]
     if opts.max_len:
-        cut = sum(len(t) > opts.max_len for p in parts for t in p.tokens)
+        cut = sum(len(t) > opts.max_len for p in parts.values() for t in p.tokens)
         log.info(f"data.max_len={opts.max_len}: {cut} sentence(s) cut to their first {opts.max_len} tokens")
     val_ids = splits["val"].inputs
     source = "the checkpoint's" if state else f"data.min_freq={opts.min_freq}, data.max_vocab={opts.max_vocab}"
     unknown = (val_ids == UNK_ID).sum().item() / max((val_ids != 0).sum().item(), 1)
-    counts = f"{len(test.tokens):,} {only} sentences" if state and only else \
+    counts = f"{len(test.tokens):,} {only} sentences" if alone else \
         f"{len(train.tokens):,} train / {len(val.tokens):,} val / {len(test.tokens):,} test sentences"
     log.info(f"{name}: {counts}; vocabulary {len(vocab) - 2:,} words ({source}); {unknown:.1%} of "
-             f"{only if state and only else 'validation'} tokens unknown")
-    emb = None
-    if opts.vectors:
-        emb = embedding_matrix(opts.vectors, vocab, opts.vectors_format, opts.vectors_encoding, seed)
+             f"{only if alone else 'validation'} tokens unknown")
+    emb = None if not opts.vectors else embedding_matrix(opts.vectors, vocab, opts.vectors_format,
+                                                          opts.vectors_encoding, seed)
     if not state:
         state = text_state(vocab, class_names, opts.lower, opts.min_len, opts.max_len,
                            None if emb is None else emb.shape[1])
@@ -120,24 +105,18 @@ def _spans(item: tuple) -> "set[tuple]":
 
 
 def whole_sentences(items: Sequence[tuple]) -> list[int]:
-    """Indices of the items that are no contiguous part of another item (first of duplicates): in SST's
-    phrase-level training file, its whole sentences."""
-    present, inside = set(items), set()
+    """Indices of the items that are no contiguous part of another (first of copies): SST's whole sentences."""
+    present, inside, first = set(items), set(), {}
     for item in present:
-        n = len(item)
-        inside.update(s for w in range(1, n) for a in range(n - w + 1) if (s := item[a:a + w]) in present)
-    seen: set = set()
-    out = []
+        inside.update((_spans(item) - {item}) & present)
     for i, item in enumerate(items):
-        if item not in inside and item not in seen:
-            seen.add(item)
-            out.append(i)
-    return out
+        first.setdefault(item, i)
+    return [i for item, i in first.items() if item not in inside]
 
 
 def sentence_holdout(tokens: Sequence[Sequence[str]], val_size: int, seed: int) -> "tuple[list[int], list[int]]":
-    """(train, val) indices for a phrase-level training file: val = `val_size` seeded whole sentences; their
-    phrases leave training too, unless a remaining training sentence also contains them (no leak by phrases)."""
+    """(train, val) indices of a phrase-level training file: val = `val_size` seeded whole sentences."""
+    # their phrases leave training too, unless a remaining training sentence also contains them (no leak by phrases)
     items = [tuple(t) for t in tokens]
     roots = whole_sentences(items)
     if not 0 < val_size < len(roots):
@@ -158,13 +137,9 @@ def sentence_holdout(tokens: Sequence[Sequence[str]], val_size: int, seed: int) 
 def build_sst2(root: str, val_size: int = 1000, split_seed: int = 0, encoding: str = "utf-8",
                on_bad_line: str = "error", state: Optional[dict] = None, only: Optional[str] = None,
                **options: Any) -> DataBundle:
-    """GLUE SST-2: train.tsv, dev.tsv (header `sentence<TAB>label`, labels 0/1), test.tsv if it has labels.
-
-    Without a labelled test.tsv: val = `val_size` whole sentences held out of train.tsv, test = dev.tsv (the
-    figure papers report). With one: val = dev.tsv, test = test.tsv. GLUE's own test.tsv has no labels: ignored.
-    With a checkpoint's `state` (its vocabulary) and `only` = a split that has a file of its own (test; val with a
-    labelled test.tsv), that file alone is read and train.tsv need not be there.
-    """
+    """GLUE SST-2 (train.tsv, dev.tsv, test.tsv if labelled); `only` (with `state`): a split's own file alone."""
+    # no labelled test.tsv (GLUE's has none): val = `val_size` whole sentences of train.tsv, test = dev.tsv (the
+    # figure papers report); with one: val = dev.tsv, test = test.tsv
     opts, folder = text_options(options, state), Path(root).expanduser()
     test_file = folder / "test.tsv"
     labelled_test = test_file.is_file() and has_column(test_file, "label", encoding)
@@ -177,8 +152,8 @@ def build_sst2(root: str, val_size: int = 1000, split_seed: int = 0, encoding: s
                               f"data.root=<that folder>")
 
     def read(file: str) -> Part:
-        rec = read_table(folder / file, "sentence", "label", "tsv", True, ["0", "1"], encoding, on_bad_line)
-        return tokenized(rec.texts, rec.labels, ["0", "1"], opts.lower)
+        records = read_table(folder / file, "sentence", "label", "tsv", True, ["0", "1"], encoding, on_bad_line)
+        return tokenized(records, ["0", "1"], opts.lower)
 
     if alone:
         log.info(f"sst2: only the {only} split is read ({alone}), with the checkpoint's vocabulary")
@@ -195,8 +170,7 @@ def build_sst2(root: str, val_size: int = 1000, split_seed: int = 0, encoding: s
 
 
 def kfold(labels: torch.Tensor, folds: int, seed: int) -> torch.Tensor:
-    """Fold number of each sample: per class a seeded permutation dealt round-robin (stratified; fold sizes
-    differ by at most one)."""
+    """Fold number of each sample: per class a seeded permutation dealt round-robin (fold sizes differ by <= 1)."""
     gen = torch.Generator().manual_seed(seed)
     fold, dealt = torch.empty(len(labels), dtype=torch.long), 0
     for c in torch.unique(labels):
@@ -218,31 +192,19 @@ def _mr_file(folder: Path, name: str) -> Path:
 def build_mr(root: str, fold: int = 0, folds: int = 10, split_seed: int = 0, val_fraction: float = 0.1,
              encoding: str = "latin-1", on_bad_line: str = "error", state: Optional[dict] = None,
              **options: Any) -> DataBundle:
-    """MR sentence polarity (rt-polarity.pos/.neg, one sentence per line, latin-1): test = fold `fold` of a
-    seeded stratified `folds`-fold partition (fixed by `split_seed`, not by `seed`); val = a seeded stratified
-    `val_fraction` of the other folds; train = the rest. Kim 2014 reports the mean over the 10 folds."""
+    """MR polarity: test = fold `fold` of a stratified partition by `split_seed`, val = `val_fraction` of the rest."""
     opts, folder = text_options(options, state), Path(root).expanduser()
     if not (folds >= 2 and 0 <= fold < folds and 0 < val_fraction < 1):
         raise ConfigError(f"data.fold={fold} must be in [0, data.folds={folds}) with folds >= 2, and "
                           f"data.val_fraction={val_fraction} in (0, 1)")
-    neg = read_lines(_mr_file(folder, "rt-polarity.neg"), encoding, on_bad_line)
-    pos = read_lines(_mr_file(folder, "rt-polarity.pos"), encoding, on_bad_line)
-    data = tokenized(neg + pos, ["0"] * len(neg) + ["1"] * len(pos), ["0", "1"], opts.lower)
+    neg, pos = (read_lines(_mr_file(folder, f"rt-polarity.{s}"), encoding, on_bad_line) for s in ("neg", "pos"))
+    data = tokenized(Records(neg + pos, ["0"] * len(neg) + ["1"] * len(pos)), ["0", "1"], opts.lower)
     labels = torch.tensor(data.labels)
     parts = kfold(labels, folds, split_seed)
     rest = torch.nonzero(parts != fold).flatten()
     tr, va = stratified_split(labels[rest], (1 - val_fraction, val_fraction), split_seed)
-    test = torch.nonzero(parts == fold).flatten()
     return text_bundle(f"mr_fold{fold}", BINARY, data.take(rest[tr].tolist()), data.take(rest[va].tolist()),
-                       data.take(test.tolist()), opts, split_seed, state)
-
-
-def sorted_labels(labels: Sequence[str]) -> list[str]:
-    """Distinct labels, numerically sorted when all are integers ("2" before "10"), else alphabetically."""
-    distinct = set(labels)
-    if all(v.lstrip("-").isdigit() for v in distinct):
-        return sorted(distinct, key=int)
-    return sorted(distinct)
+                       data.take(torch.nonzero(parts == fold).flatten().tolist()), opts, split_seed, state)
 
 
 def build_text_files(root: str, train_file: str = "train.csv", val_file: Optional[str] = None,
@@ -251,9 +213,7 @@ def build_text_files(root: str, train_file: str = "train.csv", val_file: Optiona
                      val_fraction: float = 0.1, test_fraction: float = 0.1, split_seed: int = 0,
                      encoding: str = "utf-8", on_bad_line: str = "error", state: Optional[dict] = None,
                      **options: Any) -> DataBundle:
-    """Labelled sentences from CSV / TSV / JSONL files under `root`, any number of classes (class names = the
-    sorted label values unless `class_names` is given). A missing val/test file is a seeded stratified fraction
-    of the training file."""
+    """Labelled sentences from CSV / TSV / JSONL files, any number of classes; a missing val/test file is a fraction."""
     opts, folder = text_options(options, state), Path(root).expanduser()
     given = None if class_names is None else [str(c) for c in class_names]
 
@@ -262,20 +222,19 @@ def build_text_files(root: str, train_file: str = "train.csv", val_file: Optiona
                           on_bad_line)
 
     train_rec = read(train_file, given)
-    names = given or sorted_labels(train_rec.labels)
+    distinct = set(train_rec.labels)  # sorted numerically when all are integers ("2" before "10")
+    names = given or sorted(distinct, key=int if all(v.lstrip("-").isdigit() for v in distinct) else None)
     if len(names) < 2:
         raise ConfigError(f"{folder / train_file} holds one label value ({names[0]}): a classifier needs two or more")
-    data = tokenized(train_rec.texts, train_rec.labels, names, opts.lower)
-    labels = torch.tensor(data.labels)
+    data = tokenized(train_rec, names, opts.lower)
     fractions = (val_fraction if val_file is None else 0.0, test_fraction if test_file is None else 0.0)
     if any(f <= 0 for f, file in zip(fractions, (val_file, test_file)) if file is None) or sum(fractions) >= 1:
         raise ConfigError(f"data.val_fraction={val_fraction} and data.test_fraction={test_fraction} must be > 0 "
                           f"(for a split without its own file) and sum to less than 1")
-    tr, va, te = stratified_split(labels, (1 - sum(fractions), *fractions), split_seed)
+    tr, va, te = stratified_split(torch.tensor(data.labels), (1 - sum(fractions), *fractions), split_seed)
     parts = {"val": data.take(va.tolist()), "test": data.take(te.tolist())}
     for key, file in (("val", val_file), ("test", test_file)):
         if file is not None:
-            rec = read(file, names)
-            parts[key] = tokenized(rec.texts, rec.labels, names, opts.lower)
+            parts[key] = tokenized(read(file, names), names, opts.lower)
     return text_bundle("text_files", names, data.take(tr.tolist()), parts["val"], parts["test"], opts, split_seed,
                        state)
