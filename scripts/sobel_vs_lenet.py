@@ -18,8 +18,9 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
+from torchvision.transforms.functional import to_pil_image, to_tensor
 
 from cnnlab import viz
 from cnnlab.checkpoint import load_checkpoint
@@ -72,8 +73,8 @@ def _zoom(img: Tensor, factor: int = ZOOM) -> Tensor:
 
 def compose(panels: list[tuple[str, Tensor]], columns: int = 2, gap: int = 16, title: str = "") -> Tensor:
     """Captioned panels ([3,H,W] in [0,1]) on a white sheet, `columns` per row, as one [3,H,W] image."""
-    font = viz.draw.font()
-    pils = [viz.to_pil(img) for _, img in panels]
+    font = ImageFont.load_default(size=13)
+    pils = [to_pil_image(img.clamp(0, 1)) for _, img in panels]
     rows = [list(range(i, min(i + columns, len(pils)))) for i in range(0, len(pils), columns)]
     col_w = [max(pils[i].width for i in range(c, len(pils), columns)) for c in range(columns)]
     line = 14
@@ -91,7 +92,7 @@ def compose(panels: list[tuple[str, Tensor]], columns: int = 2, gap: int = 16, t
             sheet.paste(pils[i], (x, y + line))
             x += col_w[c] + gap
         y += height + gap
-    return viz.from_pil(sheet)
+    return to_tensor(sheet)
 
 
 def build_pictures(weight: Tensor, images: Tensor, source: str) -> dict[str, Tensor]:
