@@ -103,8 +103,7 @@ def _number(text: str) -> "int | float | str":
 
 
 def hparams(cfg: DictConfig, info: RunInfo, loss: nn.Module) -> dict[str, Any]:
-    """The effective settings that define a run (not paths): choices, optimiser values, batch size, epochs, seed,
-    the resolved loss, plus any other value set on the command line."""
+    """The settings that define a run (no paths): group choices, main values, the loss, the command line's values."""
     hp: dict[str, Any] = {g: info.choice(g) for g in ("model", "data", "optim", "sched")}
     hp.update({"loss": " ".join(repr(loss).split()), "optim.lr": float(cfg.optim.lr),
                "optim.weight_decay": float(cfg.optim.get("weight_decay", 0.0)),
@@ -129,9 +128,8 @@ def write_results(run_dir: Path, state: Any, test: dict[str, Any], val: dict[str
                   info: RunInfo, logger: RunLogger, hp: dict[str, Any],
                   monitor: "tuple[str, str]" = ("val/acc", "max"), write: bool = True,
                   plan: Optional[dict[str, Any]] = None) -> dict[str, Any]:
-    """results.json: test and validation metrics of the best checkpoint, timing (with trainer.budget_min, the
-    epochs its `plan` allowed); plus the HParams row (only `write`s them when asked: the other ranks of a
-    data-parallel run return the same numbers)."""
+    """results.json (the best checkpoint's test and validation metrics, timing, the budget's plan) and HParams row."""
+    # only `write`s them when asked: the other ranks of a data-parallel run return the same numbers
     scalars = metric_names(bundle.task, bundle.num_classes, bundle.state)
     seconds = sum(h["train/epoch_time_s"] for h in state.history)
     samples = sum(h.get("train/samples", 0) for h in state.history)
@@ -151,8 +149,7 @@ def write_results(run_dir: Path, state: Any, test: dict[str, Any], val: dict[str
         results["threshold"] = bundle.state["threshold"]
     if bundle.task in CLASS_TASKS:
         results["per_class_test_acc"] = per_class_accuracy(test["confusion"], bundle.class_names)
-    results["test_confusion"] = test["confusion"].tolist()
-    results["overrides"] = info.overrides
+    results.update(test_confusion=test["confusion"].tolist(), overrides=info.overrides)
     if not write:
         return results
     if "per_class_test_acc" in results:

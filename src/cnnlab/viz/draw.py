@@ -42,20 +42,10 @@ def rgb(x: Tensor) -> Tensor:
     return x.expand(*x.shape[:-3], 3, *x.shape[-2:]) if x.shape[-3] == 1 else x[..., :3, :, :]
 
 
-def grid(tiles: Tensor, nrow: int, padding: int = 2, pad_value: float = 0.0) -> Tensor:
-    """[N,C,H,W] tiles of one size -> a [3,H',W'] mosaic, `nrow` tiles per row (torchvision's make_grid)."""
-    return make_grid(rgb(tiles), nrow=nrow, padding=padding, pad_value=pad_value)
-
-
 def enlarge(x: Tensor, min_size: int = MIN_TILE) -> Tensor:
     """[N,C,H,W] enlarged by an integer factor (nearest) so that the shorter side is at least `min_size`."""
     factor = max(1, math.ceil(min_size / min(x.shape[-2:])))
     return F.interpolate(x.float(), scale_factor=factor, mode="nearest") if factor > 1 else x.float()
-
-
-def heat(t: Tensor) -> Tensor:
-    """[N,H,W] in [0,1] -> [N,3,H,W] in matplotlib's 'hot' colours: black, red, yellow, white."""
-    return torch.from_numpy(matplotlib.colormaps["hot"](t.numpy())[..., :3]).permute(0, 3, 1, 2).float()
 
 
 def save_png(img: Tensor, path: "str | Path") -> Path:
@@ -157,7 +147,8 @@ def saliency_figure(images: Tensor, maps: Tensor, true: Sequence[str], pred: Seq
     """Each image beside its saliency heat map (per image 0..max), captioned with the true and predicted label."""
     imgs = enlarge(rgb(denormalise(images.detach().float().cpu(), mean, std)))
     sal = maps.detach().float().cpu()
-    sal = enlarge(heat(sal / sal.flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1)))
+    sal = matplotlib.colormaps["hot"]((sal / sal.flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1)).numpy())
+    sal = enlarge(torch.from_numpy(sal[..., :3]).permute(0, 3, 1, 2))  # black, red, yellow, white
     gap = torch.ones(*imgs.shape[:-1], PAD // 2)
     tiles = torch.cat([imgs, gap, sal], -1)  # one tile per pair: image | map
     captions = [f"true {t}\npredicted {p}" + ("" if p == t else " (wrong)") for t, p in zip(true, pred)]
@@ -198,11 +189,6 @@ def confusion_figure(cm: Tensor, class_names: Sequence[str], title: str = "valid
     return as_image(fig)
 
 
-def mistake_caption(true: str, pred: str, prob: float) -> str:
-    """'true cat' / 'predicted dog 97%' as two caption lines."""
-    return f"true {true}\npredicted {pred} {prob:.0%}"
-
-
 def mistakes_figure(images: Tensor, targets: Tensor, preds: Tensor, confidences: Tensor,
                     class_names: Sequence[str], mean: Sequence[float], std: Sequence[float], total: int,
                     k: int = 16, split: str = "validation") -> Tensor:
@@ -211,7 +197,7 @@ def mistakes_figure(images: Tensor, targets: Tensor, preds: Tensor, confidences:
     worst = wrong[confidences.cpu()[wrong].argsort(descending=True)[:k]]
     tiles = enlarge(rgb(denormalise(images.detach().float().cpu()[worst], mean, std)), 112)
     names = [str(n) for n in class_names]
-    captions = [mistake_caption(names[int(targets[i])], names[int(preds[i])], float(confidences[i]))
+    captions = [f"true {names[int(targets[i])]}\npredicted {names[int(preds[i])]} {float(confidences[i]):.0%}"
                 for i in worst.tolist()]
     return figure(tiles, captions, max(2, math.ceil(math.sqrt(len(tiles)))),
                   f"the {len(tiles)} most confident mistakes (of {total} {split} images)", lines=2)
