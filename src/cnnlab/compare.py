@@ -1,15 +1,10 @@
 """`cnnlab-compare <run or sweep folders...>`: one table of runs (their overrides and final metrics, sorted by the
 monitored metric), and with `--plot curves.png` (or .svg / .pdf) their validation curves, or any other scalar
-(`--metric train/lr`: the learning-rate schedules), read from the TensorBoard event files.
-
-    cnnlab-compare outputs/multirun/lenet5_digits/2026-11-25_10-00-00_000000        # a sweep
-    cnnlab-compare outputs --filter 'svm_*' --latest --anchors --format md           # the newest run of each
-    cnnlab-compare run_a run_b --plot curves.svg --metric val/acc
-    cnnlab-compare run_a run_b --plot lr.png --metric train/lr
-"""
+(`--metric train/lr`: the learning-rate schedules), read from the TensorBoard event files (docs/commands.md)."""
 from __future__ import annotations
 
 import argparse
+import bisect
 import csv
 import fnmatch
 import io
@@ -151,8 +146,8 @@ def curves(run_dir: Path, metric: str) -> tuple[list[float], list[float]]:
     ends = sorted((e.step, e.value) for e in acc.Scalars("epoch"))  # `epoch` is logged at each epoch's last step
     points = []
     for e in acc.Scalars(metric):
-        k = next((i for i, (step, _) in enumerate(ends) if e.step <= step), None)
-        if k is None:  # after the last finished epoch (a stopped run's partial epoch)
+        k = bisect.bisect_left(ends, (e.step,))  # the epoch it was logged in
+        if k == len(ends):  # after the last finished epoch (a stopped run's partial epoch)
             continue
         start, epoch = (ends[k - 1][0] if k else 0), ends[k][1]
         points.append((epoch - 1 + (e.step - start) / max(ends[k][0] - start, 1), e.value))

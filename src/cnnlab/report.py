@@ -116,14 +116,6 @@ def hparams(cfg: DictConfig, info: RunInfo, loss: nn.Module) -> dict[str, Any]:
     return hp
 
 
-def _log_per_class(acc: dict[str, float], width: int = 4) -> None:
-    """The per-class test accuracy table in the log, `width` classes per line (first 40 classes)."""
-    items = [f"{name[:14]:>14} {value:6.3f}" for name, value in list(acc.items())[:40]]
-    log.info("per-class test accuracy:")
-    for i in range(0, len(items), width):
-        log.info("  " + "   ".join(items[i:i + width]))
-
-
 def write_results(run_dir: Path, state: Any, test: dict[str, Any], val: dict[str, Any], bundle: Any,
                   info: RunInfo, logger: RunLogger, hp: dict[str, Any],
                   monitor: "tuple[str, str]" = ("val/acc", "max"), write: bool = True,
@@ -152,8 +144,11 @@ def write_results(run_dir: Path, state: Any, test: dict[str, Any], val: dict[str
     results.update(test_confusion=test["confusion"].tolist(), overrides=info.overrides)
     if not write:
         return results
-    if "per_class_test_acc" in results:
-        _log_per_class(results["per_class_test_acc"])
+    if "per_class_test_acc" in results:  # in the log, four classes a line (the first 40)
+        items = [f"{name[:14]:>14} {v:6.3f}" for name, v in list(results["per_class_test_acc"].items())[:40]]
+        log.info("per-class test accuracy:")
+        for i in range(0, len(items), 4):
+            log.info("  " + "   ".join(items[i:i + 4]))
     (run_dir / "results.json").write_text(json.dumps(results, indent=2))
     (run_dir / "failed.json").unlink(missing_ok=True)  # an earlier attempt's failure, resumed and now finished
     # test/* as scalars too (at the last step, beside the val/* curves), not only in the HParams tab

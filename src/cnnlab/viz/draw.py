@@ -56,17 +56,18 @@ def save_png(img: Tensor, path: "str | Path") -> Path:
     return path
 
 
+@matplotlib.rc_context({"font.size": FONT})
 def figure(tiles: Tensor, captions: Sequence[str], ncol: int, title: str, lines: int = 1,
            bar: Optional[tuple[str, dict[float, str], str]] = None) -> Tensor:
-    """Tiles [N,3,h,w] in [0,1] pixel for pixel on a white sheet, `ncol` per row with `lines` caption lines under
-    each, a title above and an optional colour bar (colour map, {value: tick label}, caption) below."""
+    """Tiles [N,3,h,w] in [0,1], pixel for pixel, `ncol` a row, each captioned, a title and an optional colour bar."""
+    # `lines`: caption lines under each tile; `bar`: (colour map, {value: tick label}, caption)
     n, _, h, w = tiles.shape
     ncol = max(1, min(ncol, n))
     cells = make_grid(F.pad(rgb(tiles), (0, 0, 0, lines * LINE), value=1.0), nrow=ncol, padding=PAD, pad_value=1.0)
     top, bottom = LINE * (title.count("\n") + 1) + PAD, BAR if bar else 0
     height = top + cells.shape[1] + bottom
     fig = Figure(figsize=(cells.shape[2] / DPI, height / DPI), dpi=DPI)
-    pixels = {"transform": IdentityTransform(), "fontsize": FONT, "va": "top"}  # positions in pixels from bottom left
+    pixels = {"transform": IdentityTransform(), "va": "top"}  # positions in pixels from the bottom left
     head = fig.text(PAD, height - PAD, title, **pixels)
     renderer = FigureCanvasAgg(fig).get_renderer()
     title_width = head.get_window_extent(renderer).width + 2 * PAD
@@ -75,8 +76,7 @@ def figure(tiles: Tensor, captions: Sequence[str], ncol: int, title: str, lines:
     fig.figimage(cells.permute(1, 2, 0).numpy(), xo=0, yo=bottom, origin="upper")
     for i, caption in enumerate(captions):
         x, y = PAD + (i % ncol) * (w + PAD), height - top - PAD - (i // ncol) * (h + lines * LINE + PAD) - h
-        text = "\n".join(str(caption).split("\n")[:lines])
-        label = fig.text(x, y - 1, text, **pixels)
+        label = fig.text(x, y - 1, str(caption), **pixels)
         wide = label.get_window_extent(renderer).width
         if wide > w:  # a long caption is drawn smaller, never cut
             label.set_fontsize(FONT * w / wide)
@@ -84,9 +84,8 @@ def figure(tiles: Tensor, captions: Sequence[str], ncol: int, title: str, lines:
         cmap, ticks, label = bar
         axes = fig.add_axes((2 * LINE / width, (bottom - PAD - 12) / height, 240 / width, 12 / height))
         scale = fig.colorbar(ScalarMappable(Normalize(min(ticks), max(ticks)), cmap), cax=axes,
-                             orientation="horizontal")
-        scale.set_ticks(list(ticks), labels=list(ticks.values()), fontsize=FONT)
-        scale.set_label(label, fontsize=FONT)
+                             orientation="horizontal", label=label)
+        scale.set_ticks(list(ticks), labels=list(ticks.values()))
     return as_image(fig)
 
 
@@ -104,28 +103,27 @@ def filter_tiles(weight: Tensor) -> tuple[Tensor, float]:
     return enlarge(rgb(0.5 + 0.5 * w / peak), FILTER_TILE), peak
 
 
-def filter_figure(weight: Tensor, title: str = "first-layer filters") -> Tensor:
+def filter_figure(weight: Tensor) -> Tensor:
     """Each filter enlarged, numbered, on a shared colour scale with its colour bar."""
     tiles, peak = filter_tiles(weight)
     n = len(tiles)
     ncol = n if n <= 8 else math.ceil(math.sqrt(n))
     bar = ("gray", {-peak: f"-{peak:.2g}", 0.0: "0", peak: f"+{peak:.2g}"}, "weight")
-    k = f"{weight.shape[-2]}x{weight.shape[-1]}x{weight.shape[1]}"
-    return figure(tiles, [f"#{i + 1}" for i in range(n)], ncol, f"{title}: {n} filters of {k}, one shared scale",
-                  bar=bar)
+    size = f"{weight.shape[-2]}x{weight.shape[-1]}x{weight.shape[1]}"
+    title = f"first-layer filters: {n} filters of {size}, one shared scale"
+    return figure(tiles, [f"#{i + 1}" for i in range(n)], ncol, title, bar=bar)
 
 
-def saliency(model: nn.Module, x: Tensor, target: Optional[Tensor] = None, smooth: int = 0,
-             noise: float = 0.15, seed: int = 0) -> Tensor:
+def saliency(model: nn.Module, x: Tensor, target: Optional[Tensor] = None, smooth: int = 0, seed: int = 0) -> Tensor:
     """[N,H,W] max over channels of |d score_c / d x|, c = target or the predicted class (eval mode)."""
     # Simonyan, Vedaldi & Zisserman, "Deep Inside Convolutional Networks", ICLR workshop 2014. SmoothGrad (Smilkov
-    # et al. 2017): with `smooth` > 0 the mean over that many copies of x plus Gaussian noise of `noise` times x's
+    # et al. 2017): with `smooth` > 0 the mean over that many copies of x plus Gaussian noise of 0.15 times x's
     # range, from a generator of its own: the same noise every epoch, and a resumed run continues exactly.
     was_training = model.training
     model.eval()
     try:
         x = x.detach()
-        sigma = noise * float(x.max() - x.min())
+        sigma = 0.15 * float(x.max() - x.min())
         gen = torch.Generator(device=x.device).manual_seed(seed)
         copies = [x] if smooth <= 0 else [x + sigma * torch.randn(x.shape, generator=gen, device=x.device,
                                                                    dtype=x.dtype) for _ in range(smooth)]
@@ -158,31 +156,28 @@ def saliency_figure(images: Tensor, maps: Tensor, true: Sequence[str], pred: Seq
                                                         "|d class score / d pixel|, per image"))
 
 
+@matplotlib.rc_context({"font.size": FONT})
 def confusion_figure(cm: Tensor, class_names: Sequence[str], title: str = "validation confusion matrix") -> Tensor:
     """Counts beside the row-normalised view (each row sums to 100 %: the recall of that class), rows = true."""
     cm = cm.detach().cpu().long()
     k = cm.shape[0]
     rates = cm.float() / cm.sum(1, keepdim=True).clamp_min(1)
     views = [("counts", cm.float() / cm.max().clamp_min(1), [[str(v) for v in row] for row in cm.tolist()])]
-    if k <= 30:
-        views.append(("row-normalised", rates,
-                      [[f"{v:.0%}" for v in row] for row in rates.tolist()]))
+    if k <= 30:  # more classes: the counts alone, without numbers (too small to read)
+        views.append(("row-normalised", rates, [[f"{v:.0%}" for v in row] for row in rates.tolist()]))
     cell = max(18, min(96, 480 // k))  # pixels
     size = min(FONT, 0.4 * cell * 72 / DPI)
     side = (k * cell + 160) / DPI  # inches: the cells and the class names
     fig = Figure(figsize=(side * len(views), side + 0.6), dpi=DPI, layout="constrained")
     fig.suptitle(f"{title}: rows = true class, columns = predicted ({int(cm.sum())} samples)" +
-                 ("\nleft: counts; right: row-normalised (the diagonal is each class's recall)" if k <= 30 else ""),
-                 fontsize=FONT)
+                 ("\nleft: counts; right: row-normalised (the diagonal is each class's recall)" if k <= 30 else ""))
     names = [str(n) for n in class_names]
     for ax, (name, shade, texts) in zip(fig.subplots(1, len(views), squeeze=False)[0], views):
         ax.imshow(shade, cmap="Blues", vmin=0, vmax=1)
-        ax.set_title(name, fontsize=FONT)
-        ax.set_xlabel("predicted", fontsize=FONT)
-        ax.set_ylabel("true", fontsize=FONT)
+        ax.set(title=name, xlabel="predicted", ylabel="true")
         ax.set_xticks(range(k), names, rotation=90, fontsize=size)
         ax.set_yticks(range(k), names, fontsize=size)
-        for i in range(k if k <= 30 else 0):  # more classes: too small to read
+        for i in range(k if k <= 30 else 0):
             for j in range(k):
                 ax.text(j, i, texts[i][j], ha="center", va="center", fontsize=size,
                         color="white" if shade[i, j] > 0.5 else "black")
@@ -203,11 +198,10 @@ def mistakes_figure(images: Tensor, targets: Tensor, preds: Tensor, confidences:
                   f"the {len(tiles)} most confident mistakes (of {total} {split} images)", lines=2)
 
 
-def overlay(image: Tensor, mask: Tensor, colour: str = PREDICTION, outline: Optional[Tensor] = None,
-            alpha: float = 0.45) -> Tensor:
+def overlay(image: Tensor, mask: Tensor, colour: str = PREDICTION, outline: Optional[Tensor] = None) -> Tensor:
     """[3,H,W] image in [0,1] with `mask` tinted in `colour` and, optionally, another mask's outline in TRUTH's blue."""
     img = (rgb(image.detach().float().cpu()).clamp(0, 1) * 255).round().byte()
-    out = draw_segmentation_masks(img, mask.detach().cpu().bool()[None], alpha=alpha, colors=colour)
+    out = draw_segmentation_masks(img, mask.detach().cpu().bool()[None], alpha=0.45, colors=colour)
     if outline is not None:
         true = outline.detach().cpu().float()[None, None]
         edge = (true - (-F.max_pool2d(-true, 3, stride=1, padding=1)))[0, 0] > 0

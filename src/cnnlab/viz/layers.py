@@ -140,13 +140,10 @@ def maximised_figure(model: nn.Module, layer_name: str, shape: Sequence[int], de
                      channels: int = 16) -> Tensor:
     """One optimised input per channel (each min-max scaled for display)."""
     layer = find_layer(model, layer_name)
-    cap = _Capture(layer)
-    with torch.no_grad():
-        model.eval()(torch.zeros(1, *shape, device=device))
-    total = cap.out.shape[1]
-    cap.remove()
+    total = len(top_activations(model, layer, [torch.zeros(1, *shape)], 1, device)[0])  # the layer's channels
     imgs = [maximise_channel(model, layer, c, shape, device) for c in range(_shown(channels, total, layer_name))]
     tiles = torch.stack([draw.rgb(draw.denormalise(x, (), ())) for x in imgs])
     tiles = F.interpolate(tiles, size=(max(TILE, shape[-2]), max(TILE, shape[-1])), mode="nearest")
     return draw.figure(tiles, [f"ch {c}" for c in range(len(imgs))], 8,
-                       f"layer {layer_name}: inputs optimised to excite each channel (128 gradient-ascent steps, blur, l2)")
+                       f"layer {layer_name}: inputs optimised to excite each channel (128 gradient-ascent steps, "
+                       "blur, l2)")

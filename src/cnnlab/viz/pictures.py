@@ -23,9 +23,8 @@ def boundary(model: nn.Module, bundle: DataBundle, device: torch.device, split: 
     """Decision regions of a 2-D classifier over its points' range, with the points of `bundle.val`."""
     x, y = head(bundle.val, 10_000)
     lo, hi = (x.min(0).values - 0.5).tolist(), (x.max(0).values + 0.5).tolist()
-    gx = torch.linspace(lo[0], hi[0], grid)
-    gy = torch.linspace(hi[1], lo[1], grid)  # row 0 at the top
-    mesh = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], -1).reshape(-1, 2)
+    rows, cols = torch.linspace(hi[1], lo[1], grid), torch.linspace(lo[0], hi[0], grid)  # row 0 at the top
+    mesh = torch.cartesian_prod(rows, cols).flip(1)  # (x, y) points, row by row
     probs = model.eval()(mesh.to(device)).float().softmax(1).T.reshape(-1, grid, grid).cpu()
     return plots.as_image(plots.decision_boundary_figure(probs, lo, hi, x, y, bundle.class_names,
                           f"decision regions of {type(model).__name__} and the {split} points"))

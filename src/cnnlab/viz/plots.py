@@ -62,7 +62,7 @@ def _legend(fig: Figure, entries: int, longest: int) -> None:
 
 @styled
 def lines_figure(series: dict[str, tuple[Sequence[float], Sequence[float]]], title: str, xlabel: str,
-                 ylabel: str, integer_x: bool = True) -> Figure:
+                 ylabel: str) -> Figure:
     """One line per named (xs, ys) series (e.g. runs' validation curves), each label whole in the legend."""
     # lines share a colour only after six, and then differ in line style and marker
     fig, ax = new_figure()
@@ -73,8 +73,7 @@ def lines_figure(series: dict[str, tuple[Sequence[float], Sequence[float]]], tit
                 marker=MARKERS[k % len(MARKERS)] if len(xs) <= 60 else None, markersize=4, linewidth=1.8,
                 label=labels[name])
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
-    if integer_x:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     longest = max((len(line) for label in labels.values() for line in label.split("\n")), default=0)
     _legend(fig, len(series), longest)
     return fig
