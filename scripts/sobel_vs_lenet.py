@@ -5,7 +5,7 @@
     python scripts/sobel_vs_lenet.py --ckpt ... --out ... --tb-dir outputs/lenet5_mnist/<run>/tb   # + TensorBoard
 
 Writes <out>/sobel_vs_lenet.png (everything, labelled), sobel_responses.png (features.sobel_image),
-lenet_filters.png (viz.filter_grid of the checkpoint's first conv) and lenet_responses.png, and with --tb-dir
+lenet_filters.png (viz.draw.filter_tiles of the checkpoint's first conv) and lenet_responses.png, and with --tb-dir
 adds the composite as the TensorBoard image `filters/sobel_vs_lenet`. Images: scikit-learn's digits (offline,
 32x32 as LeNet sees them), or MNIST test digits with --mnist-root.
 """
@@ -18,10 +18,12 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
+from torchvision.transforms.functional import to_pil_image, to_tensor
+from torchvision.utils import make_grid
 
-from cnnlab import viz
+from cnnlab.viz import draw
 from cnnlab.checkpoint import load_checkpoint
 from cnnlab.data.common import unnormalise
 from cnnlab.features import SOBEL_X, sobel_image
@@ -60,10 +62,10 @@ def response_image(x: Tensor, weight: Tensor, pad: int = 2) -> Tensor:
 
 def filter_row(weight: Tensor, gap: int = 6) -> Tensor:
     """Filters [O,I,k,k] as one row of enlarged tiles on one shared scale (mid-grey = 0, black/white = -/+ the
-    largest |weight|, as viz.filter_tiles draws them)."""
-    tiles, _ = viz.filter_tiles(weight)
+    largest |weight|, as draw.filter_tiles draws them)."""
+    tiles, _ = draw.filter_tiles(weight)
     tiles = F.interpolate(tiles, size=(TILE, TILE), mode="nearest")
-    return viz.grid(tiles, nrow=len(tiles), padding=gap, pad_value=1.0)
+    return make_grid(tiles, nrow=len(tiles), padding=gap, pad_value=1.0)
 
 
 def _zoom(img: Tensor, factor: int = ZOOM) -> Tensor:
@@ -72,8 +74,8 @@ def _zoom(img: Tensor, factor: int = ZOOM) -> Tensor:
 
 def compose(panels: list[tuple[str, Tensor]], columns: int = 2, gap: int = 16, title: str = "") -> Tensor:
     """Captioned panels ([3,H,W] in [0,1]) on a white sheet, `columns` per row, as one [3,H,W] image."""
-    font = viz.draw.font()
-    pils = [viz.to_pil(img) for _, img in panels]
+    font = ImageFont.load_default(size=13)
+    pils = [to_pil_image(img.clamp(0, 1)) for _, img in panels]
     rows = [list(range(i, min(i + columns, len(pils)))) for i in range(0, len(pils), columns)]
     col_w = [max(pils[i].width for i in range(c, len(pils), columns)) for c in range(columns)]
     line = 14
@@ -91,7 +93,7 @@ def compose(panels: list[tuple[str, Tensor]], columns: int = 2, gap: int = 16, t
             sheet.paste(pils[i], (x, y + line))
             x += col_w[c] + gap
         y += height + gap
-    return viz.from_pil(sheet)
+    return to_tensor(sheet)
 
 
 def build_pictures(weight: Tensor, images: Tensor, source: str) -> dict[str, Tensor]:
@@ -130,7 +132,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     out = Path(args.out)
     for key, img in pictures.items():
         if key != "sobel_masks":
-            print(viz.save_png(img, out / f"{key}.png"))
+            print(draw.save_png(img, out / f"{key}.png"))
     if args.tb_dir:
         from torch.utils.tensorboard import SummaryWriter
 

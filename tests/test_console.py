@@ -51,7 +51,7 @@ def test_the_progress_bar_is_quiet_in_a_pipe_and_off_when_asked(monkeypatch):
     monkeypatch.setattr(sys, "stderr", err)
     for enabled in (None, False):  # trainer.progress=null (the default) and false
         bar = Progress(10, "epoch 1/1", enabled=enabled)
-        assert not bar.enabled
+        assert bar.bar.disable  # not drawn
         bar.update(5, 0.1)
         bar.close()
     assert err.getvalue() == ""
@@ -70,7 +70,7 @@ def test_the_progress_bar_fits_the_terminal_it_is_drawn_on(monkeypatch):
     with os.fdopen(slave, "w") as tty:
         monkeypatch.setattr(sys, "stderr", tty)
         bar = Progress(40, "epoch 3/30", interval=0.0)  # trainer.progress=null: on, since stderr is a terminal
-        assert bar.enabled
+        assert not bar.bar.disable  # drawn
         for i in range(1, 41):
             bar.update(i, 0.5)
         bar.close()

@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from cnnlab import viz
+from cnnlab.viz import draw
 from cnnlab.models.alexnet import AlexNetSmall
 from cnnlab.models.lenet import LeNet5
 
@@ -18,15 +18,15 @@ def in_unit_range(img):
 
 def test_first_layer_filters_are_large_numbered_and_on_one_scale():
     model = LeNet5()
-    assert viz.first_conv(model) is model.features[0] and viz.first_conv(nn.Linear(2, 2)) is None
+    assert draw.first_conv(model) is model.features[0] and draw.first_conv(nn.Linear(2, 2)) is None
     w = torch.zeros(6, 1, 5, 5)
     w[0, 0, 0, 0], w[1, 0, 0, 0] = 2.0, -1.0
-    tiles, peak = viz.filter_tiles(w)
+    tiles, peak = draw.filter_tiles(w)
     assert peak == 2.0 and tiles.shape == (6, 3, 65, 65)  # 5x5 enlarged 13x: at least 64 px
     assert tiles[0, 0, 0, 0] == 1.0 and tiles[1, 0, 0, 0] == 0.25 and tiles[2, 0, 0, 0] == 0.5  # shared scale
-    img = viz.filter_figure(model.features[0].weight)  # LeNet-5's 6 filters of 5x5 in one row, plus a colour bar
+    img = draw.filter_figure(model.features[0].weight)  # LeNet-5's 6 filters of 5x5 in one row, plus a colour bar
     assert in_unit_range(img) and img.shape[2] >= 6 * 65 and img.shape[1] >= 65 + 40
-    big = viz.filter_figure(torch.randn(96, 3, 11, 11))  # AlexNet: 10 columns
+    big = draw.filter_figure(torch.randn(96, 3, 11, 11))  # AlexNet: 10 columns
     assert big.shape[2] >= 10 * 66
 
 
@@ -35,10 +35,10 @@ def test_saliency_matches_the_linear_models_weights():
     lin = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 5))
     x = torch.randn(2, 3, 4, 4)
     target = torch.tensor([1, 3])
-    sal = viz.saliency(lin, x, target)
+    sal = draw.saliency(lin, x, target)
     w = lin[1].weight.detach().view(5, 3, 4, 4)
     torch.testing.assert_close(sal, w[target].abs().amax(1))  # d score_c / d x = w_c for a linear model
-    torch.testing.assert_close(viz.saliency(lin, x, target, smooth=5), sal)  # linear: noise changes nothing
+    torch.testing.assert_close(draw.saliency(lin, x, target, smooth=5), sal)  # linear: noise changes nothing
     assert all(p.grad is None for p in lin.parameters())
 
 
@@ -54,9 +54,9 @@ def test_smoothgrad_is_the_mean_over_its_noisy_copies_and_leaves_the_global_rng_
     quad = model[1:]
     x = torch.randn(2, 3, 2, 2)
     before = torch.get_rng_state()
-    sal = viz.saliency(model, x, torch.tensor([0, 1]), smooth=3, seed=7)
+    sal = draw.saliency(model, x, torch.tensor([0, 1]), smooth=3, seed=7)
     assert torch.equal(torch.get_rng_state(), before)
-    torch.testing.assert_close(viz.saliency(model, x, torch.tensor([0, 1]), smooth=3, seed=7), sal)
+    torch.testing.assert_close(draw.saliency(model, x, torch.tensor([0, 1]), smooth=3, seed=7), sal)
     gen, sigma, w = torch.Generator().manual_seed(7), 0.15 * float(x.max() - x.min()), quad[1].weight.detach()
     copies = [x + sigma * torch.randn(x.shape, generator=gen) for _ in range(3)]  # the same draws, by hand
     want = torch.stack([(2 * w[[0, 1]].view(2, 3, 2, 2) * c).abs() for c in copies]).mean(0).amax(1)
@@ -66,44 +66,51 @@ def test_smoothgrad_is_the_mean_over_its_noisy_copies_and_leaves_the_global_rng_
 def test_saliency_figure_on_cnn_keeps_mode_and_grads():
     model = AlexNetSmall(norm="bn").train()
     x = torch.randn(3, 3, 32, 32)
-    sal = viz.saliency(model, x, smooth=2)
+    sal = draw.saliency(model, x, smooth=2)
     assert sal.shape == (3, 32, 32) and (sal > 0).any() and (sal >= 0).all()
     assert model.training and all(p.grad is None for p in model.parameters())
-    img = viz.saliency_figure(x, sal, ["cat", "dog", "fox"], ["cat", "cat", "fox"], MEAN, STD, pairs_per_row=3)
+    img = draw.saliency_figure(x, sal, ["cat", "dog", "fox"], ["cat", "cat", "fox"], MEAN, STD, pairs_per_row=3)
     assert in_unit_range(img) and img.shape[2] >= 6 * 96 and img.shape[1] >= 96 + 2 * 16
 
 
 def test_each_saliency_pair_is_labelled_once_with_the_class_and_the_prediction(monkeypatch):
     """An image and its map were two tiles, the map captioned "saliency" every time: one tile per pair now."""
     drawn = {}
-    real = viz.draw.figure
+    real = draw.figure
 
     def spy(tiles, captions, ncol, title, **kw):
         drawn.update(tiles=tiles, captions=list(captions), title=title)
         return real(tiles, captions, ncol, title, **kw)
 
-    monkeypatch.setattr(viz.draw, "figure", spy)
+    monkeypatch.setattr(draw, "figure", spy)
     x, sal = torch.rand(2, 1, 28, 28), torch.rand(2, 28, 28)
-    viz.saliency_figure(x, sal, ["7", "1"], ["7", "4"], (0.5,), (0.5,))
+    draw.saliency_figure(x, sal, ["7", "1"], ["7", "4"], (0.5,), (0.5,))
     assert drawn["captions"] == ["true 7\npredicted 7", "true 1\npredicted 4 (wrong)"]
     assert drawn["tiles"].shape[0] == 2 and drawn["tiles"].shape[-1] > 2 * 96  # image | map, side by side
     assert "saliency" in drawn["title"]
 
 
 def test_confusion_figure_is_legible_for_two_classes_and_shows_both_views():
-    img = viz.confusion_figure(torch.tensor([[40, 10], [5, 45]]), ["background", "road"])
+    img = draw.confusion_figure(torch.tensor([[40, 10], [5, 45]]), ["background", "road"])
     assert in_unit_range(img) and img.shape[2] >= 2 * 2 * 96 and img.shape[1] >= 2 * 96  # two panels of 96 px cells
-    big = viz.confusion_figure(torch.eye(100, dtype=torch.long), [str(i) for i in range(100)])
+    big = draw.confusion_figure(torch.eye(100, dtype=torch.long), [str(i) for i in range(100)])
     assert in_unit_range(big)
 
 
-def test_mistakes_are_captioned_in_words_and_never_a_bare_tile():
+def test_mistakes_are_captioned_in_words_and_never_a_bare_tile(monkeypatch):
     x = torch.randn(6, 3, 32, 32)
     targets = torch.tensor([0, 1, 2, 0, 1, 2])
     preds = torch.tensor([0, 2, 1, 1, 1, 0])  # 4 mistakes
-    conf = torch.tensor([0.9, 0.5, 0.8, 0.99, 0.7, 0.6])
-    assert viz.mistake_caption("cat", "dog", 0.97) == "true cat\npredicted dog 97%"
-    img = viz.mistakes_figure(x, targets, preds, conf, ["cat", "dog", "fox"], MEAN, STD, total=6, k=1)
+    conf = torch.tensor([0.9, 0.5, 0.8, 0.97, 0.7, 0.6])
+    drawn, real = {}, draw.figure
+
+    def spy(tiles, captions, ncol, title, **kw):
+        drawn.update(captions=list(captions))
+        return real(tiles, captions, ncol, title, **kw)
+
+    monkeypatch.setattr(draw, "figure", spy)
+    img = draw.mistakes_figure(x, targets, preds, conf, ["cat", "dog", "fox"], MEAN, STD, total=6, k=1)
+    assert drawn["captions"] == ["true cat\npredicted dog 97%"]  # the most confident of the 4
     assert in_unit_range(img) and img.shape[2] >= 112 and img.shape[1] > 112 + 2 * 16  # title and caption
 
 
@@ -137,14 +144,14 @@ def test_overlays_are_in_colour_blind_safe_colours_drawn_by_torchvision():
     true[2:8, 2:8] = True
     orange, blue = torch.tensor([230, 159, 0]), torch.tensor([0, 114, 178])  # #E69F00, #0072B2
     grey = round(0.5 * 255)
-    out = (viz.overlay(image, pred, outline=true) * 255).round()
+    out = (draw.overlay(image, pred, outline=true) * 255).round()
     assert (out[:, 0, 0] - (0.55 * grey + 0.45 * orange)).abs().max() <= 1  # predicted: orange tint (uint8)
     assert out[:, 2, 2].tolist() == blue.tolist()  # the truth's edge, inside the prediction too
     assert out[:, 6, 2].tolist() == blue.tolist() and out[:, 5, 5].tolist() == [grey] * 3  # edge only; unmarked
-    truth = (viz.overlay(image, true, viz.draw.TRUTH) * 255).round()
+    truth = (draw.overlay(image, true, draw.TRUTH) * 255).round()
     assert (truth[:, 4, 4] - (0.55 * grey + 0.45 * blue)).abs().max() <= 1
     examples = [(torch.randn(3, 10, 10), true.long(), pred.long())]
-    fig = viz.segmentation_figure(examples, MEAN, STD)
+    fig = draw.segmentation_figure(examples, MEAN, STD)
     assert in_unit_range(fig) and fig.shape[2] >= 3 * 160
 
 
@@ -168,16 +175,18 @@ def test_plots_are_slide_sized_pngs_or_vector_files(tmp_path):
         assert plots.save_figure(fig, tmp_path / f"{name}.pdf").read_bytes().startswith(b"%PDF")
 
 
-def test_save_png_and_grid_are_torchvisions(tmp_path):
-    from torchvision.utils import make_grid
-
+def test_save_png_is_torchvisions_and_figures_show_their_tiles_pixel_for_pixel(tmp_path):
     img = torch.rand(3, 7, 9)
-    path = viz.save_png(img, tmp_path / "sub" / "x.png")
+    path = draw.save_png(img, tmp_path / "sub" / "x.png")
     with Image.open(path) as png:
         back = torch.from_numpy(np.asarray(png).copy()).permute(2, 0, 1).float() / 255
     assert (back - img).abs().max() <= 0.5 / 255 + 1e-6
     tiles = torch.rand(5, 3, 7, 9)
-    assert torch.equal(viz.grid(tiles, 3, 2, 0.5), make_grid(tiles, nrow=3, padding=2, pad_value=0.5))
+    fig = draw.figure(tiles, [str(i) for i in range(5)], 3, "title")
+    top = draw.LINE + draw.PAD  # one title line, then make_grid's padding around tiles with their caption lines
+    for i in (0, 4):
+        y, x = top + draw.PAD + (i // 3) * (7 + draw.LINE + draw.PAD), draw.PAD + (i % 3) * (9 + draw.PAD)
+        assert (fig[:, y:y + 7, x:x + 9] - tiles[i]).abs().max() <= 1 / 255 + 1e-6  # uint8 on the canvas
 
 
 def test_text_mistakes_table_decodes_sentences_and_escapes_pipes():

@@ -1,15 +1,10 @@
 """`cnnlab-compare <run or sweep folders...>`: one table of runs (their overrides and final metrics, sorted by the
 monitored metric), and with `--plot curves.png` (or .svg / .pdf) their validation curves, or any other scalar
-(`--metric train/lr`: the learning-rate schedules), read from the TensorBoard event files.
-
-    cnnlab-compare outputs/multirun/lenet5_digits/2026-11-25_10-00-00_000000        # a sweep
-    cnnlab-compare outputs --filter 'svm_*' --latest --anchors --format md           # the newest run of each
-    cnnlab-compare run_a run_b --plot curves.svg --metric val/acc
-    cnnlab-compare run_a run_b --plot lr.png --metric train/lr
-"""
+(`--metric train/lr`: the learning-rate schedules), read from the TensorBoard event files (docs/commands.md)."""
 from __future__ import annotations
 
 import argparse
+import bisect
 import csv
 import fnmatch
 import io
@@ -67,19 +62,15 @@ def load_runs(paths: Iterable[Path]) -> list[dict[str, Any]]:
 
 def select(runs: Iterable[dict[str, Any]], patterns: Optional[list[str]] = None,
            latest: bool = False) -> list[dict[str, Any]]:
-    """Runs whose experiment name matches any glob in `patterns`; with `latest`, only the newest per experiment: its
-    newest finished run, or its newest failed one when none finished."""
+    """Runs whose experiment matches a glob in `patterns`; with `latest`, each experiment's newest (finished first)."""
     chosen = [r for r in runs if not patterns or any(fnmatch.fnmatch(str(r.get("experiment", "")), p)
                                                      for p in patterns)]
-    if latest:
-        newest: dict[str, dict[str, Any]] = {}
-        for r in chosen:
-            name = str(r.get("experiment", ""))
-            if name not in newest or (r["status"] == "ok", r["_mtime"]) > (newest[name]["status"] == "ok",
-                                                                           newest[name]["_mtime"]):
-                newest[name] = r
-        chosen = list(newest.values())
-    return chosen
+    if not latest:
+        return chosen
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in chosen:
+        groups.setdefault(str(r.get("experiment", "")), []).append(r)
+    return [max(group, key=lambda r: (r["status"] == "ok", r["_mtime"])) for group in groups.values()]
 
 
 def sort_runs(runs: list[dict[str, Any]], key: Optional[str]) -> list[dict[str, Any]]:
@@ -143,8 +134,7 @@ def render(rows: list[list[str]], fmt: str) -> str:
 
 
 def curves(run_dir: Path, metric: str) -> tuple[list[float], list[float]]:
-    """(epochs, values) of a scalar from the run's TensorBoard events, on the epoch axis: a per-epoch scalar
-    (val/acc) at whole epochs, a per-step one (train/lr, train/loss) at fractions of the epoch it was logged in."""
+    """(epochs, values) of a scalar in the run's TensorBoard events, a per-step one at fractions of its epoch."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     if not (run_dir / "tb").is_dir():
@@ -156,8 +146,8 @@ def curves(run_dir: Path, metric: str) -> tuple[list[float], list[float]]:
     ends = sorted((e.step, e.value) for e in acc.Scalars("epoch"))  # `epoch` is logged at each epoch's last step
     points = []
     for e in acc.Scalars(metric):
-        k = next((i for i, (step, _) in enumerate(ends) if e.step <= step), None)
-        if k is None:  # after the last finished epoch (a stopped run's partial epoch)
+        k = bisect.bisect_left(ends, (e.step,))  # the epoch it was logged in
+        if k == len(ends):  # after the last finished epoch (a stopped run's partial epoch)
             continue
         start, epoch = (ends[k - 1][0] if k else 0), ends[k][1]
         points.append((epoch - 1 + (e.step - start) / max(ends[k][0] - start, 1), e.value))
@@ -165,9 +155,8 @@ def curves(run_dir: Path, metric: str) -> tuple[list[float], list[float]]:
 
 
 def curve_labels(runs: list[dict[str, Any]]) -> list[str]:
-    """A legend label per run that tells it from the others, in the table's terms: its experiment (when the runs'
-    experiments differ) and the overrides not shared by every run; runs that this leaves equal (same command, other
-    folder) also get the last parts of their run folders that differ, e.g. `seed=1` / `a` / `b`."""
+    """A legend label per run that tells it from the others: its experiment and overrides not shared by all runs."""
+    # runs that this leaves equal (same command, other folder) also get the last parts of their folders that differ
     experiments = [str(r.get("experiment", "")) for r in runs]
     overrides = [[str(o) for o in r.get("overrides", [])] for r in runs]
     shared = set.intersection(*map(set, overrides)) if overrides else set()
@@ -199,8 +188,7 @@ def curve_series(runs: list[dict[str, Any]], metric: str) -> dict[str, tuple[lis
 
 
 def plot(runs: list[dict[str, Any]], metric: str, out: Path) -> tuple[Path, int]:
-    """One line per run of `metric` over epochs, from the event files, as a PNG, SVG or PDF after `out`'s suffix;
-    (the file, the number of lines)."""
+    """One line per run of `metric` over epochs into `out` (PNG, SVG or PDF); (the file, the number of lines)."""
     from .viz.plots import lines_figure, save_figure
 
     series = curve_series(runs, metric)

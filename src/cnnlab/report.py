@@ -103,8 +103,7 @@ def _number(text: str) -> "int | float | str":
 
 
 def hparams(cfg: DictConfig, info: RunInfo, loss: nn.Module) -> dict[str, Any]:
-    """The effective settings that define a run (not paths): choices, optimiser values, batch size, epochs, seed,
-    the resolved loss, plus any other value set on the command line."""
+    """The settings that define a run (no paths): group choices, main values, the loss, the command line's values."""
     hp: dict[str, Any] = {g: info.choice(g) for g in ("model", "data", "optim", "sched")}
     hp.update({"loss": " ".join(repr(loss).split()), "optim.lr": float(cfg.optim.lr),
                "optim.weight_decay": float(cfg.optim.get("weight_decay", 0.0)),
@@ -117,21 +116,12 @@ def hparams(cfg: DictConfig, info: RunInfo, loss: nn.Module) -> dict[str, Any]:
     return hp
 
 
-def _log_per_class(acc: dict[str, float], width: int = 4) -> None:
-    """The per-class test accuracy table in the log, `width` classes per line (first 40 classes)."""
-    items = [f"{name[:14]:>14} {value:6.3f}" for name, value in list(acc.items())[:40]]
-    log.info("per-class test accuracy:")
-    for i in range(0, len(items), width):
-        log.info("  " + "   ".join(items[i:i + width]))
-
-
 def write_results(run_dir: Path, state: Any, test: dict[str, Any], val: dict[str, Any], bundle: Any,
                   info: RunInfo, logger: RunLogger, hp: dict[str, Any],
                   monitor: "tuple[str, str]" = ("val/acc", "max"), write: bool = True,
                   plan: Optional[dict[str, Any]] = None) -> dict[str, Any]:
-    """results.json: test and validation metrics of the best checkpoint, timing (with trainer.budget_min, the
-    epochs its `plan` allowed); plus the HParams row (only `write`s them when asked: the other ranks of a
-    data-parallel run return the same numbers)."""
+    """results.json (the best checkpoint's test and validation metrics, timing, the budget's plan) and HParams row."""
+    # only `write`s them when asked: the other ranks of a data-parallel run return the same numbers
     scalars = metric_names(bundle.task, bundle.num_classes, bundle.state)
     seconds = sum(h["train/epoch_time_s"] for h in state.history)
     samples = sum(h.get("train/samples", 0) for h in state.history)
@@ -151,12 +141,14 @@ def write_results(run_dir: Path, state: Any, test: dict[str, Any], val: dict[str
         results["threshold"] = bundle.state["threshold"]
     if bundle.task in CLASS_TASKS:
         results["per_class_test_acc"] = per_class_accuracy(test["confusion"], bundle.class_names)
-    results["test_confusion"] = test["confusion"].tolist()
-    results["overrides"] = info.overrides
+    results.update(test_confusion=test["confusion"].tolist(), overrides=info.overrides)
     if not write:
         return results
-    if "per_class_test_acc" in results:
-        _log_per_class(results["per_class_test_acc"])
+    if "per_class_test_acc" in results:  # in the log, four classes a line (the first 40)
+        items = [f"{name[:14]:>14} {v:6.3f}" for name, v in list(results["per_class_test_acc"].items())[:40]]
+        log.info("per-class test accuracy:")
+        for i in range(0, len(items), 4):
+            log.info("  " + "   ".join(items[i:i + 4]))
     (run_dir / "results.json").write_text(json.dumps(results, indent=2))
     (run_dir / "failed.json").unlink(missing_ok=True)  # an earlier attempt's failure, resumed and now finished
     # test/* as scalars too (at the last step, beside the val/* curves), not only in the HParams tab

@@ -14,10 +14,8 @@ class RunLogger:
     """Scalars and images to TensorBoard in the run folder; `enabled=False` keeps only the console."""
 
     def __init__(self, log_dir: "str | Path", enabled: bool = True, purge_step: Optional[int] = None) -> None:
-        """`purge_step`: on resume, events an earlier process wrote at this step or later are dropped, so no step
-        is shown twice after a kill."""
         self.writer = None
-        if enabled:
+        if enabled:  # purge_step: on resume, an earlier process's events from that step on are dropped
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
@@ -61,9 +59,8 @@ class RunLogger:
 
 
 class Progress:
-    """tqdm's progress bar (`tqdm.auto`: a widget in a notebook), steps done of the total, rate, time left and the
-    last loss read, as wide as the terminal; `enabled=None` shows it only when stderr is a terminal (quiet in pipes,
-    log files and notebooks), True/False force it (trainer.progress); the line is cleared when it closes."""
+    """tqdm's progress bar (`tqdm.auto`): steps done, rate, time left and the last loss read, cleared at the end."""
+    # enabled=None: shown only when stderr is a terminal (quiet in pipes and log files); True/False force it
 
     def __init__(self, total: int, label: str, enabled: Optional[bool] = None, done: int = 0,
                  interval: float = 0.1) -> None:
@@ -71,11 +68,6 @@ class Progress:
 
         self.bar = tqdm(total=max(total, 1), initial=done, desc=label, dynamic_ncols=True,
                         mininterval=interval, leave=False, disable=None if enabled is None else not enabled)
-
-    @property
-    def enabled(self) -> bool:
-        """Whether the bar is drawn."""
-        return not self.bar.disable
 
     def update(self, done: int, loss: Optional[float] = None) -> None:
         """`done` of `total` steps; `loss` when it was read (kept for the next redraws)."""

@@ -1,8 +1,1 @@
 """Pictures of what a network learned: `draw` makes the figures, `pictures` decides what to draw and when."""
-from .draw import (colour_bar, confusion_figure, denormalise, figure, filter_figure, filter_tiles, first_conv,
-                   from_pil, grid, mistake_caption, mistakes_figure, overlay, saliency, saliency_figure,
-                   save_png, segmentation_figure, to_pil)
-
-__all__ = ["colour_bar", "confusion_figure", "denormalise", "figure", "filter_figure", "filter_tiles", "first_conv",
-           "from_pil", "grid", "mistake_caption", "mistakes_figure", "overlay", "saliency", "saliency_figure",
-           "save_png", "segmentation_figure", "to_pil"]

@@ -1,42 +1,33 @@
 """Pictures of what a network learned, as float [3,H,W] tensors in [0,1] (TensorBoard `add_image`) or PNGs: every
-figure has a title, labelled tiles large enough to read, and a colour bar where colour encodes a value.
-
-Tiles are laid out with torchvision's `make_grid`, written with its `save_image`, masks drawn with its
-`draw_segmentation_masks` (truth blue, prediction orange: Okabe-Ito colours that readers with the common
-colour-vision deficiencies tell apart); text is drawn with PIL's bundled scalable font. Plots with axes are
-matplotlib's (viz.plots).
-Saliency follows Simonyan, Vedaldi & Zisserman, "Deep Inside Convolutional Networks", ICLR workshop 2014
-(max over channels of |d score_c / d pixel|); SmoothGrad averages it over noisy copies of the input (Smilkov et
-al., "SmoothGrad: removing noise by adding noise", 2017).
-"""
+figure has a title, labelled tiles large enough to read, and a colour bar where colour encodes a value. Tiles are
+laid out and masks drawn by torchvision (make_grid, draw_segmentation_masks), text and colour bars by matplotlib."""
 from __future__ import annotations
 
 import math
 from pathlib import Path
 from typing import Optional, Sequence
 
-import numpy as np
+import matplotlib
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageDraw, ImageFont
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+from matplotlib.transforms import IdentityTransform
 from torch import Tensor, nn
+from torchvision.utils import draw_segmentation_masks, make_grid, save_image
 
 from ..data.common import unnormalise
+from .plots import DPI, as_image
 
 MIN_TILE = 96   # pixels: small images (28, 32) are enlarged to at least this, nearest-neighbour
 FILTER_TILE = 64  # pixels: each first-layer filter is enlarged to at least this
-FONT_SIZE = 13
+FONT = 13 * 72 / DPI  # points: text 13 pixels high
 LINE = 16       # pixels per text line
 PAD = 6
+BAR = 72        # pixels below the tiles for a colour bar, its ticks and its caption
 TRUTH, PREDICTION = "#0072B2", "#E69F00"  # Okabe-Ito blue and orange (as viz.plots.OKABE_ITO)
-
-
-def font(size: int = FONT_SIZE) -> ImageFont.ImageFont:
-    """PIL's bundled font (scalable where Pillow has FreeType, its bitmap font otherwise)."""
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1 has only the bitmap font
-        return ImageFont.load_default()
 
 
 def denormalise(x: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
@@ -51,93 +42,51 @@ def rgb(x: Tensor) -> Tensor:
     return x.expand(*x.shape[:-3], 3, *x.shape[-2:]) if x.shape[-3] == 1 else x[..., :3, :, :]
 
 
-def grid(tiles: Tensor, nrow: int, padding: int = 2, pad_value: float = 0.0) -> Tensor:
-    """[N,C,H,W] tiles of one size -> a [3,H',W'] mosaic, `nrow` tiles per row (torchvision's make_grid)."""
-    from torchvision.utils import make_grid
-
-    return make_grid(rgb(tiles), nrow=nrow, padding=padding, pad_value=pad_value)
-
-
 def enlarge(x: Tensor, min_size: int = MIN_TILE) -> Tensor:
     """[N,C,H,W] enlarged by an integer factor (nearest) so that the shorter side is at least `min_size`."""
     factor = max(1, math.ceil(min_size / min(x.shape[-2:])))
     return F.interpolate(x.float(), scale_factor=factor, mode="nearest") if factor > 1 else x.float()
 
 
-def heat(t: Tensor) -> Tensor:
-    """[N,H,W] in [0,1] -> [N,3,H,W] 'hot' colours: black, red, yellow, white."""
-    return torch.stack([(3 * t).clamp(0, 1), (3 * t - 1).clamp(0, 1), (3 * t - 2).clamp(0, 1)], 1)
-
-
-def to_pil(img: Tensor) -> Image.Image:
-    """[3,H,W] or [1,H,W] float in [0,1] -> PIL RGB image."""
-    arr = (rgb(img.detach().float().cpu()).clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
-    return Image.fromarray(np.ascontiguousarray(arr), "RGB")
-
-
-def from_pil(img: Image.Image) -> Tensor:
-    """PIL image -> [3,H,W] float in [0,1]."""
-    return torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.uint8).copy()).permute(2, 0, 1).float() / 255
-
-
 def save_png(img: Tensor, path: "str | Path") -> Path:
     """Write a [3,H,W] image in [0,1] as a PNG (parent folders created; torchvision's save_image); the path."""
-    from torchvision.utils import save_image
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_image(img.detach().float().cpu().clamp(0, 1), path, format="PNG")
     return path
 
 
-def text_fit(text: str, width: float, fnt: ImageFont.ImageFont) -> str:
-    """`text` shortened with '..' to fit `width` pixels (ASCII: the bundled fonts lack arrows and ellipses)."""
-    if fnt.getlength(text) <= width:
-        return text
-    while text and fnt.getlength(text + "..") > width:
-        text = text[:-1]
-    return text + ".."
-
-
+@matplotlib.rc_context({"font.size": FONT})
 def figure(tiles: Tensor, captions: Sequence[str], ncol: int, title: str, lines: int = 1,
-           footer: Optional[Image.Image] = None) -> Tensor:
-    """Tiles [N,3,h,w] in [0,1] on a white sheet, `ncol` per row, each with `lines` caption lines under it, a
-    title above and an optional footer (e.g. a colour bar) below; as one [3,H,W] image."""
-    fnt = font()
+           bar: Optional[tuple[str, dict[float, str], str]] = None) -> Tensor:
+    """Tiles [N,3,h,w] in [0,1], pixel for pixel, `ncol` a row, each captioned, a title and an optional colour bar."""
+    # `lines`: caption lines under each tile; `bar`: (colour map, {value: tick label}, caption)
     n, _, h, w = tiles.shape
     ncol = max(1, min(ncol, n))
-    rows = math.ceil(n / ncol)
-    cell_w, cell_h = w + PAD, h + lines * LINE + PAD
-    title_lines = title.split("\n")
-    top = PAD + LINE * len(title_lines) + PAD
-    width = max(PAD + ncol * cell_w, int(max(fnt.getlength(t) for t in title_lines)) + 2 * PAD,
-                footer.width + 2 * PAD if footer else 0)
-    sheet = Image.new("RGB", (width, top + rows * cell_h + (footer.height + PAD if footer else 0) + PAD), "white")
-    draw = ImageDraw.Draw(sheet)
-    for k, t in enumerate(title_lines):
-        draw.text((PAD, PAD + k * LINE), text_fit(t, width - 2 * PAD, fnt), fill="black", font=fnt)
-    for i in range(n):
-        x, y = PAD + (i % ncol) * cell_w, top + (i // ncol) * cell_h
-        sheet.paste(to_pil(tiles[i]), (x, y))
-        for k, line in enumerate(str(captions[i]).split("\n")[:lines]):
-            draw.text((x, y + h + 1 + k * LINE), text_fit(line, w, fnt), fill="black", font=fnt)
-    if footer is not None:
-        sheet.paste(footer, (PAD, top + rows * cell_h))
-    return from_pil(sheet)
-
-
-def colour_bar(colours: Tensor, low: str, mid: str, high: str, label: str, width: int = 240) -> Image.Image:
-    """A horizontal bar of `colours` [3,K] (left to right) with three value labels and a caption."""
-    fnt = font()
-    bar = F.interpolate(colours[None, :, None, :].float(), size=(12, width), mode="bilinear", align_corners=True)[0]
-    img = Image.new("RGB", (width + int(fnt.getlength(label)) + 3 * PAD, 12 + LINE + 2), "white")
-    img.paste(to_pil(bar), (0, 0))
-    draw = ImageDraw.Draw(img)
-    draw.text((0, 13), low, fill="black", font=fnt)
-    draw.text((width // 2, 13), mid, fill="black", font=fnt, anchor="ma")
-    draw.text((width, 13), high, fill="black", font=fnt, anchor="ra")
-    draw.text((width + 2 * PAD, 0), label, fill="black", font=fnt)
-    return img
+    cells = make_grid(F.pad(rgb(tiles), (0, 0, 0, lines * LINE), value=1.0), nrow=ncol, padding=PAD, pad_value=1.0)
+    top, bottom = LINE * (title.count("\n") + 1) + PAD, BAR if bar else 0
+    height = top + cells.shape[1] + bottom
+    fig = Figure(figsize=(cells.shape[2] / DPI, height / DPI), dpi=DPI)
+    pixels = {"transform": IdentityTransform(), "va": "top"}  # positions in pixels from the bottom left
+    head = fig.text(PAD, height - PAD, title, **pixels)
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    title_width = head.get_window_extent(renderer).width + 2 * PAD
+    width = math.ceil(max(cells.shape[2], title_width, 240 + 4 * LINE if bar else 0))
+    fig.set_figwidth(width / DPI)
+    fig.figimage(cells.permute(1, 2, 0).numpy(), xo=0, yo=bottom, origin="upper")
+    for i, caption in enumerate(captions):
+        x, y = PAD + (i % ncol) * (w + PAD), height - top - PAD - (i // ncol) * (h + lines * LINE + PAD) - h
+        label = fig.text(x, y - 1, str(caption), **pixels)
+        wide = label.get_window_extent(renderer).width
+        if wide > w:  # a long caption is drawn smaller, never cut
+            label.set_fontsize(FONT * w / wide)
+    if bar is not None:
+        cmap, ticks, label = bar
+        axes = fig.add_axes((2 * LINE / width, (bottom - PAD - 12) / height, 240 / width, 12 / height))
+        scale = fig.colorbar(ScalarMappable(Normalize(min(ticks), max(ticks)), cmap), cax=axes,
+                             orientation="horizontal", label=label)
+        scale.set_ticks(list(ticks), labels=list(ticks.values()))
+    return as_image(fig)
 
 
 def first_conv(model: nn.Module) -> Optional[nn.Conv2d]:
@@ -146,36 +95,35 @@ def first_conv(model: nn.Module) -> Optional[nn.Conv2d]:
 
 
 def filter_tiles(weight: Tensor) -> tuple[Tensor, float]:
-    """Conv filters [O,I,kh,kw] as [O,3,kh',kw'] tiles on ONE shared scale: mid-grey = 0, black/white = -+ the
-    largest |weight| (RGB for 3 input channels, else the mean over input channels); and that largest |weight|."""
+    """Conv filters [O,I,kh,kw] as [O,3,kh',kw'] tiles on one shared scale, and the largest |weight|."""
+    # mid-grey = 0, black/white = -+ the largest |weight|; RGB for 3 input channels, else the mean over them
     w = weight.detach().float().cpu()
     w = w if w.shape[1] == 3 else w.mean(1, keepdim=True)
     peak = float(w.abs().max().clamp_min(1e-12))
     return enlarge(rgb(0.5 + 0.5 * w / peak), FILTER_TILE), peak
 
 
-def filter_figure(weight: Tensor, title: str = "first-layer filters") -> Tensor:
+def filter_figure(weight: Tensor) -> Tensor:
     """Each filter enlarged, numbered, on a shared colour scale with its colour bar."""
     tiles, peak = filter_tiles(weight)
     n = len(tiles)
     ncol = n if n <= 8 else math.ceil(math.sqrt(n))
-    bar = colour_bar(torch.tensor([[0.0, 0.5, 1.0]] * 3), f"-{peak:.2g}", "0", f"+{peak:.2g}", "weight")
-    k = f"{weight.shape[-2]}x{weight.shape[-1]}x{weight.shape[1]}"
-    return figure(tiles, [f"#{i + 1}" for i in range(n)], ncol, f"{title}: {n} filters of {k}, one shared scale",
-                  footer=bar)
+    bar = ("gray", {-peak: f"-{peak:.2g}", 0.0: "0", peak: f"+{peak:.2g}"}, "weight")
+    size = f"{weight.shape[-2]}x{weight.shape[-1]}x{weight.shape[1]}"
+    title = f"first-layer filters: {n} filters of {size}, one shared scale"
+    return figure(tiles, [f"#{i + 1}" for i in range(n)], ncol, title, bar=bar)
 
 
-def saliency(model: nn.Module, x: Tensor, target: Optional[Tensor] = None, smooth: int = 0,
-             noise: float = 0.15, seed: int = 0) -> Tensor:
-    """[N,H,W] max over channels of |d score_c / d x|, c = target or the predicted class (eval mode); with
-    `smooth` > 0 the mean over that many copies of x plus Gaussian noise of `noise` times x's value range, drawn
-    from a generator of its own (seed `seed`): the same noise at every epoch's picture, and the training's random
-    streams untouched, so a resumed run continues exactly whether or not pictures were drawn."""
+def saliency(model: nn.Module, x: Tensor, target: Optional[Tensor] = None, smooth: int = 0, seed: int = 0) -> Tensor:
+    """[N,H,W] max over channels of |d score_c / d x|, c = target or the predicted class (eval mode)."""
+    # Simonyan, Vedaldi & Zisserman, "Deep Inside Convolutional Networks", ICLR workshop 2014. SmoothGrad (Smilkov
+    # et al. 2017): with `smooth` > 0 the mean over that many copies of x plus Gaussian noise of 0.15 times x's
+    # range, from a generator of its own: the same noise every epoch, and a resumed run continues exactly.
     was_training = model.training
     model.eval()
     try:
         x = x.detach()
-        sigma = noise * float(x.max() - x.min())
+        sigma = 0.15 * float(x.max() - x.min())
         gen = torch.Generator(device=x.device).manual_seed(seed)
         copies = [x] if smooth <= 0 else [x + sigma * torch.randn(x.shape, generator=gen, device=x.device,
                                                                    dtype=x.dtype) for _ in range(smooth)]
@@ -194,100 +142,66 @@ def saliency(model: nn.Module, x: Tensor, target: Optional[Tensor] = None, smoot
 
 def saliency_figure(images: Tensor, maps: Tensor, true: Sequence[str], pred: Sequence[str],
                     mean: Sequence[float], std: Sequence[float], smooth: int = 0, pairs_per_row: int = 4) -> Tensor:
-    """Each image beside its saliency heat map (per image 0..max), the pair captioned once with the true and the
-    predicted label."""
+    """Each image beside its saliency heat map (per image 0..max), captioned with the true and predicted label."""
     imgs = enlarge(rgb(denormalise(images.detach().float().cpu(), mean, std)))
     sal = maps.detach().float().cpu()
-    sal = enlarge(heat(sal / sal.flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1)))
+    sal = matplotlib.colormaps["hot"]((sal / sal.flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1)).numpy())
+    sal = enlarge(torch.from_numpy(sal[..., :3]).permute(0, 3, 1, 2))  # black, red, yellow, white
     gap = torch.ones(*imgs.shape[:-1], PAD // 2)
     tiles = torch.cat([imgs, gap, sal], -1)  # one tile per pair: image | map
     captions = [f"true {t}\npredicted {p}" + ("" if p == t else " (wrong)") for t, p in zip(true, pred)]
     method = f"SmoothGrad ({smooth} noisy copies)" if smooth else "plain gradients"
-    bar = colour_bar(heat(torch.linspace(0, 1, 16)[None])[0].reshape(3, -1), "0", "", "max",
-                     "|d class score / d pixel|, per image")
     return figure(tiles, captions, pairs_per_row, f"each image beside the saliency of its true class (Simonyan et "
-                  f"al. 2014), {method}", lines=2, footer=bar)
+                  f"al. 2014), {method}", lines=2, bar=("hot", {0.0: "0", 1.0: "max"},
+                                                        "|d class score / d pixel|, per image"))
 
 
-def confusion_panel(cm: Tensor, names: Sequence[str], normalised: bool, fnt: ImageFont.ImageFont) -> Image.Image:
-    """One confusion matrix (rows: true, columns: predicted), counts or row-normalised, as a PIL image."""
-    k = cm.shape[0]
-    cell = int(max(18, min(96, 480 // k)))
-    rates = cm.float() / cm.sum(1, keepdim=True).clamp_min(1)
-    shade = rates if normalised else cm.float() / cm.max().clamp_min(1)
-    labels = [text_fit(str(n), 90, fnt) for n in names] if cell >= 18 else []
-    margin = (max((int(fnt.getlength(n)) for n in labels), default=0) + PAD + LINE) if labels else PAD
-    img = Image.new("RGB", (margin + k * cell + PAD, margin + k * cell + LINE + PAD), "white")
-    draw = ImageDraw.Draw(img)
-    for i in range(k):
-        for j in range(k):
-            v = float(shade[i, j])
-            x0, y0 = margin + j * cell, margin + i * cell
-            draw.rectangle([x0, y0, x0 + cell - 1, y0 + cell - 1], fill=(int(255 * (1 - 0.9 * v)),
-                           int(255 * (1 - 0.6 * v)), 255), outline=(200, 200, 200))
-            text = f"{float(rates[i, j]):.0%}" if normalised else str(int(cm[i, j]))
-            if fnt.getlength(text) < cell - 2:
-                draw.text((x0 + cell / 2, y0 + cell / 2), text, anchor="mm", font=fnt,
-                          fill="white" if v > 0.5 else "black")
-    for i, name in enumerate(labels):  # row names left, column names rotated above
-        draw.text((margin - 4, margin + i * cell + cell / 2), name, anchor="rm", fill="black", font=fnt)
-        tag = Image.new("RGB", (margin - LINE, cell), "white")
-        ImageDraw.Draw(tag).text((margin - LINE - 4, cell / 2), name, anchor="rm", fill="black", font=fnt)
-        img.paste(tag.rotate(-90, expand=True), (margin + i * cell, LINE))
-    draw.text((margin, 0), "predicted:", fill="black", font=fnt)
-    return img
-
-
+@matplotlib.rc_context({"font.size": FONT})
 def confusion_figure(cm: Tensor, class_names: Sequence[str], title: str = "validation confusion matrix") -> Tensor:
     """Counts beside the row-normalised view (each row sums to 100 %: the recall of that class), rows = true."""
-    fnt = font()
     cm = cm.detach().cpu().long()
-    panels = [confusion_panel(cm, class_names, normalised=False, fnt=fnt)]
-    if cm.shape[0] <= 30:
-        panels.append(confusion_panel(cm, class_names, normalised=True, fnt=fnt))
-    head = [f"{title}: rows = true class, columns = predicted ({int(cm.sum())} samples)",
-            "left: counts; right: row-normalised (the diagonal is each class's recall)" if len(panels) == 2
-            else "counts"]
-    width = max(sum(p.width for p in panels) + PAD * (len(panels) + 1), max(int(fnt.getlength(h)) for h in head) + 12)
-    sheet = Image.new("RGB", (width, 2 * LINE + 2 * PAD + max(p.height for p in panels)), "white")
-    draw = ImageDraw.Draw(sheet)
-    for k, h in enumerate(head):
-        draw.text((PAD, PAD + k * LINE), h, fill="black", font=fnt)
-    x = PAD
-    for p in panels:
-        sheet.paste(p, (x, 2 * LINE + PAD))
-        x += p.width + PAD
-    return from_pil(sheet)
-
-
-def mistake_caption(true: str, pred: str, prob: float) -> str:
-    """'true cat' / 'predicted dog 97%' as two caption lines."""
-    return f"true {true}\npredicted {pred} {prob:.0%}"
+    k = cm.shape[0]
+    rates = cm.float() / cm.sum(1, keepdim=True).clamp_min(1)
+    views = [("counts", cm.float() / cm.max().clamp_min(1), [[str(v) for v in row] for row in cm.tolist()])]
+    if k <= 30:  # more classes: the counts alone, without numbers (too small to read)
+        views.append(("row-normalised", rates, [[f"{v:.0%}" for v in row] for row in rates.tolist()]))
+    cell = max(18, min(96, 480 // k))  # pixels
+    size = min(FONT, 0.4 * cell * 72 / DPI)
+    side = (k * cell + 160) / DPI  # inches: the cells and the class names
+    fig = Figure(figsize=(side * len(views), side + 0.6), dpi=DPI, layout="constrained")
+    fig.suptitle(f"{title}: rows = true class, columns = predicted ({int(cm.sum())} samples)" +
+                 ("\nleft: counts; right: row-normalised (the diagonal is each class's recall)" if k <= 30 else ""))
+    names = [str(n) for n in class_names]
+    for ax, (name, shade, texts) in zip(fig.subplots(1, len(views), squeeze=False)[0], views):
+        ax.imshow(shade, cmap="Blues", vmin=0, vmax=1)
+        ax.set(title=name, xlabel="predicted", ylabel="true")
+        ax.set_xticks(range(k), names, rotation=90, fontsize=size)
+        ax.set_yticks(range(k), names, fontsize=size)
+        for i in range(k if k <= 30 else 0):
+            for j in range(k):
+                ax.text(j, i, texts[i][j], ha="center", va="center", fontsize=size,
+                        color="white" if shade[i, j] > 0.5 else "black")
+    return as_image(fig)
 
 
 def mistakes_figure(images: Tensor, targets: Tensor, preds: Tensor, confidences: Tensor,
                     class_names: Sequence[str], mean: Sequence[float], std: Sequence[float], total: int,
                     k: int = 16, split: str = "validation") -> Tensor:
-    """The k most confidently wrong images, each captioned with its true class, the prediction and its probability
-    (at least one image must be wrong: a pass without mistakes gets no picture)."""
+    """The k most confidently wrong images (at least one), captioned with the true class, prediction and probability."""
     wrong = torch.nonzero(preds.cpu() != targets.cpu()).flatten()
     worst = wrong[confidences.cpu()[wrong].argsort(descending=True)[:k]]
     tiles = enlarge(rgb(denormalise(images.detach().float().cpu()[worst], mean, std)), 112)
     names = [str(n) for n in class_names]
-    captions = [mistake_caption(names[int(targets[i])], names[int(preds[i])], float(confidences[i]))
+    captions = [f"true {names[int(targets[i])]}\npredicted {names[int(preds[i])]} {float(confidences[i]):.0%}"
                 for i in worst.tolist()]
     return figure(tiles, captions, max(2, math.ceil(math.sqrt(len(tiles)))),
                   f"the {len(tiles)} most confident mistakes (of {total} {split} images)", lines=2)
 
 
-def overlay(image: Tensor, mask: Tensor, colour: str = PREDICTION, outline: Optional[Tensor] = None,
-            alpha: float = 0.45) -> Tensor:
-    """[3,H,W] image in [0,1] with `mask` tinted in `colour` (torchvision's draw_segmentation_masks) and, optionally,
-    the outline of another mask (the truth) in TRUTH's blue."""
-    from torchvision.utils import draw_segmentation_masks
-
+def overlay(image: Tensor, mask: Tensor, colour: str = PREDICTION, outline: Optional[Tensor] = None) -> Tensor:
+    """[3,H,W] image in [0,1] with `mask` tinted in `colour` and, optionally, another mask's outline in TRUTH's blue."""
     img = (rgb(image.detach().float().cpu()).clamp(0, 1) * 255).round().byte()
-    out = draw_segmentation_masks(img, mask.detach().cpu().bool()[None], alpha=alpha, colors=colour)
+    out = draw_segmentation_masks(img, mask.detach().cpu().bool()[None], alpha=0.45, colors=colour)
     if outline is not None:
         true = outline.detach().cpu().float()[None, None]
         edge = (true - (-F.max_pool2d(-true, 3, stride=1, padding=1)))[0, 0] > 0
@@ -297,8 +211,7 @@ def overlay(image: Tensor, mask: Tensor, colour: str = PREDICTION, outline: Opti
 
 def segmentation_figure(examples: Sequence, mean: Sequence[float], std: Sequence[float],
                         split: str = "validation") -> Tensor:
-    """Rows of image | ground truth (blue) | prediction (orange, truth outlined in blue), captioned with the image's
-    IoU."""
+    """Rows of image | ground truth (blue) | prediction (orange, truth outlined in blue), with the image's IoU."""
     tiles, captions = [], []
     for x, y, pred in examples:
         img = rgb(denormalise(x.float(), mean, std))

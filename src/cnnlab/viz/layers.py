@@ -1,11 +1,6 @@
-"""Higher-level features, as on the slide after the first-layer filters: for a chosen layer, the input patches that
-activate each channel most (Zeiler & Fergus, "Visualizing and Understanding Convolutional Networks", ECCV 2014,
-top-9 patches per feature map), and, as an option, inputs optimised to maximise a channel (activation maximisation;
-Erhan et al. 2009, Simonyan et al. 2014) with a small l2 regulariser.
-
-A patch is the part of the input that influences the channel's strongest position: the support of the gradient of
-that activation with respect to the input (its effective receptive field), found with one backward pass.
-"""
+"""A layer's features: per channel the input patches that activate it most (Zeiler & Fergus, "Visualizing and
+Understanding Convolutional Networks", ECCV 2014), and inputs optimised to excite it (activation maximisation: Erhan
+et al. 2009, Simonyan et al. 2014)."""
 from __future__ import annotations
 
 import logging
@@ -38,20 +33,16 @@ class _Capture:
 
     def __init__(self, layer: nn.Module) -> None:
         self.out: Tensor = torch.empty(0)
-        self.handle = layer.register_forward_hook(self._hook)
+        self.remove = layer.register_forward_hook(self._hook).remove
 
     def _hook(self, module: nn.Module, args: tuple, out: Tensor) -> None:  # noqa: ARG002 (hook signature)
         self.out = out
-
-    def remove(self) -> None:
-        self.handle.remove()
 
 
 @torch.no_grad()
 def top_activations(model: nn.Module, layer: nn.Module, batches: Iterable[Tensor], k: int,
                     device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
-    """Per channel, the k strongest activations over all inputs and positions: (values [C,k], input index [C,k],
-    flat position [C,k]) — streaming, one batch at a time."""
+    """Per channel, one batch at a time, the k strongest activations: (values, input index, flat position), [C,k]."""
     model.eval()
     cap = _Capture(layer)
     best = None
@@ -74,8 +65,8 @@ def top_activations(model: nn.Module, layer: nn.Module, batches: Iterable[Tensor
 
 
 def receptive_box(model: nn.Module, layer: nn.Module, x: Tensor, channel: int, pos: int) -> tuple[int, int, int, int]:
-    """(top, left, bottom, right) of the input region whose pixels change the activation `channel` at flat
-    position `pos` of `layer` for the single input x [1,C,H,W]."""
+    """(top, left, bottom, right) of the region of x [1,C,H,W] that changes `layer`'s `channel` at flat `pos`."""
+    # the support of the activation's gradient with respect to the input: its effective receptive field
     cap = _Capture(layer)
     try:
         x = x.detach().clone().requires_grad_(True)
@@ -121,9 +112,9 @@ def patches_figure(model: nn.Module, layer_name: str, inputs: Tensor, mean: Sequ
 
 def maximise_channel(model: nn.Module, layer: nn.Module, channel: int, shape: Sequence[int],
                      device: torch.device, steps: int = 128, lr: float = 0.1, l2: float = 1e-3) -> Tensor:
-    """An input [C,H,W] that maximises the channel's mean activation minus l2 * ||x||^2: gradient ascent with the
-    gradient scaled to unit standard deviation, from small noise, with a 3x3 blur every 4 steps (a smoothness
-    prior: without one the optimum is high-frequency noise). In the normalised input units."""
+    """An input [C,H,W] (normalised units) maximising the channel's mean activation minus l2 * ||x||^2."""
+    # gradient ascent from small noise, the gradient scaled to unit std; a 3x3 blur every 4 steps is a smoothness
+    # prior (without one the optimum is high-frequency noise)
     gen = torch.Generator().manual_seed(channel)
     x = (0.01 * torch.randn(1, *shape, generator=gen)).to(device)
     blur = torch.full((shape[0], 1, 3, 3), 1 / 9, device=device)
@@ -149,13 +140,10 @@ def maximised_figure(model: nn.Module, layer_name: str, shape: Sequence[int], de
                      channels: int = 16) -> Tensor:
     """One optimised input per channel (each min-max scaled for display)."""
     layer = find_layer(model, layer_name)
-    cap = _Capture(layer)
-    with torch.no_grad():
-        model.eval()(torch.zeros(1, *shape, device=device))
-    total = cap.out.shape[1]
-    cap.remove()
+    total = len(top_activations(model, layer, [torch.zeros(1, *shape)], 1, device)[0])  # the layer's channels
     imgs = [maximise_channel(model, layer, c, shape, device) for c in range(_shown(channels, total, layer_name))]
     tiles = torch.stack([draw.rgb(draw.denormalise(x, (), ())) for x in imgs])
     tiles = F.interpolate(tiles, size=(max(TILE, shape[-2]), max(TILE, shape[-1])), mode="nearest")
     return draw.figure(tiles, [f"ch {c}" for c in range(len(imgs))], 8,
-                       f"layer {layer_name}: inputs optimised to excite each channel (128 gradient-ascent steps, blur, l2)")
+                       f"layer {layer_name}: inputs optimised to excite each channel (128 gradient-ascent steps, "
+                       "blur, l2)")

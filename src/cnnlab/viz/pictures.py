@@ -1,6 +1,5 @@
-"""What to draw, and when: first-layer filters, saliency, confusion and mistakes (classification; for sentences a
-table in TensorBoard's TEXT tab), image | truth | prediction overlays (segmentation). Everything but saliency comes
-from the validation pass the loop already made."""
+"""What to draw, and when: first-layer filters, saliency, confusion and mistakes (for sentences a table in
+TensorBoard's TEXT tab), image | truth | prediction overlays; all but saliency from the loop's validation pass."""
 from __future__ import annotations
 
 import logging
@@ -18,14 +17,14 @@ from . import draw, plots
 
 log = logging.getLogger("cnnlab")
 
+
 @torch.no_grad()
 def boundary(model: nn.Module, bundle: DataBundle, device: torch.device, split: str, grid: int = 120) -> Tensor:
     """Decision regions of a 2-D classifier over its points' range, with the points of `bundle.val`."""
     x, y = head(bundle.val, 10_000)
     lo, hi = (x.min(0).values - 0.5).tolist(), (x.max(0).values + 0.5).tolist()
-    gx = torch.linspace(lo[0], hi[0], grid)
-    gy = torch.linspace(hi[1], lo[1], grid)  # row 0 at the top
-    mesh = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], -1).reshape(-1, 2)
+    rows, cols = torch.linspace(hi[1], lo[1], grid), torch.linspace(lo[0], hi[0], grid)  # row 0 at the top
+    mesh = torch.cartesian_prod(rows, cols).flip(1)  # (x, y) points, row by row
     probs = model.eval()(mesh.to(device)).float().softmax(1).T.reshape(-1, grid, grid).cpu()
     return plots.as_image(plots.decision_boundary_figure(probs, lo, hi, x, y, bundle.class_names,
                           f"decision regions of {type(model).__name__} and the {split} points"))
@@ -67,24 +66,18 @@ def mistakes_table(mistakes: "tuple[Tensor, ...]", names: list[str], vocab: list
 
 
 def any_mistakes(val: dict[str, Any], final: bool, tag: str, what: str) -> bool:
-    """Whether the pass kept mistakes to show; a pass without any draws nothing (no placeholder picture) and, at the
-    end of a run or in cnnlab-viz, says so."""
-    mistakes = val.get("mistakes")
-    if mistakes is None:
-        return False
-    if len(mistakes[1]):
-        return True
-    if final:
+    """Whether the pass kept mistakes to show; a pass without any draws nothing and, when `final`, says so."""
+    found = val.get("mistakes") is not None and len(val["mistakes"][1]) > 0
+    if final and val.get("mistakes") is not None and not found:
         log.info(f"none of the {int(val['confusion'].sum())} {what} is misclassified: no {tag} to draw")
-    return False
+    return found
 
 
 def make_pictures(model: nn.Module, bundle: DataBundle, logger: RunLogger, out_dir: Optional[Path],
                   device: torch.device, step: Callable[[], int], num_images: int = 16,
                   smoothgrad: int = 0, split: str = "val") -> Callable[..., None]:
-    """A function `pictures(epoch, val, final=False)`: `val` is a result on `bundle.val` (the `split` it is: val,
-    test or train, named in tags, file names and captions) whose meter collected mistakes/examples; it writes PNGs
-    into `out_dir` when `final` is true."""
+    """`pictures(epoch, val, final=False)` drawing a result `val` on `bundle.val` (PNGs into `out_dir` when final)."""
+    # `split` (val, test or train) names bundle.val in tags, file names and captions
     names = [str(n) for n in bundle.class_names]
     words = {"val": "validation", "test": "test", "train": "training"}[split]
 
@@ -95,6 +88,7 @@ def make_pictures(model: nn.Module, bundle: DataBundle, logger: RunLogger, out_d
 
     def classification(val: dict[str, Any], final: bool) -> None:
         x, y = head(bundle.val, num_images)
+        tag, total = f"errors/most_confident_{split}", int(val["confusion"].sum())
         if x.dim() == 4:  # images: saliency and mistakes
             x = x.to(device)
             with torch.no_grad():
@@ -103,15 +97,12 @@ def make_pictures(model: nn.Module, bundle: DataBundle, logger: RunLogger, out_d
             emit(f"saliency/{split}", draw.saliency_figure(x.cpu(), sal, [names[int(i)] for i in y],
                                                            [names[int(i)] for i in pred], bundle.mean, bundle.std,
                                                            smooth=smoothgrad), final)
-            if any_mistakes(val, final, f"errors/most_confident_{split}", f"{words} images"):
-                mx, my, mpred, mconf = val["mistakes"]
-                total = int(val["confusion"].sum())
-                figure = draw.mistakes_figure(mx, my, mpred, mconf, names, bundle.mean, bundle.std, total, split=words)
-                emit(f"errors/most_confident_{split}", figure, final)
-        elif bundle.state.get("vocab") and any_mistakes(val, final, f"errors/most_confident_{split}",
-                                                        f"{words} sentences"):  # sentences: a table, not a picture
-            table = mistakes_table(val["mistakes"], names, bundle.state["vocab"], int(val["confusion"].sum()), words)
-            logger.text(f"errors/most_confident_{split}", table, step())
+            if any_mistakes(val, final, tag, f"{words} images"):
+                emit(tag, draw.mistakes_figure(*val["mistakes"], names, bundle.mean, bundle.std, total, split=words),
+                     final)
+        elif bundle.state.get("vocab") and any_mistakes(val, final, tag, f"{words} sentences"):  # a table, no picture
+            table = mistakes_table(val["mistakes"], names, bundle.state["vocab"], total, words)
+            logger.text(tag, table, step())
             if final and out_dir is not None:
                 out_dir.mkdir(parents=True, exist_ok=True)
                 (out_dir / f"errors_most_confident_{split}.md").write_text(table, encoding="utf-8")

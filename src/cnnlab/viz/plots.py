@@ -1,15 +1,13 @@
-"""Plots with axes, drawn with matplotlib's object API on the Agg canvas (no pyplot state, no display needed):
-training curves of several runs, fitted 1-D curves, decision regions of a 2-D classifier. Each is a
-`matplotlib.figure.Figure` at 120 dpi, at least 1,000 px wide (curves: 10 x 5.6 in), in the Okabe-Ito colours
-(Okabe & Ito, "Color Universal Design", 2008), which readers with the common colour-vision deficiencies tell apart;
-`save_figure` writes PNG, SVG or PDF after the file's suffix, `as_image` gives TensorBoard a [3,H,W] tensor."""
+"""Plots with axes, drawn with matplotlib's object API on the Agg canvas (no pyplot state, no display): training
+curves of several runs, fitted 1-D curves, decision regions of a 2-D classifier; 120 dpi, at least 1,000 px wide, in
+the Okabe-Ito colours (Okabe & Ito, "Color Universal Design", 2008), which colour-blind readers tell apart."""
 from __future__ import annotations
 
-import functools
 import textwrap
 from pathlib import Path
-from typing import Callable, Optional, Sequence, TypeVar
+from typing import Optional, Sequence
 
+import matplotlib
 import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -25,20 +23,7 @@ SIZE, DPI = (10.0, 5.6), 120
 STYLE = {"font.size": 12, "axes.titlesize": 13, "legend.fontsize": 11, "axes.grid": True, "grid.alpha": 0.3}
 VECTOR = {".svg": "svg", ".pdf": "pdf"}
 LABEL_CHARS = 48  # a legend label longer than this is wrapped onto more lines, never cut
-
-
-F = TypeVar("F", bound=Callable)
-
-
-def styled(draw: F) -> F:
-    """Run `draw` with STYLE's font sizes and grid (matplotlib reads them as each text and axes is made)."""
-    @functools.wraps(draw)
-    def wrapper(*args, **kwargs):
-        import matplotlib
-
-        with matplotlib.rc_context(STYLE):
-            return draw(*args, **kwargs)
-    return wrapper  # type: ignore[return-value]
+styled = matplotlib.rc_context(STYLE)  # a decorator: STYLE's font sizes and grid while a figure is made
 
 
 def new_figure(size: tuple[float, float] = SIZE) -> tuple[Figure, object]:
@@ -77,9 +62,9 @@ def _legend(fig: Figure, entries: int, longest: int) -> None:
 
 @styled
 def lines_figure(series: dict[str, tuple[Sequence[float], Sequence[float]]], title: str, xlabel: str,
-                 ylabel: str, integer_x: bool = True) -> Figure:
-    """One line per named (xs, ys) series, e.g. the validation curves of several runs, each label whole in the
-    legend; lines share a colour only after six, and then differ in line style and marker."""
+                 ylabel: str) -> Figure:
+    """One line per named (xs, ys) series (e.g. runs' validation curves), each label whole in the legend."""
+    # lines share a colour only after six, and then differ in line style and marker
     fig, ax = new_figure()
     labels = {name: textwrap.fill(name, LABEL_CHARS) for name in series}
     for c, (name, (xs, ys)) in enumerate(series.items()):
@@ -88,8 +73,7 @@ def lines_figure(series: dict[str, tuple[Sequence[float], Sequence[float]]], tit
                 marker=MARKERS[k % len(MARKERS)] if len(xs) <= 60 else None, markersize=4, linewidth=1.8,
                 label=labels[name])
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
-    if integer_x:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     longest = max((len(line) for label in labels.values() for line in label.split("\n")), default=0)
     _legend(fig, len(series), longest)
     return fig
@@ -98,15 +82,14 @@ def lines_figure(series: dict[str, tuple[Sequence[float], Sequence[float]]], tit
 @styled
 def curves_figure(points: Tensor, targets: Tensor, xs: Tensor, curves: dict[str, Tensor], title: str,
                   truth: Optional[Tensor] = None) -> Figure:
-    """1-D regression: the data points (black), each named fitted curve and the true function (dashed grey); the
-    y range is the data's, so a wild high-degree fit leaves the axes instead of flattening the others."""
+    """1-D regression: the data points (black), each named fitted curve and the true function (dashed grey)."""
     fig, ax = new_figure()
     if truth is not None:
         ax.plot(xs, truth, color="0.5", linestyle="--", linewidth=1.5, label="true function")
     for c, (name, ys) in enumerate(curves.items()):
         ax.plot(xs, ys.flatten(), color=OKABE_ITO[c % len(OKABE_ITO)], linewidth=2, label=name)
     ax.scatter(points.flatten(), targets.flatten(), color="black", s=28, zorder=3, label="training points")
-    y = torch.cat([targets.flatten(), *([truth.flatten()] if truth is not None else [])])
+    y = torch.cat([targets.flatten(), *([truth.flatten()] if truth is not None else [])])  # a wild fit leaves the axes
     pad = 0.35 * float(y.max() - y.min() or 1.0)
     ax.set(title=title, xlabel="x", ylabel="y", ylim=(float(y.min()) - pad, float(y.max()) + pad),
            xlim=(float(xs.min()), float(xs.max())))
@@ -117,8 +100,7 @@ def curves_figure(points: Tensor, targets: Tensor, xs: Tensor, curves: dict[str,
 @styled
 def decision_boundary_figure(probs: Tensor, lo: Sequence[float], hi: Sequence[float], points: Tensor,
                              labels: Tensor, class_names: Sequence[str], title: str) -> Figure:
-    """2-D decision regions: `probs` [K,G,G] of the model on a grid over [lo, hi] (row 0 = top, i.e. the highest
-    y), tinted by the predicted class (paler where it is less sure), with the points in their class colours."""
+    """2-D decision regions from `probs` [K,G,G] on a grid over [lo, hi] (row 0 = top), paler where less sure."""
     k = probs.shape[0]
     colours = torch.tensor([[int(h[i:i + 2], 16) / 255 for i in (1, 3, 5)] for h in OKABE_ITO])
     conf, cls = probs.max(0)
