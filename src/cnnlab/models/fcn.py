@@ -97,10 +97,10 @@ class FCN(nn.Module):
             start += len(stage)
         part = nn.ModuleDict({"stages": self.stages, "fc": self.fc})
         renamed = {}
-        for name, target in part.state_dict().items():
+        for name, target in part.state_dict().items():  # weights and biases; fc6/fc7's reshaped into convs'
             module, _, leaf = name.rpartition(".")
-            value = state.get(f"{names.get(module)}.{leaf}")
-            if value is not None:  # fc6/fc7: a fully connected layer's weights reshaped into a conv's
+            value = state.get(f"{names.get(module)}.{leaf}") if leaf in ("weight", "bias") else None
+            if value is not None:
                 renamed[name] = value.reshape(target.shape) if value.numel() == target.numel() else value
         load_fitting(part, renamed, key, source)
 
