@@ -75,7 +75,7 @@ class AlexNet(nn.Module):
         self.in_channels = in_channels
         g = 2 if towers else 1  # the two GPUs: conv2, conv4, conv5 and LRN see their own GPU's maps, conv3 both
         pool = (lambda: nn.MaxPool2d(kernel_size=3, stride=2))  # overlapping: z=3 > s=2 (section 3.4)
-        self.features = nn.Sequential(  # the paper's 224 only works as 227: pad 2 (as torchvision) takes both
+        self.features = nn.Sequential(  # 55x55 needs 227, not the paper's 224: pad 2 (as torchvision) serves both
             *_conv(in_channels, 96, 11, stride=4, pad=2), PaperLRN(g), pool(),  # 224 -> 55 -> 27
             *_conv(96, 256, 5, pad=2, groups=g), PaperLRN(g), pool(),            # 27 -> 13
             *_conv(256, 384, 3, pad=1),                                           # both towers feed conv3
