@@ -1,24 +1,12 @@
 """AlexNet: Krizhevsky, Sutskever & Hinton, "ImageNet Classification with Deep Convolutional Neural Networks",
-NIPS 2012.
-
-Input size. The paper says 224x224 but its arithmetic (55x55 after an 11x11 stride-4 conv) only works for 227.
-We pad conv1 by 2 pixels (as torchvision does): 224 -> 55 (the paper's figure) and 227 -> 56, and both
-reach 27 after the first overlapping pool and 6x6x256 before the fully connected layers. Any size in
-223..254 does the same; anything else raises ConfigError before the first layer runs.
-
-Local response normalisation. The paper divides by (k + alpha * sum a^2)^beta over n = 5 neighbouring maps;
-torch's nn.LocalResponseNorm divides alpha by n, so we pass alpha * n = 5e-4 to get the paper's formula.
-
-Towers. `towers=True` reproduces the two-GPU layout: conv2, conv4 and conv5 only see the maps of their own
-GPU (groups=2), conv3 and the fully connected layers see both; LRN then also stays within a tower.
-
-Parameters with 1000 classes: 62,378,344 (towers=False), 60,965,224 (towers=True; the paper's "60 million").
-"""
+NIPS 2012; and AlexNetSmall, its design for 32x32 inputs."""
 from __future__ import annotations
 
 from torch import Tensor, nn
 
 from cnnlab.errors import ConfigError
+
+from .layers import conv_relu
 
 LRN_SIZE, LRN_ALPHA, LRN_BETA, LRN_K = 5, 1e-4, 0.75, 2.0  # the paper's n, alpha, beta, k (section 3.3)
 
@@ -29,11 +17,10 @@ class PaperLRN(nn.Module):
     def __init__(self, groups: int = 1) -> None:
         super().__init__()
         self.groups = groups
+        # the paper divides by (k + alpha * sum a^2)^beta; torch divides alpha by n, so it gets alpha * n
         self.lrn = nn.LocalResponseNorm(LRN_SIZE, alpha=LRN_ALPHA * LRN_SIZE, beta=LRN_BETA, k=LRN_K)
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.groups == 1:
-            return self.lrn(x)
         n, c, h, w = x.shape
         return self.lrn(x.reshape(n * self.groups, c // self.groups, h, w)).reshape(n, c, h, w)
 
@@ -80,15 +67,15 @@ def _classifier(widths: "tuple[int, int, int]", num_classes: int, dropout: float
 
 
 class AlexNet(nn.Module):
-    """The ImageNet network of the paper (figure 2): five convs, LRN, overlapping pools, two 4096 FC layers."""
+    """The paper's ImageNet network (figure 2); 1000 classes: 62,378,344 parameters (towers: 60,965,224)."""
 
     def __init__(self, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5,
                  towers: bool = False) -> None:
         super().__init__()
         self.in_channels = in_channels
-        g = 2 if towers else 1
+        g = 2 if towers else 1  # the two GPUs: conv2, conv4, conv5 and LRN see their own GPU's maps, conv3 both
         pool = (lambda: nn.MaxPool2d(kernel_size=3, stride=2))  # overlapping: z=3 > s=2 (section 3.4)
-        self.features = nn.Sequential(
+        self.features = nn.Sequential(  # 55x55 needs 227, not the paper's 224: pad 2 (as torchvision) serves both
             *_conv(in_channels, 96, 11, stride=4, pad=2), PaperLRN(g), pool(),  # 224 -> 55 -> 27
             *_conv(96, 256, 5, pad=2, groups=g), PaperLRN(g), pool(),            # 27 -> 13
             *_conv(256, 384, 3, pad=1),                                           # both towers feed conv3
@@ -113,21 +100,14 @@ class AlexNetSmall(nn.Module):
         if norm not in ("lrn", "bn", "none"):
             raise ConfigError(f"model.norm must be lrn, bn or none, got {norm!r}")
         self.in_channels = in_channels
-        widths = (64, 128, 256, 256, 128)
-
-        def conv(cin: int, cout: int, k: int) -> list[nn.Module]:
-            layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, padding=k // 2, bias=norm != "bn")]
-            if norm == "bn":
-                layers.append(nn.BatchNorm2d(cout))
-            return layers + [nn.ReLU(inplace=True)]
-
+        widths, bn = (64, 128, 256, 256, 128), norm == "bn"
         lrn = (lambda: PaperLRN()) if norm == "lrn" else (lambda: nn.Identity())
         pool = (lambda: nn.MaxPool2d(kernel_size=3, stride=2, padding=1))  # overlapping; 32 -> 16 -> 8 -> 4
         self.features = nn.Sequential(
-            *conv(in_channels, widths[0], 5), lrn(), pool(),
-            *conv(widths[0], widths[1], 5), lrn(), pool(),
-            *conv(widths[1], widths[2], 3), *conv(widths[2], widths[3], 3),
-            *conv(widths[3], widths[4], 3), pool())
+            *conv_relu(in_channels, widths[0], 5, bn), lrn(), pool(),
+            *conv_relu(widths[0], widths[1], 5, bn), lrn(), pool(),
+            *conv_relu(widths[1], widths[2], 3, bn), *conv_relu(widths[2], widths[3], 3, bn),
+            *conv_relu(widths[3], widths[4], 3, bn), pool())
         self.classifier = _classifier((widths[4] * 4 * 4, 512, 256), num_classes, dropout)
 
     def check_input(self, x: Tensor) -> None:

@@ -7,16 +7,13 @@ SCHEMES = ("default", "xavier", "kaiming")
 
 
 def init_weights(model: nn.Module, scheme: str = "default", nonlinearity: str = "relu") -> nn.Module:
-    """Re-initialise every Conv/Linear weight by `scheme` (biases to zero); "default" keeps PyTorch's init.
-
-    Layers marked `keeps_init = True` keep theirs (FCN's bilinear up-samplers and zero skip scores).
-    """
+    """Re-initialise every Conv/Linear weight by `scheme` (biases to zero); "default" keeps PyTorch's init."""
     if scheme not in SCHEMES:
         raise ValueError(f"unknown init scheme {scheme!r}: choose one of {', '.join(SCHEMES)} (init=...)")
     if scheme == "default":
         return model
     for m in model.modules():
-        if getattr(m, "keeps_init", False):
+        if getattr(m, "keeps_init", False):  # FCN's bilinear up-samplers and zero skip scores, pretrained layers
             continue
         if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.ConvTranspose2d)):
             if scheme == "xavier":

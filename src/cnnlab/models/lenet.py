@@ -1,10 +1,6 @@
-"""LeNet-5. LeCun, Bottou, Bengio & Haffner, "Gradient-based learning applied to document recognition",
-Proc. IEEE 86(11), 1998.
-
-`LeNet5Classic` follows the paper: scaled tanh, trainable subsampling, the partial C3 connection table (Table I),
-and Euclidean RBF output units with fixed +-1 prototypes (7x12 bitmaps), trained with the squared-error
-("Gaussian noise model") criterion `RBFLoss`. `LeNet5` is the modern form: ReLU, max-pooling, cross-entropy.
-"""
+"""LeNet-5. LeCun, Bottou, Bengio & Haffner, "Gradient-based learning applied to document recognition", Proc. IEEE
+86(11), 1998. `LeNet5Classic` as published (scaled tanh, trainable subsampling, Table I's C3, RBF outputs trained
+with `RBFLoss`); `LeNet5` the modern form: ReLU, max-pooling, cross-entropy."""
 from __future__ import annotations
 
 import torch

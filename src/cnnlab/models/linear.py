@@ -1,8 +1,5 @@
-"""The linear classifier s = W x + b of the pre-CNN pipeline (SVM, logistic regression or least squares).
-
-Which of the three it is depends only on the configured loss: MulticlassHinge (Cortes & Vapnik 1995; Crammer &
-Singer 2001), cross-entropy (logistic regression) or SquaredError (least squares); the l2 penalty is weight decay.
-"""
+"""The linear classifier s = W x + b: an SVM (MulticlassHinge; Cortes & Vapnik 1995, Crammer & Singer 2001), logistic
+regression (cross-entropy) or least squares (SquaredError), by the configured loss; the l2 penalty is weight decay."""
 from __future__ import annotations
 
 from torch import Tensor, nn

@@ -1,10 +1,5 @@
-"""The multi-layer perceptron of the slides before CNNs: affine layers with a non-linearity between them.
-
-Rumelhart, Hinton & Williams, "Learning representations by back-propagating errors", Nature 1986. It flattens
-its input, so it trains on feature vectors and on images alike; on images (where the data offers only
-`in_channels`) the first layer's width is inferred from the first batch (a lazy layer), since pixels per image
-are not part of the data's offer.
-"""
+"""The multi-layer perceptron: affine layers with a non-linearity between them, on flattened inputs. Rumelhart,
+Hinton & Williams, "Learning representations by back-propagating errors", Nature 1986."""
 from __future__ import annotations
 
 from typing import Optional, Sequence
@@ -28,7 +23,7 @@ class MLP(nn.Module):
         if any(int(h) < 1 for h in hidden):
             raise ConfigError(f"model.hidden={list(hidden)}: every hidden layer needs at least one unit")
         layers: list[nn.Module] = [nn.Flatten()]
-        width = in_features
+        width = in_features  # None on images (the data offers only in_channels): a lazy first layer
         for h in hidden:
             layers += [nn.Linear(width, int(h)) if width else nn.LazyLinear(int(h)), ACTIVATIONS[activation]()]
             if dropout > 0:

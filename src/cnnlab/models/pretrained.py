@@ -1,9 +1,5 @@
 """Weights others trained: torchvision's weights API (its download, cache and hash check: Paszke et al.,
-torchvision.models), or a state-dict file; the checks that they fit, and the greyscale stem.
-
-A 3-channel first convolution serves a 1-channel input by summing its kernels over the colour channels: a grey
-image g seen as (g, g, g) gives sum_c w_c * g, the same response the RGB network gives to that grey picture.
-"""
+torchvision.models), or a state-dict file; the checks that they fit, and the greyscale stem."""
 from __future__ import annotations
 
 import logging
@@ -45,15 +41,15 @@ def read_state(source: str, key: str) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise ConfigError(f"{key}={source}: no such file; give a state-dict file (torch.save(model.state_dict()))"
                           f" or a torchvision weights name such as DEFAULT")
+    why = ""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any failure to read means a foreign, damaged or pickling file
+        state = None
         why = f" ({first_line(e)})" if isinstance(e, pickle.UnpicklingError) else " (torch.load cannot read it)"
-        raise ConfigError(f"{key}={source} is not a state dict of tensors{why}: save one with "
-                          f"torch.save(model.state_dict(), path)") from None
     state = state.get("model", state) if isinstance(state, dict) else state
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ConfigError(f"{key}={source} is not a state dict of tensors: save one with "
+        raise ConfigError(f"{key}={source} is not a state dict of tensors{why}: save one with "
                           f"torch.save(model.state_dict(), path)")
     return state
 
@@ -87,16 +83,15 @@ def grey_stem(state: dict[str, torch.Tensor], stem: str, in_channels: int, key: 
     if in_channels != 1:
         raise ConfigError(f"{key}: pretrained weights take 3 (RGB) or 1 (greyscale) input channels, the data has "
                           f"{in_channels}: drop {key} to train from scratch")
+    # a grey image g seen as (g, g, g) gives sum_c w_c * g: the RGB network's response to that grey picture
     log.info(f"{key}: the pretrained stem {stem} summed over its RGB kernels for greyscale input")
     return {**state, stem: state[stem].sum(dim=1, keepdim=True)}
 
 
 def load_fitting(module: nn.Module, state: dict[str, torch.Tensor], key: str, source: str,
                  skip: str = "") -> None:
-    """Load every tensor of `module` from `state` (those under `skip`, a new head, when their shapes fit); the
-    first missing, mismatched or extra tensor (in a part the module has) is a ConfigError naming the shapes.
-    Loaded layers keep their weights under `init=` (keeps_init)."""
-    own = module.state_dict()
+    """Load every tensor of `module` from `state` (those under `skip`, a new head, only where they fit)."""
+    own = module.state_dict()  # a missing, mismatched or extra tensor is a ConfigError naming the shapes
     for name, value in own.items():
         if skip and name.startswith(skip + "."):
             continue
@@ -113,13 +108,7 @@ def load_fitting(module: nn.Module, state: dict[str, torch.Tensor], key: str, so
                           f"model lacks: give weights of the same architecture")
     fits = {k: state[k] for k in own if k in state and tuple(state[k].shape) == tuple(own[k].shape)}
     module.load_state_dict(fits, strict=False)
-    for m in module.modules():
-        m.keeps_init = True
-    if skip:
-        for m in module.get_submodule(skip).modules():
-            m.keeps_init = False
+    head = set(module.get_submodule(skip).modules()) if skip else set()
+    for m in module.modules():  # loaded layers keep their weights under init= (init_weights)
+        m.keeps_init = m not in head
 
-
-def last_layer(net: nn.Module) -> str:
-    """The name of the last Linear/Conv2d of a torchvision classifier: its head."""
-    return [n for n, m in net.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))][-1]

@@ -1,19 +1,5 @@
-"""The sentence CNN. Kim, "Convolutional Neural Networks for Sentence Classification", EMNLP 2014.
-
-Token ids [N, L] -> embeddings [N, D, L] -> parallel 1-D convolutions (widths 3, 4, 5; 100 maps each) -> ReLU ->
-max over time -> concatenation (300 features) -> dropout 0.5 -> linear layer -> logits [N, K]. The weight vector of
-each class (a row of the last layer) is rescaled to l2 norm `max_norm` (3) whenever a step makes it longer
-(`after_step`, Kim's section 2.1). Variants (section 3.3): `rand` (embeddings learned from U[-0.25, 0.25], as in
-Kim's released code), `static` (pretrained, frozen), `non-static` (pretrained, fine-tuned), `multichannel` (a frozen
-and a fine-tuned copy; each filter is applied to both channels and the results are added).
-
-Convolutions are wide by default (Kalchbrenner et al. 2014; Kim's released code also zero-pads each sentence):
-k - 1 zero vectors on both sides, so the first and last words enter as many windows as the others; on SST-2 this
-gave about one point of validation accuracy over narrow (`wide=False`: the paper's n - k + 1 windows; a sentence
-shorter than a filter is padded to its width). Batch padding does not change a sentence's output: only windows
-holding a word of it (wide) or starting in it (narrow) enter the max, so a sentence scores the same alone and in
-any batch.
-"""
+"""The sentence CNN. Kim, "Convolutional Neural Networks for Sentence Classification", EMNLP 2014: token ids
+[N, L] -> embeddings -> 1-D convs (widths 3, 4, 5; 100 maps each) -> ReLU -> max over time -> dropout -> logits."""
 from __future__ import annotations
 
 from typing import Optional, Sequence
@@ -24,6 +10,8 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 
+# section 3.3: embeddings learned from U[-0.25, 0.25] (Kim's code), pretrained and frozen, pretrained and fine-tuned,
+# or a frozen and a fine-tuned copy (each filter applied to both channels, the results added)
 VARIANTS = ("rand", "static", "non-static", "multichannel")
 PAD_ID = 0  # cnnlab.data.text pads with id 0
 
@@ -48,12 +36,11 @@ class SentenceCNN(nn.Module):
         if pretrained and tuple(embeddings.shape) != (vocab_size, embed_dim):
             raise ConfigError(f"the vectors are {embeddings.shape[1]}-dimensional but model.embed_dim={embed_dim}: "
                               f"set model.embed_dim={embeddings.shape[1]}, or choose vectors of dimension {embed_dim}")
-        self.variant, self.max_norm, self.wide = variant, max_norm, wide
+        self.max_norm, self.wide = max_norm, wide
         self.kernel_sizes = tuple(int(k) for k in kernel_sizes)
         if not self.kernel_sizes:
             raise ConfigError("model.kernel_sizes=[] is not valid: give at least one filter width, e.g. [3,4,5]")
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD_ID)
-        self.static: Optional[nn.Embedding] = None
         if pretrained:
             self.embedding.weight.data.copy_(embeddings)
             self.embedding.weight.requires_grad_(variant != "static")
@@ -61,10 +48,10 @@ class SentenceCNN(nn.Module):
             nn.init.uniform_(self.embedding.weight, -embed_init, embed_init)  # Kim's code: U[-0.25, 0.25]
         with torch.no_grad():
             self.embedding.weight[PAD_ID].zero_()
-        if variant == "multichannel":
-            self.static = nn.Embedding.from_pretrained(self.embedding.weight.detach().clone(), freeze=True,
-                                                       padding_idx=PAD_ID)
-        # wide: k - 1 zero vectors on both sides, so edge words get as many windows as inner ones
+        self.static = nn.Embedding.from_pretrained(self.embedding.weight.detach().clone(), freeze=True,
+                                                   padding_idx=PAD_ID) if variant == "multichannel" else None
+        # wide (Kalchbrenner et al. 2014; Kim's code pads too): k - 1 zero vectors on both sides, so edge words get as
+        # many windows as inner ones (about one point on SST-2); narrow: the paper's n - k + 1 windows
         self.convs = nn.ModuleList(nn.Conv1d(embed_dim, num_maps, k, padding=k - 1 if wide else 0)
                                    for k in self.kernel_sizes)
         self.embed_dropout = nn.Dropout(embed_dropout)  # not in Kim 2014 (0 = off): regularises CNN-rand
@@ -83,7 +70,7 @@ class SentenceCNN(nn.Module):
 
     @torch.no_grad()
     def after_step(self) -> None:
-        """Kim's max-norm constraint: rescale each class's weight vector to l2 norm `max_norm` when longer."""
+        """Kim's max-norm constraint (section 2.1): rescale each class's weight vector to norm `max_norm` if longer."""
         if self.max_norm is not None:
             w = self.fc.weight
             w.mul_((self.max_norm / w.norm(dim=1, keepdim=True).clamp_min(1e-12)).clamp(max=1.0))
@@ -102,7 +89,8 @@ class SentenceCNN(nn.Module):
         for k, conv in zip(self.kernel_sizes, self.convs):
             h = F.relu(conv(emb))  # [N, maps, L - k + 1] (wide: L + k - 1)
             start = torch.arange(h.shape[2], device=x.device)
-            # windows with a word in them (wide), or starting in the sentence (narrow; the first one at least)
+            # windows with a word in them (wide), or starting in the sentence (narrow; the first one at least):
+            # batch padding never enters the max, so a sentence scores the same alone and in any batch
             inside = start <= (length + k - 2 if self.wide else (length - k).clamp_min(0))
             pooled.append(h.masked_fill(~inside.unsqueeze(1), 0.0).amax(2))  # ReLU >= 0: a masked 0 never wins
         return torch.cat(pooled, 1)

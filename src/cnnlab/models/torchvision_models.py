@@ -1,7 +1,5 @@
-"""torchvision's classification models by name (for comparison with the paper-faithful ones), e.g. torchvision's
-AlexNet: the "one weird trick" variant of Krizhevsky 2014 (64/192/384/256/256 maps, no LRN, adaptive 6x6 pool).
-With `weights` (a torchvision weights name or a state-dict file) everything but the head starts pretrained; the head
-(the last layer) is new for the data's classes."""
+"""torchvision's classification models by name, for comparison with the paper-faithful ones (e.g. its AlexNet: the
+"one weird trick" variant of Krizhevsky 2014, 64/192/384/256/256 maps, no LRN, adaptive 6x6 pool)."""
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -10,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError, first_line
-from .pretrained import last_layer, load_fitting, pretrained_state
+from .pretrained import load_fitting, pretrained_state
 
 
 class TorchvisionClassifier(nn.Module):
@@ -28,7 +26,8 @@ class TorchvisionClassifier(nn.Module):
             raise ConfigError(f"torchvision's {arch} takes RGB images and the data has {in_channels} channel(s): "
                               f"choose RGB data or one of cnnlab's models (model.in_channels)")
         self.arch, self.net = arch, models.get_model(arch, weights=None, num_classes=num_classes, **(options or {}))
-        self.head = last_layer(self.net)
+        # the head, new for the data's classes: the last Linear/Conv2d; with `weights` all else starts pretrained
+        self.head = [n for n, m in self.net.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))][-1]
         if weights:
             load_fitting(self.net, pretrained_state(arch, weights, "model.weights"), "model.weights", weights,
                          skip=self.head)
