@@ -101,6 +101,11 @@ def _patch_labels(fg: Tensor, patch: int, threshold: float) -> Tensor:
     return (F.avg_pool2d(fg[:, None, :h, :w].float(), patch)[:, 0] > threshold).long()
 
 
+def _tp_fp_fn(pred: Tensor, truth: Tensor) -> list[Tensor]:
+    """True positives, false positives and false negatives of boolean predictions."""
+    return [(pred & truth).sum(), (pred & ~truth).sum(), (~pred & truth).sum()]
+
+
 class SegmentationMeter:
     """Pixel confusion (ignoring `ignore_index`), patch confusion for roads, a threshold sweep, example masks."""
 
@@ -127,27 +132,18 @@ class SegmentationMeter:
         self.loss_sum += loss * len(y)
         self.n += len(y)
         truth = (y == 1) & valid
-        if self.patch and self.k == 2:
-            true_p = _patch_labels(truth, self.patch, self.patch_threshold)
+        true_p = _patch_labels(truth, self.patch, self.patch_threshold) if self.patch and self.k == 2 else None
+        if true_p is not None:
             self.patch_cm += confusion_matrix(_patch_labels(pred == 1, self.patch, self.patch_threshold), true_p, 2)
         if self.sweep is not None and prob is not None:
-            self._sweep(prob, truth, valid)
+            for i, t in enumerate(THRESHOLDS):
+                p = (prob > t) & valid
+                pp = _patch_labels(p, self.patch, self.patch_threshold).bool() if true_p is not None else None
+                patch = _tp_fp_fn(pp, true_p.bool()) if pp is not None else [p.sum() * 0] * 3
+                self.sweep[i] += torch.stack(_tp_fp_fn(p, truth) + patch)
         if len(self.examples) < self.keep:
             take = self.keep - len(self.examples)
             self.examples += [(a.cpu(), b.cpu(), c.cpu()) for a, b, c in zip(x[:take], y[:take], pred[:take])]
-
-    def _sweep(self, prob: Tensor, truth: Tensor, valid: Tensor) -> None:
-        true_p = _patch_labels(truth, self.patch, self.patch_threshold) if self.patch else None
-        for i, t in enumerate(THRESHOLDS):
-            p = (prob > t) & valid
-            counts = [(p & truth).sum(), (p & ~truth).sum(), (~p & truth).sum()]
-            if true_p is not None:
-                pp = _patch_labels(p, self.patch, self.patch_threshold).bool()
-                tp = true_p.bool()
-                counts += [(pp & tp).sum(), (pp & ~tp).sum(), (~pp & tp).sum()]
-            else:
-                counts += [counts[0] * 0] * 3
-            self.sweep[i] += torch.stack(counts)
 
     def reduce(self) -> None:
         """Sum the counts over the ranks of a data-parallel run (the examples stay this rank's)."""
