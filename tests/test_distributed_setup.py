@@ -22,7 +22,12 @@ def test_cuda_machines_reduce_cpu_tensors_with_gloo(monkeypatch):
     monkeypatch.setattr(distributed.dist, "init_process_group", lambda backend, timeout: asked.update(backend=backend))
     monkeypatch.setattr(distributed.dist, "get_rank", lambda: 1)
     monkeypatch.setattr(distributed.dist, "get_world_size", lambda: 2)
-    monkeypatch.setattr(distributed, "_shared_stamp", lambda: "rank-0-time")
+
+    def broadcast(objects, src):  # rank 0's time stamp arrives
+        assert src == 0
+        objects[0] = "rank-0-time"
+
+    monkeypatch.setattr(distributed.dist, "broadcast_object_list", broadcast)
     monkeypatch.setattr(distributed, "WORLD", distributed.World())
     world = distributed.init()
     assert world == distributed.World(1, 2, 1, "rank-0-time") and asked["device"] == 1

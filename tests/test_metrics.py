@@ -4,6 +4,7 @@ import torch
 from sklearn import metrics as skm
 
 from cnnlab.metrics import confusion_matrix, metrics_from_confusion, per_class_accuracy
+from cnnlab.tasks import SegmentationMeter
 
 
 def test_multiclass_metrics_match_sklearn():
@@ -30,9 +31,11 @@ def test_binary_masks_give_f1_and_iou_of_the_positive_class():
 
 
 def test_ignore_index_and_topk():
-    y = torch.tensor([0, 1, 255, 1])
-    p = torch.tensor([0, 0, 1, 1])
-    assert confusion_matrix(p, y, 2, ignore_index=255).tolist() == [[1, 0], [1, 1]]
+    y = torch.tensor([[[0, 1, 255, 1]]])
+    logits = torch.nn.functional.one_hot(torch.tensor([[[0, 0, 1, 1]]]), 2).permute(0, 3, 1, 2).float()
+    meter = SegmentationMeter(2, torch.device("cpu"), ignore_index=255)
+    meter.update(logits, y, logits, torch.tensor(0.0))
+    assert meter.compute()["confusion"].tolist() == [[1, 0], [1, 1]]
 
 
 def test_class_predicted_but_absent_counts_in_macro_averages_like_sklearn():

@@ -1,6 +1,7 @@
 """Checkpoints: atomic writes, loads that never unpickle code, and the RNG state that makes a resume exact."""
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import random
@@ -8,8 +9,6 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Sequence
-
-import logging
 
 import numpy as np
 import torch
@@ -24,10 +23,7 @@ LOCK = ".cnnlab.lock"
 
 
 def atomic_write(path: "str | Path", write: Callable[[BinaryIO], Any]) -> Path:
-    """Call `write(f)` on a temp file in `path`'s folder, fsync it, rename it over `path`, fsync the folder.
-
-    A reader sees the old file or the new one, never half of one, also after a crash or a kill.
-    """
+    """`write(f)` to a temp file beside `path`, renamed over it: readers see the old file or the new, never half."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -36,7 +32,7 @@ def atomic_write(path: "str | Path", write: Callable[[BinaryIO], Any]) -> Path:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, path)  # after the fsync: also a crash or a kill leaves a whole file
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -49,15 +45,12 @@ def atomic_write(path: "str | Path", write: Callable[[BinaryIO], Any]) -> Path:
 
 
 def link_atomic(src: "str | Path", dst: "str | Path") -> Path:
-    """Make `dst` the same file as `src`, atomically: a hard link renamed over `dst` (a copy where links fail).
-
-    Later atomic writes to `src` replace its inode, so `dst` keeps these contents.
-    """
+    """Make `dst` the same file as `src`, atomically: a hard link renamed over `dst` (a copy where links fail)."""
     src, dst = Path(src), Path(dst)
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.link")
     tmp.unlink(missing_ok=True)
     try:
-        os.link(src, tmp)
+        os.link(src, tmp)  # later atomic writes to `src` replace its inode: `dst` keeps these contents
         os.replace(tmp, dst)
     except OSError:
         tmp.unlink(missing_ok=True)
@@ -73,8 +66,7 @@ def save_checkpoint(state: dict[str, Any], path: "str | Path") -> Path:
 
 def load_checkpoint(path: "str | Path", map_location: "str | torch.device" = "cpu",
                     flag: str = "ckpt_path=") -> dict[str, Any]:
-    """Load with `weights_only=True`; a missing, truncated, tampered or foreign file gives one clear line (`flag`:
-    how the caller's users name the file, for the hint)."""
+    """Load with `weights_only=True`; a missing, damaged or foreign file gives one line (`flag`: its setting)."""
     path = Path(path).expanduser()
     if not path.is_file():
         what = "is a folder, not a file" if path.is_dir() else "does not exist"
@@ -100,9 +92,7 @@ def load_checkpoint(path: "str | Path", map_location: "str | torch.device" = "cp
 
 def check_weights_fit(model: nn.Module, weights: dict[str, Any], path: "str | Path",
                       changed: Sequence[str] = ()) -> None:
-    """ConfigError naming the checkpoint and the parameters whose names or shapes differ between its `weights` and
-    `model` as configured now (e.g. `model=mlp` or `model.channels=[8,16]` on the command line, given in `changed`),
-    before anything is loaded or written. A lazy parameter not yet built has no shape to compare."""
+    """ConfigError naming the parameters whose names or shapes differ between `weights` and `model`, before loading."""
     own = model.state_dict()
     shapes = [f"{k} is {list(weights[k].shape)} there but {list(v.shape)} here" for k, v in own.items()
               if k in weights and not is_lazy(v) and tuple(weights[k].shape) != tuple(v.shape)]
@@ -127,9 +117,7 @@ def load_weights(model: nn.Module, weights: dict[str, Any], path: "str | Path", 
 
 
 def transfer_weights(model: nn.Module, path: "str | Path") -> None:
-    """`init_from=`: load the tensors of another run's checkpoint whose names and shapes match `model` (another
-    dataset's head stays new) and log what was loaded, skipped and left new. Only the file's weights are read
-    (weights_only); nothing its saved config names is built."""
+    """`init_from=`: load the tensors of another run's checkpoint that fit `model` by name and shape; log the rest."""
     weights = load_checkpoint(path, flag="init_from=")["model"]  # with trainer.ema: the average, what was tested
     own = model.state_dict()
     fits = {k: v for k, v in weights.items() if isinstance(v, torch.Tensor) and k in own and not is_lazy(own[k])
@@ -169,51 +157,26 @@ def set_rng_state(state: dict[str, Any]) -> None:
     np.random.set_state((kind, keys.numpy(), *rest))
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
-        # one state per GPU the saving process saw: a machine with fewer GPUs restores those it has (all of them,
-        # torch.cuda.set_rng_state_all, would index past its generators and fail)
+        # a machine with fewer GPUs than the saving one restores those it has (set_rng_state_all would fail)
         for index, cuda_state in enumerate(state["cuda"][:torch.cuda.device_count()]):
             torch.cuda.set_rng_state(cuda_state, index)
 
 
-def remove_stale_temp_files(folder: Path) -> list[Path]:
-    """Delete the temp files a kill during `atomic_write`/`link_atomic` can leave (`.last.pt.*.tmp`)."""
-    stale = [p for p in folder.glob(".*.*") if p.suffix in (".tmp", ".link") and p.is_file()]
-    for p in stale:
-        p.unlink(missing_ok=True)
-    return stale
-
-
-def in_use_message(run_dir: Path, pid: str) -> str:
-    return (f"run folder {run_dir} is in use by another cnnlab command (pid {pid}): wait for it to end, or choose "
-            f"another hydra.run.dir")
-
-
-def holds_run_message(run_dir: Path) -> str:
-    return (f"run folder {run_dir} already holds a run: continue it with resume=true "
-            f"{typed_override('hydra.run.dir', run_dir)}, or choose another hydra.run.dir")
-
-
-def holds_run(run_dir: Path) -> bool:
-    """Whether `run_dir` holds a run (a last checkpoint or final results) that a fresh run must not overwrite."""
-    return (run_dir / CKPT_DIR / LAST).exists() or (run_dir / "results.json").exists()
-
-
 class RunFolderLock:
-    """An exclusive lock on a run folder for as long as a command writes into it (released when the process
-    ends, also when it is killed), so two runs never mix their files in one folder."""
+    """An exclusive lock on a run folder while a command writes into it (released when the process ends or dies)."""
 
     def __init__(self, run_dir: Path) -> None:
         import fcntl
 
         run_dir.mkdir(parents=True, exist_ok=True)
-        self.path = run_dir / LOCK
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        self.fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             other = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "?"
             os.close(self.fd)
-            raise RunFolderRefused(in_use_message(run_dir, other)) from None
+            raise RunFolderRefused(f"run folder {run_dir} is in use by another cnnlab command (pid {other}): wait for "
+                                   f"it to end, or choose another hydra.run.dir") from None
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, str(os.getpid()).encode(), 0)
 
@@ -227,11 +190,12 @@ class RunFolderLock:
 def claim_run_folder(run_dir: Path, continuing: bool) -> RunFolderLock:
     """Lock `run_dir` for this run; refuse a fresh run in a folder that already holds one; clear stale temp files."""
     lock = RunFolderLock(run_dir)
-    ckpt_dir = run_dir / CKPT_DIR
-    if not continuing and holds_run(run_dir):
+    if not continuing and ((run_dir / CKPT_DIR / LAST).exists() or (run_dir / "results.json").exists()):
         lock.release()
-        raise RunFolderRefused(holds_run_message(run_dir))
-    if ckpt_dir.is_dir():
-        for p in remove_stale_temp_files(ckpt_dir):
+        raise RunFolderRefused(f"run folder {run_dir} already holds a run: continue it with resume=true "
+                               f"{typed_override('hydra.run.dir', run_dir)}, or choose another hydra.run.dir")
+    for p in (run_dir / CKPT_DIR).glob(".*.*"):  # what a kill during atomic_write/link_atomic leaves
+        if p.suffix in (".tmp", ".link") and p.is_file():
+            p.unlink(missing_ok=True)
             log.info(f"removed {p.name}, left by a write that was interrupted")
     return lock

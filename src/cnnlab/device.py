@@ -7,8 +7,7 @@ from .errors import ConfigError
 
 
 def select_device(name: str, key: str = "trainer.device") -> torch.device:
-    """`auto` = CUDA when present, else CPU; asking for CUDA without one is an error (naming the setting `key`),
-    not a silent fallback."""
+    """`auto` = CUDA when present, else CPU; CUDA asked for without one is an error naming `key`, not a fallback."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
@@ -39,9 +38,8 @@ def available_memory() -> "int | None":
 
 
 def check_model_fits(parameters: int, settings: str) -> None:
-    """Before a model of `parameters` weights is built: ConfigError naming its `settings` when training it (weights,
-    gradients and two optimizer moments in float32, 16 bytes a weight) would not fit this machine's free memory
-    (building it would end in the kernel's out-of-memory kill, with no message)."""
+    """ConfigError naming `settings` when training a model of `parameters` weights would not fit the free memory."""
+    # weights, gradients and two optimizer moments in float32; building it would end in a silent out-of-memory kill
     need, free = 16 * parameters, available_memory()
     if free is not None and need > free:
         raise ConfigError(f"{settings} make a model of {parameters / 1e6:,.0f}M weights, which needs about "

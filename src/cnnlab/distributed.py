@@ -1,12 +1,6 @@
-"""Data-parallel training under `torchrun` (DistributedDataParallel), decided once here.
-
-`torchrun --nproc_per_node=N -m cnnlab.train <overrides>` starts N processes (ranks). Each builds the same data and
-model; the training batches (`trainer.batch_size` is the GLOBAL batch) are cut by every rank from the same shuffled
-order and augmented identically, and rank r keeps samples r, r+N, ...; gradients are averaged by DDP; validation
-and test are sharded the same way and the task's meters are summed over ranks, so the metrics equal a
-single-process run's. Only rank 0 writes logs, pictures, checkpoints and results; all ranks share one run folder,
-which rank 0 names.
-"""
+"""Data-parallel training under `torchrun --nproc_per_node=N -m cnnlab.train` (DDP): trainer.batch_size is the global
+batch, of which rank r keeps samples r, r+N, ...; meters are summed over ranks, so the metrics equal one process's.
+Only rank 0 writes logs, pictures, checkpoints and results, into the run folder it names."""
 from __future__ import annotations
 
 import datetime
@@ -45,34 +39,22 @@ class World:
 WORLD = World()
 
 
-def launched_by_torchrun() -> bool:
-    """True when torchrun (or another launcher) set a world size above one for this process."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
-
-
 def init() -> World:
-    """Join the process group torchrun describes (gloo on CPU, nccl on CUDA) and remember this rank.
-
-    Where CUDA is present, CPU tensors still go through gloo: NCCL reduces CUDA tensors only, and a run with
-    trainer.device=cpu on a GPU machine all-reduces CPU tensors (DDP's, the stop flag's, the metrics')."""
+    """Join the process group torchrun describes (gloo on CPU, nccl on CUDA) and remember this rank."""
     global WORLD
-    if not launched_by_torchrun():
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:  # no launcher set a world size above one
         return WORLD
     if not dist.is_initialized():
+        # CPU tensors (the stop flag, trainer.device=cpu) go through gloo also where CUDA is: NCCL takes CUDA ones
         nccl = torch.cuda.is_available() and os.environ.get("CNNLAB_DIST_BACKEND") != "gloo"
         backend = "cpu:gloo,cuda:nccl" if nccl else "gloo"
         dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=30))
-    WORLD = World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), _shared_stamp())
+    stamp = [datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")]  # rank 0's: every rank writes into one folder
+    dist.broadcast_object_list(stamp, src=0)
+    WORLD = World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), stamp[0])
     if WORLD.local_rank < torch.cuda.device_count():  # more ranks than GPUs: a CPU run's; device_for refuses CUDA
         torch.cuda.set_device(WORLD.local_rank)
     return WORLD
-
-
-def _shared_stamp() -> str:
-    """A run-folder time stamp chosen by rank 0 and sent to every rank (so that all write into one folder)."""
-    stamp = [datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")]
-    dist.broadcast_object_list(stamp, src=0)
-    return stamp[0]
 
 
 def device_for(requested: torch.device) -> torch.device:
@@ -119,8 +101,7 @@ def barrier() -> None:
 
 
 def wrap(model: torch.nn.Module, sync_bn: bool) -> "tuple[torch.nn.Module, Any]":
-    """(the model to save, the network that trains): DistributedDataParallel around `model`, with its batch norms
-    turned into SyncBatchNorm first if asked (GPUs only: on CPUs ignored with a notice); alone, the model twice."""
+    """(the model to save, the network that trains: DDP around it, SyncBatchNorm if asked); alone: the model twice."""
     if not WORLD.active:
         return model, model
     from torch.nn.parallel import DistributedDataParallel

@@ -22,6 +22,7 @@ from .tblog import Progress, RunLogger
 from .tiling import dihedral_mean_probs, tiled_logits
 
 log = logging.getLogger("cnnlab")
+_NO_SCALING = torch.amp.GradScaler("cuda", enabled=False)  # fp16 only: otherwise every call passes straight through
 
 
 class NonFiniteLoss(ConfigError):
@@ -29,8 +30,7 @@ class NonFiniteLoss(ConfigError):
 
 
 def position(epochs_done: int, batch_in_epoch: int, step: int) -> str:
-    """Where a run stands, in the words both the stop message and the resumed run print: "in epoch 5 (4 completed),
-    after its batch 7 (step 87)" mid-epoch, "after epoch 5 (5 completed), at step 100" between epochs."""
+    """Where a run stands, in the words both the stop message and the resumed run print."""
     if batch_in_epoch:
         return f"in epoch {epochs_done + 1} ({epochs_done} completed), after its batch {batch_in_epoch} (step {step})"
     return f"after epoch {epochs_done} ({epochs_done} completed), at step {step}" if epochs_done else "before epoch 1"
@@ -46,10 +46,7 @@ class TrainingStopped(BaseException):
 
 
 class StopRequest:
-    """Set by a signal (SIGTERM, SIGINT, SIGUSR1); the loop stops at the next step boundary and checkpoints.
-
-    A second SIGINT (Ctrl-C pressed twice) raises KeyboardInterrupt at once.
-    """
+    """Set by SIGTERM, SIGINT or SIGUSR1: the loop stops at the next step boundary and checkpoints."""
 
     def __init__(self) -> None:
         self.signal_name: Optional[str] = None
@@ -60,15 +57,14 @@ class StopRequest:
         return self.signal_name is not None
 
     def forward(self) -> None:
-        """After the checkpoint: pass the stop signal on to the handler that was there before, when it is a
-        function (submitit's SIGUSR1 handler requeues the job on SLURM; it then resumes with resume=auto)."""
+        """After the checkpoint: pass the signal on to the previous handler (submitit's requeues the job on SLURM)."""
         signum = getattr(signal, self.signal_name or "", None)
         handler = self.previous.get(signum) if signum is not None else None
         if callable(handler):
             handler(signum, None)
 
     def handle(self, signum: int, frame: Any) -> None:  # noqa: ARG002 (signal handler signature)
-        if signum == signal.SIGINT and self:
+        if signum == signal.SIGINT and self:  # Ctrl-C pressed twice
             raise KeyboardInterrupt
         self.signal_name = signal.Signals(signum).name
         if self.finishing is not None:  # no step boundary is coming: stop now, the training's checkpoints stand
@@ -82,10 +78,7 @@ STOP = StopRequest()
 
 
 class WeightAverage:
-    """An exponential moving average of a model's weights (Polyak averaging), updated after every optimisation step:
-    avg <- d * avg + (1 - d) * weights, with d = min(decay, (1 + n) / (10 + n)) after n updates so that the first
-    steps do not keep the initial weights. Buffers (batch-norm statistics) are copied, not averaged. With
-    `trainer.ema` > 0 the average is what is validated, tested and saved as a checkpoint's `model`."""
+    """An exponential moving average of a model's weights (Polyak averaging), updated after every optimisation step."""
 
     def __init__(self, model: nn.Module, decay: float) -> None:
         self.decay, self.updates = decay, 0
@@ -95,22 +88,24 @@ class WeightAverage:
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        self.updates += 1
+        self.updates += 1  # avg <- d avg + (1 - d) weights; a smaller d early, not to keep the initial weights
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
         torch._foreach_lerp_(list(self.module.parameters()), list(model.parameters()), 1.0 - d)
-        for mine, theirs in zip(self.module.buffers(), model.buffers()):
+        for mine, theirs in zip(self.module.buffers(), model.buffers()):  # batch-norm statistics: copied
             mine.copy_(theirs)
 
 
 @dataclass
 class LoopSettings(TrainerConfig):
-    """The trainer settings, plus what was decided from them once: the device, the autocast dtype, where
-    checkpoints go. `epochs` may be lowered by a time budget."""
+    """The trainer settings, plus the device, autocast dtype and checkpoint folder; a budget may lower `epochs`."""
 
     device: torch.device = torch.device("cpu")
     amp_dtype: Optional[torch.dtype] = None   # bf16/fp16 autocast (CUDA; bf16 also on CPU); None = full precision
     ckpt_dir: Optional[Path] = None
-    pictures_every: int = 0
+
+
+# what a checkpoint keeps of a TrainState besides the state dicts
+COUNTERS = ("epoch", "step", "best", "best_epoch", "history", "batch_in_epoch", "epoch_losses", "epoch_pace")
 
 
 @dataclass
@@ -142,8 +137,7 @@ class TrainState:
         self.after_step: Optional[Callable[[], None]] = getattr(self.model, "after_step", None)
 
     def evaluated_model(self) -> nn.Module:
-        """The weights that are validated, tested and saved as `model`: the average with trainer.ema, else the
-        trained weights themselves."""
+        """The weights validated, tested and saved as `model`: the average with trainer.ema, else the trained ones."""
         return self.ema.module if self.ema is not None else self.model
 
 
@@ -163,39 +157,29 @@ def _batches(loader: Iterable, skip: int = 0) -> Iterator:
     """The loader's batches from batch `skip` on, drawn in the same random order as an uninterrupted epoch."""
     if skip and hasattr(loader, "batches"):
         return loader.batches(skip)
-    if not skip:
-        return iter(loader)
-    return _after_skipping(loader, skip)
-
-
-def _after_skipping(loader: Iterable, skip: int) -> Iterator:
-    """A DataLoader resumed mid-epoch: its first `skip` batches are loaded and dropped (the order comes from the
-    loader's own generator), then the global random state is put back to what the checkpoint restored, since
-    transforms run in this process (num_workers=0) draw from it and the dropped batches must not use it up."""
     it = iter(loader)
-    saved = rng_state()
-    for _ in itertools.islice(it, skip):
-        pass
-    set_rng_state(saved)
-    yield from it
+    if skip:  # a DataLoader: its first batches loaded and dropped, without using up the random state they drew from
+        saved = rng_state()  # (transforms run in this process with num_workers=0)
+        for _ in itertools.islice(it, skip):
+            pass
+        set_rng_state(saved)
+    return it
 
 
 def dense_forward(net: Callable, x: Tensor, settings: LoopSettings) -> Tensor:
-    """A segmenter's logits for whole images: in overlapping tiles when larger than `eval_tile`, averaged over the
-    8 flips/turns with `tta` (then log-probabilities, which softmax back to the averaged probabilities)."""
+    """A segmenter's logits for whole images: tiled past `eval_tile`; with `tta` averaged over 8 flips/turns."""
     def once(t: Tensor) -> Tensor:
         if settings.eval_tile and max(t.shape[-2:]) > settings.eval_tile:
             return tiled_logits(net, t, settings.eval_tile, settings.eval_overlap)
         return net(t)
 
-    return dihedral_mean_probs(once, x).clamp_min(1e-12).log() if settings.tta else once(x)
+    return dihedral_mean_probs(once, x).clamp_min(1e-12).log() if settings.tta else once(x)  # log: softmax undoes it
 
 
 @torch.no_grad()
 def forward_batches(net: Callable, loader: Iterable, settings: LoopSettings,
                     dense: bool = False) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
-    """(inputs, targets, logits) per batch, in eval mode on the device: THE forward path of evaluation, the pictures,
-    the model/data check and prediction. `dense`: per-pixel outputs (tiling and flips apply)."""
+    """(inputs, targets, logits) per batch, in eval mode: THE forward path; `dense`: per-pixel (tiles, flips apply)."""
     if isinstance(net, nn.Module):
         net.eval()
     for x, y in loader:
@@ -228,20 +212,14 @@ def _check_finite(losses: Tensor, lo: int, hi: int, step0: int, epoch: int) -> N
 
 
 def _backward_step(state: TrainState, loss: Tensor, settings: LoopSettings) -> None:
-    opt = state.optimizer
+    opt, scaler = state.optimizer, state.scaler or _NO_SCALING
     opt.zero_grad(set_to_none=True)
-    if state.scaler is not None:
-        state.scaler.scale(loss).backward()
-        state.scaler.unscale_(opt)
-    else:
-        loss.backward()
+    scaler.scale(loss).backward()
     if settings.clip_grad > 0:
+        scaler.unscale_(opt)
         nn.utils.clip_grad_norm_(state.model.parameters(), settings.clip_grad)
-    if state.scaler is not None:
-        state.scaler.step(opt)
-        state.scaler.update()
-    else:
-        opt.step()
+    scaler.step(opt)
+    scaler.update()
     if state.after_step is not None:
         state.after_step()
     if state.ema is not None:
@@ -251,11 +229,10 @@ def _backward_step(state: TrainState, loss: Tensor, settings: LoopSettings) -> N
 
 def train_one_epoch(state: TrainState, loader: Iterable, loss_fn: Callable, settings: LoopSettings,
                     logger: RunLogger, epoch: int) -> dict[str, Any]:
-    """One pass over `loader` (from `state.batch_in_epoch` on); losses stay on the device, read every `log_every`
-    steps. Returns early with `stopped=True` at the first step boundary after a stop signal."""
+    """One pass over `loader` from `state.batch_in_epoch` on, to its end or to a stop signal (`stopped`)."""
     state.model.train()
     n_batches, start = len(loader), state.batch_in_epoch
-    losses = torch.zeros(n_batches, device=settings.device)
+    losses = torch.zeros(n_batches, device=settings.device)  # on the device, read every log_every steps
     if start:
         losses[:start] = state.epoch_losses.to(settings.device)
     # train/loss points average the steps since the last multiple of log_every, as in a run that never stopped
@@ -270,38 +247,34 @@ def train_one_epoch(state: TrainState, loader: Iterable, loss_fn: Callable, sett
         losses[i] = loss.detach()
         seen += len(y)
         state.step += 1
-        # data-parallel: every rank stops at the same step; the flag goes through gloo on the CPU, so asking for it
-        # each step does not wait for the GPU's queued work (init gives CPU tensors gloo where CUDA has NCCL)
+        # every rank stops at the same step; the flag goes through gloo on the CPU: no wait for the GPU's queued work
         stop = any_rank(bool(STOP))
         due = (i + 1) % settings.log_every == 0 or i + 1 == n_batches
         if due or stop:  # a stop checks what it saves, and logs nothing the resumed run will log again
             _check_finite(losses, checked, i + 1, step0, epoch)
+        recent = None
         if due:
             recent = mean_over_ranks(losses[checked:i + 1].mean().item(), settings.device)
             checked = i + 1
             logger.scalars({"train/loss": recent, "train/lr": state.optimizer.param_groups[0]["lr"]}, state.step)
-            bar.update(i + 1, recent)
-        else:
-            bar.update(i + 1)
+        bar.update(i + 1, recent)
         if i == start:
             if settings.device.type == "cuda":  # the first step's queued GPU work counts as the first step's
                 torch.cuda.synchronize(settings.device)
             first = time.perf_counter()  # the first step pays one-off costs (allocation, compilation)
         if stop and i + 1 < n_batches:
-            state.batch_in_epoch, state.epoch_losses = i + 1, losses[:i + 1].cpu()
-            before = state.epoch_pace or [0.0, 0]
-            state.epoch_pace = [before[0] + time.perf_counter() - first, before[1] + i - start]
-            bar.close()
-            return {"stopped": True}
+            break
     if settings.device.type == "cuda":
         torch.cuda.synchronize(settings.device)  # the run's GPU (cuda:1 is not the current one unless set)
     end = time.perf_counter()
-    seconds, ran = end - began, n_batches - start
     bar.close()
-    # what a whole epoch takes at the pace after the first step (for trainer.budget_min); an epoch resumed after a
-    # stop adds the steps it took before the stop (after that process's first step)
+    # the time after each process's first step (trainer.budget_min's pace), summed over a stop and its resumption
     before = state.epoch_pace or [0.0, 0]
-    paced, steps = before[0] + end - first, before[1] + ran - 1
+    paced, steps = before[0] + end - first, before[1] + i - start
+    if i + 1 < n_batches:  # stopped
+        state.batch_in_epoch, state.epoch_losses, state.epoch_pace = i + 1, losses[:i + 1].cpu(), [paced, steps]
+        return {"stopped": True}
+    seconds, ran = end - began, n_batches - start
     pace = paced * n_batches / steps if steps > 0 else seconds * n_batches / ran
     state.batch_in_epoch, state.epoch_losses, state.epoch_pace = 0, None, None
     seen *= distributed.WORLD.size  # every rank took an equal share
@@ -318,28 +291,16 @@ def log_histograms(model: nn.Module, logger: RunLogger, step: int) -> None:
             logger.histogram(f"gradients/{name}", p.grad.detach(), step)
 
 
-def checkpoint_state(state: TrainState, extra: dict[str, Any]) -> dict[str, Any]:
-    """The dict written to last.pt/best.pt: tensors and plain data only (loadable with weights_only=True)."""
-    averaged = {} if state.ema is None else {"train_model": state.model.state_dict(), "ema_updates": state.ema.updates}
-    return {
-        "model": state.evaluated_model().state_dict(), **averaged, "optimizer": state.optimizer.state_dict(),
-        "scheduler": state.scheduler.state_dict(),
-        "scaler": state.scaler.state_dict() if state.scaler is not None else None,
-        "epoch": state.epoch, "step": state.step, "best": state.best, "best_epoch": state.best_epoch,
-        "history": state.history, "rng": rng_state(), "batch_in_epoch": state.batch_in_epoch,
-        "epoch_losses": state.epoch_losses, "epoch_pace": state.epoch_pace, **extra,
-    }
-
-
-def _improved(value: float, best: Optional[float], mode: str) -> bool:
-    return best is None or (value >= best if mode == "max" else value <= best)  # ties: the later epoch
-
-
 def _save(state: TrainState, extra: dict[str, Any], settings: LoopSettings, is_best: bool) -> None:
-    """Write the checkpoint once; last.pt (the resume point) is always written last."""
+    """Write the checkpoint once (tensors and plain data only: weights_only loads); last.pt, the resume point, last."""
     if settings.ckpt_dir is None:
         return
-    ckpt, last = checkpoint_state(state, extra), settings.ckpt_dir / LAST
+    averaged = {} if state.ema is None else {"train_model": state.model.state_dict(), "ema_updates": state.ema.updates}
+    ckpt = {"model": state.evaluated_model().state_dict(), **averaged, "optimizer": state.optimizer.state_dict(),
+            "scheduler": state.scheduler.state_dict(), "rng": rng_state(),
+            "scaler": state.scaler.state_dict() if state.scaler is not None else None,
+            **{k: getattr(state, k) for k in COUNTERS}, **extra}
+    last = settings.ckpt_dir / LAST
     if is_best:
         link_atomic(save_checkpoint(ckpt, settings.ckpt_dir / BEST), last)
     else:
@@ -352,8 +313,7 @@ def _generator_state(loader: Any) -> Optional[Tensor]:
 
 
 def freeze_backbone(model: nn.Module, frozen: bool, epoch: int) -> None:
-    """trainer.freeze_backbone_epochs: the model's `backbone_parameters()` take no gradient (and so no step) while
-    `frozen`; batch-norm statistics still follow the data."""
+    """trainer.freeze_backbone_epochs: `backbone_parameters()` take no gradient while `frozen` (batch norms learn)."""
     params = list(model.backbone_parameters())
     if params and params[0].requires_grad == frozen:
         log.info(f"epoch {epoch}: the backbone is {'frozen' if frozen else 'trained from here on'}")
@@ -363,16 +323,9 @@ def freeze_backbone(model: nn.Module, frozen: bool, epoch: int) -> None:
 
 def fit(state: TrainState, train_loader: Iterable, val_loader: Iterable, loss_fn: Callable,
         new_meter: Callable[[], Any], settings: LoopSettings, logger: RunLogger, shown: tuple[str, ...],
-        extra_state: Callable[[], dict[str, Any]],
-        pictures: Optional[Callable[[int, dict], None]] = None,
+        extra: dict[str, Any], pictures: Optional[Callable[[int, dict], None]] = None,
         replan: Optional[Callable[[float], None]] = None) -> TrainState:
-    """Train from where `state` stands to `settings.epochs`; best.pt by the monitored metric, last.pt every epoch.
-
-    A stop signal ends the run at the next step boundary with a checkpoint from which it resumes exactly.
-    `replan`, if given, is called after epoch 1 with the seconds a whole epoch takes at that epoch's pace after its
-    first step (the mean over ranks), before its checkpoint is written: it may lower `settings.epochs`
-    (trainer.budget_min).
-    """
+    """Train from where `state` stands to `settings.epochs`; best.pt by the monitored metric, last.pt every epoch."""
     epoch = state.epoch
     while epoch < settings.epochs:
         epoch += 1
@@ -384,9 +337,9 @@ def fit(state: TrainState, train_loader: Iterable, val_loader: Iterable, loss_fn
         rng0 = _generator_state(train_loader)  # this epoch's data order, for a mid-epoch checkpoint
         train = train_one_epoch(state, train_loader, loss_fn, settings, logger, epoch)
         if train["stopped"]:
-            _save(state, {**extra_state(), "loader_rng": rng0}, settings, is_best=False)
+            _save(state, {**extra, "loader_rng": rng0}, settings, is_best=False)
             raise TrainingStopped(STOP.signal_name or "stop", state)
-        if replan is not None and epoch == 1:
+        if replan is not None and epoch == 1:  # trainer.budget_min may lower settings.epochs, before the checkpoint
             replan(mean_over_ranks(train["epoch_s"], settings.device))
         val = evaluate(state.eval_net, val_loader, loss_fn, new_meter(), settings)
         state.epoch = epoch
@@ -400,10 +353,11 @@ def fit(state: TrainState, train_loader: Iterable, val_loader: Iterable, loss_fn
         line = " ".join(f"{k} {row[k]:.4f}" for k in shown if k in row)
         log.info(f"epoch {epoch}/{settings.epochs} train/epoch_loss {train['loss']:.4f} {line} "
                  f"({train['seconds']:.1f}s, {train['samples_per_s']:.0f} samples/s)")
-        is_best = _improved(row[settings.monitor], state.best, settings.mode)
+        value, best = row[settings.monitor], state.best
+        is_best = best is None or (value >= best if settings.mode == "max" else value <= best)  # ties: the later epoch
         if is_best:
-            state.best, state.best_epoch = row[settings.monitor], epoch
-        _save(state, {**extra_state(), "loader_rng": _generator_state(train_loader)}, settings, is_best)
+            state.best, state.best_epoch = value, epoch
+        _save(state, {**extra, "loader_rng": _generator_state(train_loader)}, settings, is_best)
         if any_rank(bool(STOP), settings.device):
             raise TrainingStopped(STOP.signal_name or "stop", state)
         due = settings.pictures_every and epoch % settings.pictures_every == 0

@@ -1,4 +1,6 @@
 """The one exception type for bad user input: its message is a single line naming the thing and the fix."""
+import re
+import shlex
 
 
 class ConfigError(RuntimeError):
@@ -6,8 +8,7 @@ class ConfigError(RuntimeError):
 
 
 class RunFolderRefused(ConfigError):
-    """The run folder belongs to another run (locked by a live command, or already holding a run): the refused
-    command must leave it exactly as it is (no clean-up, no failed.json)."""
+    """The run folder belongs to another run (locked, or holding one): the refused command leaves it as it is."""
 
 
 def find_config_error(exc: "BaseException | None") -> "ConfigError | None":
@@ -26,17 +27,10 @@ def first_line(exc: BaseException) -> str:
 
 
 def typed_override(key: str, value: object) -> str:
-    """`key=value` as it must be typed in a shell for Hydra, for a command that a message suggests: a plain value
-    (letters, digits, `/._-+:@%`) as it is; any other (a job folder such as `0_seed=0,trainer.epochs=15`, whose `=`
-    and `,` are Hydra syntax; spaces; quotes) in Hydra's double quotes, the whole in the shell's single quotes:
-    `'hydra.run.dir="/out/0_seed=0,trainer.epochs=15"'`."""
-    import re
-    import shlex
-
-    text = str(value)
+    """`key=value` as it must be typed in a shell for Hydra, for a command that a message suggests."""
+    text = str(value)  # a plain value as it is; any other (`=`, `,`, spaces, quotes) quoted for Hydra, then the shell
     if re.fullmatch(r"[A-Za-z0-9_/.+:@%-]+", text):
         return f"{key}={text}"
-    # Hydra's quoted values: a quote is escaped with a backslash, and so are the backslashes before a quote (or
-    # before the closing one)
+    # in Hydra's quotes a quote is escaped with a backslash, as are the backslashes before a quote or the closing one
     quoted = re.sub(r'(\\*)("|$)', lambda m: m.group(1) * 2 + ("\\" + m.group(2) if m.group(2) else ""), text)
-    return shlex.quote(f'{key}="{quoted}"')
+    return shlex.quote(f'{key}="{quoted}"')  # e.g. 'hydra.run.dir="/out/0_seed=0,trainer.epochs=15"'

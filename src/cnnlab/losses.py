@@ -1,12 +1,6 @@
-"""Losses of the linear baseline (multi-class hinge, least squares, closed-form ridge check) and of the segmenters
-(cross-entropy with class weights and an ignore label, soft Dice, their sum).
-
-SVM: Cortes & Vapnik, "Support-vector networks", 1995; Crammer & Singer, "On the algorithmic implementation of
-multiclass kernel-based vector machines", JMLR 2001. Every loss maps (scores [N,K], class indices long [N]) to a
-scalar mean over the batch; with per-class `weight` w it is the weighted mean sum_n w_yn l_n / sum_n w_yn (as
-torch's cross-entropy), which counters class imbalance (roads: ~26 % road patches). The l2 penalty is not here:
-run.py gives `weight_decay=lam` to weight matrices only (never biases), so SGD minimises `loss + lam/2 * ||W||^2`. LeNet-5's RBF loss lives with the LeNet model.
-"""
+"""Losses of the linear baseline (multi-class hinge, least squares, the closed-form ridge check) and of the segmenters
+(cross-entropy with class weights and an ignore label, soft Dice, their sum). LeNet-5's RBF loss lives with LeNet.
+Each maps (scores [N,K], class indices [N]) to a mean over the batch, weighted by the true class's weight if set."""
 from __future__ import annotations
 
 from typing import Optional, Sequence, Union
@@ -46,23 +40,18 @@ class _ClassWeighted(nn.Module):
         super().__init__()
         self.register_buffer("weight", class_weights(weight, class_counts))
 
-    def reduce(self, per_sample: Tensor, target: Tensor) -> Tensor:
-        """Mean over samples, weighted by the true class's weight when `weight` is set."""
-        if self.weight is None:
+    def reduce(self, per_sample: Tensor, target: Tensor, keep: Optional[Tensor] = None) -> Tensor:
+        """sum_n w_yn l_n / sum_n w_yn over the samples `keep` marks (as torch's cross-entropy); all of them if None."""
+        if keep is None and self.weight is None:
             return per_sample.mean()
-        w = self.weight.to(per_sample.device, per_sample.dtype)[target]
-        return (w * per_sample).sum() / w.sum().clamp_min(1e-12)
+        w = torch.ones_like(per_sample) if keep is None else keep.to(per_sample.dtype)
+        if self.weight is not None:
+            w = w * self.weight.to(per_sample.device, per_sample.dtype)[target]
+        return (w * per_sample).sum() / w.sum().clamp_min(1e-12)  # all samples ignored: 0, not NaN
 
 
 class MulticlassHinge(_ClassWeighted):
-    """Multi-class hinge loss, `kind="ovr"` (one-vs-rest) or `"crammer_singer"`, averaged over samples.
-
-    one-vs-rest:    mean_n sum_k max(0, margin - y_nk * s_nk), y_nk = +1 for the true class, -1 otherwise.
-                    The K binary problems decouple, so with `weight_decay=lam` each row w_k minimises
-                    (1/n) sum_n hinge + lam/2 |w_k|^2, i.e. sklearn's LinearSVC(loss="hinge") primal
-                    1/2 |w|^2 + C sum_n hinge with C = 1/(lam*n) (liblinear also penalises the bias; we do not).
-    crammer_singer: mean_n max(0, margin + max_{k != y} s_nk - s_ny).
-    """
+    """Multi-class hinge loss, one-vs-rest (`kind="ovr"`) or Crammer & Singer's (JMLR 2001), averaged over samples."""
 
     def __init__(self, kind: str = "ovr", margin: float = 1.0, weight: Weight = None,
                  class_counts: Optional[Sequence[int]] = None) -> None:
@@ -74,19 +63,20 @@ class MulticlassHinge(_ClassWeighted):
     def forward(self, scores: Tensor, target: Tensor) -> Tensor:
         true = F.one_hot(target, scores.shape[1]).to(torch.bool)
         if self.kind == "ovr":
+            # mean_n sum_k max(0, margin - y_nk s_nk), y_nk = +-1: K decoupled binary SVMs (Cortes & Vapnik 1995);
+            # with weight_decay=lam it is LinearSVC(loss="hinge")'s primal with C = 1/(lam*n), bias unpenalised
             signs = true.to(scores.dtype) * 2 - 1
             return self.reduce(F.relu(self.margin - signs * scores).sum(1), target)
         s_true = scores.gather(1, target.unsqueeze(1)).squeeze(1)
         s_other = scores.masked_fill(true, float("-inf")).amax(1)
-        return self.reduce(F.relu(self.margin + s_other - s_true), target)
+        return self.reduce(F.relu(self.margin + s_other - s_true), target)  # margin + max_{k != y} s_k - s_y
 
     def extra_repr(self) -> str:
         return f"kind={self.kind!r}, margin={self.margin}"
 
 
 class SquaredError(_ClassWeighted):
-    """Least squares: mean_n sum_k (t_nk - s_nk)^2 (1/n over samples, summed over outputs), with t the one-hot
-    class targets, or the real-valued targets themselves for regression (float targets)."""
+    """Least squares mean_n sum_k (t_nk - s_nk)^2 against one-hot class targets, or float targets (regression)."""
 
     def forward(self, scores: Tensor, target: Tensor) -> Tensor:
         if target.is_floating_point():
@@ -96,12 +86,7 @@ class SquaredError(_ClassWeighted):
 
 
 class CrossEntropy(_ClassWeighted):
-    """Softmax cross-entropy (logistic regression's loss) with optional class weights, label smoothing and an ignore
-    label; works on [N,K] scores with [N] targets and on [N,K,H,W] logits with [N,H,W] masks (one term per pixel).
-
-    Pixels whose target is `ignore_index` (e.g. 255 for "unlabelled") add nothing and are left out of the
-    (weighted) mean, as in torch's `F.cross_entropy(..., ignore_index=)`.
-    """
+    """Softmax cross-entropy with class weights, label smoothing and an ignore label, per sample or per pixel."""
 
     def __init__(self, weight: Weight = None, class_counts: Optional[Sequence[int]] = None,
                  label_smoothing: float = 0.0, ignore_index: Optional[int] = None) -> None:
@@ -109,24 +94,14 @@ class CrossEntropy(_ClassWeighted):
         self.label_smoothing, self.ignore_index = label_smoothing, ignore_index
 
     def forward(self, scores: Tensor, target: Tensor) -> Tensor:
-        if self.ignore_index is None:
-            per_sample = F.cross_entropy(scores, target, reduction="none", label_smoothing=self.label_smoothing)
-            return self.reduce(per_sample, target)
-        keep = target != self.ignore_index
-        safe = target.masked_fill(~keep, 0)  # any valid class index: these terms are zeroed below
+        keep = None if self.ignore_index is None else target != self.ignore_index
+        safe = target if keep is None else target.masked_fill(~keep, 0)  # any class: ignored terms weigh 0
         per_sample = F.cross_entropy(scores, safe, reduction="none", label_smoothing=self.label_smoothing)
-        w = keep.to(per_sample.dtype)
-        if self.weight is not None:
-            w = w * self.weight.to(per_sample.device, per_sample.dtype)[safe]
-        return (w * per_sample).sum() / w.sum().clamp_min(1e-12)  # all pixels ignored: 0, not NaN
+        return self.reduce(per_sample, safe, keep)
 
 
 class SoftDice(nn.Module):
-    """Soft Dice loss (Milletari et al., "V-Net", 2016): 1 - mean over classes of
-    (2 sum p_c g_c + smooth) / (sum p_c + sum g_c + smooth), with p = softmax(logits), g = one-hot(target), the sums
-    over all pixels of the batch. Dice counts overlap, not pixels, so a class covering 7 % of the image weighs as
-    much as the background. `include_background=False` (the default) averages over classes 1..K-1 only.
-    """
+    """Soft Dice loss (Milletari et al., "V-Net", 3DV 2016) over all pixels of the batch, from softmax probabilities."""
 
     def __init__(self, smooth: float = 1.0, include_background: bool = False,
                  ignore_index: Optional[int] = None) -> None:
@@ -134,6 +109,8 @@ class SoftDice(nn.Module):
         self.smooth, self.include_background, self.ignore_index = float(smooth), include_background, ignore_index
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        # 1 - mean_c (2 sum p_c g_c + smooth) / (sum p_c + sum g_c + smooth): overlap, not pixels, so a rare class
+        # weighs as much as the background; classes 1..K-1 only unless include_background
         k = logits.shape[1]
         probs = logits.float().softmax(1)
         keep = torch.ones_like(target, dtype=torch.bool) if self.ignore_index is None else target != self.ignore_index
@@ -150,8 +127,7 @@ class SoftDice(nn.Module):
 
 
 class CrossEntropyDice(nn.Module):
-    """Cross-entropy + `dice_weight` x soft Dice: CE gives every pixel a gradient, Dice rewards overlap of the
-    (rare) foreground; the sum is the usual recipe for unbalanced masks."""
+    """Cross-entropy + `dice_weight` x soft Dice: the usual recipe for masks with a rare foreground."""
 
     def __init__(self, weight: Weight = None, class_counts: Optional[Sequence[int]] = None,
                  label_smoothing: float = 0.0, ignore_index: Optional[int] = None, dice_weight: float = 1.0,
@@ -166,17 +142,13 @@ class CrossEntropyDice(nn.Module):
 
 
 def ridge_closed_form(x: Tensor, y: Tensor, lam: float, num_classes: Optional[int] = None) -> tuple[Tensor, Tensor]:
-    """Exact minimiser (W [K,D], b [K]) of (1/n) sum_n |y_n - W x_n - b|^2 + lam/2 |W|^2, bias unpenalised.
-
-    `y` is class indices long [N] (turned into one-hot with `num_classes` columns) or float targets [N,K].
-    Centring removes b; the normal equations are (Xc^T Xc + (lam*n/2) I) W^T = Xc^T Yc, solved in float64.
-    """
-    if y.dtype in (torch.int32, torch.int64):
+    """Exact minimiser (W [K,D], b [K]) of (1/n) sum_n |y_n - W x_n - b|^2 + lam/2 |W|^2 (bias unpenalised)."""
+    if y.dtype in (torch.int32, torch.int64):  # class indices: one-hot targets
         y = F.one_hot(y, num_classes or int(y.max()) + 1)
     xd, yd = x.double(), y.double()
     n, d = xd.shape
     x_mean, y_mean = xd.mean(0), yd.mean(0)
-    xc, yc = xd - x_mean, yd - y_mean
+    xc, yc = xd - x_mean, yd - y_mean  # centring removes b: (Xc^T Xc + (lam*n/2) I) W^T = Xc^T Yc
     gram = xc.T @ xc + (lam * n / 2) * torch.eye(d, dtype=xd.dtype, device=xd.device)
     w = torch.linalg.solve(gram, xc.T @ yc).T  # [K,D]
     b = y_mean - w @ x_mean

@@ -1,23 +1,18 @@
 """Confusion-matrix metrics shared by classification and segmentation: accuracy, F1, IoU, per-class accuracy."""
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch import Tensor
 
 
-def confusion_matrix(preds: Tensor, targets: Tensor, num_classes: int, ignore_index: Optional[int] = None) -> Tensor:
+def confusion_matrix(preds: Tensor, targets: Tensor, num_classes: int) -> Tensor:
     """[num_classes, num_classes] int64 counts, rows = true class, columns = predicted; any matching shapes."""
-    preds, targets = preds.reshape(-1), targets.reshape(-1)
-    if ignore_index is not None:
-        keep = targets != ignore_index
-        preds, targets = preds[keep], targets[keep]
-    flat = targets.long() * num_classes + preds.long()
+    flat = targets.reshape(-1).long() * num_classes + preds.reshape(-1).long()
     return torch.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
-def _safe_div(num: Tensor, den: Tensor) -> Tensor:
+def safe_div(num: Tensor, den: Tensor) -> Tensor:
+    """num / den, 0 where den is 0."""
     return torch.where(den > 0, num / den.clamp(min=1), torch.zeros_like(num))
 
 
@@ -26,9 +21,9 @@ def metrics_from_confusion(cm: Tensor) -> dict[str, float]:
     cm = cm.double()
     tp = cm.diag()
     support, predicted = cm.sum(1), cm.sum(0)
-    precision, recall = _safe_div(tp, predicted), _safe_div(tp, support)
-    f1 = _safe_div(2 * tp, support + predicted)
-    iou = _safe_div(tp, support + predicted - tp)
+    precision, recall = safe_div(tp, predicted), safe_div(tp, support)
+    f1 = safe_div(2 * tp, support + predicted)
+    iou = safe_div(tp, support + predicted - tp)
     present = (support + predicted) > 0  # as scikit-learn: classes in the targets or the predictions
     seen = support > 0
     out = {
@@ -44,7 +39,7 @@ def metrics_from_confusion(cm: Tensor) -> dict[str, float]:
 
 def per_class_accuracy(cm: Tensor, class_names: list[str]) -> dict[str, float]:
     """Recall of each class (the diagonal over the row sums), keyed by class name."""
-    recall = _safe_div(cm.diag().double(), cm.sum(1).double())
+    recall = safe_div(cm.diag().double(), cm.sum(1).double())
     return {name: recall[i].item() for i, name in enumerate(class_names)}
 
 

@@ -53,8 +53,7 @@ def build_scheduler(optimizer: Optimizer, total_steps: int, steps_per_epoch: int
 
 
 def fast_forward(scheduler: LRScheduler, step: int) -> None:
-    """Put a freshly built scheduler at `step`: the optimiser gets the learning rate (and one-cycle momentum) that
-    this schedule gives at that step, as if it had been stepped `step` times."""
+    """Put a freshly built scheduler at `step`, with the learning rate (and momentum) it gives there."""
     scheduler.last_epoch = step - 1
     with warnings.catch_warnings():  # 'lr_scheduler.step() before optimizer.step()': intended here
         warnings.simplefilter("ignore", UserWarning)

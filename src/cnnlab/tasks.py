@@ -1,10 +1,6 @@
-"""What a task reports: its metric names (defined here, read by the log line, results.json, HParams, the compare
-script and the monitor checks) and the meter that computes them from (inputs, targets, logits) batches.
-
-Tasks: `classification` and `text` (one label per input), `segmentation` (a label per pixel; binary masks are
-thresholded on the foreground probability, and roads are also scored per 16x16 patch, a patch being foreground
-when its mean foreground exceeds 0.25, the CIL rule), `regression` (real-valued targets: MSE and R^2).
-"""
+"""Per task (classification, text, segmentation, regression), the meter that computes its metrics from (inputs,
+targets, logits) batches: their names are the one list. Binary masks are thresholded on the foreground probability;
+roads are also scored per 16x16 patch (foreground when its mean exceeds 0.25, the CIL rule)."""
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -16,7 +12,7 @@ from torch import Tensor
 from .data.text import PAD_ID
 from .distributed import all_reduce_
 from .errors import ConfigError
-from .metrics import confusion_matrix, metrics_from_confusion
+from .metrics import confusion_matrix, metrics_from_confusion, safe_div
 
 TASKS = ("classification", "text", "segmentation", "regression")
 CLASS_TASKS = ("classification", "text")  # one label per sample: a class confusion matrix, per-class accuracy
@@ -24,23 +20,9 @@ THRESHOLDS = tuple(round(0.05 * k, 2) for k in range(1, 20))  # candidate decisi
 
 
 def metric_names(task: str, num_classes: int, state: Optional[dict] = None) -> list[str]:
-    """The keys a task's evaluation reports (without the `val/` or `test/` prefix)."""
-    state = state or {}
-    if task in CLASS_TASKS:
-        names = ["loss", "acc", "balanced_acc", "macro_f1"]
-        if num_classes == 2:
-            names += ["precision", "recall", "f1", "iou"]
-        if num_classes > 5:
-            names.append("top5")
-        return names
-    if task == "segmentation":
-        if num_classes > 2:
-            return ["loss", "acc", "miou", "macro_f1"]
-        names = ["loss", "acc", "precision", "recall", "f1", "iou"]
-        return names + (["patch_acc", "patch_f1"] if state.get("patch") else [])
-    if task == "regression":
-        return ["loss", "mse", "r2"]
-    raise ConfigError(f"unknown task {task!r}: a data builder must set task to one of {', '.join(TASKS)}")
+    """The keys a task's evaluation reports (without the `val/` or `test/` prefix): the numbers its meter computes."""
+    computed = new_meter(task, num_classes, torch.device("cpu"), state).compute()
+    return [k for k, v in computed.items() if isinstance(v, float)]
 
 
 def shown_metrics(task: str, num_classes: int, state: Optional[dict] = None) -> tuple[str, ...]:
@@ -59,8 +41,7 @@ def check_metric(key: str, what: str, task: str, num_classes: int, state: dict, 
 
 
 def _same_width(a: Tensor, b: Tensor) -> "tuple[Tensor, Tensor]":
-    """Token-id batches are padded to their own longest sentence: right-pad the narrower with `<pad>` so that
-    inputs kept from several batches stack."""
+    """Right-pad the narrower of two token-id batches with `<pad>`, so that inputs kept from several batches stack."""
     if a.dim() == 2 and b.dim() == 2 and a.shape[1] != b.shape[1]:
         width = max(a.shape[1], b.shape[1])
         a, b = (F.pad(t, (0, width - t.shape[1]), value=PAD_ID) for t in (a, b))
@@ -120,6 +101,11 @@ def _patch_labels(fg: Tensor, patch: int, threshold: float) -> Tensor:
     return (F.avg_pool2d(fg[:, None, :h, :w].float(), patch)[:, 0] > threshold).long()
 
 
+def _tp_fp_fn(pred: Tensor, truth: Tensor) -> list[Tensor]:
+    """True positives, false positives and false negatives of boolean predictions."""
+    return [(pred & truth).sum(), (pred & ~truth).sum(), (~pred & truth).sum()]
+
+
 class SegmentationMeter:
     """Pixel confusion (ignoring `ignore_index`), patch confusion for roads, a threshold sweep, example masks."""
 
@@ -137,42 +123,27 @@ class SegmentationMeter:
         self.sweep = torch.zeros(len(THRESHOLDS), 6, dtype=torch.long, device=device) if sweep else None
         self.keep, self.examples = keep_examples, []
 
-    def predict(self, logits: Tensor) -> tuple[Tensor, Optional[Tensor]]:
-        """(labels [N,H,W], foreground probability [N,H,W] or None for multi-class)."""
-        if self.k == 2:
-            prob = logits.float().softmax(1)[:, 1]
-            return (prob > self.threshold).long(), prob
-        return logits.argmax(1), None
-
     def update(self, x: Tensor, y: Tensor, logits: Tensor, loss: Tensor) -> None:
-        pred, prob = self.predict(logits)
+        prob = logits.float().softmax(1)[:, 1] if self.k == 2 else None  # the foreground's probability
+        pred = (prob > self.threshold).long() if prob is not None else logits.argmax(1)
         y = y.long()
         valid = y != self.ignore if self.ignore is not None else torch.ones_like(y, dtype=torch.bool)
         self.cm += confusion_matrix(pred[valid], y[valid], self.k)
         self.loss_sum += loss * len(y)
         self.n += len(y)
         truth = (y == 1) & valid
-        if self.patch and self.k == 2:
-            true_p = _patch_labels(truth, self.patch, self.patch_threshold)
+        true_p = _patch_labels(truth, self.patch, self.patch_threshold) if self.patch and self.k == 2 else None
+        if true_p is not None:
             self.patch_cm += confusion_matrix(_patch_labels(pred == 1, self.patch, self.patch_threshold), true_p, 2)
         if self.sweep is not None and prob is not None:
-            self._sweep(prob, truth, valid)
+            for i, t in enumerate(THRESHOLDS):
+                p = (prob > t) & valid
+                pp = _patch_labels(p, self.patch, self.patch_threshold).bool() if true_p is not None else None
+                patch = _tp_fp_fn(pp, true_p.bool()) if pp is not None else [p.sum() * 0] * 3
+                self.sweep[i] += torch.stack(_tp_fp_fn(p, truth) + patch)
         if len(self.examples) < self.keep:
             take = self.keep - len(self.examples)
             self.examples += [(a.cpu(), b.cpu(), c.cpu()) for a, b, c in zip(x[:take], y[:take], pred[:take])]
-
-    def _sweep(self, prob: Tensor, truth: Tensor, valid: Tensor) -> None:
-        true_p = _patch_labels(truth, self.patch, self.patch_threshold) if self.patch else None
-        for i, t in enumerate(THRESHOLDS):
-            p = (prob > t) & valid
-            counts = [(p & truth).sum(), (p & ~truth).sum(), (~p & truth).sum()]
-            if true_p is not None:
-                pp = _patch_labels(p, self.patch, self.patch_threshold).bool()
-                tp = true_p.bool()
-                counts += [(pp & tp).sum(), (pp & ~tp).sum(), (~pp & tp).sum()]
-            else:
-                counts += [counts[0] * 0] * 3
-            self.sweep[i] += torch.stack(counts)
 
     def reduce(self) -> None:
         """Sum the counts over the ranks of a data-parallel run (the examples stay this rank's)."""
@@ -194,16 +165,11 @@ class SegmentationMeter:
         return out
 
 
-def _f1(tp: Tensor, fp: Tensor, fn: Tensor) -> Tensor:
-    return torch.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn).clamp(min=1), torch.zeros_like(tp))
-
-
 def _sweep_scores(counts: Tensor) -> dict[float, dict[str, float]]:
     tp, fp, fn, ptp, pfp, pfn = counts.unbind(1)
-    iou = torch.where(tp + fp + fn > 0, tp / (tp + fp + fn).clamp(min=1), torch.zeros_like(tp))
-    f1, pf1 = _f1(tp, fp, fn), _f1(ptp, pfp, pfn)
-    return {t: {"f1": f1[i].item(), "iou": iou[i].item(), "patch_f1": pf1[i].item()}
-            for i, t in enumerate(THRESHOLDS)}
+    iou, f1 = safe_div(tp, tp + fp + fn), safe_div(2 * tp, 2 * tp + fp + fn)
+    pf1 = safe_div(2 * ptp, 2 * ptp + pfp + pfn)
+    return {t: {"f1": f1[i].item(), "iou": iou[i].item(), "patch_f1": pf1[i].item()} for i, t in enumerate(THRESHOLDS)}
 
 
 def choose_threshold(sweep: dict[float, dict[str, float]], metric: str) -> float:
@@ -220,8 +186,7 @@ class RegressionMeter:
 
     def update(self, x: Tensor, y: Tensor, pred: Tensor, loss: Tensor) -> None:
         y, pred = y.double().reshape(pred.shape), pred.double()
-        self.sums += torch.stack([(pred - y).pow(2).sum(), y.sum(), y.pow(2).sum(), torch.tensor(
-            float(y.numel()), dtype=torch.float64, device=y.device)])
+        self.sums += torch.stack([(pred - y).pow(2).sum(), y.sum(), y.pow(2).sum(), y.new_tensor(float(y.numel()))])
         self.loss_sum += loss * len(y)
         self.n += len(y)
 
@@ -249,4 +214,4 @@ def new_meter(task: str, num_classes: int, device: torch.device, state: Optional
                                  ignore_index=state.get("ignore_index"), patch=int(state.get("patch") or 0),
                                  patch_threshold=float(state.get("patch_threshold", 0.25)), sweep=sweep,
                                  keep_examples=collect)
-    raise ConfigError(f"unknown task {task!r}")
+    raise ConfigError(f"unknown task {task!r}: a data builder must set task to one of {', '.join(TASKS)}")

@@ -1,5 +1,4 @@
-"""The body of `cnnlab-train`: set up, train, choose a threshold, test, report; and the checks and pieces that
-`cnnlab-eval` / `cnnlab-viz` share with it (`check_compatible`, `meter_for`)."""
+"""The body of `cnnlab-train` (set up, train, choose a threshold, test, report), and what cnnlab-eval shares."""
 from __future__ import annotations
 
 import contextlib
@@ -26,8 +25,8 @@ from ..checkpoint import (BEST, CKPT_DIR, LAST, check_weights_fit, claim_run_fol
 from ..schema import TrainerConfig
 from ..data.common import DataBundle, head, make_loader
 from ..device import select_device
-from ..engine import (STOP, LoopSettings, TrainingStopped, TrainState, WeightAverage, evaluate, fit, forward_batches,
-                      position)
+from ..engine import (COUNTERS, STOP, LoopSettings, TrainingStopped, TrainState, WeightAverage, evaluate, fit,
+                      forward_batches, position)
 from ..errors import ConfigError, typed_override
 from ..models.init import init_weights
 from ..report import RunInfo, hparams, write_results, write_run_metadata
@@ -54,8 +53,7 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
 
 @contextlib.contextmanager
 def stop_signals() -> Iterator[None]:
-    """SIGTERM, SIGUSR1 (what clusters send before a kill) and a first Ctrl-C stop the run at the next step
-    boundary with a checkpoint; the previous handlers come back afterwards."""
+    """SIGTERM, SIGUSR1 (what clusters send before a kill) and a first Ctrl-C stop the run at a step boundary."""
     STOP.signal_name, STOP.finishing = None, None
     names = [s for s in ("SIGTERM", "SIGINT", "SIGUSR1") if hasattr(signal, s)]
     previous = {s: signal.signal(getattr(signal, s), STOP.handle) for s in names}
@@ -71,9 +69,8 @@ def stop_signals() -> Iterator[None]:
 def check_compatible(model: nn.Module, bundle: DataBundle, names: "tuple[str, str]", loop: LoopSettings) -> None:
     """Push two validation samples through the model before training, so a mismatch fails in a second."""
     x, y = head(bundle.val, 2)
-    check = getattr(model, "check_input", None)  # a model's own check names the config to change
-    if check is not None:
-        check(x.to(loop.device))
+    if hasattr(model, "check_input"):  # a model's own check names the config to change
+        model.check_input(x.to(loop.device))
     _, _, out = next(forward_batches(model, [(x, y)], loop))
     dense = bundle.task == "segmentation"
     if bundle.task in tasks.CLASS_TASKS + ("segmentation",) and (out.dim() == 4) != dense:
@@ -103,45 +100,27 @@ def compile_model(model: nn.Module, t: TrainerConfig, device: torch.device) -> A
 
 
 def resume_path(cfg: DictConfig, run_dir: Path) -> Optional[Path]:
-    """The checkpoint to continue from: ckpt_path; or the run folder's last.pt for resume=true, and for
-    resume=auto (or a job SLURM requeued after preemption) when there is one."""
+    """ckpt_path, or the run folder's last.pt for resume=true, and for resume=auto (or a requeued job) if there."""
     if cfg.get("ckpt_path"):
         return Path(cfg.ckpt_path)
     resume = cfg.get("resume")
     if resume not in (True, False, "auto", None):
         raise ConfigError(f"resume={resume} is not valid: use false, true or auto")
     path = run_dir / CKPT_DIR / LAST
-    requeued = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
-    if (resume == "auto" or requeued) and resume is not True:
-        return path if path.is_file() else None
-    if resume:
-        if not path.is_file():
-            raise ConfigError(f"resume=true but {path} does not exist: pass hydra.run.dir=<the run folder to "
-                              f"resume> or ckpt_path=<file.pt>")
-        return path
-    return None
-
-
-def continues_in_place(resume: Optional[Path], run_dir: Path) -> bool:
-    """Whether continuing from `resume` (see resume_path) continues the run that `run_dir` holds."""
-    return resume is not None and resume.resolve().parent.parent == run_dir.resolve()
+    if resume is True and not path.is_file():
+        raise ConfigError(f"resume=true but {path} does not exist: pass hydra.run.dir=<the run folder to "
+                          f"resume> or ckpt_path=<file.pt>")
+    requeued = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0  # SLURM requeued the job after preemption
+    return path if (resume or requeued) and path.is_file() else None
 
 
 def restore(state: TrainState, ckpt: dict[str, Any], loader: Any, plan: dict[str, Any],
             rebuild: Callable[[int, Optional[int]], None]) -> None:
-    """Put model, optimizer, schedule, scaler, counters and every RNG back where the checkpoint left them.
-
-    If the schedule's plan changed (more epochs, another schedule or learning rate), the schedule is rebuilt for
-    the new plan and continues from the current step (`rebuild(total_steps, step)`, see rebuild_schedule): the
-    learning rate is what the new plan gives there.
-    """
+    """Put model, optimizer, schedule (rebuilt if its plan changed), scaler, counters and every RNG back."""
     state.model.load_state_dict(ckpt.get("train_model", ckpt["model"]))  # with trainer.ema, "model" is the average
-    if state.ema is not None:
-        if "train_model" in ckpt:
-            state.ema.module.load_state_dict(ckpt["model"])
-            state.ema.updates = ckpt.get("ema_updates", 0)
-        else:  # the checkpoint was trained without an average: it starts from its weights
-            state.ema.module.load_state_dict(state.model.state_dict())
+    if state.ema is not None:  # a checkpoint trained without an average: it starts from its weights
+        state.ema.module.load_state_dict(ckpt["model"])
+        state.ema.updates = ckpt.get("ema_updates", 0)
     state.optimizer.load_state_dict(ckpt["optimizer"])
     saved_plan = ckpt.get("plan")
     if saved_plan is None or saved_plan == plan or plan["total_steps"] < ckpt["step"]:
@@ -152,10 +131,8 @@ def restore(state: TrainState, ckpt: dict[str, Any], loader: Any, plan: dict[str
                  f"at step {ckpt['step']} with lr {state.optimizer.param_groups[0]['lr']:.4g}")
     if state.scaler is not None and ckpt.get("scaler"):
         state.scaler.load_state_dict(ckpt["scaler"])
-    state.epoch, state.step = ckpt["epoch"], ckpt["step"]
-    state.best, state.best_epoch, state.history = ckpt["best"], ckpt["best_epoch"], list(ckpt["history"])
-    state.batch_in_epoch, state.epoch_losses = ckpt.get("batch_in_epoch", 0), ckpt.get("epoch_losses")
-    state.epoch_pace = ckpt.get("epoch_pace")
+    for key in COUNTERS:  # epoch, step, best, history, a mid-epoch stop's batches
+        setattr(state, key, ckpt.get(key, getattr(state, key)))
     set_rng_state(ckpt["rng"])
     saved = ckpt.get("loader_rng")
     gen = getattr(loader, "generator", None)
@@ -167,8 +144,7 @@ def restore(state: TrainState, ckpt: dict[str, Any], loader: Any, plan: dict[str
 
 @contextlib.contextmanager
 def before_training() -> Iterator[None]:
-    """A bad value found here stopped the command before it trained: a run the folder already held has not failed,
-    and a folder this command made is removed (cli._forget_or_mark reads the mark)."""
+    """Mark a ConfigError as found before training (cli._forget_or_mark: the run has not failed)."""
     try:
         yield
     except ConfigError as e:
@@ -177,15 +153,10 @@ def before_training() -> Iterator[None]:
 
 
 def train(cfg: DictConfig, info: RunInfo) -> float:
-    """Build everything from `cfg`, train, test the best checkpoint, write results; returns the optimised metric.
-
-    With `resume=true` or `ckpt_path=...` the run continues with the checkpoint's own config; keys given on this
-    command line (e.g. `trainer.epochs=40`) replace its values. Under torchrun every rank runs this; rank 0 owns
-    the run folder.
-    """
+    """Build everything from `cfg`, train, test, write results; returns the optimised metric (run by every rank)."""
     with before_training():  # the folder is claimed before its checkpoint is read
         resume = resume_path(cfg, info.run_dir)
-        in_place = continues_in_place(resume, info.run_dir)
+        in_place = resume is not None and resume.resolve().parent.parent == info.run_dir.resolve()  # its own run
         lock = claim_run_folder(info.run_dir, continuing=in_place) if distributed.WORLD.main else None
     try:
         with before_training():
@@ -197,12 +168,13 @@ def train(cfg: DictConfig, info: RunInfo) -> float:
         distributed.barrier()
         with stop_signals():
             with before_training():
-                run = _setup(cfg, info, ckpt, resume, changed)
+                run = _setup(cfg, info, ckpt, resume, changed, in_place)
             if STOP:
                 raise TrainingStopped(STOP.signal_name, run.state)
-            fit(run.state, run.train_loader, run.val_loader, run.loss_fn, lambda: run.meter(collect=True), run.loop,
-                run.logger, tasks.shown_metrics(run.bundle.task, run.bundle.num_classes, run.bundle.state),
-                lambda: run.extra, run.pictures, run.replan)
+            bundle, loop = run.bundle, run.loop
+            fit(run.state, run.train_loader, run.val_loader, run.loss_fn, lambda: meter_for(bundle, loop.device, True),
+                loop, run.logger, tasks.shown_metrics(bundle.task, bundle.num_classes, bundle.state), run.extra,
+                run.pictures, run.replan)
             if STOP:  # it came as the last epoch ended: its checkpoint is written
                 raise TrainingStopped(STOP.signal_name, run.state)
             STOP.finishing = run.state  # from here a stop signal ends the command at once (see StopRequest)
@@ -227,16 +199,10 @@ class Run:
     extra: dict
     replan: Any = None  # fit calls it after epoch 1 with a trainer.budget_min (see budget_replan)
 
-    def meter(self, collect: bool = False, sweep: bool = False) -> Any:
-        """A fresh meter of the run's task."""
-        return meter_for(self.bundle, self.loop.device, collect=collect, sweep=sweep)
 
-
-def _setup(cfg: DictConfig, info: RunInfo, ckpt: Optional[dict], resume: Optional[Path] = None,
-           changed: "list[str] | None" = None) -> Run:
-    """Settings, data, model (checked against the data, and against the weights of the checkpoint `ckpt` read from
-    `resume`, naming the command line's model overrides `changed`), initialised and wrapped; loaders, optimiser,
-    schedule, restored state, loss, logger and pictures."""
+def _setup(cfg: DictConfig, info: RunInfo, ckpt: Optional[dict], resume: Optional[Path], changed: list[str],
+           in_place: bool) -> Run:
+    """Build the run: data, model (checked against the data and the checkpoint), loaders, optimiser, state, logger."""
     world, main = distributed.WORLD, distributed.WORLD.main
     info.name = info.name or str(cfg.get("name") or "")
     t = trainer_settings(cfg.trainer)
@@ -255,7 +221,7 @@ def _setup(cfg: DictConfig, info: RunInfo, ckpt: Optional[dict], resume: Optiona
     loop = loop_settings(t, device, info.run_dir / CKPT_DIR if main else None)
     check_compatible(model, bundle, names, loop)  # before init: a lazy layer learns its input width here
     if ckpt is not None:  # a model changed on the command line must still take the checkpoint's weights
-        check_weights_fit(model, ckpt.get("train_model", ckpt["model"]), resume, changed or [])
+        check_weights_fit(model, ckpt.get("train_model", ckpt["model"]), resume, changed)
     model = init_weights(model, cfg.init)
     if cfg.get("init_from") and ckpt is None:  # a resumed run has its own weights
         transfer_weights(model, cfg.init_from)
@@ -280,11 +246,10 @@ def _setup(cfg: DictConfig, info: RunInfo, ckpt: Optional[dict], resume: Optiona
     plan = schedule_plan(cfg, t, len(train_loader), epoch_s)
     loop.epochs = plan.get("epochs", t.epochs)
     if loop.epochs < t.epochs:  # a resumed run keeps the cut without measuring again: the log still says why
-        log.warning(budget_cut_message(t, epoch_s, loop.epochs, "epoch 1's pace, from the checkpoint"))
+        log_budget(t, epoch_s, loop.epochs, "epoch 1's pace, from the checkpoint")
     if ckpt is not None:
-        check_epochs_left(ckpt, resume, loop.epochs, t, continues_in_place(resume, info.run_dir))
-    # the optimizer's settings before any schedule touches them (a one-cycle schedule lowers `lr` to its start and
-    # takes its peak from `lr`): what a rebuild after the budget's cut starts from
+        check_epochs_left(ckpt, resume, loop.epochs, t, in_place)
+    # what a rebuild starts from: the settings before any schedule (one-cycle lowers `lr` and takes its peak from it)
     fresh = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
     scheduler = build_scheduler(cfg.sched, optimizer, plan["total_steps"], len(train_loader))
     scaler = torch.amp.GradScaler("cuda") if loop.amp_dtype == torch.float16 else None
@@ -292,12 +257,19 @@ def _setup(cfg: DictConfig, info: RunInfo, ckpt: Optional[dict], resume: Optiona
     state = TrainState(model, optimizer, scheduler, net=compile_model(ddp, t, device), scaler=scaler, ema=ema)
     if world.active or ema is not None:  # evaluate what is saved: never the DDP wrapper, the average with trainer.ema
         state.eval_net = compile_model(state.evaluated_model(), t, device)
-    rebuild = rebuild_schedule(cfg, state, fresh, len(train_loader))
+
+    def rebuild(total_steps: int, step: Optional[int]) -> None:
+        """A new schedule for `total_steps` at `step` (None: the current one), as if planned so from the start."""
+        for group, hyper in zip(optimizer.param_groups, fresh):
+            group.pop("initial_lr", None)  # a learning rate changed on resuming is the new plan's base
+            group.update(hyper)
+        state.scheduler = build_scheduler(cfg.sched, optimizer, total_steps, len(train_loader))
+        fast_forward(state.scheduler, state.step if step is None else step)
+
     if ckpt is not None:
         restore(state, ckpt, train_loader, plan, rebuild)
         log.info(f"resuming {position(state.epoch, state.batch_in_epoch, state.step)}")
-    logger = RunLogger(info.run_dir / "tb", enabled=t.tensorboard and main,
-                       purge_step=state.step + 1 if ckpt else None)
+    logger = RunLogger(info.run_dir / "tb", enabled=t.tensorboard and main, purge_step=state.step + 1 if ckpt else None)
     counts = train_class_counts(bundle) if loss_takes_class_counts(cfg.loss) else None
     loss_fn = build_loss(cfg.loss, model, bundle, counts)
     if counts is not None:  # saved with the data state: cnnlab-eval weighs its loss as training did
@@ -314,11 +286,8 @@ def _setup(cfg: DictConfig, info: RunInfo, ckpt: Optional[dict], resume: Optiona
     return Run(bundle, state, train_loader, val_loader, loss_fn, loop, logger, pictures, extra, replan)
 
 
-def schedule_plan(cfg: DictConfig, t: TrainerConfig, steps_per_epoch: int,
-                  epoch_s: Optional[float] = None) -> dict[str, Any]:
-    """What the learning-rate schedule is built for (saved in checkpoints: a resumed run with another plan gets its
-    schedule rebuilt). With trainer.budget_min and the time of epoch 1 (`epoch_s`), the epochs that fit the budget
-    and what they were computed from."""
+def schedule_plan(cfg: DictConfig, t: TrainerConfig, steps_per_epoch: int, epoch_s: Optional[float]) -> dict[str, Any]:
+    """What the schedule is built for (saved: another plan rebuilds it); with `epoch_s`, the epochs the budget fits."""
     epochs = t.epochs
     extra = {}
     if t.budget_min and epoch_s is not None:
@@ -328,21 +297,17 @@ def schedule_plan(cfg: DictConfig, t: TrainerConfig, steps_per_epoch: int,
 
 
 def first_epoch_seconds(ckpt: dict) -> Optional[float]:
-    """The training time of epoch 1 of a checkpoint's run (as its budget measured it, else from its history), or
-    None before epoch 1 has ended: a resumed run applies trainer.budget_min with it, without measuring again."""
+    """The time of epoch 1 of a checkpoint's run (its budget's measure, else its history), or None before its end."""
     plan, history = ckpt.get("plan") or {}, ckpt.get("history") or []
     if "epoch_s" in plan:
         return float(plan["epoch_s"])
     return float(history[0]["train/epoch_time_s"]) if history else None
 
 
-def check_epochs_left(ckpt: dict[str, Any], path: Optional[Path], epochs: int, t: TrainerConfig,
-                      in_place: bool) -> None:
-    """Refuse to continue a checkpoint that already trained the `epochs` the run plans, into another folder (it
-    would only test it again, as a new run), or past them in its own folder (the plan was shortened below what it
-    trained). Finishing a run in its own folder (`resume=true`, a requeued job) may test it again: that is how a
-    run stopped after its last epoch gets its results."""
+def check_epochs_left(ckpt: dict, path: Optional[Path], epochs: int, t: TrainerConfig, in_place: bool) -> None:
+    """Refuse a checkpoint that trained the planned `epochs`, into another folder, or past them in its own folder."""
     done, begun = ckpt["epoch"], ckpt["epoch"] + (1 if ckpt.get("batch_in_epoch") else 0)
+    # in its own folder a run may finish at its last epoch: one stopped after it gets its results so
     if (begun <= epochs) if in_place else (done < epochs):
         return
     plan = (f"trainer.epochs={epochs}" if epochs == t.epochs else
@@ -354,12 +319,15 @@ def check_epochs_left(ckpt: dict[str, Any], path: Optional[Path], epochs: int, t
                       f"it with cnnlab-eval {typed_override('ckpt_path', path)}")
 
 
-def budget_cut_message(t: TrainerConfig, epoch_s: float, epochs: int, pace: str) -> str:
-    """The log line of a budget's cut to `epochs` at `epoch_s` seconds an epoch (`pace`: where that figure is from)."""
+def log_budget(t: TrainerConfig, epoch_s: float, epochs: int, pace: str) -> None:
+    """Log the `epochs` of trainer.epochs that fit trainer.budget_min at `epoch_s` seconds each (`pace`: its source)."""
+    said = f"trainer.budget_min={t.budget_min:g}: an epoch takes {epoch_s:.1f}s of training ({pace}), so"
+    if epochs == t.epochs:
+        log.info(f"{said} all {t.epochs} epochs fit (about {t.epochs * epoch_s / 60:.1f} min)")
+        return
     trains = f"{epochs} epoch" if epochs == 1 else f"{epochs} epochs"
-    return (f"trainer.budget_min={t.budget_min:g}: an epoch takes {epoch_s:.1f}s of training ({pace}), so {epochs} "
-            f"of the {t.epochs} epochs fit: the run trains {trains}, its schedule planned for them (raise "
-            f"trainer.budget_min, or set it to null, to train all {t.epochs})")
+    log.warning(f"{said} {epochs} of the {t.epochs} epochs fit: the run trains {trains}, its schedule planned for "
+                f"them (raise trainer.budget_min, or set it to null, to train all {t.epochs})")
 
 
 def budget_epochs(asked: int, epoch_s: float, budget_min: float) -> int:
@@ -367,39 +335,16 @@ def budget_epochs(asked: int, epoch_s: float, budget_min: float) -> int:
     return max(1, min(asked, int(budget_min * 60 // max(epoch_s, 1e-9))))
 
 
-def rebuild_schedule(cfg: DictConfig, state: TrainState, fresh: list[dict],
-                     steps_per_epoch: int) -> Callable[[int, Optional[int]], None]:
-    """`rebuild(total_steps, step)`: a new schedule for `total_steps`, at `step` (None: the run's current step) as
-    if planned so from the start.
-    It starts from the optimizer's settings `fresh`, as they were before the first schedule was built (a one-cycle
-    schedule lowers `lr` to its start and takes its peak from `lr`), and forgets the base rate the first schedule,
-    or a checkpoint's, recorded (`initial_lr`): a learning rate changed on resuming is the new plan's base."""
-
-    def rebuild(total_steps: int, step: Optional[int]) -> None:
-        for group, hyper in zip(state.optimizer.param_groups, fresh):
-            group.pop("initial_lr", None)
-            group.update(hyper)
-        state.scheduler = build_scheduler(cfg.sched, state.optimizer, total_steps, steps_per_epoch)
-        fast_forward(state.scheduler, state.step if step is None else step)
-
-    return rebuild
-
-
 def budget_replan(cfg: DictConfig, t: TrainerConfig, loop: LoopSettings, extra: dict, steps_per_epoch: int,
                   rebuild: Callable[[int, Optional[int]], None]) -> Callable[[float], None]:
-    """The `replan` that fit calls after epoch 1 under trainer.budget_min: the plan for that epoch's time goes into
-    the checkpoints; if fewer epochs fit than asked, loop.epochs is lowered and the schedule rebuilt for them at
-    the current step (`rebuild`, see rebuild_schedule)."""
+    """fit's `replan` after epoch 1: the budget's plan, saved; a cut lowers loop.epochs and rebuilds the schedule."""
 
     def replan(epoch_s: float) -> None:
         extra["plan"] = plan = schedule_plan(cfg, t, steps_per_epoch, epoch_s)
-        if plan["epochs"] == loop.epochs:
-            log.info(f"trainer.budget_min={t.budget_min:g}: an epoch takes {epoch_s:.1f}s of training (epoch 1's "
-                     f"pace), so all {t.epochs} epochs fit (about {t.epochs * epoch_s / 60:.1f} min)")
-            return
-        rebuild(plan["total_steps"], None)
-        loop.epochs = plan["epochs"]
-        log.warning(budget_cut_message(t, epoch_s, loop.epochs, "epoch 1's pace"))
+        log_budget(t, epoch_s, plan["epochs"], "epoch 1's pace")
+        if plan["epochs"] != loop.epochs:
+            rebuild(plan["total_steps"], None)
+            loop.epochs = plan["epochs"]
 
     return replan
 
@@ -411,9 +356,7 @@ def meter_for(bundle: DataBundle, device: torch.device, collect: bool = False, s
 
 
 def tune_threshold(net: Any, bundle: DataBundle, loader: Any, loss_fn: Any, loop: LoopSettings) -> Optional[float]:
-    """For binary segmentation: the foreground-probability threshold that maximises the monitored metric (f1,
-    iou or patch_f1; f1 when another metric is monitored) on `loader` (validation), stored in `bundle.state`. None
-    for other tasks."""
+    """Binary segmentation: the threshold that maximises the monitored metric (else f1) on `loader`, kept."""
     if bundle.task != "segmentation" or bundle.num_classes != 2:
         return None
     sweep = evaluate(net, loader, loss_fn, meter_for(bundle, loop.device, sweep=True), loop)["sweep"]
@@ -432,16 +375,15 @@ def _finish(cfg: DictConfig, info: RunInfo, run: Run) -> dict:
     best = info.run_dir / CKPT_DIR / BEST
     if best.is_file():
         state.evaluated_model().load_state_dict(load_checkpoint(best, map_location=loop.device)["model"])
-    if tune_threshold(state.eval_net, bundle, run.val_loader, run.loss_fn, loop) is not None and best.is_file() \
-            and main:
+    tuned = tune_threshold(state.eval_net, bundle, run.val_loader, run.loss_fn, loop) is not None
+    if tuned and best.is_file() and main:
         ckpt = load_checkpoint(best)
         ckpt["data_state"] = run.extra["data_state"] = bundle.data_state()
         save_checkpoint(ckpt, best)
-    val = evaluate(state.eval_net, run.val_loader, run.loss_fn, run.meter(collect=True), loop)
-    t = cfg.trainer
-    test_loader = make_loader(bundle.test, t.eval_batch_size, False, loop.device, num_workers=t.num_workers,
+    val = evaluate(state.eval_net, run.val_loader, run.loss_fn, meter_for(bundle, loop.device, True), loop)
+    test_loader = make_loader(bundle.test, loop.eval_batch_size, False, loop.device, num_workers=loop.num_workers,
                               shard=(distributed.WORLD.rank, distributed.WORLD.size))
-    test = evaluate(state.eval_net, test_loader, run.loss_fn, run.meter(), loop)
+    test = evaluate(state.eval_net, test_loader, run.loss_fn, meter_for(bundle, loop.device), loop)
     if run.pictures is not None:
         run.pictures(state.epoch, val, final=True)
     results = write_results(info.run_dir, state, test, val, bundle, info, run.logger,
