@@ -22,6 +22,7 @@ from torch import nn
 from .data.common import DataBundle, TensorSplit
 from .engine import LoopSettings
 from .errors import ConfigError, find_config_error, first_line
+from .losses import SquaredError
 from .schema import TrainerConfig, trainer_settings
 from .tasks import TASKS
 
@@ -67,17 +68,6 @@ def plain(node: Any) -> Any:
     return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
 
 
-def resolve_target(group: str, node: Any) -> Callable:
-    """The callable a config node's `_target_` names (ConfigError when it cannot be imported)."""
-    target = node.get("_target_") if node is not None else None
-    if not target:
-        raise ConfigError(f"the {group} config has no _target_: choose one with {group}=<option>")
-    try:
-        return get_object(str(target))
-    except (ImportError, AttributeError, ValueError) as e:
-        raise ConfigError(f"{group}._target_={target} cannot be imported ({first_line(e)}): check the name") from None
-
-
 def _checkable(hint: Any) -> Any:
     """`hint` where OmegaConf can check a value against it, else Any (the target itself judges those)."""
     # a union with one type a config can hold (torch.optim's `lr: float | Tensor`) is checked as that type
@@ -114,7 +104,13 @@ def signature_schema(target: Callable) -> "type | None":
 
 def _checked(group: str, node: Any) -> Callable:
     """`node`'s target, its keys and value types (and those of nested targets) checked against its signature."""
-    target = resolve_target(group, node)
+    name = node.get("_target_") if node is not None else None
+    if not name:
+        raise ConfigError(f"the {group} config has no _target_: choose one with {group}=<option>")
+    try:
+        target = get_object(str(name))
+    except (ImportError, AttributeError, ValueError) as e:
+        raise ConfigError(f"{group}._target_={name} cannot be imported ({first_line(e)}): check the name") from None
     values = {k: v for k, v in plain(node).items() if not str(k).startswith("_")}
     schema = signature_schema(target)
     if schema is not None:
@@ -302,8 +298,6 @@ def build_loss(loss_cfg: DictConfig, model: nn.Module, bundle: Optional[DataBund
     """The configured criterion (`loss=auto`: the model's `criterion`, or cross-entropy), with class counts if taken."""
     if loss_cfg.get("auto"):
         if bundle is not None and bundle.task == "regression":
-            from .losses import SquaredError
-
             return SquaredError()
         return getattr(model, "criterion", nn.CrossEntropyLoss)()
     target = _checked("loss", loss_cfg)

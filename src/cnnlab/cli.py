@@ -48,12 +48,6 @@ def _resume_hint(run_dir: Path) -> str:
     return "no checkpoint was written yet"
 
 
-def _only_start_up_files(run_dir: Path) -> bool:
-    """True when the folder holds nothing but what Hydra and the lock wrote at start-up."""
-    return run_dir.is_dir() and all(p.name in (".hydra", ".cnnlab.lock") or p.suffix == ".log"
-                                    for p in run_dir.iterdir())
-
-
 def _take_back_own_record(run_dir: Path) -> None:
     """Remove Hydra's record of this command (`.hydra/`, or `.hydra/<time>/`); the log keeps the error line."""
     subdir = HydraConfig.get().output_subdir
@@ -67,7 +61,9 @@ def _forget_or_mark(run_dir: Path, cfg: DictConfig, error: str, before_training:
     hc = HydraConfig.get()
     first = hc.output_subdir == ".hydra"  # the folder held no command's record before this one's (cnnlab.rundir)
     made_here = first and not any(str(o).startswith("hydra.run.dir=") for o in hc.overrides.hydra)  # Hydra named it
-    if (first and _only_start_up_files(run_dir)) or (before_training and made_here):
+    start_up_only = run_dir.is_dir() and all(p.name in (".hydra", ".cnnlab.lock") or p.suffix == ".log"
+                                             for p in run_dir.iterdir())  # what Hydra and the lock wrote at start-up
+    if (first and start_up_only) or (before_training and made_here):
         shutil.rmtree(run_dir, ignore_errors=True)  # only this command's start-up files, or a folder it made
         root = Path(str(cfg.get("paths", {}).get("output_dir", "outputs"))).resolve()
         parent = run_dir.resolve().parent
@@ -99,17 +95,15 @@ def _guard(fn: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
             raise ConfigError("torchrun runs one training; for sweeps use cnnlab-train -m with a Hydra launcher "
                               "(e.g. hydra/launcher=slurm)")
         return fn(cfg)
-    except TrainingStopped as e:
-        message = f"stopped by {e.signal_name} {e.where}; {_resume_hint(run_dir)}"
+    except (TrainingStopped, KeyboardInterrupt) as e:
+        stopped = isinstance(e, TrainingStopped)
+        message = (f"stopped by {e.signal_name} {e.where}" if stopped else "interrupted") + f"; {_resume_hint(run_dir)}"
         _to_log_file(message)
         print(message, file=sys.stderr)
+        if not stopped:
+            sys.exit(130)
         STOP.forward()  # e.g. submitit's SIGUSR1 handler: requeue the SLURM job
         sys.exit(128 + getattr(signal, e.signal_name, signal.SIGTERM).value)
-    except KeyboardInterrupt:
-        message = f"interrupted; {_resume_hint(run_dir)}"
-        _to_log_file(message)
-        print(message, file=sys.stderr)
-        sys.exit(130)
     except Exception as e:  # noqa: BLE001 - re-raised unless it is a user error or one job of a sweep
         err = find_config_error(e)
         line = "error: " + str(err).strip().splitlines()[-1] if err is not None else None

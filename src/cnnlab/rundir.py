@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any, Optional
 
+import torch
 from omegaconf import OmegaConf
 
 from . import distributed
@@ -15,9 +16,7 @@ from . import distributed
 
 def stamp() -> str:
     """`${cnnlab.stamp:}`: the time to the microsecond (under torchrun rank 0's, so that all ranks share a folder)."""
-    if distributed.WORLD.stamp:
-        return distributed.WORLD.stamp
-    return datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
+    return distributed.WORLD.stamp or datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
 
 
 def record_dir(output_dir: str) -> Optional[str]:
@@ -37,8 +36,6 @@ def run_name(ckpt_path: Any, default: str) -> str:
     """`name`'s default: the name of the run that wrote `ckpt_path` (filed beside it), else `default`."""
     if not ckpt_path or not Path(str(ckpt_path)).expanduser().is_file():
         return default
-    import torch
-
     try:
         ckpt = torch.load(Path(str(ckpt_path)).expanduser(), map_location="cpu", weights_only=True, mmap=True)
         name = str((ckpt.get("run_info") or {}).get("name") or "")

@@ -71,21 +71,17 @@ def job_folders(sweep_dir: Path) -> list[Path]:
     return sorted(p.parent for p in sweep_dir.rglob(".hydra") if p.is_dir() and p.parent != sweep_dir)
 
 
-def _job_number(job: Path) -> str:
-    """The job's number in its sweep: Hydra's record (`hydra.job.num`), else the folder name's prefix."""
-    try:
-        return str(int(yaml.safe_load((job / ".hydra" / "hydra.yaml").read_text())["hydra"]["job"]["num"]))
-    except (OSError, TypeError, KeyError, ValueError, yaml.YAMLError):
-        return job.name.split("_", 1)[0]
-
-
 def job_rows(jobs: Iterable[Path], metric: str) -> list[dict[str, Any]]:
     """One row per job folder: number, overrides, status, the metric and its test counterpart."""
     rows = []
     for job in jobs:
         overrides_file = job / ".hydra" / "overrides.yaml"
         overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.is_file() else []
-        row: dict[str, Any] = {"job": _job_number(job), "folder": str(job), "overrides": " ".join(overrides or []),
+        try:  # the job's number: Hydra's record (`hydra.job.num`), else the folder name's prefix
+            number = str(int(yaml.safe_load((job / ".hydra" / "hydra.yaml").read_text())["hydra"]["job"]["num"]))
+        except (OSError, TypeError, KeyError, ValueError, yaml.YAMLError):
+            number = job.name.split("_", 1)[0]
+        row: dict[str, Any] = {"job": number, "folder": str(job), "overrides": " ".join(overrides or []),
                                "status": "no result", "value": None, "test": None}
         if (job / "results.json").is_file():  # before failed.json: a failed job resumed to its end is finished
             results = json.loads((job / "results.json").read_text())

@@ -26,15 +26,10 @@ def _walk(node: Any, prefix: str = "") -> Iterator[tuple[str, Any, Any]]:
         yield from _walk(value, path)
 
 
-def _targets(node: Any) -> Iterator[tuple[str, str]]:
-    """(dotted key, target) of every `_target_` in a plain nested dict/list."""
-    return ((path, str(value)) for path, key, value in _walk(node) if key == "_target_")
-
-
 @functools.lru_cache(maxsize=None)
 def _folder_targets(config_dir: str) -> frozenset[str]:
-    return frozenset(t for p in Path(config_dir).rglob("*.yaml") for _, t in _targets(yaml.safe_load(p.read_text())
-                                                                                        or {}))
+    loaded = (yaml.safe_load(p.read_text()) or {} for p in Path(config_dir).rglob("*.yaml"))
+    return frozenset(str(value) for node in loaded for _, key, value in _walk(node) if key == "_target_")
 
 
 def user_config_dirs() -> list[str]:
@@ -70,8 +65,8 @@ def check_saved_targets(saved: dict, replaced: "set[str]", source: str, trusted:
             raise ConfigError(f"{source}: its saved config holds an interpolation at {key} ({str(value)[:60]}); "
                               f"refused, since cnnlab saves configs resolved and an interpolation can build code when "
                               f"used (set {key} on the command line if the file is yours)")
-    for key, target in _targets(saved):
-        if not users(key) and not is_safe_target(target, trusted):
+    for key, name, target in _walk(saved):
+        if name == "_target_" and not users(key) and not is_safe_target(str(target), trusted):
             raise ConfigError(f"{source}: its saved config names {key}={target}, which no cnnlab config names; "
                               f"refused, so that a received file cannot choose code to run (for your own class, "
                               f"pass --config-dir <folder with its yaml> (config_dirs=[...] to cnnlab.load_model), or "

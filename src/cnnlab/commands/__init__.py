@@ -1,5 +1,4 @@
-"""The command bodies: `training` (cnnlab-train), `inspection` (cnnlab-eval, cnnlab-viz), `prediction`
-(cnnlab-predict). The console entry points that call them are in cli.py."""
+"""The command bodies: `training` (cnnlab-train), `inspection` (cnnlab-eval, -viz), `prediction` (cnnlab-predict)."""
 from .inspection import evaluate_checkpoint, visualise_checkpoint
 from .prediction import predict
 from .training import check_compatible, train

@@ -7,7 +7,6 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
 
 import torch
 from omegaconf import DictConfig
@@ -16,7 +15,7 @@ from torch import nn
 from .. import tasks
 from ..build import build_data, build_loss, build_model, loop_settings, model_overrides, trainer_settings
 from ..checkpoint import load_checkpoint, load_weights
-from ..data.common import DataBundle, head, make_loader, offered_from_state
+from ..data.common import head, make_loader, offered_from_state
 from ..device import select_device
 from ..engine import evaluate
 from ..errors import ConfigError
@@ -110,21 +109,15 @@ def visualise_checkpoint(cfg: DictConfig, info: RunInfo) -> Path:
                              num_images=cfg.num_images, smoothgrad=int(run_cfg.trainer.get("smoothgrad", 0)),
                              split=cfg.split)
     pictures(0, val, final=True)
-    if cfg.get("layer"):
-        _layer_pictures(cfg, model, bundle, split, loop.device, out_dir)
+    if cfg.get("layer"):  # the top patches per channel (and with `maximise=true` the optimised inputs)
+        from ..viz import layers
+
+        x, _ = head(split, int(cfg.get("layer_images", 2000)))
+        tag = str(cfg.layer).replace(".", "_")
+        save_png(layers.patches_figure(model, str(cfg.layer), x, bundle.mean, bundle.std, loop.device, k=int(cfg.top),
+                                       channels=int(cfg.channels)), out_dir / f"layer_{tag}_top_patches.png")
+        if cfg.get("maximise"):
+            save_png(layers.maximised_figure(model, str(cfg.layer), tuple(x.shape[1:]), loop.device,
+                                             channels=int(cfg.channels)), out_dir / f"layer_{tag}_maximised.png")
     log.info(f"pictures written to {out_dir.resolve()}: {', '.join(sorted(p.name for p in out_dir.glob('*.png')))}")
     return out_dir
-
-
-def _layer_pictures(cfg: DictConfig, model: nn.Module, bundle: DataBundle, split: Any, device: torch.device,
-                    out_dir: Path) -> None:
-    """`layer=<name>`: the top patches per channel (and with `maximise=true` the optimised inputs) as PNGs."""
-    from ..viz import layers
-
-    x, _ = head(split, int(cfg.get("layer_images", 2000)))
-    tag = str(cfg.layer).replace(".", "_")
-    save_png(layers.patches_figure(model, str(cfg.layer), x, bundle.mean, bundle.std, device, k=int(cfg.top),
-                                   channels=int(cfg.channels)), out_dir / f"layer_{tag}_top_patches.png")
-    if cfg.get("maximise"):
-        save_png(layers.maximised_figure(model, str(cfg.layer), tuple(x.shape[1:]), device,
-                                         channels=int(cfg.channels)), out_dir / f"layer_{tag}_maximised.png")

@@ -74,16 +74,11 @@ class ClassCsvWriter(FileWriter):
     def add(self, items: list, index: Tensor, logits: Tensor, inputs: Optional[Tensor] = None) -> None:
         probs, labels = logits.float().softmax(1).topk(self.k, dim=1)
         for i, p, c in zip(index.tolist(), probs.tolist(), labels.tolist()):
-            row = [str(items[i]), self.names[c[0]], f"{p[0]:.6f}"]
-            for j in range(1, self.k):
-                row += [self.names[c[j]], f"{p[j]:.6f}"]
-            self.rows[i] = row
+            self.rows[i] = [str(items[i])] + [v for j in range(self.k) for v in (self.names[c[j]], f"{p[j]:.6f}")]
 
     def close(self) -> str:
         header = ["path", "label", "probability"] + [f"{w}_{j + 1}" for j in range(1, self.k)
                                                      for w in ("label", "probability")]
         buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(self.rows[i] for i in sorted(self.rows))
+        csv.writer(buf, lineterminator="\n").writerows([header] + [self.rows[i] for i in sorted(self.rows)])
         return self.write(buf.getvalue())

@@ -70,20 +70,15 @@ def check_output_file(path: "str | Path", shown: str, example: str) -> None:
     check_writable(Path(path).expanduser().parent, shown)
 
 
-def output_file(cfg: DictConfig, run_dir: Path, default: str) -> Path:
-    """The file `output=` names, `default` in it if a folder (`output=preds/`), else `default` in the run folder."""
-    if not cfg.get("output"):
-        return run_dir / default
-    out = Path(str(cfg.output)).expanduser()
-    return out / default if out.is_dir() or str(cfg.output).endswith(("/", os.sep)) else out
-
-
 class FileWriter:
     """The writer of one predictions file (`output=`, else `default` in the command's folder), written atomically."""
 
     def __init__(self, state: dict, cfg: DictConfig, run_dir: Path, default: str) -> None:
-        self.path = output_file(cfg, run_dir, default)
-        if cfg.get("output"):
+        if not cfg.get("output"):
+            self.path = run_dir / default
+        else:  # an existing folder, or one written with a trailing slash (`output=preds/`), gets `default` inside
+            out = Path(str(cfg.output)).expanduser()
+            self.path = out / default if out.is_dir() or str(cfg.output).endswith(("/", os.sep)) else out
             check_writable(self.path.parent, f"output={cfg.output}")
         self.names, self.rows = list(state["class_names"]), {}
 

@@ -3,6 +3,7 @@ per image out with the same name and size (0/255 for two classes, class indices 
 TIFF stack); `overlays=true` adds image+mask pictures, `submission=<file.csv>` the roads task's patch CSV."""
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -50,20 +51,16 @@ class SegImageReader:
 
     def batches(self, size: int) -> Iterator[tuple[Tensor, Tensor]]:
         """(normalised images, indices into `items`) per batch."""
-        i = 0
-        while i < len(self.items):
-            path = self.items[i][0]
-            j = i + 1
-            while j < len(self.items) and j - i < size and self.items[j][0] == path:  # pages of one stack
-                j += 1
-            try:
-                x = torch.stack([self._load(*self.items[k]) for k in range(i, j)])
-            except BadImageFile:
-                self.bad.append(path)
-            else:
-                yield normalise(x.float().div_(255), tuple(self.state["mean"]), tuple(self.state["std"])), \
-                    torch.arange(i, j)
-            i = j
+        for path, group in itertools.groupby(range(len(self.items)), key=lambda k: self.items[k][0]):
+            group = list(group)  # an image, or the pages of one stack
+            for chunk in (group[lo:lo + size] for lo in range(0, len(group), size)):
+                try:
+                    x = torch.stack([self._load(*self.items[k]) for k in chunk])
+                except BadImageFile:
+                    self.bad.append(path)
+                else:
+                    yield normalise(x.float().div_(255), tuple(self.state["mean"]), tuple(self.state["std"])), \
+                        torch.tensor(chunk)
 
 
 class PatchesAsMask(nn.Module):

@@ -66,7 +66,7 @@ class TextTsvWriter(FileWriter):
         super().__init__(state, cfg, run_dir, "predictions.tsv")  # text= with output= was refused by check_inputs
         self.console = text is not None
 
-    def targets(self, items: list) -> list[Path]:
+    def targets(self, items: list) -> list[Path]:  # noqa: ARG002 - one file whatever the inputs
         """The files this writer will write (none for one sentence: it prints)."""
         return [] if self.console else [self.path]
 

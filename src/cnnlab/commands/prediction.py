@@ -1,6 +1,6 @@
 """`cnnlab-predict ckpt_path=... input=<file | folder | glob> output=<file or folder>`: a trained model applied to
 new inputs with nothing but its checkpoint. Its input kind picks the reader (files -> model inputs) and its task the
-writer (logits -> CSV / masks / TSV): a new task adds its pair (a module beside this one) to `_registry`."""
+writer (logits -> CSV / masks / TSV): a new task adds its pair (a module beside this one) to `predict`'s tables."""
 from __future__ import annotations
 
 import logging
@@ -26,17 +26,6 @@ INPUT_WORDS = {"image": "images", "seg_image": "images", "text": "sentences", "p
                "patches": "feature vectors of image patches", "vectors": "feature vectors"}
 
 
-def _registry() -> "tuple[dict, dict]":
-    """Readers by the data state's `input` kind, writers by task (each task's pair lives in its own module)."""
-    from .predict_images import ClassCsvWriter, FeatureReader, ImageReader
-    from .predict_masks import MaskWriter, SegImageReader
-    from .predict_text import LineReader, TextTsvWriter
-
-    readers = {"image": ImageReader, "features": FeatureReader, "text": LineReader, "seg_image": SegImageReader}
-    writers = {"classification": ClassCsvWriter, "text": TextTsvWriter, "segmentation": MaskWriter}
-    return readers, writers
-
-
 def load_predictor(cfg: DictConfig, info: RunInfo):
     """(model in eval mode, data state, loop settings) from the checkpoint alone."""
     if not cfg.get("ckpt_path"):
@@ -60,13 +49,16 @@ def load_predictor(cfg: DictConfig, info: RunInfo):
 
 def predict(cfg: DictConfig, info: RunInfo) -> str:
     """Read the inputs, run the model over them batch by batch, write what the task writes; returns a summary."""
+    from .predict_images import ClassCsvWriter, FeatureReader, ImageReader
+    from .predict_masks import MaskWriter, SegImageReader, patches_as_segmenter
+    from .predict_text import LineReader, TextTsvWriter
+
     model, state, loop = load_predictor(cfg, info)
     if state.get("input") == "patches":  # a classifier of image patches writes masks, as a segmenter does
-        from .predict_masks import patches_as_segmenter
-
         model, state = patches_as_segmenter(model, state, str(cfg.ckpt_path))
     kind, task = state.get("input", "image"), state["task"]
-    readers, writers = _registry()
+    readers = {"image": ImageReader, "features": FeatureReader, "text": LineReader, "seg_image": SegImageReader}
+    writers = {"classification": ClassCsvWriter, "text": TextTsvWriter, "segmentation": MaskWriter}
     if kind not in readers or task not in writers:
         raise ConfigError(f"cnnlab-predict applies image classifiers, segmenters and sentence classifiers to new "
                           f"files, but this checkpoint's model takes {INPUT_WORDS.get(kind, kind + ' inputs')} "
