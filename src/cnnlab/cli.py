@@ -42,12 +42,6 @@ def _write_failed(run_dir: Path, cfg: DictConfig, error: str) -> None:
     (run_dir / "failed.json").write_text(json.dumps(record, indent=2))
 
 
-def _resume_hint(run_dir: Path) -> str:
-    if (run_dir / "checkpoints" / "last.pt").is_file():
-        return f"continue with: cnnlab-train resume=true {typed_override('hydra.run.dir', run_dir)}"
-    return "no checkpoint was written yet"
-
-
 def _take_back_own_record(run_dir: Path) -> None:
     """Remove Hydra's record of this command (`.hydra/`, or `.hydra/<time>/`); the log keeps the error line."""
     subdir = HydraConfig.get().output_subdir
@@ -97,7 +91,9 @@ def _guard(fn: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
         return fn(cfg)
     except (TrainingStopped, KeyboardInterrupt) as e:
         stopped = isinstance(e, TrainingStopped)
-        message = (f"stopped by {e.signal_name} {e.where}" if stopped else "interrupted") + f"; {_resume_hint(run_dir)}"
+        hint = (f"continue with: cnnlab-train resume=true {typed_override('hydra.run.dir', run_dir)}"
+                if (run_dir / "checkpoints" / "last.pt").is_file() else "no checkpoint was written yet")
+        message = (f"stopped by {e.signal_name} {e.where}" if stopped else "interrupted") + f"; {hint}"
         _to_log_file(message)
         print(message, file=sys.stderr)
         if not stopped:
