@@ -7,8 +7,7 @@ __version__ = "0.1.0"
 
 
 def load_model(ckpt_path: Any, device: Any = "cpu", config_dirs: Any = ()) -> Any:
-    """The trained model in a cnnlab checkpoint, in eval mode, with `model.data_state` (see
-    cnnlab.commands.inspection.load_model)."""
+    """The trained model in a cnnlab checkpoint, in eval mode, with `model.data_state` (see commands.inspection)."""
     from .commands.inspection import load_model as load
 
     return load(ckpt_path, device, config_dirs)

@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import inspect
 import logging
+import traceback
 import types
 import typing
 from pathlib import Path
@@ -21,6 +22,7 @@ from torch import nn
 from .data.common import DataBundle, TensorSplit
 from .engine import LoopSettings
 from .errors import ConfigError, find_config_error, first_line
+from .losses import SquaredError
 from .schema import TrainerConfig, trainer_settings
 from .tasks import TASKS
 
@@ -44,8 +46,6 @@ PRETRAINED_KEYS = ("weights", "encoder_weights", "backbone_weights")
 __all__ = ["trainer_settings"]
 
 
-# ---------------------------------------------------------------- the command line
-
 def parse_override(item: str) -> "tuple[str, str]":
     """'+trainer.epochs=5' -> ('trainer.epochs', '5')."""
     key, _, value = item.lstrip("+~").partition("=")
@@ -68,23 +68,9 @@ def plain(node: Any) -> Any:
     return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
 
 
-# ---------------------------------------------------------------- targets
-
-def resolve_target(group: str, node: Any) -> Callable:
-    """The callable a config node's `_target_` names (ConfigError when it cannot be imported)."""
-    target = node.get("_target_") if node is not None else None
-    if not target:
-        raise ConfigError(f"the {group} config has no _target_: choose one with {group}=<option>")
-    try:
-        return get_object(str(target))
-    except (ImportError, AttributeError, ValueError) as e:
-        raise ConfigError(f"{group}._target_={target} cannot be imported ({first_line(e)}): check the name") from None
-
-
 def _checkable(hint: Any) -> Any:
-    """`hint` where OmegaConf can check a value against it (int, float, bool, str, Optional, List, Dict, Enum),
-    else Any (tensors, callables, unions of several types: the target itself judges those). A union with one
-    type a config can hold (torch.optim's `lr: float | Tensor`) is checked as that type."""
+    """`hint` where OmegaConf can check a value against it, else Any (the target itself judges those)."""
+    # a union with one type a config can hold (torch.optim's `lr: float | Tensor`) is checked as that type
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         members = [a for a in typing.get_args(hint) if a is not type(None)]
         held = [a for a in members if _checkable(a) is not Any]
@@ -101,10 +87,9 @@ def _checkable(hint: Any) -> Any:
 
 @functools.lru_cache(maxsize=None)
 def signature_schema(target: Callable) -> "type | None":
-    """A dataclass of `target`'s keyword parameters and their annotations, for OmegaConf to check a config node
-    against (the keys it may hold, the types of their values); None when the target takes any keyword."""
-    params = inspect.signature(target).parameters
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+    """A dataclass of `target`'s keyword parameters and their types for OmegaConf; None if it takes **kwargs."""
+    names, takes_any = takes(target)
+    if takes_any:
         return None
     try:
         hints = typing.get_type_hints(target.__init__ if inspect.isclass(target) else target)
@@ -112,15 +97,20 @@ def signature_schema(target: Callable) -> "type | None":
         if getattr(target, "__module__", "").startswith("cnnlab"):
             raise
         hints = {}
-    fields = [(n, _checkable(hints.get(n, Any)), dataclasses.field(default=MISSING)) for n, p in params.items()
-              if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n != "self"]
+    fields = [(n, _checkable(hints.get(n, Any)), dataclasses.field(default=MISSING))
+              for n in inspect.signature(target).parameters if n in names and n != "self"]
     return dataclasses.make_dataclass(getattr(target, "__name__", "Target"), fields)
 
 
 def _checked(group: str, node: Any) -> Callable:
-    """Resolve `node`'s target and let OmegaConf check its keys and value types against the target's signature
-    (and those of nested targets)."""
-    target = resolve_target(group, node)
+    """`node`'s target, its keys and value types (and those of nested targets) checked against its signature."""
+    name = node.get("_target_") if node is not None else None
+    if not name:
+        raise ConfigError(f"the {group} config has no _target_: choose one with {group}=<option>")
+    try:
+        target = get_object(str(name))
+    except (ImportError, AttributeError, ValueError) as e:
+        raise ConfigError(f"{group}._target_={name} cannot be imported ({first_line(e)}): check the name") from None
     values = {k: v for k, v in plain(node).items() if not str(k).startswith("_")}
     schema = signature_schema(target)
     if schema is not None:
@@ -128,9 +118,8 @@ def _checked(group: str, node: Any) -> Callable:
         try:
             OmegaConf.merge(OmegaConf.structured(schema), given)
         except OmegaConfBaseException as e:
-            valid = ", ".join(schema.__dataclass_fields__)
-            raise ConfigError(f"{group}.{e.full_key}: {first_line(e)} ({node.get('_target_')} takes {valid})") \
-                from None
+            raise ConfigError(f"{group}.{e.full_key}: {first_line(e)} ({node.get('_target_')} takes "
+                              f"{', '.join(schema.__dataclass_fields__)})") from None
     for key, value in values.items():
         if isinstance(value, dict) and "_target_" in value:
             _checked(f"{group}.{key}", node[key])
@@ -151,19 +140,13 @@ def named_arguments(target: Callable, **values: Any) -> dict[str, Any]:
 
 def raised_in_cnnlab(exc: BaseException) -> bool:
     """Whether the innermost Python frame of `exc`'s traceback is cnnlab's own code (not torch's, numpy's, ...)."""
-    tb = exc.__traceback__
-    if tb is None:
-        return False
-    while tb.tb_next is not None:
-        tb = tb.tb_next
-    return tb.tb_frame.f_globals.get("__name__", "").split(".")[0] == "cnnlab"
+    frames = list(traceback.walk_tb(exc.__traceback__))
+    return bool(frames) and frames[-1][0].f_globals.get("__name__", "").split(".")[0] == "cnnlab"
 
 
 def _call(group: str, make: Callable[[], Any]) -> Any:
-    """`make()`; a ConfigError raised inside comes out unwrapped, and a ValueError or TypeError that a library
-    raised about the values it was given (nn.Dropout's p, torch.optim's lr) becomes one line naming the group.
-    Anything else is a bug and keeps its traceback, a ValueError raised in cnnlab's own code included (cnnlab
-    reports bad values as ConfigError: a ValueError there is a failed unpacking, int('x'), ...)."""
+    """`make()`, with a library's ValueError/TypeError about its values (nn.Dropout's p) as a one-line ConfigError."""
+    # a ValueError raised in cnnlab's own code is a bug (bad values there are ConfigErrors): it keeps its traceback
     try:
         return make()
     except InstantiationException as e:
@@ -181,17 +164,13 @@ def _call(group: str, make: Callable[[], Any]) -> Any:
 
 
 def _built(node: DictConfig, **extra: Any) -> Any:
-    """The object `node` names, called with `extra` as they are (a data state's tuples and tensors are not
-    turned into config nodes, which OmegaConf 2.4 would make TupleConfig that Hydra 1.3 cannot pass on)."""
+    """The object `node` names, called with `extra` as they are."""
+    # not config nodes: OmegaConf 2.4 would make a data state's tuples TupleConfig, which Hydra 1.3 cannot pass on
     return instantiate(node, _partial_=True, _convert_="all")(**extra)
 
 
-# ---------------------------------------------------------------- objects
-
 def build_data(data_cfg: DictConfig, state: Optional[dict] = None, only: Optional[str] = None) -> DataBundle:
-    """The DataBundle the data config describes. For a checkpoint's data (`cnnlab-eval`/`-viz`), a builder with
-    parameters of these names gets `state` (the checkpoint's data state: classes, normalisation, vocabulary) and
-    `only` (the one split needed, so that the other splits' files need not be there)."""
+    """The DataBundle the data config describes; a builder that takes them gets a checkpoint's `state` and `only`."""
     target = _checked("data", data_cfg)
     extra = named_arguments(target, state=state, only=only)
     bundle = _call("data", lambda: _built(data_cfg, **extra))
@@ -212,9 +191,7 @@ def _offer_hint(key: str, takes: set[str]) -> str:
 
 def build_model(model_cfg: DictConfig, num_classes: int, offered: dict[str, Any], names: "tuple[str, str]",
                 pretrained: bool = True) -> nn.Module:
-    """The model, given num_classes and every value the data offers (`model_kwargs`); a value the model does not
-    take is an error naming both. A value the model config sets itself (AlexNet's `in_channels: 3`) wins.
-    `pretrained=False` (a checkpoint's weights follow) leaves out the PRETRAINED_KEYS: nothing is downloaded."""
+    """The model, given num_classes and every value the data offers that its config does not set itself."""
     if not pretrained:
         model_cfg = OmegaConf.merge(model_cfg, {k: None for k in PRETRAINED_KEYS if k in model_cfg})
     target = _checked("model", model_cfg)
@@ -234,9 +211,7 @@ def build_model(model_cfg: DictConfig, num_classes: int, offered: dict[str, Any]
 
 
 def pretrained_inputs(cfg: DictConfig, overrides: list[str]) -> None:
-    """With model.weights naming torchvision weights: the data's normalisation and image size from the weights'
-    metadata (the data state then saves them), where the data config has such keys and the command line does not
-    set them."""
+    """The data's normalisation and image size from model.weights' metadata, unless the command line sets them."""
     from .models.pretrained import input_meta
 
     model = cfg.model
@@ -277,9 +252,7 @@ def backbone_ids(model: nn.Module, key: str) -> set[int]:
 
 
 def build_optimizer(optim_cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
-    """Weight decay (the l2 penalty) on weight matrices/kernels only, never on biases, norm scales, or the
-    parameters a model names in `no_weight_decay()` (e.g. word embeddings). With optim.backbone_lr_mult != 1 the
-    model's `backbone_parameters()` learn at lr times that factor (groups of their own)."""
+    """The optimizer; weight decay on weight matrices/kernels not in `no_weight_decay()`, backbone_lr_mult applied."""
     check_optim(optim_cfg)
     mult = float(optim_cfg.get("backbone_lr_mult", 1.0))
     exempt = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
@@ -308,14 +281,11 @@ def build_scheduler(sched_cfg: DictConfig, optimizer: torch.optim.Optimizer, tot
 
 def loss_takes_class_counts(loss_cfg: DictConfig) -> bool:
     """Whether the configured loss wants the training labels' class counts (for `loss.weight=balanced`)."""
-    if loss_cfg.get("auto"):
-        return False
-    return "class_counts" in inspect.signature(_checked("loss", loss_cfg)).parameters
+    return not loss_cfg.get("auto") and "class_counts" in inspect.signature(_checked("loss", loss_cfg)).parameters
 
 
 def train_class_counts(bundle: DataBundle) -> Optional[list[int]]:
-    """Samples (or mask pixels) per class in the training split, or None without integer training labels in
-    memory (e.g. a checkpoint's data rebuilt without its training files)."""
+    """Samples (or mask pixels) per class in the training split, or None without integer training labels in memory."""
     split = bundle.train
     if not isinstance(split, TensorSplit) or split.targets.is_floating_point():
         return None
@@ -325,15 +295,9 @@ def train_class_counts(bundle: DataBundle) -> Optional[list[int]]:
 
 def build_loss(loss_cfg: DictConfig, model: nn.Module, bundle: Optional[DataBundle] = None,
                class_counts: Optional[list[int]] = None) -> nn.Module:
-    """The configured criterion; `loss=auto` takes the model's own (`criterion` class attribute) or cross-entropy.
-
-    A loss that accepts `class_counts` gets `class_counts` (a checkpoint's, as training counted them) or else the
-    counts of `bundle`'s training split (for `loss.weight=balanced`).
-    """
+    """The configured criterion (`loss=auto`: the model's `criterion`, or cross-entropy), with class counts if taken."""
     if loss_cfg.get("auto"):
         if bundle is not None and bundle.task == "regression":
-            from .losses import SquaredError
-
             return SquaredError()
         return getattr(model, "criterion", nn.CrossEntropyLoss)()
     target = _checked("loss", loss_cfg)
@@ -342,9 +306,8 @@ def build_loss(loss_cfg: DictConfig, model: nn.Module, bundle: Optional[DataBund
         raise ConfigError(f"loss={target.__name__} needs model {needs} (its outputs are RBF penalties): use "
                           f"model=lenet5_classic, or loss=cross_entropy for {type(model).__name__}")
     counts = None
-    if loss_takes_class_counts(loss_cfg):
-        counts = class_counts if class_counts is not None else (
-            train_class_counts(bundle) if bundle is not None else None)
+    if loss_takes_class_counts(loss_cfg):  # a checkpoint's, as training counted them, else the training split's
+        counts = class_counts if class_counts is not None or bundle is None else train_class_counts(bundle)
     given = {} if counts is None else {"class_counts": list(counts)}
     loss = _call("loss", lambda: instantiate(loss_cfg, **given))
     weights = [m.weight for m in loss.modules() if isinstance(getattr(m, "weight", None), torch.Tensor)]
@@ -355,23 +318,13 @@ def build_loss(loss_cfg: DictConfig, model: nn.Module, bundle: Optional[DataBund
     return loss
 
 
-# ---------------------------------------------------------------- settings
-
 def cpu_has_native_bf16() -> bool:
-    """Whether this CPU multiplies bfloat16 in hardware (AMX or AVX512-BF16, from /proc/cpuinfo's flags). Elsewhere
-    bf16 is emulated and slower than float32, so trainer.amp=bf16 is ignored there."""
+    """Whether this CPU multiplies bfloat16 in hardware (AMX or AVX512-BF16): elsewhere it is slower than float32."""
     try:
         flags = Path("/proc/cpuinfo").read_text().split()
     except OSError:
         return False
     return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
-def cuda_has_native_bf16(device: torch.device) -> bool:
-    """Whether the GPU `device` computes in bfloat16 natively (compute capability 8.0 on, Ampere and later; ROCm).
-    Not torch.cuda.is_bf16_supported(): by default it also says yes to the emulated bfloat16 of older GPUs (V100,
-    T4), and it asks about the current GPU, not the run's."""
-    return bool(torch.version.hip) or torch.cuda.get_device_capability(device)[0] >= 8
 
 
 def loop_settings(t: TrainerConfig, device: torch.device, ckpt_dir: Optional[Path]) -> LoopSettings:
@@ -383,7 +336,9 @@ def loop_settings(t: TrainerConfig, device: torch.device, ckpt_dir: Optional[Pat
         log.info(f"trainer.amp={t.amp} ignored: mixed precision is used on CUDA, and bf16 on CPUs with native "
                  f"bfloat16 (AMX or AVX512-BF16) only (device is {device})")
         amp = None
-    if amp is torch.bfloat16 and device.type == "cuda" and not cuda_has_native_bf16(device):
+    # native from compute capability 8 (Ampere) and on ROCm; torch.cuda.is_bf16_supported() also accepts emulation
+    if amp is torch.bfloat16 and device.type == "cuda" and not torch.version.hip \
+            and torch.cuda.get_device_capability(device)[0] < 8:
         log.info("trainer.amp=bf16: this GPU has no bfloat16, fp16 with a gradient scaler is used instead")
         amp = torch.float16
     values = {f.name: getattr(t, f.name) for f in dataclasses.fields(TrainerConfig)}

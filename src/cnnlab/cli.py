@@ -1,9 +1,6 @@
-"""Console entry points: `cnnlab-train`, `cnnlab-eval`, `cnnlab-viz`, `cnnlab-predict` (Hydra apps over configs/).
-
-A mistake the user made ends in one `error:` line and exit status 2; a bug shows its traceback. In a multirun a
-failed job is recorded in its folder (`failed.json`) and the sweep goes on; the sweep's exit status is the number
-of failed jobs. A stop signal (SIGTERM, SIGUSR1, Ctrl-C) checkpoints at the next step and says how to resume.
-"""
+"""Console entry points `cnnlab-train`, `-eval`, `-viz`, `-predict`: a user's mistake is one `error:` line (exit 2), a
+bug a traceback; a failed multirun job writes failed.json and the sweep goes on (exit status: the failed jobs); a
+stop signal (SIGTERM, SIGUSR1, Ctrl-C) checkpoints at the next step and says how to resume."""
 from __future__ import annotations
 
 import json
@@ -16,6 +13,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from . import distributed, rundir, schema  # noqa: F401 - rundir's resolvers and the schema, before Hydra reads
@@ -36,63 +35,29 @@ def _to_log_file(message: str) -> None:
             handler.emit(record)
 
 
-def _job() -> "tuple[Path, bool]":
-    """(this job's output folder, whether it is one job of a multirun)."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    hc = HydraConfig.get()
-    return Path(hc.runtime.output_dir), hc.mode == RunMode.MULTIRUN
-
-
 def _write_failed(run_dir: Path, cfg: DictConfig, error: str) -> None:
     """failed.json: why the run failed, with its name and overrides (read by the sweep table and cnnlab-compare)."""
-    from hydra.core.hydra_config import HydraConfig
-
     record = {"status": "failed", "error": error, "experiment": str(cfg.get("name") or ""),
               "overrides": list(HydraConfig.get().overrides.task)}
     (run_dir / "failed.json").write_text(json.dumps(record, indent=2))
 
 
-def _resume_hint(run_dir: Path) -> str:
-    if (run_dir / "checkpoints" / "last.pt").is_file():
-        return f"continue with: cnnlab-train resume=true {typed_override('hydra.run.dir', run_dir)}"
-    return "no checkpoint was written yet"
-
-
-def _only_start_up_files(run_dir: Path) -> bool:
-    """True when the folder holds nothing but what Hydra and the lock wrote at start-up."""
-    return run_dir.is_dir() and all(p.name in (".hydra", ".cnnlab.lock") or p.suffix == ".log"
-                                    for p in run_dir.iterdir())
-
-
-def _made_here(run_dir: Path) -> bool:
-    """Whether this command made `run_dir`: Hydra named it (no hydra.run.dir= given: a new time-stamped folder)
-    and this command's record is the folder's first, `.hydra/` (see cnnlab.rundir)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    hc = HydraConfig.get()
-    return hc.output_subdir == ".hydra" and not any(str(o).startswith("hydra.run.dir=") for o in hc.overrides.hydra)
-
-
 def _take_back_own_record(run_dir: Path) -> None:
-    """Remove Hydra's record of this command (`.hydra/`, or `.hydra/<time>/`) from a folder it did not make; the
-    log keeps the error line."""
-    from hydra.core.hydra_config import HydraConfig
-
+    """Remove Hydra's record of this command (`.hydra/`, or `.hydra/<time>/`); the log keeps the error line."""
     subdir = HydraConfig.get().output_subdir
     if subdir:
         shutil.rmtree(run_dir / subdir, ignore_errors=True)
 
 
 def _forget_or_mark(run_dir: Path, cfg: DictConfig, error: str, before_training: bool = False) -> None:
-    """A run that failed before writing anything, or before training in a folder it made, leaves no folder behind;
-    one stopped before it trained in a folder it did not make leaves that folder as it was, but for the error line
-    in its log; any other says why it failed (failed.json)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    first = HydraConfig.get().output_subdir == ".hydra"  # the folder held no command's record before this one's
-    if (first and _only_start_up_files(run_dir)) or (before_training and _made_here(run_dir)):
+    """Remove the folder of a run that wrote nothing, or failed before training in a folder it made; leave another's
+    folder as it was (but for the log's error line) when it failed before training; else write failed.json."""
+    hc = HydraConfig.get()
+    first = hc.output_subdir == ".hydra"  # the folder held no command's record before this one's (cnnlab.rundir)
+    made_here = first and not any(str(o).startswith("hydra.run.dir=") for o in hc.overrides.hydra)  # Hydra named it
+    start_up_only = run_dir.is_dir() and all(p.name in (".hydra", ".cnnlab.lock") or p.suffix == ".log"
+                                             for p in run_dir.iterdir())  # what Hydra and the lock wrote at start-up
+    if (first and start_up_only) or (before_training and made_here):
         shutil.rmtree(run_dir, ignore_errors=True)  # only this command's start-up files, or a folder it made
         root = Path(str(cfg.get("paths", {}).get("output_dir", "outputs"))).resolve()
         parent = run_dir.resolve().parent
@@ -105,37 +70,36 @@ def _forget_or_mark(run_dir: Path, cfg: DictConfig, error: str, before_training:
         _write_failed(run_dir, cfg, error)
 
 
-def _quiet_other_ranks() -> None:
-    """Data-parallel ranks other than 0: no log file (rank 0 writes train.log), warnings only on the console."""
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if isinstance(handler, logging.FileHandler):
-            root.removeHandler(handler)
-        else:
-            handler.setLevel(logging.WARNING)
-
-
 def _guard(fn: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
     """Run `fn(cfg)` and report how it ended (see the module docstring)."""
-    run_dir, multirun = _job()
+    hc = HydraConfig.get()
+    run_dir, multirun = Path(hc.runtime.output_dir), hc.mode == RunMode.MULTIRUN
     for folder in user_config_dirs():  # a --config-dir's own .py files (a model of the user's) are importable
         if folder not in sys.path:
             sys.path.insert(0, folder)
-    if not distributed.WORLD.main:
-        _quiet_other_ranks()
+    if not distributed.WORLD.main:  # other ranks: no log file (rank 0 writes train.log), warnings only on the console
+        root = logging.getLogger()
+        for handler in list(root.handlers):
+            if isinstance(handler, logging.FileHandler):
+                root.removeHandler(handler)
+            else:
+                handler.setLevel(logging.WARNING)
     try:
+        if distributed.WORLD.active and multirun:  # a torchrun group is only ever joined by cnnlab-train
+            raise ConfigError("torchrun runs one training; for sweeps use cnnlab-train -m with a Hydra launcher "
+                              "(e.g. hydra/launcher=slurm)")
         return fn(cfg)
-    except TrainingStopped as e:
-        message = f"stopped by {e.signal_name} {e.where}; {_resume_hint(run_dir)}"
+    except (TrainingStopped, KeyboardInterrupt) as e:
+        stopped = isinstance(e, TrainingStopped)
+        hint = (f"continue with: cnnlab-train resume=true {typed_override('hydra.run.dir', run_dir)}"
+                if (run_dir / "checkpoints" / "last.pt").is_file() else "no checkpoint was written yet")
+        message = (f"stopped by {e.signal_name} {e.where}" if stopped else "interrupted") + f"; {hint}"
         _to_log_file(message)
         print(message, file=sys.stderr)
+        if not stopped:
+            sys.exit(130)
         STOP.forward()  # e.g. submitit's SIGUSR1 handler: requeue the SLURM job
         sys.exit(128 + getattr(signal, e.signal_name, signal.SIGTERM).value)
-    except KeyboardInterrupt:
-        message = f"interrupted; {_resume_hint(run_dir)}"
-        _to_log_file(message)
-        print(message, file=sys.stderr)
-        sys.exit(130)
     except Exception as e:  # noqa: BLE001 - re-raised unless it is a user error or one job of a sweep
         err = find_config_error(e)
         line = "error: " + str(err).strip().splitlines()[-1] if err is not None else None
@@ -146,10 +110,7 @@ def _guard(fn: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
                 return None
             sys.exit(2)
         if multirun:  # record the failure in the job's folder and let the sweep go on
-            if line is None:
-                log.error("job failed with a bug in cnnlab (traceback below)\n" + traceback.format_exc())
-            else:
-                log.error(line)
+            log.error(line or "job failed with a bug in cnnlab (traceback below)\n" + traceback.format_exc())
             run_dir.mkdir(parents=True, exist_ok=True)
             _write_failed(run_dir, cfg, line or f"{type(e).__name__}: {e}")
             return None  # not a number: the Optuna sweeper records the trial as failed and goes on
@@ -163,26 +124,23 @@ def _guard(fn: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
         sys.exit(2)
 
 
-@hydra.main(config_path=CONFIG_DIR, config_name="train", version_base="1.3")
-def _train_main(cfg: DictConfig) -> "float | None":
-    from .commands import train
-    from .report import RunInfo
+def _run_command(config_name: str, body: str) -> None:
+    """The Hydra app over configs/<config_name>.yaml that runs `cnnlab.commands.<body>` under _guard."""
+    @hydra.main(config_path=CONFIG_DIR, config_name=config_name, version_base="1.3")
+    def main(cfg: DictConfig) -> Any:  # train's `optimized_metric` goes to a sweeper
+        from . import commands
+        from .report import RunInfo
 
-    def run(c: DictConfig) -> float:
-        if distributed.WORLD.active and _job()[1]:
-            raise ConfigError("torchrun runs one training; for sweeps use cnnlab-train -m with a Hydra launcher "
-                              "(e.g. hydra/launcher=slurm)")
-        return train(c, RunInfo.from_hydra())
+        return _guard(lambda c: getattr(commands, body)(c, RunInfo.from_hydra()), cfg)
 
-    return _guard(run, cfg)
+    main()
 
 
 def train_cli() -> None:
-    """`cnnlab-train` (and `torchrun ... -m cnnlab.train`): train, test and report (returns `optimized_metric` to
-    a sweeper); after a multirun the exit status is the number of failed jobs (cnnlab.sweep.SweepSummary)."""
+    """`cnnlab-train` (and `torchrun ... -m cnnlab.train`): train, test and report `optimized_metric` to a sweeper."""
     distributed.init()  # under torchrun: join the process group (rank 0's time names the run folder)
     try:
-        _train_main()
+        _run_command("train", "train")
     except BaseException:
         distributed.shutdown()  # no barrier: the other ranks may be anywhere (torchrun ends them)
         raise
@@ -190,41 +148,16 @@ def train_cli() -> None:
     distributed.shutdown()
 
 
-@hydra.main(config_path=CONFIG_DIR, config_name="eval", version_base="1.3")
-def _eval_main(cfg: DictConfig) -> None:
-    from .commands import evaluate_checkpoint
-    from .report import RunInfo
-
-    _guard(lambda c: evaluate_checkpoint(c, RunInfo.from_hydra()), cfg)
-
-
-@hydra.main(config_path=CONFIG_DIR, config_name="eval", version_base="1.3")
-def _viz_main(cfg: DictConfig) -> None:
-    from .commands import visualise_checkpoint
-    from .report import RunInfo
-
-    _guard(lambda c: visualise_checkpoint(c, RunInfo.from_hydra()), cfg)
-
-
-@hydra.main(config_path=CONFIG_DIR, config_name="predict", version_base="1.3")
-def _predict_main(cfg: DictConfig) -> None:
-    from .commands import predict
-    from .report import RunInfo
-
-    _guard(lambda c: predict(c, RunInfo.from_hydra()), cfg)
-
-
 def eval_cli() -> None:
     """`cnnlab-eval ckpt_path=...`: a checkpoint's metrics on a split, written to results.json."""
-    _eval_main()
+    _run_command("eval", "evaluate_checkpoint")
 
 
 def viz_cli() -> None:
     """`cnnlab-viz ckpt_path=...`: a checkpoint's filters, saliency, confusion and mistakes (or overlays) as PNGs."""
-    _viz_main()
+    _run_command("eval", "visualise_checkpoint")
 
 
 def predict_cli() -> None:
-    """`cnnlab-predict ckpt_path=... input=... output=...`: apply a trained model to new files (a sentence model
-    also to one sentence, `'text="..."'`)."""
-    _predict_main()
+    """`cnnlab-predict ckpt_path=... input=... output=...`: apply a trained model to new files (or to `text="..."`)."""
+    _run_command("predict", "predict")

@@ -1,11 +1,6 @@
-"""The schema of cnnlab's configs: dataclasses registered in Hydra's ConfigStore, so that a wrong type, an unknown
-key or a value outside a list of choices fails while Hydra composes the config (`--cfg job` included), with
-OmegaConf's message naming the key. Ranges are checked when the trainer settings are made (`trainer_settings`).
-
-configs/train.yaml starts from `schema: train`; eval.yaml and predict.yaml override it with their own. The model,
-data, optim, sched and loss groups are the targets' keyword arguments: their YAML files are their schema (an
-unknown key fails at composition), and build.py checks their types against the target's signature.
-"""
+"""The schema of cnnlab's configs (`schema: train|eval|predict` in configs/), in Hydra's ConfigStore: a wrong type,
+unknown key or choice fails at composition; ranges are checked in `trainer_settings`. The model, data, optim, sched
+and loss groups' YAML files are their own schema; build.py checks their types against the target's signature."""
 from __future__ import annotations
 
 import math
@@ -113,7 +108,6 @@ class TrainConfig:
 class EvalConfig(TrainConfig):
     """`cnnlab-eval` and `cnnlab-viz` (configs/eval.yaml)."""
 
-    ckpt_path: Optional[str] = None
     split: Split = Split.test
     out_dir: Optional[str] = None
     num_images: int = 16
@@ -128,7 +122,6 @@ class EvalConfig(TrainConfig):
 class PredictConfig(TrainConfig):
     """`cnnlab-predict` (configs/predict.yaml)."""
 
-    ckpt_path: Optional[str] = None
     input: Optional[str] = None
     output: Optional[str] = None
     batch_size: int = 64
@@ -152,8 +145,6 @@ _store.store(group="trainer", name="schema", node=TrainerConfig)  # trainer/defa
 
 def trainer_settings(node: Any) -> TrainerConfig:
     """The trainer group as a TrainerConfig, ranges checked (types were checked when the config was composed)."""
-    if isinstance(node, TrainerConfig):
-        return node
     unknown = [k for k in node if k not in TrainerConfig.__dataclass_fields__]  # `+trainer.foo=1` adds past Hydra
     if unknown:
         raise ConfigError(f"trainer.{unknown[0]} is not a trainer setting: valid keys are "

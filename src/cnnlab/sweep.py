@@ -1,10 +1,6 @@
-"""After a multirun: one summary table of the sweep's jobs (console and `<sweep dir>/summary.md`), and the count
-of failed jobs that becomes the exit status of `cnnlab-train -m`.
-
-Registered as a Hydra callback in configs/train.yaml. It reads the job folders, so it also sees jobs that other
-launchers (joblib, submitit) ran in other processes. The resolvers below name the sweep's folders
-(configs/train.yaml) and seed the Optuna sampler (configs/hparams_search/).
-"""
+"""After a multirun (a Hydra callback of configs/train.yaml): the jobs' table from their folders (those of other
+launchers' processes too) on the console and in summary.md, the failed jobs' count as exit status; and the resolvers
+that name the sweep's folders and seed the Optuna sampler (configs/hparams_search/)."""
 from __future__ import annotations
 
 import json
@@ -23,7 +19,6 @@ from omegaconf import DictConfig, OmegaConf
 from .rundir import folder_name
 
 log = logging.getLogger("cnnlab")
-SUMMARY = "summary.json"  # <sweep folder>/summary.json: the jobs' rows and the failed ones
 
 
 def test_counterpart(metric: str) -> str:
@@ -32,12 +27,7 @@ def test_counterpart(metric: str) -> str:
 
 
 def sweep_name(choices: Any, overrides: Any, params: Any = None) -> str:
-    """`<model>_<data>` of a multirun's folder (`multirun/<name>/<time>`) from the config group `choices`; a group
-    swept on the command line (`overrides`) or by the sweeper's `params` (an Optuna search's `model:
-    choice(lenet5, mlp)`) is named by its values: `model=lenet5,mlp` -> `lenet5+mlp_digits`, `experiment=a,b` ->
-    `a+b`.
-    Registered with use_cache: Hydra copies the primary config's resolved values into every job's config, so all
-    jobs get this one name (their own choices differ) and share the folder the summary reads."""
+    """`<model>_<data>` of a multirun's folder; a swept group is named by its values (`model=a,b` -> `a+b_<data>`)."""
     swept = {}
     searched = [f"{k}={v}" for k, v in (params or {}).items()]
     for override in OverridesParser.create().parse_overrides([str(o) for o in overrides] + searched):
@@ -51,9 +41,7 @@ def sweep_name(choices: Any, overrides: Any, params: Any = None) -> str:
 
 
 def study_seed(seed: Any, storage: Any, study_name: Any) -> int:
-    """The Optuna sampler's seed: the run's `seed` plus the number of trials the stored study already holds, so
-    that a new study is reproducible from `seed` and a continued one draws new trials instead of repeating its
-    first ones. Registered with use_cache: resolved once, when the sweep starts."""
+    """The Optuna sampler's seed: `seed` plus the trials the stored study holds (a continued study draws new trials)."""
     if storage is None or study_name is None:
         return int(seed)
     import optuna
@@ -73,6 +61,7 @@ def made_folder(path: str) -> str:
 
 
 OmegaConf.register_new_resolver("cnnlab.folder", made_folder, replace=True)
+# use_cache: resolved once as the sweep starts (Hydra copies the values into every job's config: one folder name)
 OmegaConf.register_new_resolver("cnnlab.sweep_name", sweep_name, replace=True, use_cache=True)
 OmegaConf.register_new_resolver("cnnlab.study_seed", study_seed, replace=True, use_cache=True)
 
@@ -82,23 +71,18 @@ def job_folders(sweep_dir: Path) -> list[Path]:
     return sorted(p.parent for p in sweep_dir.rglob(".hydra") if p.is_dir() and p.parent != sweep_dir)
 
 
-def _job_number(job: Path) -> str:
-    """The job's number in its sweep: Hydra's record (`hydra.job.num`), else the folder name's prefix."""
-    try:
-        return str(int(yaml.safe_load((job / ".hydra" / "hydra.yaml").read_text())["hydra"]["job"]["num"]))
-    except (OSError, TypeError, KeyError, ValueError, yaml.YAMLError):
-        return job.name.split("_", 1)[0]
-
-
 def job_rows(jobs: Iterable[Path], metric: str) -> list[dict[str, Any]]:
     """One row per job folder: number, overrides, status, the metric and its test counterpart."""
     rows = []
     for job in jobs:
         overrides_file = job / ".hydra" / "overrides.yaml"
         overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.is_file() else []
-        row: dict[str, Any] = {"job": _job_number(job), "folder": str(job),
-                               "overrides": " ".join(overrides or []), "status": "no result", "value": None,
-                               "test": None}
+        try:  # the job's number: Hydra's record (`hydra.job.num`), else the folder name's prefix
+            number = str(int(yaml.safe_load((job / ".hydra" / "hydra.yaml").read_text())["hydra"]["job"]["num"]))
+        except (OSError, TypeError, KeyError, ValueError, yaml.YAMLError):
+            number = job.name.split("_", 1)[0]
+        row: dict[str, Any] = {"job": number, "folder": str(job), "overrides": " ".join(overrides or []),
+                               "status": "no result", "value": None, "test": None}
         if (job / "results.json").is_file():  # before failed.json: a failed job resumed to its end is finished
             results = json.loads((job / "results.json").read_text())
             row.update(status="ok", value=results.get(metric), test=results.get(test_counterpart(metric)))
@@ -115,14 +99,11 @@ def _number(value: Any) -> str:
 def _mean_std(values: list[Any]) -> str:
     """'mean ± std' of the numbers among `values` (the spread of seeds or folds), or '' with fewer than two."""
     numbers = [v for v in values if isinstance(v, (int, float))]
-    if len(numbers) < 2:
-        return ""
-    return f"{statistics.mean(numbers):.4f} ± {statistics.stdev(numbers):.4f}"
+    return f"{statistics.mean(numbers):.4f} ± {statistics.stdev(numbers):.4f}" if len(numbers) >= 2 else ""
 
 
 def summary_table(rows: list[dict[str, Any]], metric: str) -> str:
-    """The rows as a markdown table; with two or more finished jobs a last row gives mean ± std (e.g. over the
-    folds of a cross-validation, or over seeds)."""
+    """The rows as a markdown table; with two or more finished jobs a last row gives mean ± std (over folds, seeds)."""
     test = test_counterpart(metric)
     lines = [f"| job | overrides | status | {metric} | {test} |", "|---|---|---|---|---|"]
     for r in rows:
@@ -136,8 +117,7 @@ def summary_table(rows: list[dict[str, Any]], metric: str) -> str:
 
 
 class SweepSummary(Callback):
-    """Prints and writes the summary table at the end of a multirun, the last thing Hydra does in one; then ends
-    the command with the number of failed jobs as its exit status (SystemExit passes through Hydra)."""
+    """Prints and writes the summary table as a multirun ends; exits with the number of failed jobs (through Hydra)."""
 
     def __init__(self) -> None:
         self.ran: list[Path] = []  # folders of the jobs run in this process
@@ -154,17 +134,15 @@ class SweepSummary(Callback):
         jobs = found + [p for p in ran if p not in found and (p / ".hydra").is_dir()]
         metric = str(config.get("optimized_metric", "val/acc"))
         rows = job_rows(jobs, metric)
+        failed = [r["folder"] for r in rows if r["status"] != "ok"] if rows else [str(sweep_dir)]
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        (sweep_dir / "summary.json").write_text(json.dumps({"failed": failed, "jobs": rows}, indent=2))
         if not rows:
-            sweep_dir.mkdir(parents=True, exist_ok=True)
-            (sweep_dir / SUMMARY).write_text(json.dumps({"failed": [str(sweep_dir)], "jobs": []}))
             log.error(f"error: the sweep's jobs left no folder (one with a .hydra record) below {sweep_dir}: "
                       f"check hydra.sweep.dir and hydra.sweep.subdir")
             raise SystemExit(1)
         table = summary_table(rows, metric)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
         (sweep_dir / "summary.md").write_text(table + "\n")
-        failed = [r["folder"] for r in rows if r["status"] != "ok"]
-        (sweep_dir / SUMMARY).write_text(json.dumps({"failed": failed, "jobs": rows}, indent=2))
         log.info(f"sweep of {len(rows)} jobs in {sweep_dir}:\n{table}")
         if failed:
             log.error(f"{len(failed)} of {len(rows)} jobs failed or left no result (see failed.json in their folders)")

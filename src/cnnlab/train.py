@@ -1,4 +1,4 @@
-"""`python -m cnnlab.train <overrides>`: the same as `cnnlab-train`, for `torchrun --nproc_per_node=N -m cnnlab.train`."""
+"""`python -m cnnlab.train <overrides>`: `cnnlab-train`, for `torchrun --nproc_per_node=N -m cnnlab.train`."""
 from .cli import train_cli
 
 if __name__ == "__main__":

@@ -26,21 +26,10 @@ def _walk(node: Any, prefix: str = "") -> Iterator[tuple[str, Any, Any]]:
         yield from _walk(value, path)
 
 
-def _targets(node: Any) -> Iterator[tuple[str, str]]:
-    """(dotted key, target) of every `_target_` in a plain nested dict/list."""
-    return ((path, str(value)) for path, key, value in _walk(node) if key == "_target_")
-
-
-def _interpolations(node: Any) -> Iterator[tuple[str, str]]:
-    """(dotted key, text) of every key or string value of a plain nested dict/list that holds `${`."""
-    return ((path, str(value)) for path, key, value in _walk(node)
-            if "${" in str(key) or (isinstance(value, str) and "${" in value))
-
-
 @functools.lru_cache(maxsize=None)
 def _folder_targets(config_dir: str) -> frozenset[str]:
-    return frozenset(t for p in Path(config_dir).rglob("*.yaml") for _, t in _targets(yaml.safe_load(p.read_text())
-                                                                                        or {}))
+    loaded = (yaml.safe_load(p.read_text()) or {} for p in Path(config_dir).rglob("*.yaml"))
+    return frozenset(str(value) for node in loaded for _, key, value in _walk(node) if key == "_target_")
 
 
 def user_config_dirs() -> list[str]:
@@ -66,19 +55,18 @@ def is_safe_target(target: str, trusted: frozenset[str]) -> bool:
 
 
 def check_saved_targets(saved: dict, replaced: "set[str]", source: str, trusted: frozenset[str]) -> None:
-    """Refuse a saved config that names a `_target_` no trusted config names, or that holds any interpolation
-    (`${oc.decode:...}` can make a node with a `_target_` when used; cnnlab saves configs resolved). Keys in
-    `replaced` are the command line's, the user's own choice; nothing has been built when this runs."""
+    """Refuse a saved config that names an untrusted `_target_` or holds an interpolation, but in keys `replaced`."""
+    # `${oc.decode:...}` can make a `_target_` node when used (cnnlab saves configs resolved); `replaced`: the user's
     def users(key: str) -> bool:
         return any(key == r or key.startswith((r + ".", r + "[")) for r in replaced)
 
-    for key, text in _interpolations(saved):
-        if not users(key):
-            raise ConfigError(f"{source}: its saved config holds an interpolation at {key} ({text[:60]}); refused, "
-                              f"since cnnlab saves configs resolved and an interpolation can build code when "
+    for key, name, value in _walk(saved):
+        if ("${" in str(name) or (isinstance(value, str) and "${" in value)) and not users(key):
+            raise ConfigError(f"{source}: its saved config holds an interpolation at {key} ({str(value)[:60]}); "
+                              f"refused, since cnnlab saves configs resolved and an interpolation can build code when "
                               f"used (set {key} on the command line if the file is yours)")
-    for key, target in _targets(saved):
-        if not users(key) and not is_safe_target(target, trusted):
+    for key, name, target in _walk(saved):
+        if name == "_target_" and not users(key) and not is_safe_target(str(target), trusted):
             raise ConfigError(f"{source}: its saved config names {key}={target}, which no cnnlab config names; "
                               f"refused, so that a received file cannot choose code to run (for your own class, "
                               f"pass --config-dir <folder with its yaml> (config_dirs=[...] to cnnlab.load_model), or "
@@ -103,9 +91,7 @@ def read_saved_config(ckpt: dict[str, Any], path: "str | Path", trusted: frozens
 
 def saved_config(cfg: DictConfig, overrides: list[str], ckpt: dict[str, Any], path: Path,
                  own_keys: tuple[str, ...] = ()) -> DictConfig:
-    """The config saved in a checkpoint (see read_saved_config), with every key named on this command line taken
-    from `cfg` instead. A group chosen as the checkpoint's run chose it (`data=mito` for a mito run, so that
-    `data.slice_step=20` is a key Hydra knows) changes nothing by itself; another option replaces the group."""
+    """A checkpoint's saved config (see read_saved_config), with every key named on this command line from `cfg`."""
     choices = (ckpt.get("run_info") or {}).get("choices") or {}
     replaced = set()
     absent = object()  # hydra.* and keys this command's config lacks; `key=null` does replace (budget_min=null)
@@ -114,7 +100,7 @@ def saved_config(cfg: DictConfig, overrides: list[str], ckpt: dict[str, Any], pa
         if not is_setting(item) or key.split(".")[0] in own_keys \
                 or OmegaConf.select(cfg, key, default=absent) is absent:
             continue
-        if "." not in key and str(choices.get(key)) == value:
+        if "." not in key and str(choices.get(key)) == value:  # the run's own choice (data=mito): nothing replaced
             continue
         replaced.add(key)
     saved = read_saved_config(ckpt, path, trusted_targets(), replaced)

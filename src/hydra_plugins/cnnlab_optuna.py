@@ -1,10 +1,6 @@
-"""cnnlab's Optuna sweeper (`hydra.sweeper._target_` of configs/hparams_search/): Optuna's, except that a search
-in which no trial finished ends like any other sweep (summary table, summary.md, exit status = the failed jobs).
-
-Optuna's sweeper asks the study for its best trial after the last one, and a study without a finished trial has
-none: it raised `ValueError: Record does not exist.` with a traceback, before cnnlab's summary. Hydra takes a
-sweeper only from the `hydra_plugins` package, hence this module's place (installed with cnnlab).
-"""
+"""cnnlab's Optuna sweeper (configs/hparams_search/): a search in which no trial finished ends like any other sweep,
+not with Optuna's `ValueError: Record does not exist.` asking for the best trial. Hydra takes sweepers only from the
+`hydra_plugins` package, hence this module's place (installed with cnnlab)."""
 from __future__ import annotations
 
 import logging
@@ -21,8 +17,7 @@ except ImportError:  # the sweep extra (hydra-optuna-sweeper) is not installed: 
 if OptunaSweeper is not None:
 
     class CnnlabOptunaSweeper(OptunaSweeper):
-        """OptunaSweeper; when no trial of the study finished, the sweep ends without a best trial (and without
-        optimization_results.yaml) instead of with a traceback."""
+        """OptunaSweeper; a study with no finished trial ends without a best trial (or optimization_results.yaml)."""
 
         def sweep(self, arguments: List[str]) -> Any:
             try:
@@ -36,8 +31,7 @@ if OptunaSweeper is not None:
 
 
 def _study_without_finished_trial(error: BaseException) -> Any:
-    """The Optuna study whose best trial `error` was raised asking for (Optuna's sweeper holds it), when that study
-    has no finished (COMPLETE) trial; else None (the error has another cause)."""
+    """The Optuna study `error` was raised asking the best trial of, if it has no finished trial; else None."""
     import optuna
 
     for frame, _ in traceback.walk_tb(error.__traceback__):

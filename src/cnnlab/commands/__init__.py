@@ -1,8 +1,6 @@
-"""The command bodies: `training` (cnnlab-train), `inspection` (cnnlab-eval, cnnlab-viz), `prediction`
-(cnnlab-predict). The console entry points that call them are in cli.py."""
-from .inspection import evaluate_checkpoint, load_for_inference, visualise_checkpoint
+"""The command bodies: `training` (cnnlab-train), `inspection` (cnnlab-eval, -viz), `prediction` (cnnlab-predict)."""
+from .inspection import evaluate_checkpoint, visualise_checkpoint
 from .prediction import predict
-from .training import check_compatible, meter_for, train
+from .training import check_compatible, train
 
-__all__ = ["check_compatible", "evaluate_checkpoint", "load_for_inference", "meter_for", "predict", "train",
-           "visualise_checkpoint"]
+__all__ = ["check_compatible", "evaluate_checkpoint", "predict", "train", "visualise_checkpoint"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
-from typing import Any, Optional
 
 import torch
 from omegaconf import DictConfig
@@ -15,7 +15,7 @@ from torch import nn
 from .. import tasks
 from ..build import build_data, build_loss, build_model, loop_settings, model_overrides, trainer_settings
 from ..checkpoint import load_checkpoint, load_weights
-from ..data.common import DataBundle, head, make_loader, offered_from_state
+from ..data.common import head, make_loader, offered_from_state
 from ..device import select_device
 from ..engine import evaluate
 from ..errors import ConfigError
@@ -31,31 +31,22 @@ from .training import check_compatible, meter_for
 
 log = logging.getLogger("cnnlab")
 
-EVAL_KEYS = own_keys(EvalConfig)
 
-
-def check_eval_options(cfg: DictConfig) -> None:
-    """The options of cnnlab-eval / cnnlab-viz (configs/eval.yaml), before the checkpoint is read."""
-    if not cfg.get("ckpt_path"):
+def load_for_inference(cfg: DictConfig, info: RunInfo):
+    """(saved config, model, data bundle, the split's loader, loop settings, loss) for `cnnlab-eval` / `cnnlab-viz`."""
+    if not cfg.get("ckpt_path"):  # the command's own options first, before the checkpoint is read
         raise ConfigError("no checkpoint given: pass ckpt_path=<run folder>/checkpoints/best.pt")
     check_at_least(cfg, {"num_images": 1, "top": 1, "channels": 1, "layer_images": 1})
     if cfg.get("out_dir"):
         check_writable(cfg.out_dir, f"out_dir={cfg.out_dir}")
-
-
-def load_for_inference(cfg: DictConfig, info: RunInfo, only: Optional[str] = None):
-    """(saved config, model with the checkpoint's weights, data bundle built with the checkpoint's data state,
-    loop settings, loss with the class counts training saw) for `cnnlab-eval` / `cnnlab-viz`."""
-    check_eval_options(cfg)
     ckpt = load_checkpoint(cfg.ckpt_path, map_location="cpu")
-    run_cfg = saved_config(cfg, info.overrides, ckpt, Path(cfg.ckpt_path), own_keys=EVAL_KEYS)
+    run_cfg = saved_config(cfg, info.overrides, ckpt, Path(cfg.ckpt_path), own_keys=own_keys(EvalConfig))
     t = trainer_settings(run_cfg.trainer)
     loop = loop_settings(t, select_device(t.device), None)
-    state = ckpt.get("data_state") or {}
-    bundle = build_data(run_cfg.data, state=state or None, only=only)
-    names = (info.choice("model"), info.choice("data"))
+    state = ckpt.get("data_state") or {}  # classes, normalisation, vocabulary: only the split measured is read
+    bundle = build_data(run_cfg.data, state=state or None, only=str(cfg.split))
     saved_names = (ckpt.get("run_info") or {}).get("choices", {})
-    names = (saved_names.get("model", names[0]), saved_names.get("data", names[1]))
+    names = (saved_names.get("model", info.choice("model")), saved_names.get("data", info.choice("data")))
     if state and list(state.get("class_names", [])) != list(bundle.class_names):
         raise ConfigError(f"the data's classes {bundle.class_names[:5]}... differ from the checkpoint's "
                           f"{state['class_names'][:5]}...: evaluate on data with the classes it was trained on")
@@ -65,16 +56,14 @@ def load_for_inference(cfg: DictConfig, info: RunInfo, only: Optional[str] = Non
     model.to(loop.device)
     check_compatible(model, bundle, names, loop)
     loss_fn = build_loss(run_cfg.loss, model, bundle, state.get("class_counts"))
-    return run_cfg, model.eval(), bundle, loop, loss_fn
+    loader = make_loader(getattr(bundle, str(cfg.split)), run_cfg.trainer.eval_batch_size, False, loop.device,
+                         num_workers=run_cfg.trainer.num_workers)
+    return run_cfg, model.eval(), bundle, loader, loop, loss_fn
 
 
 def load_model(ckpt_path: "str | Path", device: "str | torch.device" = "cpu",
                config_dirs: "tuple[str, ...] | list[str]" = ()) -> nn.Module:
-    """The model a checkpoint holds, with its weights, in eval mode on `device`; `model.data_state` is its data
-    state (class names, normalisation, vocabulary, threshold). A model of your own: pass the folders that name it
-    in `config_dirs` (as --config-dir on the command line); nothing else the file names is built."""
-    import sys
-
+    """A checkpoint's model in eval mode on `device`, with `model.data_state`; `config_dirs` as --config-dir."""
     ckpt = load_checkpoint(ckpt_path, map_location="cpu")
     for folder in config_dirs:
         if str(folder) not in sys.path:
@@ -92,11 +81,8 @@ def load_model(ckpt_path: "str | Path", device: "str | torch.device" = "cpu",
 
 
 def evaluate_checkpoint(cfg: DictConfig, info: RunInfo) -> dict:
-    """Metrics of a checkpoint on `split` (test by default), written to results.json in the eval run folder with
-    the keys of a training run's results.json (`test/acc`, `per_class_test_acc`, `test_confusion`)."""
-    run_cfg, model, bundle, loop, loss_fn = load_for_inference(cfg, info, only=str(cfg.split))
-    loader = make_loader(getattr(bundle, str(cfg.split)), run_cfg.trainer.eval_batch_size, False, loop.device,
-                         num_workers=run_cfg.trainer.num_workers)
+    """A checkpoint's metrics on `split`, in results.json with a training run's keys (`test/acc`, `test_confusion`)."""
+    run_cfg, model, bundle, loader, loop, loss_fn = load_for_inference(cfg, info)
     result = evaluate(model, loader, loss_fn, meter_for(bundle, loop.device), loop)
     scalars = tasks.metric_names(bundle.task, bundle.num_classes, bundle.state)
     out = {"ckpt_path": str(Path(cfg.ckpt_path).resolve()), "split": cfg.split, "task": bundle.task,
@@ -114,32 +100,24 @@ def evaluate_checkpoint(cfg: DictConfig, info: RunInfo) -> dict:
 
 def visualise_checkpoint(cfg: DictConfig, info: RunInfo) -> Path:
     """First-layer filters, saliency maps, confusion matrix and worst mistakes (or overlays) of a checkpoint."""
-    run_cfg, model, bundle, loop, loss_fn = load_for_inference(cfg, info, only=str(cfg.split))
+    run_cfg, model, bundle, loader, loop, loss_fn = load_for_inference(cfg, info)
     split = getattr(bundle, str(cfg.split))
     bundle.val = split  # the pictures are drawn from the chosen split
     out_dir = Path(cfg.out_dir) if cfg.out_dir else info.run_dir
-    loader = make_loader(split, run_cfg.trainer.eval_batch_size, False, loop.device,
-                         num_workers=run_cfg.trainer.num_workers)
     val = evaluate(model, loader, loss_fn, meter_for(bundle, loop.device, True), loop)
     pictures = make_pictures(model, bundle, RunLogger(out_dir, enabled=False), out_dir, loop.device, lambda: 0,
                              num_images=cfg.num_images, smoothgrad=int(run_cfg.trainer.get("smoothgrad", 0)),
                              split=cfg.split)
     pictures(0, val, final=True)
-    if cfg.get("layer"):
-        _layer_pictures(cfg, model, bundle, split, loop.device, out_dir)
+    if cfg.get("layer"):  # the top patches per channel (and with `maximise=true` the optimised inputs)
+        from ..viz import layers
+
+        x, _ = head(split, int(cfg.get("layer_images", 2000)))
+        tag = str(cfg.layer).replace(".", "_")
+        save_png(layers.patches_figure(model, str(cfg.layer), x, bundle.mean, bundle.std, loop.device, k=int(cfg.top),
+                                       channels=int(cfg.channels)), out_dir / f"layer_{tag}_top_patches.png")
+        if cfg.get("maximise"):
+            save_png(layers.maximised_figure(model, str(cfg.layer), tuple(x.shape[1:]), loop.device,
+                                             channels=int(cfg.channels)), out_dir / f"layer_{tag}_maximised.png")
     log.info(f"pictures written to {out_dir.resolve()}: {', '.join(sorted(p.name for p in out_dir.glob('*.png')))}")
     return out_dir
-
-
-def _layer_pictures(cfg: DictConfig, model: nn.Module, bundle: DataBundle, split: Any, device: torch.device,
-                    out_dir: Path) -> None:
-    """`layer=<name>`: the top patches per channel (and with `maximise=true` the optimised inputs) as PNGs."""
-    from ..viz import layers
-
-    x, _ = head(split, int(cfg.get("layer_images", 2000)))
-    tag = str(cfg.layer).replace(".", "_")
-    save_png(layers.patches_figure(model, str(cfg.layer), x, bundle.mean, bundle.std, device, k=int(cfg.top),
-                                   channels=int(cfg.channels)), out_dir / f"layer_{tag}_top_patches.png")
-    if cfg.get("maximise"):
-        save_png(layers.maximised_figure(model, str(cfg.layer), tuple(x.shape[1:]), device,
-                                         channels=int(cfg.channels)), out_dir / f"layer_{tag}_maximised.png")

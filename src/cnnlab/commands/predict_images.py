@@ -12,34 +12,23 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
-from ..checkpoint import atomic_write
 from ..data.common import unnormalise
-from ..data.imageio import EXTENSIONS, BadImageFile, load_image, page_count, prepare_images
+from ..data.imageio import EXTENSIONS, BadImageFile, load_image, prepare_images
 from ..features import FeatureSpec, Standardiser, extract
-from .predict_io import check_writable, input_files, output_file
+from .predict_io import FileWriter, input_files, tiff_pages
 
 log = logging.getLogger("cnnlab")
-
-
-def _pages(path: Path) -> int:
-    """The pages of a TIFF file; 1 when it cannot be read (load_image then counts it as unreadable)."""
-    try:
-        return page_count(path)
-    except BadImageFile:
-        return 1
 
 
 class ImageReader:
     """Image files -> normalised batches, shaped as the training images were; unreadable files are counted."""
 
-    extensions = EXTENSIONS
-
     def __init__(self, state: dict, cfg: DictConfig) -> None:
         self.state, self.prepare = state, prepare_images(state["mean"], state["std"])
-        self.items = input_files(str(cfg.input), self.extensions)
+        self.items = input_files(str(cfg.input), EXTENSIONS)
         self.bad: list[Path] = []
         self.bad_reason = "could not be read"
-        stacks = [p for p in self.items if p.suffix.lower() in (".tif", ".tiff") and _pages(p) > 1]
+        stacks = [p for p in self.items if tiff_pages(p) > 1]
         if stacks:  # one label per file: say so rather than label page 1 of a stack silently
             names = ", ".join(str(p) for p in stacks[:5]) + (" ..." if len(stacks) > 5 else "")
             log.warning(f"{len(stacks)} input(s) are multi-page TIFF stacks, and a classifier labels one image per "
@@ -61,9 +50,8 @@ class ImageReader:
 
 
 class FeatureReader(ImageReader):
-    """Image files -> the hand-designed features a `data=*_features` checkpoint was trained on: read and normalised
-    as its source images were, mapped back to pixel units as `build_feature_data` does (the same float steps: HOG
-    of a flat patch amplifies any difference), standardised with the training statistics."""
+    """Image files -> the hand-designed features a `data=*_features` checkpoint was trained on."""
+    # back to pixel units with build_feature_data's float steps (HOG of a flat patch amplifies any difference)
 
     def __init__(self, state: dict, cfg: DictConfig) -> None:
         super().__init__(state["image"], cfg)
@@ -76,35 +64,21 @@ class FeatureReader(ImageReader):
             yield self.scale(extract(unnormalise(x, self.mean, self.std), spec=self.spec)), index
 
 
-class ClassCsvWriter:
-    """`path,label,probability` (plus the runners-up to the top 5 when there are more than 5 classes), in input
-    order, written atomically when done."""
+class ClassCsvWriter(FileWriter):
+    """`path,label,probability` (and the runners-up to the top 5 with more than 5 classes), in input order."""
 
     def __init__(self, state: dict, cfg: DictConfig, run_dir: Path) -> None:
-        self.path = output_file(cfg, run_dir, "predictions.csv")
-        if cfg.get("output"):
-            check_writable(self.path.parent, f"output={cfg.output}")
-        self.names, self.rows = list(state["class_names"]), {}
-        self.k = min(5, len(self.names)) if len(self.names) > 5 else 1
-
-    def targets(self, items: list) -> list[Path]:  # noqa: ARG002 - one file whatever the inputs
-        """The files this writer will write."""
-        return [self.path]
+        super().__init__(state, cfg, run_dir, "predictions.csv")
+        self.k = 5 if len(self.names) > 5 else 1
 
     def add(self, items: list, index: Tensor, logits: Tensor, inputs: Optional[Tensor] = None) -> None:
         probs, labels = logits.float().softmax(1).topk(self.k, dim=1)
         for i, p, c in zip(index.tolist(), probs.tolist(), labels.tolist()):
-            row = [str(items[i]), self.names[c[0]], f"{p[0]:.6f}"]
-            for j in range(1, self.k):
-                row += [self.names[c[j]], f"{p[j]:.6f}"]
-            self.rows[i] = row
+            self.rows[i] = [str(items[i])] + [v for j in range(self.k) for v in (self.names[c[j]], f"{p[j]:.6f}")]
 
     def close(self) -> str:
         header = ["path", "label", "probability"] + [f"{w}_{j + 1}" for j in range(1, self.k)
                                                      for w in ("label", "probability")]
         buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(self.rows[i] for i in sorted(self.rows))
-        atomic_write(self.path, lambda f: f.write(buf.getvalue().encode()))
-        return f"{len(self.rows)} predictions in {self.path.resolve()}"
+        csv.writer(buf, lineterminator="\n").writerows([header] + [self.rows[i] for i in sorted(self.rows)])
+        return self.write(buf.getvalue())

@@ -1,4 +1,4 @@
-"""The file checks `cnnlab-predict`'s readers and writers share (and cnnlab-eval/-viz/-compare's output checks): which
+"""The file handling `cnnlab-predict`'s readers and writers share (and cnnlab-eval/-viz/-compare's output checks): which
 files `input=` names, where `output=` goes, and whether a folder can be written before the work that fills it."""
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from ..checkpoint import atomic_write
+from ..data.imageio import BadImageFile, page_count
 from ..errors import ConfigError
 
 
@@ -29,6 +31,16 @@ def input_files(spec: str, extensions: tuple[str, ...]) -> list[Path]:
     return files
 
 
+def tiff_pages(path: Path) -> int:
+    """The pages of a TIFF file (1 for other images), 0 when it cannot be read."""
+    if path.suffix.lower() not in (".tif", ".tiff"):
+        return 1
+    try:
+        return page_count(path)
+    except BadImageFile:
+        return 0
+
+
 def _exists(path: Path) -> bool:
     try:
         return path.exists()
@@ -37,9 +49,8 @@ def _exists(path: Path) -> bool:
 
 
 def check_writable(folder: "str | Path", shown: str) -> None:
-    """ConfigError naming `shown` (e.g. `output=preds/x.csv`) when nothing can be written into `folder` (made later
-    if missing): the nearest of it and its parents that exists must be a folder in which a file can be made. A
-    temporary file is tried, so that permissions, read-only disks and /proc all count; nothing is left behind."""
+    """ConfigError naming `shown` (e.g. `output=preds/x.csv`) when no file can be made in `folder` (made later)."""
+    # the nearest existing parent is tried with a temporary file: permissions, read-only disks and /proc all count
     path = Path(folder).expanduser().absolute()
     existing = next(p for p in (path, *path.parents) if _exists(p))
     if not existing.is_dir():
@@ -53,17 +64,29 @@ def check_writable(folder: "str | Path", shown: str) -> None:
 
 
 def check_output_file(path: "str | Path", shown: str, example: str) -> None:
-    """ConfigError naming `shown` when the file `path` cannot be written: it is a folder (the error suggests the
-    file `example` in it), or its folder cannot be made or written (see check_writable)."""
+    """ConfigError naming `shown` when the file `path` is a folder (suggesting `example` in it) or cannot be written."""
     if Path(path).expanduser().is_dir():
         raise ConfigError(f"{shown} is a folder: give a file, e.g. {Path(path) / example}")
     check_writable(Path(path).expanduser().parent, shown)
 
 
-def output_file(cfg: DictConfig, run_dir: Path, default: str) -> Path:
-    """The file `output=` names; an existing folder or one written with a trailing slash (`output=preds/`) gets
-    `default` inside it; no `output=`: `default` in this command's own folder."""
-    if not cfg.get("output"):
-        return run_dir / default
-    out = Path(str(cfg.output)).expanduser()
-    return out / default if out.is_dir() or str(cfg.output).endswith(("/", os.sep)) else out
+class FileWriter:
+    """The writer of one predictions file (`output=`, else `default` in the command's folder), written atomically."""
+
+    def __init__(self, state: dict, cfg: DictConfig, run_dir: Path, default: str) -> None:
+        if not cfg.get("output"):
+            self.path = run_dir / default
+        else:  # an existing folder, or one written with a trailing slash (`output=preds/`), gets `default` inside
+            out = Path(str(cfg.output)).expanduser()
+            self.path = out / default if out.is_dir() or str(cfg.output).endswith(("/", os.sep)) else out
+            check_writable(self.path.parent, f"output={cfg.output}")
+        self.names, self.rows = list(state["class_names"]), {}
+
+    def targets(self, items: list) -> list[Path]:  # noqa: ARG002 - one file whatever the inputs
+        """The files this writer will write."""
+        return [self.path]
+
+    def write(self, text: str) -> str:
+        """Write `text` to the file; the summary line."""
+        atomic_write(self.path, lambda f: f.write(text.encode()))
+        return f"{len(self.rows)} predictions in {self.path.resolve()}"

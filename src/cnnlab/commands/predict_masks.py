@@ -3,6 +3,7 @@ per image out with the same name and size (0/255 for two classes, class indices 
 TIFF stack); `overlays=true` adds image+mask pictures, `submission=<file.csv>` the roads task's patch CSV."""
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -14,22 +15,22 @@ import torch
 from omegaconf import DictConfig
 from PIL import Image
 from torch import Tensor, nn
+from torchvision.transforms.functional import pil_to_tensor
 
 from ..data.common import normalise
-from ..data.imageio import EXTENSIONS, BadImageFile, as_8bit, load_page, open_image, open_stack, page_count
+from ..data.imageio import EXTENSIONS, BadImageFile, as_8bit, load_page, open_image, open_stack
 from ..data.patches import patch_labels, patchify, write_submission
 from ..errors import ConfigError
 from ..features import FeatureSpec, Standardiser, extract
 from ..viz.draw import denormalise, overlay, save_png
-from .predict_io import check_output_file, check_writable, input_files
+from .predict_io import check_output_file, check_writable, input_files, tiff_pages
 
 log = logging.getLogger("cnnlab")
 Item = tuple[Path, Optional[int]]  # (file, page of a TIFF stack or None)
 
 
 class SegImageReader:
-    """Image files and TIFF pages -> normalised full-size batches (pages of one stack together, other images one
-    by one, since their sizes may differ); unreadable files are counted."""
+    """Image files and TIFF pages -> normalised full-size batches (a stack's pages together, other images alone)."""
 
     def __init__(self, state: dict, cfg: DictConfig) -> None:
         self.state, self.mode = state, "L" if int(state["in_channels"]) == 1 else "RGB"
@@ -37,46 +38,33 @@ class SegImageReader:
         self.bad: list[Path] = []
         self.bad_reason = "could not be read"
         for path in input_files(str(cfg.input), EXTENSIONS):
-            try:
-                n = page_count(path) if path.suffix.lower() in (".tif", ".tiff") else 1
-            except BadImageFile:
+            n = tiff_pages(path)
+            if not n:
                 self.bad.append(path)
-                continue
             self.items += [(path, k if n > 1 else None) for k in range(n)]
 
     def _load(self, path: Path, page: Optional[int]) -> Tensor:
         if page is None:
-            arr = np.asarray(as_8bit(open_image(path), path).convert(self.mode), dtype=np.uint8)
-        else:
-            with open_stack(path) as im:
-                im = load_page(im, page, path)
-                arr = np.asarray(as_8bit(im, f"page {page} of {path}").convert(self.mode), dtype=np.uint8)
-        x = torch.from_numpy(arr.copy())
-        return x.unsqueeze(0) if x.dim() == 2 else x.permute(2, 0, 1)
+            return pil_to_tensor(as_8bit(open_image(path), path).convert(self.mode))
+        with open_stack(path) as stack:
+            return pil_to_tensor(as_8bit(load_page(stack, page, path), f"page {page} of {path}").convert(self.mode))
 
     def batches(self, size: int) -> Iterator[tuple[Tensor, Tensor]]:
         """(normalised images, indices into `items`) per batch."""
-        i = 0
-        while i < len(self.items):
-            path = self.items[i][0]
-            j = i + 1
-            while j < len(self.items) and j - i < size and self.items[j][0] == path:  # pages of one stack
-                j += 1
-            try:
-                x = torch.stack([self._load(*self.items[k]) for k in range(i, j)])
-            except BadImageFile:
-                self.bad.append(path)
-                i = j
-                continue
-            yield normalise(x.float().div_(255), tuple(self.state["mean"]), tuple(self.state["std"])), \
-                torch.arange(i, j)
-            i = j
+        for path, group in itertools.groupby(range(len(self.items)), key=lambda k: self.items[k][0]):
+            group = list(group)  # an image, or the pages of one stack
+            for chunk in (group[lo:lo + size] for lo in range(0, len(group), size)):
+                try:
+                    x = torch.stack([self._load(*self.items[k]) for k in chunk])
+                except BadImageFile:
+                    self.bad.append(path)
+                else:
+                    yield normalise(x.float().div_(255), tuple(self.state["mean"]), tuple(self.state["std"])), \
+                        torch.tensor(chunk)
 
 
 class PatchesAsMask(nn.Module):
-    """A classifier of patch features (data=roads_patches, mito_patches) as a segmenter: images [B,C,H,W] in [0,1]
-    -> logits [B,K,H,W], each pixel of a whole patch given its patch's logits; the pixels past the last whole patch
-    (right and bottom) are background. The features are computed and standardised as for training."""
+    """A classifier of patch features (data=roads_patches, mito_patches) as a segmenter: images -> [B,K,H,W] logits."""
 
     def __init__(self, model: nn.Module, state: dict) -> None:
         super().__init__()
@@ -99,14 +87,13 @@ class PatchesAsMask(nn.Module):
 
 
 def patches_as_segmenter(model: nn.Module, state: dict, ckpt_path: str) -> "tuple[nn.Module, dict]":
-    """(the patch classifier as a segmenter, the data state a segmenter's reader and writer take): images are read
-    unnormalised (mean 0, std 1), and only a roads model writes the roads submission."""
+    """(the patch classifier as a segmenter, the data state a segmenter's reader and writer take)."""
     if "features" not in state:
         raise ConfigError(f"checkpoint {ckpt_path} does not record how its patch features were computed (trained "
                           f"before cnnlab-predict applied patch classifiers): train it again to predict with it")
     c = int(state["in_channels"])
-    seg = {**state, "input": "seg_image", "task": "segmentation", "mean": [0.0] * c, "std": [1.0] * c}
-    if state.get("name") != "roads_patches":
+    seg = {**state, "input": "seg_image", "task": "segmentation", "mean": [0.0] * c, "std": [1.0] * c}  # unnormalised
+    if state.get("name") != "roads_patches":  # only a roads model writes the roads submission
         seg.pop("patch")
     return PatchesAsMask(model, state).eval(), seg
 
@@ -138,9 +125,8 @@ class MaskWriter:
         self.written = 0
 
     def _name(self, items: list[Item], path: Path) -> Path:
-        """Where `path`'s outputs go below the output folder, without suffix: its file name, or, when inputs in
-        different folders share a name (`in/a/x.png`, `in/b/x.png`), its place below their common folder (`a/x`,
-        `b/x`); ConfigError when two inputs would still share one (`x.png` and `x.jpg`)."""
+        """Where `path`'s outputs go below the output folder, without suffix (ConfigError if two inputs share one)."""
+        # its file name, or where names repeat (`in/a/x.png`, `in/b/x.png`) its place below the common folder (`a/x`)
         if not self.names:
             files = sorted({p for p, _ in items})
             stems = [Path(p.stem) for p in files]
@@ -163,14 +149,14 @@ class MaskWriter:
         files = [self.out / f"{self._name(items, path)}{'.tif' if path in stacks else '.png'}"
                  for path in dict.fromkeys(p for p, _ in items)]
         if self.overlays:
-            files += [self.out / "overlays" / f"{self._name(items, path)}"
-                                              f"{f'_page{page:03d}' if page is not None else ''}.png"
-                      for path, page in items]
+            files += [self._overlay_file(items, path, page) for path, page in items]
         return files + ([Path(str(self.submission))] if self.submission else [])
 
+    def _overlay_file(self, items: list[Item], path: Path, page: Optional[int]) -> Path:
+        return self.out / "overlays" / f"{self._name(items, path)}{f'_page{page:03d}' if page is not None else ''}.png"
+
     def check(self, items: list[Item]) -> None:
-        """Before any mask is written: a submission takes whole images, each with its number (its ids), none used
-        twice."""
+        """Before any mask is written: a submission takes whole images, each with its own number (its ids)."""
         if not self.submission:
             return
         stack = next((path for path, page in items if page is not None), None)
@@ -186,14 +172,11 @@ class MaskWriter:
                                   f"ids would clash: predict them in two commands, or rename one")
             owner[number] = path
 
-    def labels(self, logits: Tensor) -> Tensor:
-        """[B,H,W] class labels: foreground probability > the threshold chosen on validation, or the argmax."""
-        if self.binary:
-            return (logits.float().softmax(1)[:, 1] > float(self.state.get("threshold", 0.5))).long()
-        return logits.argmax(1)
-
     def add(self, items: list[Item], index: Tensor, logits: Tensor, inputs: Optional[Tensor] = None) -> None:
-        labels = self.labels(logits)
+        if self.binary:  # foreground where its probability is above the threshold chosen on validation
+            labels = (logits.float().softmax(1)[:, 1] > float(self.state.get("threshold", 0.5))).long()
+        else:
+            labels = logits.argmax(1)
         for row, k in enumerate(index.tolist()):
             path, page = items[k]
             mask = (labels[row] * 255 if self.binary else labels[row]).to(torch.uint8).numpy()
@@ -212,8 +195,7 @@ class MaskWriter:
                                                   float(self.state.get("patch_threshold", 0.25)))[0]
             if self.overlays and inputs is not None:
                 image = denormalise(inputs[row].float(), self.state["mean"], self.state["std"])
-                shown = f"{name}_page{page:03d}" if page is not None else str(name)
-                save_png(overlay(image, labels[row] == 1), self.out / "overlays" / f"{shown}.png")
+                save_png(overlay(image, labels[row] == 1), self._overlay_file(items, path, page))
 
     def close(self) -> str:
         for path, pages in self.stacks.items():

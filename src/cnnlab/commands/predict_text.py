@@ -2,8 +2,6 @@
 text="..."), encoded with the checkpoint's vocabulary and tokenizer; `label<TAB>probability<TAB>text` out."""
 from __future__ import annotations
 
-import io
-import logging
 import sys
 from pathlib import Path
 from typing import Iterator, Optional
@@ -12,42 +10,37 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
-from ..checkpoint import atomic_write
 from ..data.imageio import EXTENSIONS
 from ..data.text import TrimPrepare, encode
 from ..errors import ConfigError
-from .predict_io import check_writable, output_file
+from .predict_io import FileWriter
 
-log = logging.getLogger("cnnlab")
 TABLES = (".csv", ".tsv", ".jsonl", ".json")  # what data=text_files and data=sst2 read: not one sentence a line
 
 
-def read_sentences(spec: str, encoding: str = "utf-8") -> list[str]:
+def read_sentences(spec: str) -> list[str]:
     """The lines of a text file (or of standard input for '-'), without their line ends."""
     if spec == "-":
         return sys.stdin.read().split("\n")
     path = Path(spec).expanduser()
-    if path.suffix.lower() in EXTENSIONS:
-        raise ConfigError(f"input={spec} is an image, and this checkpoint is a sentence model: pass input=<text "
-                          f"file, one sentence a line> (or - for standard input), or text=\"...\"")
     if path.suffix.lower() in TABLES and path.is_file():
         raise ConfigError(f"input={spec} is a {path.suffix.lower()[1:].upper()} table, and cnnlab-predict reads "
                           f"plain text, one sentence a line (each line of a table, its header and labels included, "
                           f"would be classified as a sentence): save the text column as a .txt file and pass that")
-    if not path.is_file():
-        what = "is a folder" if path.is_dir() else "does not exist"
+    if path.suffix.lower() in EXTENSIONS or not path.is_file():
+        what = ("is an image" if path.suffix.lower() in EXTENSIONS else
+                "is a folder" if path.is_dir() else "does not exist")
         raise ConfigError(f"input={spec} {what}, and this checkpoint is a sentence model: pass input=<text file, "
                           f"one sentence a line> (or - for standard input), or text=\"...\"")
     try:
-        return path.read_bytes().decode(encoding).split("\n")
+        return path.read_bytes().decode("utf-8").split("\n")
     except UnicodeDecodeError as e:
         line = path.read_bytes()[:e.start].count(b"\n") + 1
-        raise ConfigError(f"{path} line {line} is not valid {encoding} ({e.reason}): save it as {encoding}") from None
+        raise ConfigError(f"{path} line {line} is not valid utf-8 ({e.reason}): save it as utf-8") from None
 
 
 class LineReader:
-    """Sentences (the lines of `input=`, or the one sentence `text`) -> trimmed int64 token-id batches; empty lines
-    are skipped and counted."""
+    """Sentences (the lines of `input=`, or the one sentence `text`) -> int64 token-id batches; empty lines counted."""
 
     def __init__(self, state: dict, cfg: DictConfig, text: Optional[str] = None) -> None:
         lines = [text] if text is not None else read_sentences(str(cfg.input))
@@ -66,16 +59,12 @@ class LineReader:
             yield self.prepare(encode(self.state, self.items[lo:lo + size]), idx)
 
 
-class TextTsvWriter:
-    """`label<TAB>probability<TAB>text` per sentence in input order (a file, or predictions.tsv in a folder), or for
-    one sentence `text` one line on the console."""
+class TextTsvWriter(FileWriter):
+    """`label<TAB>probability<TAB>text` per sentence in input order (for one sentence `text`: on the console)."""
 
     def __init__(self, state: dict, cfg: DictConfig, run_dir: Path, text: Optional[str] = None) -> None:
+        super().__init__(state, cfg, run_dir, "predictions.tsv")  # text= with output= was refused by check_inputs
         self.console = text is not None
-        self.path = output_file(cfg, run_dir, "predictions.tsv")
-        if cfg.get("output") and not self.console:
-            check_writable(self.path.parent, f"output={cfg.output}")
-        self.names, self.rows = list(state["class_names"]), {}
 
     def targets(self, items: list) -> list[Path]:  # noqa: ARG002 - one file whatever the inputs
         """The files this writer will write (none for one sentence: it prints)."""
@@ -91,9 +80,5 @@ class TextTsvWriter:
             label, p, text = self.rows[0]
             print(f"{label}\t{p:.4f}\t{text}")
             return f"{text!r}: {label} ({p:.1%})"
-        buf = io.StringIO()
-        for i in sorted(self.rows):
-            label, p, text = self.rows[i]
-            buf.write(f"{label}\t{p:.6f}\t{text}\n")
-        atomic_write(self.path, lambda f: f.write(buf.getvalue().encode()))
-        return f"{len(self.rows)} predictions in {self.path.resolve()}"
+        rows = (self.rows[i] for i in sorted(self.rows))
+        return self.write("".join(f"{label}\t{p:.6f}\t{text}\n" for label, p, text in rows))

@@ -1,10 +1,6 @@
 """`cnnlab-predict ckpt_path=... input=<file | folder | glob> output=<file or folder>`: a trained model applied to
-new inputs with nothing but its checkpoint (weights, saved config, data state).
-
-The checkpoint's task decides the reader (files -> model inputs, as the training data were prepared) and the
-writer (logits -> CSV / masks / TSV): a new task adds its pair (a module beside this one) to `_registry`; the
-command does not change.
-"""
+new inputs with nothing but its checkpoint. Its input kind picks the reader (files -> model inputs) and its task the
+writer (logits -> CSV / masks / TSV): a new task adds its pair (a module beside this one) to `predict`'s tables."""
 from __future__ import annotations
 
 import logging
@@ -25,21 +21,9 @@ from ..tblog import Progress
 from ..trust import saved_config
 
 log = logging.getLogger("cnnlab")
-PREDICT_KEYS = own_keys(PredictConfig)
 INPUT_WORDS = {"image": "images", "seg_image": "images", "text": "sentences", "points": "2-D points",
                "poly1d": "1-D numbers", "features": "feature vectors computed from images",
                "patches": "feature vectors of image patches", "vectors": "feature vectors"}
-
-
-def _registry() -> "tuple[dict, dict]":
-    """Readers by the data state's `input` kind, writers by task (each task's pair lives in its own module)."""
-    from .predict_images import ClassCsvWriter, FeatureReader, ImageReader
-    from .predict_masks import MaskWriter, SegImageReader
-    from .predict_text import LineReader, TextTsvWriter
-
-    readers = {"image": ImageReader, "features": FeatureReader, "text": LineReader, "seg_image": SegImageReader}
-    writers = {"classification": ClassCsvWriter, "text": TextTsvWriter, "segmentation": MaskWriter}
-    return readers, writers
 
 
 def load_predictor(cfg: DictConfig, info: RunInfo):
@@ -48,7 +32,7 @@ def load_predictor(cfg: DictConfig, info: RunInfo):
         raise ConfigError("no checkpoint given: pass ckpt_path=<run folder>/checkpoints/best.pt")
     check_at_least(cfg, {"batch_size": 1})
     ckpt = load_checkpoint(cfg.ckpt_path, map_location="cpu")
-    run_cfg = saved_config(cfg, info.overrides, ckpt, Path(cfg.ckpt_path), own_keys=PREDICT_KEYS)
+    run_cfg = saved_config(cfg, info.overrides, ckpt, Path(cfg.ckpt_path), own_keys=own_keys(PredictConfig))
     state = ckpt.get("data_state")
     if not state:
         raise ConfigError(f"checkpoint {cfg.ckpt_path} has no data state (written before cnnlab-predict existed): "
@@ -65,13 +49,16 @@ def load_predictor(cfg: DictConfig, info: RunInfo):
 
 def predict(cfg: DictConfig, info: RunInfo) -> str:
     """Read the inputs, run the model over them batch by batch, write what the task writes; returns a summary."""
+    from .predict_images import ClassCsvWriter, FeatureReader, ImageReader
+    from .predict_masks import MaskWriter, SegImageReader, patches_as_segmenter
+    from .predict_text import LineReader, TextTsvWriter
+
     model, state, loop = load_predictor(cfg, info)
     if state.get("input") == "patches":  # a classifier of image patches writes masks, as a segmenter does
-        from .predict_masks import patches_as_segmenter
-
         model, state = patches_as_segmenter(model, state, str(cfg.ckpt_path))
     kind, task = state.get("input", "image"), state["task"]
-    readers, writers = _registry()
+    readers = {"image": ImageReader, "features": FeatureReader, "text": LineReader, "seg_image": SegImageReader}
+    writers = {"classification": ClassCsvWriter, "text": TextTsvWriter, "segmentation": MaskWriter}
     if kind not in readers or task not in writers:
         raise ConfigError(f"cnnlab-predict applies image classifiers, segmenters and sentence classifiers to new "
                           f"files, but this checkpoint's model takes {INPUT_WORDS.get(kind, kind + ' inputs')} "
@@ -108,8 +95,7 @@ def predict(cfg: DictConfig, info: RunInfo) -> str:
 
 
 def check_no_input_overwritten(cfg: DictConfig, outputs: list[Path], items: list, kind: str) -> None:
-    """ConfigError before anything is written when an output file would replace an input (output= the input's
-    own file or folder, submission= an input image): nothing the user gave is overwritten."""
+    """ConfigError before anything is written when an output file would replace an input (output=, submission=)."""
     if kind == "text":
         files = [Path(str(cfg.input))] if cfg.get("input") and str(cfg.input) != "-" else []
     else:
