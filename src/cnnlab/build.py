@@ -23,7 +23,7 @@ from .data.common import DataBundle, TensorSplit
 from .engine import LoopSettings
 from .errors import ConfigError, find_config_error, first_line
 from .losses import SquaredError
-from .schema import TrainerConfig, trainer_settings
+from .schema import TrainerConfig
 from .tasks import TASKS
 
 log = logging.getLogger("cnnlab")
@@ -43,7 +43,6 @@ AMP_DTYPES = {None: None, "none": None, "bf16": torch.bfloat16, "fp16": torch.fl
 RUN_CONTROL_KEYS = ("resume", "ckpt_path", "init_from")  # how a run was started, not what it is
 # model options that load weights others trained (a download or a file): unset when a checkpoint's weights follow
 PRETRAINED_KEYS = ("weights", "encoder_weights", "backbone_weights")
-__all__ = ["trainer_settings"]
 
 
 def parse_override(item: str) -> "tuple[str, str]":

@@ -50,8 +50,7 @@ def _take_back_own_record(run_dir: Path) -> None:
 
 
 def _forget_or_mark(run_dir: Path, cfg: DictConfig, error: str, before_training: bool = False) -> None:
-    """Remove the folder of a run that wrote nothing, or failed before training in a folder it made; leave another's
-    folder as it was (but for the log's error line) when it failed before training; else write failed.json."""
+    """Remove a failed run's folder if it holds nothing else; else take back its own record, or write failed.json."""
     hc = HydraConfig.get()
     first = hc.output_subdir == ".hydra"  # the folder held no command's record before this one's (cnnlab.rundir)
     made_here = first and not any(str(o).startswith("hydra.run.dir=") for o in hc.overrides.hydra)  # Hydra named it

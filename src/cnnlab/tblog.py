@@ -1,13 +1,10 @@
 """TensorBoard and console output for a run (named tblog, never logging, so the stdlib module stays reachable)."""
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any, Optional
 
 from torch import Tensor
-
-log = logging.getLogger("cnnlab")
 
 
 class RunLogger:

@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from .. import tasks
-from ..build import build_data, build_loss, build_model, loop_settings, model_overrides, trainer_settings
+from ..build import build_data, build_loss, build_model, loop_settings, model_overrides
 from ..checkpoint import load_checkpoint, load_weights
 from ..data.common import head, make_loader, offered_from_state
 from ..device import select_device
@@ -21,7 +21,7 @@ from ..engine import evaluate
 from ..errors import ConfigError
 from ..metrics import per_class_accuracy
 from ..report import RunInfo
-from ..schema import EvalConfig, check_at_least, own_keys
+from ..schema import EvalConfig, check_at_least, own_keys, trainer_settings
 from ..tblog import RunLogger
 from ..trust import read_saved_config, saved_config, trusted_targets
 from ..viz.draw import save_png

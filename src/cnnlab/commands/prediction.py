@@ -9,14 +9,14 @@ from typing import Optional
 
 from omegaconf import DictConfig
 
-from ..build import build_model, loop_settings, model_overrides, trainer_settings
+from ..build import build_model, loop_settings, model_overrides
 from ..checkpoint import load_checkpoint, load_weights
 from ..data.common import offered_from_state
 from ..device import select_device
 from ..engine import forward_batches
 from ..errors import ConfigError
 from ..report import RunInfo
-from ..schema import PredictConfig, check_at_least, own_keys
+from ..schema import PredictConfig, check_at_least, own_keys, trainer_settings
 from ..tblog import Progress
 from ..trust import saved_config
 

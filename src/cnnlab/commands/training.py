@@ -19,10 +19,10 @@ from torch import nn
 from .. import distributed, tasks
 from ..build import (backbone_ids, build_data, build_loss, build_model, build_optimizer, build_scheduler, check_optim,
                     loop_settings, loss_takes_class_counts, model_overrides, plain, pretrained_inputs,
-                    train_class_counts, trainer_settings)
+                    train_class_counts)
 from ..checkpoint import (BEST, CKPT_DIR, LAST, check_weights_fit, claim_run_folder, load_checkpoint, save_checkpoint,
                           set_rng_state, transfer_weights)
-from ..schema import TrainerConfig
+from ..schema import TrainerConfig, trainer_settings
 from ..data.common import DataBundle, head, make_loader
 from ..device import select_device
 from ..engine import (COUNTERS, STOP, LoopSettings, TrainingStopped, TrainState, WeightAverage, evaluate, fit,

@@ -18,12 +18,12 @@ from torch import Tensor
 from cnnlab.checkpoint import save_checkpoint
 from cnnlab.build import named_arguments
 from cnnlab.data.common import DataBundle, TensorSplit, unnormalise
-from cnnlab.data.mito import check_mito_options, has_testing, log_test_split
+from cnnlab.data.mito import check_mito_options, read_blocks
 from cnnlab.data.options import check_count, check_fraction
 from cnnlab.data.patches import patch_labels, patchify
 from cnnlab.data.roads import check_road_options
-from cnnlab.data.segmentation import mito_page_count, read_mito, read_roads
-from cnnlab.data.splits import image_split, slice_blocks
+from cnnlab.data.segmentation import MASK_THRESHOLD, read_roads
+from cnnlab.data.splits import image_split
 from cnnlab.device import select_device
 from cnnlab.errors import ConfigError
 from cnnlab.features import FeatureSpec, Standardiser, extract
@@ -105,7 +105,7 @@ def build_feature_data(source: Union[DataBundle, Callable[..., DataBundle]],
             source_state = {"class_names": state["class_names"], **state["image"]}
             extra.update(named_arguments(source, state=source_state, only=only))  # e.g. build_digits has no `only`
         bundle = source(**extra)
-    spec = FeatureSpec(list(features), hist_bins, tuple(value_range), cell, block, orientations)  # pixel units
+    spec = FeatureSpec(features, hist_bins, value_range, cell, block, orientations)  # pixel units
     splits = {s: getattr(bundle, s) for s in SPLITS}
     for s, split in splits.items():
         if not isinstance(split, TensorSplit) or split.inputs.ndim != 4 or split.targets.ndim != 1:
@@ -133,21 +133,6 @@ def build_feature_data(source: Union[DataBundle, Callable[..., DataBundle]],
                    {"input": "features", "image": image, "features": spec.key()})
 
 
-def _patch_data(parts: dict[str, tuple[Tensor, Tensor]], spec: FeatureSpec, patch: int, context: int, rule: str,
-                threshold: float, device: str, max_train_patches: Optional[int], seed: int) -> dict[str, Tensor]:
-    """Standardised patch features and labels for (images, masks) per split; train optionally subsampled."""
-    raw = {}
-    for s, (images, masks) in parts.items():  # features of every patch of uint8 images, in patch_labels' order
-        raw[f"{s}_x"] = _batched_extract(images, spec, select_device(device), 8,
-                                         lambda x: patchify(x / 255.0, patch, context))
-        raw[f"{s}_y"] = patch_labels(masks, patch, rule, threshold).flatten()
-    if max_train_patches is not None and len(raw["train_y"]) > max_train_patches:
-        keep = torch.randperm(len(raw["train_y"]), generator=torch.Generator().manual_seed(seed))[:max_train_patches]
-        keep = keep.sort().values
-        raw["train_x"], raw["train_y"] = raw["train_x"][keep], raw["train_y"][keep]
-    return _standardised(raw)
-
-
 def _check_patch(patch: int, context: int) -> None:
     if patch < 1:
         raise ConfigError(f"data.patch={patch} is not valid: it must be >= 1 (16 for roads and mitochondria)")
@@ -155,10 +140,28 @@ def _check_patch(patch: int, context: int) -> None:
         raise ConfigError(f"data.context={context} is not valid: it must be >= 0 (pixels around each patch)")
 
 
-def _patch_state(spec: FeatureSpec, patch: int, context: int, images: Tensor) -> dict:
-    """What cnnlab-predict needs to compute a patch bundle's features on new images (predict_masks)."""
-    return {"input": "patches", "patch": patch, "context": context, "features": spec.key(),
-            "in_channels": int(images.shape[1])}
+def _patch_bundle(name: str, foreground: str, parts: dict[str, tuple[Tensor, Tensor]], key: dict, spec: FeatureSpec,
+                  patch: int, context: int, rule: str, threshold: float, max_train_patches: Optional[int], seed: int,
+                  device: str, cache_dir: Optional[str]) -> DataBundle:
+    """Standardised, cached features and labels of every patch of (images, masks) per split; train maybe subsampled."""
+    def compute() -> dict[str, Tensor]:
+        raw = {}
+        for s, (images, masks) in parts.items():  # features of every patch of uint8 images, in patch_labels' order
+            raw[f"{s}_x"] = _batched_extract(images, spec, select_device(device), 8,
+                                             lambda x: patchify(x / 255.0, patch, context))
+            raw[f"{s}_y"] = patch_labels(masks, patch, rule, threshold).flatten()
+        if max_train_patches is not None and len(raw["train_y"]) > max_train_patches:
+            keep = torch.randperm(len(raw["train_y"]), generator=torch.Generator().manual_seed(seed))[:max_train_patches]
+            keep = keep.sort().values
+            raw["train_x"], raw["train_y"] = raw["train_x"][keep], raw["train_y"][keep]
+        return _standardised(raw)
+
+    data = _cached(cache_dir, f"{name}-patches", {**key, "spec": spec.key(), "patch": patch, "context": context},
+                   compute)
+    # what cnnlab-predict needs to compute the features of new images (predict_masks)
+    state = {"input": "patches", "patch": patch, "context": context, "features": spec.key(),
+             "in_channels": int(next(iter(parts.values()))[0].shape[1])}
+    return _bundle(data, 2, ["background", foreground], f"{name}_patches", state)
 
 
 def build_road_patches(root: str, patch: int = 16, threshold: float = 0.25,
@@ -171,17 +174,14 @@ def build_road_patches(root: str, patch: int = 16, threshold: float = 0.25,
     _check_patch(patch, context)
     check_road_options(max_images, val_fraction, test_fraction)
     check_fraction("threshold", threshold, zero=True, meaning="a patch is road when its mean foreground is > it")
-    spec = FeatureSpec(list(features), hist_bins, tuple(value_range), cell, block, orientations)
+    spec = FeatureSpec(features, hist_bins, value_range, cell, block, orientations)
     images, masks, names = read_roads(root, max_images)
     # the test images have no masks: the splits are training images (never patches, which are correlated)
     index = dict(zip(SPLITS, image_split(len(names), val_fraction, test_fraction, seed)))
-    key = {"root": str(Path(root).expanduser().resolve()), "names": names, "spec": spec.key(), "patch": patch,
-           "context": context, "threshold": threshold, "split": [v.tolist() for v in index.values()],
-           "data": _fingerprint(images[:, :, ::37, ::37], masks)}
-    parts = {s: (images[i], masks[i]) for s, i in index.items()}
-    data = _cached(cache_dir, "roads-patches", key, lambda: _patch_data(
-        parts, spec, patch, context, "mean", threshold, device, None, seed))
-    return _bundle(data, 2, ["background", "road"], "roads_patches", _patch_state(spec, patch, context, images))
+    key = {"root": str(Path(root).expanduser().resolve()), "names": names, "threshold": threshold,
+           "split": [v.tolist() for v in index.values()], "data": _fingerprint(images[:, :, ::37, ::37], masks)}
+    return _patch_bundle("roads", "road", {s: (images[i], masks[i]) for s, i in index.items()}, key, spec, patch,
+                         context, "mean", threshold, None, seed, device, cache_dir)
 
 
 def build_mito_patches(root: str, patch: int = 16, rule: str = "centre",
@@ -194,21 +194,11 @@ def build_mito_patches(root: str, patch: int = 16, rule: str = "centre",
     # 165 slices of 768x1024 hold ~500k patches: the default keeps 41 slices and at most 100k training patches
     _check_patch(patch, context)
     check_count("max_train_patches", max_train_patches, nullable=True, meaning="all")
-    spec = FeatureSpec(list(features), hist_bins, tuple(value_range), cell, block, orientations)
+    spec = FeatureSpec(features, hist_bins, value_range, cell, block, orientations)
     check_mito_options(slice_step, val_fraction, test_fraction)
     root_path = Path(root).expanduser()
-    slices = list(range(0, mito_page_count(root_path / "training.tif"), slice_step))
-    has_test = has_testing(root_path, "tiff")
-    blocks = slice_blocks(len(slices), val_fraction, test_fraction, has_test)  # adjacent slices are near-duplicates
-    parts = {s: read_mito(root, "training", [slices[i] for i in b]) for s, b in blocks.items()}
-    if has_test:
-        parts["test"] = read_mito(root, "testing", range(0, mito_page_count(root_path / "testing.tif"), slice_step))
-    testing = f"{root_path / 'testing.tif'} + testing_groundtruth.tif" if has_test else None
-    log_test_split(testing, len(parts["test"][0]), len(slices), slice_step)
-    key = {"root": str(root_path.resolve()), "spec": spec.key(), "patch": patch, "rule": rule,
-           "context": context, "step": slice_step, "max": max_train_patches, "seed": seed,
+    parts = read_blocks(root_path, "tiff", slice_step, val_fraction, test_fraction, MASK_THRESHOLD, 2)
+    key = {"root": str(root_path.resolve()), "rule": rule, "step": slice_step, "max": max_train_patches, "seed": seed,
            "data": _fingerprint(*[m for _, m in parts.values()], *[i[:, :, ::41, ::41] for i, _ in parts.values()])}
-    data = _cached(cache_dir, "mito-patches", key, lambda: _patch_data(
-        parts, spec, patch, context, rule, 0.5, device, max_train_patches, seed))
-    images = next(iter(parts.values()))[0]
-    return _bundle(data, 2, ["background", "mitochondrion"], "mito_patches", _patch_state(spec, patch, context, images))
+    return _patch_bundle("mito", "mitochondrion", parts, key, spec, patch, context, rule, 0.5, max_train_patches,
+                         seed, device, cache_dir)

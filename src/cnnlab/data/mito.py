@@ -38,15 +38,6 @@ def has_testing(root: Path, kind: str) -> bool:
     return all(present)
 
 
-def log_test_split(testing: Optional[str], test_slices: int, kept: int, step: int) -> None:
-    """One line saying which slices the test split holds: the `testing` stack's, or the last training block."""
-    if testing:
-        log.info(f"mito test split: {testing} ({test_slices} slices, data.slice_step={step})")
-    else:
-        log.info(f"mito test split: the last {test_slices} of the {kept} training slices kept (no testing stack; "
-                 f"data.test_fraction, data.slice_step={step})")
-
-
 def _read(root: Path, kind: str, split: str, step: int, threshold: Optional[int], k: int) -> "tuple[Tensor, Tensor]":
     """Every `step`-th slice of `split` ('training' or 'testing') in layout `kind`."""
     if kind == "tiff":
@@ -61,6 +52,30 @@ def check_mito_options(slice_step: int, val_fraction: float, test_fraction: floa
     check_fraction("val_fraction", val_fraction)
     check_fraction("test_fraction", test_fraction, zero=True, meaning="the last block of training slices; unused "
                    "with a testing stack")
+
+
+def read_blocks(root: Path, kind: str, step: int, val_fraction: float, test_fraction: float,
+                threshold: Optional[int], k: int) -> "dict[str, tuple[Tensor, Tensor]]":
+    """Contiguous train/val(/test) blocks of every `step`-th training slice; test: the testing split when there."""
+    has_test = has_testing(root, kind)
+    # adjacent slices are 5 nm apart and nearly identical: val is a contiguous block after train, never interleaved
+    if kind == "tiff":  # each block's pages alone are decoded
+        kept = list(range(0, mito_page_count(root / "training.tif"), step))
+        blocks = slice_blocks(len(kept), val_fraction, test_fraction, has_test)
+        parts = {s: read_mito(root, "training", [kept[i] for i in b], threshold, k) for s, b in blocks.items()}
+        testing = f"{root / 'testing.tif'} + testing_groundtruth.tif"
+    else:
+        x, y = _read(root, kind, "training", step, threshold, k)
+        kept = range(len(x))  # indices into x
+        parts = {s: (x[b], y[b]) for s, b in slice_blocks(len(kept), val_fraction, test_fraction, has_test).items()}
+        testing = f"{root / 'testing'}/images + groundtruth"
+    if has_test:
+        parts["test"] = _read(root, kind, "testing", step, threshold, k)
+        log.info(f"mito test split: {testing} ({len(parts['test'][0])} slices, data.slice_step={step})")
+    else:
+        log.info(f"mito test split: the last {len(parts['test'][0])} of the {len(kept)} training slices kept (no "
+                 f"testing stack; data.test_fraction, data.slice_step={step})")
+    return parts
 
 
 def build_mito(root: str, layout: str = "auto", val_fraction: float = 0.2, test_fraction: float = 0.2,
@@ -93,20 +108,5 @@ def build_mito(root: str, layout: str = "auto", val_fraction: float = 0.2, test_
         kind = "png"
     else:
         raise ConfigError(f"no mitochondria data in {root_path}: {MITO_HINT}; or {PNG_HINT}")
-    has_test = has_testing(root_path, kind)
-    # adjacent slices are 5 nm apart and nearly identical: val is a contiguous block after train, never interleaved
-    if kind == "tiff":  # each block's pages alone are decoded
-        kept = list(range(0, mito_page_count(root_path / "training.tif"), slice_step))
-        blocks = slice_blocks(len(kept), val_fraction, test_fraction, has_test)
-        parts = {s: read_mito(root_path, "training", [kept[i] for i in b], mask_threshold, num_classes)
-                 for s, b in blocks.items()}
-        testing = f"{root_path / 'testing.tif'} + testing_groundtruth.tif"
-    else:
-        x, y = _read(root_path, kind, "training", slice_step, mask_threshold, num_classes)
-        kept = range(len(x))  # indices into x
-        parts = {s: (x[b], y[b]) for s, b in slice_blocks(len(kept), val_fraction, test_fraction, has_test).items()}
-        testing = f"{root_path / 'testing'}/images + groundtruth"
-    if has_test:
-        parts["test"] = _read(root_path, kind, "testing", slice_step, mask_threshold, num_classes)
-    log_test_split(testing if has_test else None, len(parts["test"][0]), len(kept), slice_step)
+    parts = read_blocks(root_path, kind, slice_step, val_fraction, test_fraction, mask_threshold, num_classes)
     return seg_bundle(parts, classes, "mito", augment, mask_threshold, saved=state, layout=f"mito_{kind}")
