@@ -71,7 +71,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="small data: every combination runs, numbers mean little")
     args = ap.parse_args(argv)
-    print(f"| model | mode | samples/s | vs plain | note |\n|---|---|---:|---:|---|", flush=True)
+    print("| model | mode | samples/s | vs plain | note |\n|---|---|---:|---:|---|", flush=True)
     failed = 0
     with tempfile.TemporaryDirectory() as tmp:
         for model in args.models:

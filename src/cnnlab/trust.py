@@ -56,7 +56,8 @@ def is_safe_target(target: str, trusted: frozenset[str]) -> bool:
 
 def check_saved_targets(saved: dict, replaced: "set[str]", source: str, trusted: frozenset[str]) -> None:
     """Refuse a saved config that names an untrusted `_target_` or holds an interpolation, but in keys `replaced`."""
-    # `${oc.decode:...}` can make a `_target_` node when used (cnnlab saves configs resolved); `replaced`: the user's
+    # `${oc.decode:...}` can make a `_target_` node when used (cnnlab saves configs resolved); `replaced`: the keys
+    # the user set on this command line
     def users(key: str) -> bool:
         return any(key == r or key.startswith((r + ".", r + "[")) for r in replaced)
 
