@@ -33,6 +33,7 @@ def test_a_wrong_type_or_unknown_key_is_refused_while_composing_naming_the_key(o
     ("+model.widht=3", "model.widht: Key 'widht' not in 'LeNet5'|(cnnlab.models.lenet.LeNet5 takes num_classes"),
     ("model.dropout=2.0", "model config: dropout probability has to be between 0 and 1"),
     ("model.channels=[6]", "model.channels=[6], model.hidden=[120, 84]: LeNet-5 takes two of each"),
+    ("model.channels=[a,16]", "model.channels[0]: Value 'a' of type 'str' could not be converted to Integer"),
     ("sched.name=linear", "sched.name=linear is not known"),
 ])
 def test_bad_value_is_one_line_naming_only_the_key_at_fault(tmp_path, override, message):

@@ -77,6 +77,9 @@ def _checkable(hint: Any) -> Any:
                    and not issubclass(a, (list, tuple, dict))]  # what a config cannot hold (a Tensor)
         if len(held) == 1 and len(held) + len(objects) == len(members) > 1:
             return typing.Optional[held[0]] if type(None) in typing.get_args(hint) else held[0]
+    items = set(typing.get_args(hint)) - {Ellipsis}
+    if typing.get_origin(hint) is tuple and len(items) == 1:  # checked as a list (OmegaConf 2.4's tuple messages
+        hint = list[items.pop()]                               # name no key); its length is the target's to judge
     try:
         OmegaConf.structured(dataclasses.make_dataclass("Probe", [("x", hint, dataclasses.field(default=MISSING))]))
         return hint
