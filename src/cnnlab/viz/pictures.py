@@ -13,7 +13,7 @@ from ..data.common import DataBundle, head
 from ..data.text import decode
 from ..data.toy import FUNCTIONS, poly_features
 from ..tblog import RunLogger
-from . import draw, plots
+from . import draw
 
 log = logging.getLogger("cnnlab")
 
@@ -26,6 +26,7 @@ def boundary(model: nn.Module, bundle: DataBundle, device: torch.device, split: 
     rows, cols = torch.linspace(hi[1], lo[1], grid), torch.linspace(lo[0], hi[0], grid)  # row 0 at the top
     mesh = torch.cartesian_prod(rows, cols).flip(1)  # (x, y) points, row by row
     probs = model.eval()(mesh.to(device)).float().softmax(1).T.reshape(-1, grid, grid).cpu()
+    from . import plots  # matplotlib, imported by the two toy tasks' pictures only (not at every command's start)
     return plots.as_image(plots.decision_boundary_figure(probs, lo, hi, x, y, bundle.class_names,
                           f"decision regions of {type(model).__name__} and the {split} points"))
 
@@ -38,6 +39,7 @@ def fitted_curve(model: nn.Module, bundle: DataBundle, device: torch.device, spl
     xs = torch.linspace(-1, 1, 200)
     basis = str(bundle.state.get("basis", "monomial"))
     fit = model.eval()(poly_features(xs, degree, basis).to(device)).float().cpu().flatten()
+    from . import plots
     return plots.as_image(plots.curves_figure(x[:, 0], y, xs, {f"degree {degree}": fit},
                                               f"least-squares fit, degree {degree}, on the {split} points",
                                               truth=FUNCTIONS[function](xs)))
