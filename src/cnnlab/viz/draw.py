@@ -99,16 +99,15 @@ def figure(tiles: Tensor, captions: Sequence[str], ncol: int, title: str, lines:
     return from_pil(sheet)
 
 
-def colour_bar(colours: Tensor, low: str, high: str, label: str, width: int = 240) -> Image.Image:
-    """A horizontal bar of `colours` [3,K] (left to right) labelled at both ends (and 0 mid-way), and a caption."""
+def colour_bar(colours: Tensor, low: str, mid: str, high: str, label: str, width: int = 240) -> Image.Image:
+    """A horizontal bar of `colours` [3,K] (left to right) with three value labels and a caption."""
     bar = F.interpolate(colours[None, :, None, :].float(), size=(12, width), mode="bilinear", align_corners=True)[0]
     img = Image.new("RGB", (width + int(FONT.getlength(label)) + 3 * PAD, 12 + LINE + 2), "white")
     img.paste(to_pil(bar), (0, 0))
     draw = ImageDraw.Draw(img)
     draw.text((0, 13), low, fill="black", font=FONT)
+    draw.text((width // 2, 13), mid, fill="black", font=FONT, anchor="ma")
     draw.text((width, 13), high, fill="black", font=FONT, anchor="ra")
-    if low.startswith("-"):  # a scale centred on zero
-        draw.text((width // 2, 13), "0", fill="black", font=FONT, anchor="ma")
     draw.text((width + 2 * PAD, 0), label, fill="black", font=FONT)
     return img
 
@@ -132,7 +131,7 @@ def filter_figure(weight: Tensor) -> Tensor:
     tiles, peak = filter_tiles(weight)
     n = len(tiles)
     ncol = n if n <= 8 else math.ceil(math.sqrt(n))
-    bar = colour_bar(torch.tensor([[0.0, 0.5, 1.0]] * 3), f"-{peak:.2g}", f"+{peak:.2g}", "weight")
+    bar = colour_bar(torch.tensor([[0.0, 0.5, 1.0]] * 3), f"-{peak:.2g}", "0", f"+{peak:.2g}", "weight")
     size = f"{weight.shape[-2]}x{weight.shape[-1]}x{weight.shape[1]}"
     title = f"first-layer filters: {n} filters of {size}, one shared scale"
     return figure(tiles, [f"#{i + 1}" for i in range(n)], ncol, title, footer=bar)
@@ -174,7 +173,7 @@ def saliency_figure(images: Tensor, maps: Tensor, true: Sequence[str], pred: Seq
     tiles = torch.cat([imgs, gap, sal], -1)  # one tile per pair: image | map
     captions = [f"true {t}\npredicted {p}" + ("" if p == t else " (wrong)") for t, p in zip(true, pred)]
     method = f"SmoothGrad ({smooth} noisy copies)" if smooth else "plain gradients"
-    bar = colour_bar(heat(torch.linspace(0, 1, 16)[None])[0].reshape(3, -1), "0", "max",
+    bar = colour_bar(heat(torch.linspace(0, 1, 16)[None])[0].reshape(3, -1), "0", "", "max",
                      "|d class score / d pixel|, per image")
     return figure(tiles, captions, pairs_per_row, f"each image beside the saliency of its true class (Simonyan et "
                   f"al. 2014), {method}", lines=2, footer=bar)
